@@ -1,0 +1,108 @@
+// Package bans holds what every part of xdpban agrees on: the ban record,
+// the backend interface that XDP (loader/) and netfilter (fallback/) both
+// implement, and the parsing of the addresses an operator or a log names.
+//
+// Keeping these in one place is what lets the daemon, the CLI, the log
+// watcher and the store exchange bans without knowing which backend
+// enforces them.
+package bans
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Ban is one banned address or prefix.
+type Ban struct {
+	// Prefix is canonical: masked, IPv4 never written as IPv4-mapped IPv6.
+	// A single address is a /32 or /128 (after Normalize's IPv6 widening).
+	Prefix netip.Prefix `json:"addr"`
+	Jail   string       `json:"jail"`
+	// Expires is the wall-clock instant the ban ends; the zero time means
+	// permanent.
+	Expires time.Time `json:"expires"`
+	// Packets and Bytes are what the backend dropped for this entry. They
+	// are filled by List and ignored by Add.
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// Permanent reports whether the ban never expires.
+func (b Ban) Permanent() bool { return b.Expires.IsZero() }
+
+// Expired reports whether the ban has ended at now.
+func (b Ban) Expired(now time.Time) bool {
+	return !b.Expires.IsZero() && !now.Before(b.Expires)
+}
+
+// Remaining is the time left at now; 0 for permanent or expired bans.
+func (b Ban) Remaining(now time.Time) time.Duration {
+	if b.Expires.IsZero() || !now.Before(b.Expires) {
+		return 0
+	}
+	return b.Expires.Sub(now)
+}
+
+// Sentinel errors callers branch on.
+var (
+	// ErrNotBanned: an unban named something no backend entry matches.
+	ErrNotBanned = errors.New("not banned")
+	// ErrUnsupported: the backend cannot do this on this host (probe
+	// failures wrap it so "auto" knows to fall back).
+	ErrUnsupported = errors.New("not supported on this host")
+	// ErrFull: a map or set has no room left.
+	ErrFull = errors.New("ban table full")
+)
+
+// Backend is an enforcement point. Implementations: loader.XDP and
+// fallback.IPTables. All methods are safe for concurrent use.
+type Backend interface {
+	// Kind names the backend: "xdp" or "iptables".
+	Kind() string
+	// Add inserts or replaces bans (the same prefix twice keeps the last).
+	Add(ctx context.Context, bs ...Ban) error
+	// Delete removes the exact prefixes given. It returns how many were
+	// removed; naming nothing that is banned is not an error (n == 0).
+	Delete(ctx context.Context, ps ...netip.Prefix) (n int, err error)
+	// Flush removes every ban.
+	Flush(ctx context.Context) (n int, err error)
+	// List returns all entries, expired ones included, with counters.
+	List(ctx context.Context) ([]Ban, error)
+	// Expire removes the entries that have ended at now and returns them.
+	Expire(ctx context.Context, now time.Time) ([]Ban, error)
+	// Status describes interfaces, table fill and global counters.
+	Status(ctx context.Context) (Status, error)
+	// Close releases handles and leaves enforcement in place, so a
+	// restarted daemon (or the kernel, for XDP) keeps dropping.
+	Close() error
+	// Detach removes everything the backend attached, pinned or added.
+	Detach() error
+}
+
+// Status is what `xdpban status` prints about a backend.
+type Status struct {
+	Backend    string        `json:"backend"`
+	Reason     string        `json:"reason,omitempty"`
+	Interfaces []IfaceStatus `json:"interfaces"`
+	Tables     []TableStatus `json:"tables"`
+	// Counters are global: passed, dropped, expired_pass, not_ip,
+	// malformed for XDP; dropped (and whatever the backend can count)
+	// otherwise.
+	Counters map[string]uint64 `json:"counters"`
+}
+
+// IfaceStatus is one interface the backend protects.
+type IfaceStatus struct {
+	Name string `json:"name"`
+	// Mode is "native", "generic" or, for netfilter, "netfilter".
+	Mode string `json:"mode"`
+}
+
+// TableStatus is the fill of one map or set.
+type TableStatus struct {
+	Name     string `json:"name"`
+	Entries  int    `json:"entries"`
+	Capacity int    `json:"capacity"`
+}

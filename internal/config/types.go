@@ -1,0 +1,113 @@
+// Package config loads xdpban's configuration, written in fail2ban's
+// dialect (xdpban.conf / jail.conf, jail.d/*.conf, *.local overrides,
+// [INCLUDES], %(name)s interpolation) so an operator's jail.local can be
+// copied over, and fail2ban's own /etc/fail2ban tree can be read as is.
+//
+// It is the one loader: the daemon, `xdpban regex --jail`, `xdpban check`
+// and the fail2ban compatibility mode all go through it.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is a fully resolved configuration.
+type Config struct {
+	Daemon Daemon
+	// Jails holds every jail section, enabled or not, in file order.
+	Jails []Jail
+	// FilterDirs are searched in order for filter.d/NAME.conf / .local.
+	// The embedded shipped filters are searched last.
+	FilterDirs []string
+	// Files lists every file read, for error messages and `status`.
+	Files []string
+}
+
+// Daemon holds the [xdpban] section (daemon-wide settings).
+type Daemon struct {
+	Backend    string   // auto | xdp | iptables
+	Interfaces []string // empty: the default-route interfaces
+	PinPath    string   // default /sys/fs/bpf/xdpban
+	Socket     string   // default /run/xdpban/xdpban.sock
+	StateDir   string   // default /var/lib/xdpban
+	MapSizes   MapSizes
+	IPv6Prefix int // 48..128, default 64
+	// MetricsListen is empty when metrics are off (the default).
+	MetricsListen string
+	LogFormat     string // text | json
+	LogLevel      string // debug | info | warn | error
+	DBPurgeAge    time.Duration
+	DropLogRate   int  // drop events per second per banned address
+	DropLogGlobal int  // drop events per second in all
+	LogDrops      bool // write drop events to the daemon log
+	// Chains are the netfilter chains jumping to the xdpban chain
+	// (iptables backend): INPUT by default, FORWARD / DOCKER-USER opt-in.
+	Chains    []string
+	BlockType string // DROP | REJECT
+}
+
+// MapSizes are the XDP map capacities, set at load time.
+type MapSizes struct {
+	V4, V6, V4Net, V6Net int
+}
+
+// Jail is one resolved jail section.
+type Jail struct {
+	Name    string
+	Enabled bool
+	// Filter is the filter spec as written: "sshd", "sshd[mode=aggressive]".
+	Filter string
+	// LogPaths are as configured (globs allowed; expanded by logwatch, so
+	// a file appearing later is picked up).
+	LogPaths     []string
+	Backend      string // auto | file | journal
+	JournalMatch []string
+	MaxRetry     int
+	FindTime     time.Duration
+	// BanTime < 0 means permanent (fail2ban's -1).
+	BanTime   time.Duration
+	Increment Increment
+	IgnoreIP  []netip.Prefix
+	// IgnoreSelf adds the host's own addresses (127.0.0.0/8 and ::1 are
+	// always ignored whatever this says).
+	IgnoreSelf bool
+	// Port is the jail's port scope as written ("ssh", "http,https",
+	// "1000:2000"); empty means all ports.
+	Port     string
+	Protocol string // tcp | udp | all
+	// Replaced lists banaction/action lines read from a fail2ban config:
+	// reported as replaced by xdpban's enforcement, never executed.
+	Replaced []string
+	// Actions are xdpban's own notification actions (mail, webhook,
+	// command) run on ban and unban.
+	Actions []Action
+	// RateLimit is the per-source SYN token bucket; zero Rate is off.
+	RateLimit RateLimit
+	// Source is "file:line" of the section header, for error messages.
+	Source string
+}
+
+// Increment is fail2ban's bantime.increment family.
+type Increment struct {
+	Enabled bool
+	Factor  float64       // bantime.factor, default 1
+	MaxTime time.Duration // bantime.maxtime, 0: no cap
+	RndTime time.Duration // bantime.rndtime, 0: none
+}
+
+// Action is one notification action of a jail.
+type Action struct {
+	Kind string // mail | webhook | command
+	// Options are the action's key=value settings (to, relay, url,
+	// template, path, timeout, …) as written.
+	Options map[string]string
+}
+
+// RateLimit is `ratelimit = N/period[,burst=B]` plus ratelimit.banafter.
+type RateLimit struct {
+	Rate     int           // N
+	Per      time.Duration // period
+	Burst    int           // B, default N
+	BanAfter time.Duration // 0: never turned into a ban
+}

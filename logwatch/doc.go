@@ -1,0 +1,60 @@
+// Package logwatch is the fail2ban job: it follows logs (files through
+// github.com/nxadm/tail, or the systemd journal), matches each line
+// against a jail's filter, counts failures per address in a sliding
+// window, and emits ban decisions.
+//
+// The pieces, each in its own file:
+//   - filter*.go: filter.d loading, Python-re translation, <HOST> tags,
+//     failregex/ignoreregex/prefregex, compiled once per filter.
+//   - date*.go: timestamp detection (syslog without year, ISO 8601,
+//     Apache, epoch, datepattern).
+//   - follow*.go / journal*.go: following sources, persisted positions.
+//   - window.go / jail.go: per-jail counting and ban decisions.
+//   - replay.go: `xdpban regex`, the fail2ban-regex of xdpban.
+package logwatch
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Verdict is what a filter made of one line.
+type Verdict int
+
+const (
+	Miss    Verdict = iota // no failregex matched
+	Fail                   // a failregex matched: a failure for Match.Host
+	Ignored                // a failregex matched but an ignoreregex too
+	Skipped                // not a usable line (not UTF-8, too long, binary)
+)
+
+// Match is one failure found in a log.
+type Match struct {
+	// Host is the address from <HOST>/<ADDR>/<IP4>/<IP6>, unmapped
+	// (::ffff:192.0.2.1 is 192.0.2.1). Invalid when the capture was a
+	// hostname (HostName holds it; xdpban never resolves names).
+	Host     netip.Addr
+	HostName string
+	User     string    // <F-USER>, informative only
+	Time     time.Time // from the line; zero when the line has none
+	Line     string
+}
+
+// Scanner is the per-source state of a filter (multi-line buffers, year
+// inference for syslog dates). A Filter is compiled once and shared; each
+// followed source gets its own Scanner from Filter.NewScanner.
+type Scanner interface {
+	// Scan reads one line without its newline. ref is the wall-clock
+	// time used to infer missing date parts (the year).
+	Scan(line string, ref time.Time) (Verdict, []Match)
+}
+
+// Decision is a ban the jail engine asks for.
+type Decision struct {
+	Jail     string
+	Addr     netip.Addr
+	Failures int           // failures in the window that crossed maxretry
+	BanTime  time.Duration // < 0: permanent; increment already applied
+	At       time.Time     // time of the failure that crossed the line
+	Lines    []string      // matched lines, for notifications
+}

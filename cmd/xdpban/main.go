@@ -1,0 +1,214 @@
+// Command xdpban is the banning daemon and its command-line client.
+//
+// Every subcommand is one entry in the commands table; other files in this
+// package add their own entries (regex, check) so the dispatcher stays the
+// one place that knows the command set.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit codes shared by every subcommand.
+const (
+	exitOK      = 0
+	exitFailure = 1 // runtime failure: the daemon, the kernel or a file said no
+	exitUsage   = 2 // bad input: the operator must change the command line
+)
+
+// env is everything a command touches outside its arguments, so tests can
+// run commands in-process with their own streams, environment and paths.
+type env struct {
+	stdout, stderr io.Writer
+	stdin          io.Reader
+	getenv         func(string) string
+	// ctx is cancelled on SIGINT/SIGTERM (main) or by the test.
+	ctx context.Context
+
+	// Global path flags; empty means the configured or built-in default.
+	socket   string
+	pinPath  string
+	config   string
+	stateDir string
+	// json selects machine-readable output where a command supports it.
+	json bool
+}
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	fn      func(e *env, args []string) int
+}
+
+// commands is the subcommand table. Keep it sorted by how often an operator
+// types the command; `xdpban help` prints it in this order.
+var commands = []command{
+	{"run", "run the daemon in the foreground", cmdRun},
+	{"ban", "ban an address or CIDR (ban ADDR|CIDR [--for D] [--jail J], ban --from-file FILE)", cmdBan},
+	{"unban", "lift a ban (unban ADDR|CIDR [--jail J], unban --all)", cmdUnban},
+	{"list", "list active bans with their counters", cmdList},
+	{"status", "show backend, interfaces, tables and jails (status [JAIL])", cmdStatus},
+	{"reload", "reload the configuration of the running daemon (reload [JAIL])", cmdReload},
+	{"detach", "remove the XDP program, maps and firewall rules xdpban installed", cmdDetach},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	e := &env{
+		stdout: os.Stdout,
+		stderr: os.Stderr,
+		stdin:  os.Stdin,
+		getenv: os.Getenv,
+		ctx:    ctx,
+	}
+	code := run(e, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// errUsage marks errors that are the operator's to fix (exit 2).
+var errUsage = errors.New("usage")
+
+// usageErr is a bad-input error: printed as one line, exit 2.
+func usageErr(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+}
+
+// fail prints err as the one-line `xdpban: <what>: <why>` and returns the
+// exit code that goes with it.
+func (e *env) fail(what string, err error) int {
+	msg := err.Error()
+	code := exitFailure
+	if errors.Is(err, errUsage) {
+		code = exitUsage
+		msg = strings.TrimPrefix(msg, errUsage.Error()+": ")
+	}
+	msg = strings.ReplaceAll(msg, "\n", " ")
+	if what == "" {
+		fmt.Fprintf(e.stderr, "xdpban: %s\n", msg)
+	} else {
+		fmt.Fprintf(e.stderr, "xdpban: %s: %s\n", what, msg)
+	}
+	return code
+}
+
+// globalFlags registers the path flags on fs so they are accepted both
+// before the subcommand and among its own flags.
+func (e *env) globalFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.socket, "socket", e.socket, "control socket `PATH` (default /run/xdpban/xdpban.sock)")
+	fs.StringVar(&e.pinPath, "pin-path", e.pinPath, "bpffs pin `DIR` (default /sys/fs/bpf/xdpban)")
+	fs.StringVar(&e.config, "config", e.config, "configuration `DIR` (default /etc/xdpban)")
+	fs.StringVar(&e.stateDir, "state-dir", e.stateDir, "state `DIR` holding the ban database (default /var/lib/xdpban)")
+}
+
+// newFlags returns a flag set for a subcommand with the global flags on it.
+// Its output goes to stderr; errors are returned, never exit.
+func (e *env) newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("xdpban "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	e.globalFlags(fs)
+	return fs
+}
+
+// parseFlags parses args allowing flags after positional arguments
+// (`xdpban ban 192.0.2.7 --for 1h`), which the flag package alone does
+// not. "--" ends flag parsing.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageErr("%s: %v: see 'xdpban help'", fs.Name(), err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// fs.Parse stops at "--" after consuming it; everything after is positional.
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func run(e *env, args []string) int {
+	if e.ctx == nil {
+		e.ctx = context.Background()
+	}
+	if e.getenv == nil {
+		e.getenv = func(string) string { return "" }
+	}
+	if e.stdin == nil {
+		e.stdin = strings.NewReader("")
+	}
+	fs := flag.NewFlagSet("xdpban", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	e.globalFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(e.stdout)
+			return exitOK
+		}
+		return e.fail("", usageErr("%v: see 'xdpban help'", err))
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		usage(e.stderr)
+		return exitUsage
+	}
+	name := rest[0]
+	if name == "help" {
+		usage(e.stdout)
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name == name {
+			return c.fn(e, rest[1:])
+		}
+	}
+	return e.fail("", usageErr("unknown command %q: run 'xdpban help' for the list", name))
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: xdpban [--socket PATH] [--pin-path DIR] [--config DIR] [--state-dir DIR] COMMAND [ARGS]")
+	fmt.Fprintln(w, "\ncommands:")
+	cs := append([]command(nil), commands...)
+	width := 0
+	for _, c := range cs {
+		width = max(width, len(c.name))
+	}
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
+	}
+}
+
+// notImplemented is the scaffold placeholder while the real commands land.
+func notImplemented(name string) func(*env, []string) int {
+	return func(e *env, _ []string) int {
+		return e.fail(name, errors.New("not implemented yet"))
+	}
+}
+
+var (
+	cmdRun    = notImplemented("run")
+	cmdBan    = notImplemented("ban")
+	cmdUnban  = notImplemented("unban")
+	cmdList   = notImplemented("list")
+	cmdStatus = notImplemented("status")
+	cmdReload = notImplemented("reload")
+	cmdDetach = notImplemented("detach")
+)

@@ -1,0 +1,53 @@
+# xdpban — `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+TRIPLE := $(shell gcc -dumpmachine 2>/dev/null || echo x86_64-linux-gnu)
+export BPF_CFLAGS := -O2 -g -Wall -Werror -I/usr/include/$(TRIPLE)
+BIN := bin/xdpban
+PREFIX ?= /usr/local
+DESTDIR ?=
+# Debian packages the build, tests and benchmarks need.
+APT_PKGS := clang llvm libbpf-dev linux-libc-dev bpftool iptables iproute2 ipset fail2ban
+APT_BENCH_PKGS := xdp-tools netsniff-ng
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install what building and testing need (Debian packages, bpffs)
+	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
+deps-bench: deps ## also install the peers the benchmarks compare against
+	@missing=$$(for p in $(APT_BENCH_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
+		echo "warning: could not install $$missing; the sections that need them will say so"; \
+	fi
+
+generate: deps ## rebuild the BPF object and Go bindings with bpf2go (needs clang)
+	$(GO) generate ./loader/...
+
+build: ## build bin/xdpban (uses the committed BPF object; no clang needed)
+	$(GO) build -o $(BIN) ./cmd/xdpban
+
+test: deps ## run every test, privileged ones included (run as root)
+	$(GO) vet ./...
+	CGO_ENABLED=1 $(GO) test -count=1 -timeout 25m ./...
+
+fuzz: ## fuzz each parser for FUZZTIME (default 30s)
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -ho '^func Fuzz[A-Za-z0-9_]*' | sort -u | sed 's/func //'); do \
+		pkg=$$(dirname $$(grep -rl --include='*_test.go' "^func $$spec(" . | head -1)); \
+		echo "== $$spec in $$pkg"; $(GO) test -run XXX -fuzz "^$$spec$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+	done
+
+run: deps build ## run the daemon protecting this host's default-route interfaces (root)
+	./$(BIN) run
+
+.PHONY: help deps deps-bench generate build test fuzz run

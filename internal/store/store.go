@@ -1,0 +1,480 @@
+// Package store is xdpban's durable state: the active bans (so a restarted
+// daemon, or one started after a reboot, puts every unexpired ban back),
+// the per-address ban history bantime.increment needs, and the log
+// positions and journal cursors that stop a restart from counting a
+// failure twice.
+//
+// It is one bbolt file. Every write is a committed, fsync'd transaction
+// before the call returns, which is what lets the CLI report success only
+// once a ban survives a crash.
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+// ErrLocked: another process (a running daemon) holds the database.
+var ErrLocked = errors.New("database in use by another process")
+
+var (
+	bucketBans      = []byte("bans")
+	bucketHistory   = []byte("history")
+	bucketPositions = []byte("positions")
+	bucketCursors   = []byte("cursors")
+	bucketMeta      = []byte("meta")
+)
+
+// lockTimeout bounds the wait for bbolt's flock: a CLI running while the
+// daemon holds the file must fail fast and go through the socket instead.
+const lockTimeout = 500 * time.Millisecond
+
+// Store is the open database. Safe for concurrent use.
+type Store struct {
+	db        *bolt.DB
+	path      string
+	recovered string
+}
+
+// Open opens (creating it and its directory) the database at path. A file
+// that is not a readable bbolt database is moved aside to
+// path.corrupt-<unix time> with an error log line and a fresh one is
+// created; Recovered then names the moved file so the caller can import
+// what the kernel still enforces.
+func Open(path string, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	db, err := openChecked(path)
+	var moved string
+	if err != nil {
+		if errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) {
+			return nil, err
+		}
+		moved = fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
+		if rerr := os.Rename(path, moved); rerr != nil {
+			return nil, fmt.Errorf("open %s: %w; moving it aside failed too: %v", path, err, rerr)
+		}
+		log.Error("ban database unreadable, moved aside; starting a new one from what the kernel still enforces",
+			"path", path, "moved_to", moved, "err", err)
+		db, err = openChecked(path)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s := &Store{db: db, path: path, recovered: moved}
+	return s, nil
+}
+
+func openChecked(path string) (db *bolt.DB, err error) {
+	// A damaged page can make bbolt panic instead of returning an error;
+	// either way the file is unusable and must be moved aside.
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			db, err = nil, fmt.Errorf("open %s: database corrupt: %v", path, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: %w: stop the daemon or use its control socket", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketBans, bucketHistory, bucketPositions, bucketCursors, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		for cerr := range tx.Check() {
+			return cerr
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: database corrupt: %w", path, err)
+	}
+	return db, nil
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Recovered is the path the corrupt database was moved to by Open, or "".
+func (s *Store) Recovered() string { return s.recovered }
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// banKey is the prefix as network-order bytes: the 16-byte address (IPv4
+// as the 4 bytes left-aligned, with a family byte so 192.0.2.0/24 and
+// c000:200::/24 never collide) then the length.
+func banKey(p netip.Prefix) []byte {
+	k := make([]byte, 18)
+	a := p.Addr()
+	if a.Is4() {
+		k[0] = 4
+		b := a.As4()
+		copy(k[1:], b[:])
+	} else {
+		k[0] = 6
+		b := a.As16()
+		copy(k[1:], b[:])
+	}
+	k[17] = byte(p.Bits())
+	return k
+}
+
+func parseBanKey(k []byte) (netip.Prefix, error) {
+	if len(k) < 18 {
+		return netip.Prefix{}, fmt.Errorf("bad key length %d", len(k))
+	}
+	var a netip.Addr
+	switch k[0] {
+	case 4:
+		a = netip.AddrFrom4([4]byte(k[1:5]))
+	case 6:
+		a = netip.AddrFrom16([16]byte(k[1:17]))
+	default:
+		return netip.Prefix{}, fmt.Errorf("bad key family %d", k[0])
+	}
+	p := netip.PrefixFrom(a, int(k[17]))
+	if !p.IsValid() {
+		return netip.Prefix{}, fmt.Errorf("bad key prefix length %d", k[17])
+	}
+	return p, nil
+}
+
+type banValue struct {
+	Jail    string `json:"jail"`
+	Expires int64  `json:"expires,omitempty"` // unix ns; 0 permanent
+}
+
+// PutBans records bans (replacing any ban on the same prefix) in one
+// durable transaction.
+func (s *Store) PutBans(bs ...bans.Ban) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBans)
+		for _, ban := range bs {
+			v := banValue{Jail: ban.Jail}
+			if !ban.Expires.IsZero() {
+				v.Expires = ban.Expires.UnixNano()
+			}
+			buf, _ := json.Marshal(v)
+			if err := b.Put(banKey(ban.Prefix), buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store %d bans: %w", len(bs), err)
+	}
+	return nil
+}
+
+// DeleteBans removes the bans on the exact prefixes given and returns how
+// many there were.
+func (s *Store) DeleteBans(ps ...netip.Prefix) (int, error) {
+	if len(ps) == 0 {
+		return 0, nil
+	}
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBans)
+		for _, p := range ps {
+			k := banKey(p)
+			if b.Get(k) == nil {
+				continue
+			}
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete %d bans: %w", len(ps), err)
+	}
+	return n, nil
+}
+
+// DeleteAllBans removes every active ban record (history is kept).
+func (s *Store) DeleteAllBans() (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketBans).Stats().KeyN
+		if err := tx.DeleteBucket(bucketBans); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bucketBans)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delete all bans: %w", err)
+	}
+	return n, nil
+}
+
+// Bans returns every stored ban, expired ones included, in key order.
+// Records that cannot be decoded are skipped and logged by the caller's
+// reconcile (they are returned in the error count).
+func (s *Store) Bans() ([]bans.Ban, error) {
+	var out []bans.Ban
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBans).ForEach(func(k, v []byte) error {
+			p, err := parseBanKey(k)
+			if err != nil {
+				return nil // unreadable key: not a ban we can enforce
+			}
+			var bv banValue
+			if err := json.Unmarshal(v, &bv); err != nil {
+				return nil
+			}
+			b := bans.Ban{Prefix: p, Jail: bv.Jail}
+			if bv.Expires != 0 {
+				b.Expires = time.Unix(0, bv.Expires)
+			}
+			out = append(out, b)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read bans: %w", err)
+	}
+	return out, nil
+}
+
+// Ban returns the stored ban on exactly p.
+func (s *Store) Ban(p netip.Prefix) (bans.Ban, bool, error) {
+	var (
+		b  bans.Ban
+		ok bool
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketBans).Get(banKey(p))
+		if v == nil {
+			return nil
+		}
+		var bv banValue
+		if err := json.Unmarshal(v, &bv); err != nil {
+			return fmt.Errorf("decode ban %s: %w", p, err)
+		}
+		b, ok = bans.Ban{Prefix: p, Jail: bv.Jail}, true
+		if bv.Expires != 0 {
+			b.Expires = time.Unix(0, bv.Expires)
+		}
+		return nil
+	})
+	return b, ok, err
+}
+
+// Event is one past ban of an address, for bantime.increment.
+type Event struct {
+	Prefix  netip.Prefix  `json:"-"`
+	Jail    string        `json:"jail"`
+	At      time.Time     `json:"-"`
+	BanTime time.Duration `json:"bantime"` // < 0 permanent
+}
+
+// historyKey sorts events of one prefix together, oldest first.
+func historyKey(p netip.Prefix, at time.Time) []byte {
+	k := banKey(p)
+	ns := int64(0)
+	if at.After(time.Unix(0, 0)) {
+		ns = at.UnixNano()
+	}
+	return binary.BigEndian.AppendUint64(k, uint64(ns))
+}
+
+// RecordBan appends a ban to the prefix's history.
+func (s *Store) RecordBan(e Event) error {
+	buf, _ := json.Marshal(e)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHistory).Put(historyKey(e.Prefix, e.At), buf)
+	})
+	if err != nil {
+		return fmt.Errorf("record ban history of %s: %w", e.Prefix, err)
+	}
+	return nil
+}
+
+// History returns the past bans of p since the given time (all jails when
+// jail is empty), oldest first.
+func (s *Store) History(p netip.Prefix, jail string, since time.Time) ([]Event, error) {
+	var out []Event
+	start := historyKey(p, since)
+	pre := banKey(p)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketHistory).Cursor()
+		for k, v := c.Seek(start); k != nil && len(k) == 26 && string(k[:18]) == string(pre); k, v = c.Next() {
+			var e Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				continue
+			}
+			if jail != "" && e.Jail != jail {
+				continue
+			}
+			e.Prefix = p
+			e.At = time.Unix(0, int64(binary.BigEndian.Uint64(k[18:])))
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read ban history of %s: %w", p, err)
+	}
+	return out, nil
+}
+
+// Purge removes history recorded before the cutoff (dbpurgeage), except
+// for prefixes that are still banned: their history is what makes the
+// next ban longer.
+func (s *Store) Purge(before time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		active := tx.Bucket(bucketBans)
+		h := tx.Bucket(bucketHistory)
+		cut := uint64(before.UnixNano())
+		var doomed [][]byte
+		err := h.ForEach(func(k, _ []byte) error {
+			if len(k) == 26 && binary.BigEndian.Uint64(k[18:]) < cut && active.Get(k[:18]) == nil {
+				doomed = append(doomed, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range doomed {
+			if err := h.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(doomed)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge ban history: %w", err)
+	}
+	return n, nil
+}
+
+// Position is where reading of one log source stopped.
+type Position struct {
+	// Offset is the byte offset after the last line fully handled.
+	Offset int64 `json:"offset"`
+	// ID identifies the file the offset belongs to (device:inode, plus
+	// whatever the follower uses to detect rotation/truncation).
+	ID string `json:"id,omitempty"`
+}
+
+// Position returns the saved position of a log file.
+func (s *Store) Position(source string) (Position, bool, error) {
+	var p Position
+	ok, err := s.get(bucketPositions, source, &p)
+	return p, ok, err
+}
+
+// SetPosition saves the position of a log file durably.
+func (s *Store) SetPosition(source string, p Position) error {
+	return s.put(bucketPositions, source, p)
+}
+
+// Cursor returns the saved journal cursor of a source (a jail's journal
+// match).
+func (s *Store) Cursor(source string) (string, bool, error) {
+	var c string
+	ok, err := s.get(bucketCursors, source, &c)
+	return c, ok, err
+}
+
+// SetCursor saves a journal cursor durably.
+func (s *Store) SetCursor(source, cursor string) error {
+	return s.put(bucketCursors, source, cursor)
+}
+
+// Positions lists every saved file position, for status output.
+func (s *Store) Positions() (map[string]Position, error) {
+	out := map[string]Position{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPositions).ForEach(func(k, v []byte) error {
+			var p Position
+			if json.Unmarshal(v, &p) == nil {
+				out[string(k)] = p
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+func (s *Store) get(bucket []byte, key string, v any) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucket).Get([]byte(key))
+		if raw == nil {
+			return nil
+		}
+		ok = true
+		return json.Unmarshal(raw, v)
+	})
+	if err != nil {
+		return false, fmt.Errorf("read %s %q: %w", bucket, key, err)
+	}
+	return ok, nil
+}
+
+func (s *Store) put(bucket []byte, key string, v any) error {
+	if key == "" {
+		return fmt.Errorf("save %s: empty source name", bucket)
+	}
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("save %s %q: %w", bucket, key, err)
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).Put([]byte(key), buf)
+	})
+	if err != nil {
+		return fmt.Errorf("save %s %q: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// SortBans orders bans by family, address then length, the order `list`
+// prints.
+func SortBans(bs []bans.Ban) {
+	sort.Slice(bs, func(i, j int) bool {
+		a, b := bs[i].Prefix, bs[j].Prefix
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c < 0
+		}
+		return a.Bits() < b.Bits()
+	})
+}

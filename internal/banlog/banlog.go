@@ -1,0 +1,126 @@
+// Package banlog writes the ban log: one line per ban and unban in
+// fail2ban's own format, so fail2ban's shipped `recidive` filter (and any
+// tool already parsing fail2ban.log) reads xdpban's log unchanged.
+package banlog
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// DefaultPath is where the ban log goes unless `banlog` says otherwise.
+const DefaultPath = "/var/log/xdpban.log"
+
+// timeLayout is fail2ban's: comma before the milliseconds.
+const timeLayout = "2006-01-02 15:04:05,000"
+
+// Log appends ban/unban lines to a file. Safe for concurrent use.
+type Log struct {
+	mu   sync.Mutex
+	path string
+	w    io.WriteCloser
+	pid  int
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+// Open opens (creating, 0640) the ban log for appending. An empty path
+// means no file: only the slog lines are written.
+func Open(path string, log *slog.Logger) (*Log, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	l := &Log{path: path, pid: os.Getpid(), log: log, now: time.Now}
+	if path == "" {
+		return l, nil
+	}
+	if err := l.open(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) open() error {
+	if err := os.MkdirAll(filepath.Dir(l.path), 0o755); err != nil {
+		return fmt.Errorf("ban log %s: %w", l.path, err)
+	}
+	f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("ban log %s: %w: set `banlog` to a writable path", l.path, err)
+	}
+	l.w = f
+	return nil
+}
+
+// Reopen closes and reopens the file, for logrotate's postrotate (SIGHUP).
+func (l *Log) Reopen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.path == "" {
+		return nil
+	}
+	if l.w != nil {
+		l.w.Close()
+	}
+	return l.open()
+}
+
+// Addr is how a ban's target is written: the bare address for a single
+// host (what fail2ban writes, and what <HOST> in recidive matches), the
+// network address for a widened IPv6 prefix of /48 or narrower (banning it
+// again widens to the same prefix), CIDR notation otherwise.
+func Addr(p netip.Prefix) string {
+	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() >= 48) {
+		return p.Addr().String()
+	}
+	return p.String()
+}
+
+// Ban logs a ban.
+func (l *Log) Ban(jail string, p netip.Prefix, expires time.Time) {
+	l.write("Ban", jail, p)
+	args := []any{"jail", jail, "addr", p.String()}
+	if expires.IsZero() {
+		args = append(args, "permanent", true)
+	} else {
+		args = append(args, "expires", expires.UTC().Format(time.RFC3339))
+	}
+	l.log.Info("ban", args...)
+}
+
+// Unban logs an unban; why is "expired", "manual", "flush" or similar.
+func (l *Log) Unban(jail string, p netip.Prefix, why string) {
+	l.write("Unban", jail, p)
+	l.log.Info("unban", "jail", jail, "addr", p.String(), "reason", why)
+}
+
+func (l *Log) write(verb, jail string, p netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		return
+	}
+	line := fmt.Sprintf("%s xdpban.actions [%d]: NOTICE  [%s] %s %s\n",
+		l.now().Format(timeLayout), l.pid, jail, verb, Addr(p))
+	if _, err := io.WriteString(l.w, line); err != nil {
+		l.log.Error("write ban log failed", "path", l.path, "err", err)
+	}
+}
+
+// Close closes the file.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		return nil
+	}
+	err := l.w.Close()
+	l.w = nil
+	return err
+}

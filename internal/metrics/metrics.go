@@ -1,0 +1,162 @@
+// Package metrics exposes xdpban's Prometheus metrics. It is off unless
+// metrics_listen is set: a banning host should not open a port by default.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+// DefaultListen is the documented metrics_listen value.
+const DefaultListen = "127.0.0.1:9798"
+
+// StatusFunc reads the backend's counters and table fill at scrape time.
+type StatusFunc func(ctx context.Context) (bans.Status, error)
+
+// Metrics holds the collectors the daemon updates.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	BansActive   *prometheus.GaugeVec   // jail
+	BansTotal    *prometheus.CounterVec // jail
+	UnbansTotal  *prometheus.CounterVec // jail, reason
+	Failures     *prometheus.CounterVec // jail
+	LinesRead    *prometheus.CounterVec // log
+	LinesSkipped *prometheus.CounterVec // log
+	// BanLatency is decision (or CLI request) to backend Add done.
+	BanLatency prometheus.Histogram
+}
+
+// New builds the collectors; status (may be nil) feeds the backend ones.
+func New(status StatusFunc) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		BansActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "xdpban_bans_active", Help: "Bans currently enforced, per jail.",
+		}, []string{"jail"}),
+		BansTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xdpban_bans_total", Help: "Bans added since the daemon started, per jail.",
+		}, []string{"jail"}),
+		UnbansTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xdpban_unbans_total", Help: "Bans lifted since the daemon started, per jail and reason (expired, manual).",
+		}, []string{"jail", "reason"}),
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xdpban_failures_total", Help: "Log lines matched as failures, per jail.",
+		}, []string{"jail"}),
+		LinesRead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xdpban_log_lines_read_total", Help: "Lines read, per followed log.",
+		}, []string{"log"}),
+		LinesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "xdpban_log_lines_skipped_total", Help: "Lines skipped as unusable (binary, too long), per followed log.",
+		}, []string{"log"}),
+		BanLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "xdpban_ban_latency_seconds",
+			Help:    "Time from a ban decision to the backend enforcing it.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50µs .. ~1.6s
+		}),
+	}
+	m.Registry.MustRegister(m.BansActive, m.BansTotal, m.UnbansTotal, m.Failures,
+		m.LinesRead, m.LinesSkipped, m.BanLatency,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if status != nil {
+		m.Registry.MustRegister(&backendCollector{status: status})
+	}
+	return m
+}
+
+var (
+	descDropped = prometheus.NewDesc("xdpban_dropped_packets_total",
+		"Packets dropped by the backend (XDP per-CPU counters summed).", []string{"backend"}, nil)
+	descDroppedBytes = prometheus.NewDesc("xdpban_dropped_bytes_total",
+		"Bytes dropped by the backend.", []string{"backend"}, nil)
+	descCounter = prometheus.NewDesc("xdpban_backend_counter",
+		"Global backend counters (passed, dropped, expired_pass, not_ip, malformed for XDP).", []string{"backend", "name"}, nil)
+	descEntries = prometheus.NewDesc("xdpban_table_entries",
+		"Entries in each ban map or set.", []string{"table"}, nil)
+	descCapacity = prometheus.NewDesc("xdpban_table_capacity",
+		"Capacity of each ban map or set.", []string{"table"}, nil)
+	descFill = prometheus.NewDesc("xdpban_table_fill_ratio",
+		"Entries over capacity of each ban map or set.", []string{"table"}, nil)
+	descUp = prometheus.NewDesc("xdpban_backend_up",
+		"1 when the backend answered the last status read.", nil, nil)
+)
+
+// backendCollector reads the backend at scrape time, so the kernel's
+// per-CPU counters are never copied on a timer nobody reads.
+type backendCollector struct{ status StatusFunc }
+
+func (c *backendCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descDropped, descDroppedBytes, descCounter, descEntries, descCapacity, descFill, descUp} {
+		ch <- d
+	}
+}
+
+func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.status(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.Counters["dropped"]), st.Backend)
+	ch <- prometheus.MustNewConstMetric(descDroppedBytes, prometheus.CounterValue, float64(st.Counters["dropped_bytes"]), st.Backend)
+	for name, v := range st.Counters {
+		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), st.Backend, name)
+	}
+	for _, t := range st.Tables {
+		ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(t.Entries), t.Name)
+		ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(t.Capacity), t.Name)
+		if t.Capacity > 0 {
+			ch <- prometheus.MustNewConstMetric(descFill, prometheus.GaugeValue, float64(t.Entries)/float64(t.Capacity), t.Name)
+		}
+	}
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// Listen binds addr (host:port) so a bad or busy address fails at start,
+// not in the background.
+func Listen(addr string) (net.Listener, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("metrics_listen %q: %w: want HOST:PORT such as %s", addr, err, DefaultListen)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen %q: %w", addr, err)
+	}
+	return ln, nil
+}
+
+// Serve serves /metrics on ln until ctx ends.
+func (m *Metrics) Serve(ctx context.Context, ln net.Listener, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
+	m := New(func(context.Context) (bans.Status, error) {
+		return bans.Status{
+			Backend:  "xdp",
+			Counters: map[string]uint64{"dropped": 42, "dropped_bytes": 4200, "passed": 7},
+			Tables:   []bans.TableStatus{{Name: "bans_v4", Entries: 25, Capacity: 100}},
+		}, nil
+	})
+	m.BansActive.WithLabelValues("sshd").Set(3)
+	m.BansTotal.WithLabelValues("sshd").Add(5)
+	m.Failures.WithLabelValues("sshd").Add(11)
+	m.LinesRead.WithLabelValues("/var/log/auth.log").Add(100)
+	m.BanLatency.Observe(0.0002)
+
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(ctx, ln, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`xdpban_bans_active{jail="sshd"} 3`,
+		`xdpban_bans_total{jail="sshd"} 5`,
+		`xdpban_failures_total{jail="sshd"} 11`,
+		`xdpban_log_lines_read_total{log="/var/log/auth.log"} 100`,
+		`xdpban_dropped_packets_total{backend="xdp"} 42`,
+		`xdpban_dropped_bytes_total{backend="xdp"} 4200`,
+		`xdpban_backend_counter{backend="xdp",name="passed"} 7`,
+		`xdpban_table_entries{table="bans_v4"} 25`,
+		`xdpban_table_fill_ratio{table="bans_v4"} 0.25`,
+		`xdpban_ban_latency_seconds_count 1`,
+		`xdpban_backend_up 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after cancel")
+	}
+}
+
+func TestBackendDownIsReported(t *testing.T) {
+	m := New(func(context.Context) (bans.Status, error) { return bans.Status{}, errors.New("gone") })
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "xdpban_backend_up" {
+			if v := mf.GetMetric()[0].GetGauge().GetValue(); v != 0 {
+				t.Fatalf("xdpban_backend_up = %v with a failing backend", v)
+			}
+			return
+		}
+	}
+	t.Fatal("xdpban_backend_up missing")
+}
+
+func TestListenRejectsBadAddress(t *testing.T) {
+	for _, bad := range []string{"9798", "localhost", "127.0.0.1:notaport"} {
+		ln, err := Listen(bad)
+		if err == nil {
+			ln.Close()
+			t.Errorf("Listen(%q) accepted", bad)
+			continue
+		}
+		if !strings.Contains(err.Error(), bad) {
+			t.Errorf("Listen(%q) error %q does not name the input", bad, err)
+		}
+	}
+}

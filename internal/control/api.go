@@ -1,0 +1,159 @@
+// Package control is the daemon's control socket: HTTP with JSON bodies
+// over a unix socket, so every CLI command reaches the one process that
+// owns the maps and the database. The server checks each peer's
+// credentials (SO_PEERCRED) and refuses bad input without disturbing the
+// daemon. The JSON shapes here are the stable `--json` output of the CLI.
+package control
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+// DefaultSocket is the control socket's path unless configured.
+const DefaultSocket = "/run/xdpban/xdpban.sock"
+
+// MaxBody is the largest request body accepted (a batch of bans from a
+// file is sent in chunks below it).
+const MaxBody = 1 << 20
+
+// Sentinels the handler returns and the client hands back to the CLI.
+var (
+	// ErrBadRequest: the request named something invalid (address, jail,
+	// duration). The CLI exits 2.
+	ErrBadRequest = errors.New("bad request")
+	// ErrNoDaemon: nothing listens on the socket.
+	ErrNoDaemon = errors.New("daemon not running")
+	// ErrForbidden: the peer is not allowed to use the socket.
+	ErrForbidden = errors.New("permission denied")
+	// ErrUnknownJail: a jail name that is not configured.
+	ErrUnknownJail = errors.New("unknown jail")
+)
+
+// BanItem is one ban as the CLI asks for it. Addr is what the operator
+// typed; the daemon parses it with its configured IPv6 widening.
+type BanItem struct {
+	Addr string `json:"addr"`
+	Jail string `json:"jail"`
+	// For is the ban duration as a Go duration ("1h", "90s"); "0" means
+	// permanent.
+	For string `json:"for"`
+}
+
+// BanRequest is POST /v1/ban.
+type BanRequest struct {
+	Bans []BanItem `json:"bans"`
+}
+
+// BanResponse reports what was banned (canonical prefixes).
+type BanResponse struct {
+	Banned []string `json:"banned"`
+}
+
+// UnbanRequest is POST /v1/unban: the listed addresses, or every ban
+// (All), optionally only those of one jail.
+type UnbanRequest struct {
+	Addrs []string `json:"addrs,omitempty"`
+	Jail  string   `json:"jail,omitempty"`
+	All   bool     `json:"all,omitempty"`
+}
+
+// UnbanResponse reports how many bans were lifted.
+type UnbanResponse struct {
+	Removed int `json:"removed"`
+}
+
+// Entry is one line of `xdpban list --json`.
+type Entry struct {
+	Addr    string  `json:"addr"`
+	Jail    string  `json:"jail"`
+	Expires *string `json:"expires"` // RFC 3339, null when permanent
+	Packets uint64  `json:"packets"`
+	Bytes   uint64  `json:"bytes"`
+}
+
+// EntryOf converts a ban to its list entry.
+func EntryOf(b bans.Ban) Entry {
+	e := Entry{Addr: b.Prefix.String(), Jail: b.Jail, Packets: b.Packets, Bytes: b.Bytes}
+	if !b.Expires.IsZero() {
+		s := b.Expires.UTC().Format(time.RFC3339)
+		e.Expires = &s
+	}
+	return e
+}
+
+// Ban converts a list entry back (used by the CLI to print time left).
+func (e Entry) Ban() (bans.Ban, error) {
+	p, err := netip.ParsePrefix(e.Addr)
+	if err != nil {
+		return bans.Ban{}, err
+	}
+	b := bans.Ban{Prefix: p, Jail: e.Jail, Packets: e.Packets, Bytes: e.Bytes}
+	if e.Expires != nil {
+		t, err := time.Parse(time.RFC3339, *e.Expires)
+		if err != nil {
+			return bans.Ban{}, err
+		}
+		b.Expires = t
+	}
+	return b, nil
+}
+
+// Status is `xdpban status --json`.
+type Status struct {
+	bans.Status
+	// Mode is "daemon" when a daemon answered, "direct" when the CLI read
+	// the pinned maps itself.
+	Mode   string        `json:"mode"`
+	Bans   int           `json:"bans"`
+	Jails  []JailSummary `json:"jails"`
+	DB     string        `json:"db,omitempty"`
+	Uptime string        `json:"uptime,omitempty"`
+}
+
+// JailSummary is a jail in the daemon status (fail2ban-client status).
+type JailSummary struct {
+	Name    string `json:"name"`
+	Enabled bool   `json:"enabled"`
+	Banned  int    `json:"banned"`
+}
+
+// JailStatus is `xdpban status JAIL --json`, fail2ban-client's fields.
+type JailStatus struct {
+	Name            string   `json:"name"`
+	CurrentlyFailed int      `json:"currently_failed"`
+	TotalFailed     int      `json:"total_failed"`
+	CurrentlyBanned int      `json:"currently_banned"`
+	TotalBanned     int      `json:"total_banned"`
+	BannedAddrs     []string `json:"banned"`
+	Files           []string `json:"files"`
+	Journal         []string `json:"journal,omitempty"`
+}
+
+// ReloadRequest is POST /v1/reload; an empty Jail reloads everything.
+type ReloadRequest struct {
+	Jail string `json:"jail,omitempty"`
+}
+
+// Handler is what the daemon implements behind the socket.
+type Handler interface {
+	Ban(ctx context.Context, items []BanItem) ([]bans.Ban, error)
+	Unban(ctx context.Context, req UnbanRequest) (int, error)
+	List(ctx context.Context) ([]bans.Ban, error)
+	Status(ctx context.Context) (Status, error)
+	JailStatus(ctx context.Context, jail string) (JailStatus, error)
+	Reload(ctx context.Context, jail string) error
+	Detach(ctx context.Context) error
+}
+
+// errorBody is every non-2xx response.
+type errorBody struct {
+	Error string `json:"error"`
+	// Kind is the sentinel the error wraps, for the client to rebuild it:
+	// bad_request, not_banned, unknown_jail, forbidden, unsupported, full.
+	Kind string `json:"kind,omitempty"`
+}

@@ -1,0 +1,315 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+// ErrInUse: another daemon answers on the socket.
+var ErrInUse = errors.New("control socket in use by a running daemon")
+
+// Server serves a Handler on a unix socket.
+type Server struct {
+	h    Handler
+	log  *slog.Logger
+	ln   net.Listener
+	path string
+	srv  *http.Server
+	// allow decides which peer uids may talk to the daemon: root and the
+	// daemon's own uid.
+	allow func(uid uint32) bool
+}
+
+type ctxKey struct{}
+
+type peer struct {
+	uid, pid int
+	err      error
+}
+
+// Listen creates the socket (its directory 0700 when created here, the
+// socket 0600) and returns a server ready to Serve. A stale socket file
+// left by a killed daemon is replaced; a live one is ErrInUse.
+func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	dir := filepath.Dir(path)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("control socket directory %s: %w", dir, err)
+		}
+	}
+	if _, err := os.Lstat(path); err == nil {
+		c, derr := net.DialTimeout("unix", path, time.Second)
+		if derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen on %s: %w: stop it first or use another --socket", path, ErrInUse)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale control socket %s: %w", path, err)
+		}
+	}
+	// The socket is created with the umask's mode: tighten the umask for
+	// the bind so there is no window where it is group/world connectable.
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod control socket %s: %w", path, err)
+	}
+	self := uint32(os.Getuid())
+	s := &Server{
+		h: h, log: log, ln: ln, path: path,
+		allow: func(uid uint32) bool { return uid == 0 || uid == self },
+	}
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, ctxKey{}, peerOf(c))
+		},
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+// Path is the socket path.
+func (s *Server) Path() string { return s.path }
+
+// Serve answers requests until Shutdown.
+func (s *Server) Serve() error {
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("control socket %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Shutdown stops accepting, waits for requests in flight (bounded by
+// ctx) and removes the socket file.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	os.Remove(s.path)
+	return err
+}
+
+func peerOf(c net.Conn) peer {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return peer{err: errors.New("not a unix connection")}
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return peer{err: err}
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return peer{err: err}
+	}
+	if cerr != nil {
+		return peer{err: cerr}
+	}
+	return peer{uid: int(cred.Uid), pid: int(cred.Pid)}
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/ban", s.ban)
+	mux.HandleFunc("POST /v1/unban", s.unban)
+	mux.HandleFunc("GET /v1/list", s.list)
+	mux.HandleFunc("GET /v1/status", s.status)
+	mux.HandleFunc("GET /v1/status/{jail}", s.jailStatus)
+	mux.HandleFunc("POST /v1/reload", s.reload)
+	mux.HandleFunc("POST /v1/detach", s.detach)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("%w: unknown command %s %s: see 'xdpban help'", ErrBadRequest, r.Method, r.URL.Path))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := r.Context().Value(ctxKey{}).(peer)
+		if p.err != nil || !s.allow(uint32(p.uid)) {
+			s.log.Warn("control socket: peer refused", "uid", p.uid, "pid", p.pid, "err", p.err)
+			writeErr(w, http.StatusForbidden, fmt.Errorf("%w: uid %d may not control xdpban: run as root", ErrForbidden, p.uid))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// decode reads a JSON body strictly: unknown fields and trailing data are
+// errors, so a typo in a hand-written request is not silently ignored.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: request body over %d bytes: send fewer bans per request", ErrBadRequest, MaxBody))
+			return false
+		}
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: malformed JSON request: %v", ErrBadRequest, err))
+		return false
+	}
+	if dec.More() {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: malformed JSON request: trailing data after the object", ErrBadRequest))
+		return false
+	}
+	return true
+}
+
+func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
+	var req BanRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if len(req.Bans) == 0 {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: no bans in request", ErrBadRequest))
+		return
+	}
+	bs, err := s.h.Ban(r.Context(), req.Bans)
+	if err != nil {
+		s.fail(w, "ban", err)
+		return
+	}
+	resp := BanResponse{Banned: make([]string, len(bs))}
+	for i, b := range bs {
+		resp.Banned[i] = b.Prefix.String()
+	}
+	writeJSON(w, resp)
+}
+
+func (s *Server) unban(w http.ResponseWriter, r *http.Request) {
+	var req UnbanRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if !req.All && len(req.Addrs) == 0 {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: nothing to unban: name addresses or set all", ErrBadRequest))
+		return
+	}
+	n, err := s.h.Unban(r.Context(), req)
+	if err != nil {
+		s.fail(w, "unban", err)
+		return
+	}
+	writeJSON(w, UnbanResponse{Removed: n})
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	bs, err := s.h.List(r.Context())
+	if err != nil {
+		s.fail(w, "list", err)
+		return
+	}
+	out := make([]Entry, len(bs))
+	for i, b := range bs {
+		out[i] = EntryOf(b)
+	}
+	writeJSON(w, out)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.h.Status(r.Context())
+	if err != nil {
+		s.fail(w, "status", err)
+		return
+	}
+	writeJSON(w, st)
+}
+
+func (s *Server) jailStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.h.JailStatus(r.Context(), r.PathValue("jail"))
+	if err != nil {
+		s.fail(w, "status", err)
+		return
+	}
+	writeJSON(w, st)
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	var req ReloadRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if err := s.h.Reload(r.Context(), req.Jail); err != nil {
+		s.fail(w, "reload", err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (s *Server) detach(w http.ResponseWriter, r *http.Request) {
+	if err := s.h.Detach(r.Context()); err != nil {
+		s.fail(w, "detach", err)
+		return
+	}
+	writeJSON(w, struct{}{})
+}
+
+func (s *Server) fail(w http.ResponseWriter, what string, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrBadRequest):
+		code = http.StatusBadRequest
+	case errors.Is(err, bans.ErrNotBanned), errors.Is(err, ErrUnknownJail):
+		code = http.StatusNotFound
+	case errors.Is(err, bans.ErrFull):
+		code = http.StatusInsufficientStorage
+	case errors.Is(err, bans.ErrUnsupported):
+		code = http.StatusNotImplemented
+	}
+	if code == http.StatusInternalServerError {
+		s.log.Error("control request failed", "op", what, "err", err)
+	}
+	writeErr(w, code, err)
+}
+
+func kindOf(err error) string {
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
+	case errors.Is(err, ErrUnknownJail):
+		return "unknown_jail"
+	case errors.Is(err, ErrBadRequest):
+		return "bad_request"
+	case errors.Is(err, bans.ErrNotBanned):
+		return "not_banned"
+	case errors.Is(err, bans.ErrFull):
+		return "full"
+	case errors.Is(err, bans.ErrUnsupported):
+		return "unsupported"
+	}
+	return ""
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Kind: kindOf(err)})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}

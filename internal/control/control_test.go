@@ -92,7 +92,7 @@ func (h *memHandler) JailStatus(_ context.Context, jail string) (JailStatus, err
 }
 
 func (h *memHandler) Reload(context.Context, string) error { return nil }
-func (h *memHandler) Detach(context.Context) error        { return nil }
+func (h *memHandler) Detach(context.Context) error         { return nil }
 
 func serve(t *testing.T) (string, *memHandler, *Server) {
 	t.Helper()

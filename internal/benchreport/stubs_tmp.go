@@ -1,0 +1,8 @@
+package main
+
+import "context"
+
+func sectionFlood(ctx context.Context, o opts, s *Section) error    { s.Skipped = "not implemented yet in benchreport"; return nil }
+func sectionLogMatch(ctx context.Context, o opts, s *Section) error { s.Skipped = "not implemented yet in benchreport"; return nil }
+func sectionLatency(ctx context.Context, o opts, s *Section) error  { s.Skipped = "not implemented yet in benchreport"; return nil }
+func sectionControl(ctx context.Context, o opts, s *Section) error  { s.Skipped = "not implemented yet in benchreport"; return nil }

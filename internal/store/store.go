@@ -1,7 +1,7 @@
 // Package store is xdpban's durable state: the active bans (so a restarted
 // daemon, or one started after a reboot, puts every unexpired ban back),
 // the per-address ban history bantime.increment needs, and the log
-// positions and journal cursors that stop a restart from counting a
+// positions (file offsets, journal cursors) that stop a restart from counting a
 // failure twice.
 //
 // It is one bbolt file. Every write is a committed, fsync'd transaction
@@ -34,7 +34,6 @@ var (
 	bucketBans      = []byte("bans")
 	bucketHistory   = []byte("history")
 	bucketPositions = []byte("positions")
-	bucketCursors   = []byte("cursors")
 	bucketMeta      = []byte("meta")
 )
 
@@ -101,7 +100,7 @@ func openChecked(path string) (db *bolt.DB, err error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketBans, bucketHistory, bucketPositions, bucketCursors, bucketMeta} {
+		for _, b := range [][]byte{bucketBans, bucketHistory, bucketPositions, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -177,7 +176,11 @@ func (s *Store) PutBans(bs ...bans.Ban) error {
 	if len(bs) == 0 {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// Batch coalesces concurrent writers (50 CLI clients, the jail
+	// engine) into one fsync'd commit; each caller still returns only
+	// after its writes are durable. The function may run twice, so it is
+	// idempotent.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBans)
 		for _, ban := range bs {
 			v := banValue{Jail: ban.Jail}
@@ -204,7 +207,8 @@ func (s *Store) DeleteBans(ps ...netip.Prefix) (int, error) {
 		return 0, nil
 	}
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		n = 0
 		b := tx.Bucket(bucketBans)
 		for _, p := range ps {
 			k := banKey(p)
@@ -315,7 +319,7 @@ func historyKey(p netip.Prefix, at time.Time) []byte {
 // RecordBan appends a ban to the prefix's history.
 func (s *Store) RecordBan(e Event) error {
 	buf, _ := json.Marshal(e)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketHistory).Put(historyKey(e.Prefix, e.At), buf)
 	})
 	if err != nil {
@@ -385,53 +389,35 @@ func (s *Store) Purge(before time.Time) (int, error) {
 	return n, nil
 }
 
-// Position is where reading of one log source stopped.
-type Position struct {
-	// Offset is the byte offset after the last line fully handled.
-	Offset int64 `json:"offset"`
-	// ID identifies the file the offset belongs to (device:inode, plus
-	// whatever the follower uses to detect rotation/truncation).
-	ID string `json:"id,omitempty"`
+// LoadPosition reads the saved position of a log source into v (the
+// follower's own position type, stored as JSON so the store does not
+// depend on the follower).
+func (s *Store) LoadPosition(key string, v any) (bool, error) {
+	return s.get(bucketPositions, key, v)
 }
 
-// Position returns the saved position of a log file.
-func (s *Store) Position(source string) (Position, bool, error) {
-	var p Position
-	ok, err := s.get(bucketPositions, source, &p)
-	return p, ok, err
+// SavePosition saves a log source's position durably.
+func (s *Store) SavePosition(key string, v any) error {
+	return s.put(bucketPositions, key, v)
 }
 
-// SetPosition saves the position of a log file durably.
-func (s *Store) SetPosition(source string, p Position) error {
-	return s.put(bucketPositions, source, p)
-}
-
-// Cursor returns the saved journal cursor of a source (a jail's journal
-// match).
-func (s *Store) Cursor(source string) (string, bool, error) {
-	var c string
-	ok, err := s.get(bucketCursors, source, &c)
-	return c, ok, err
-}
-
-// SetCursor saves a journal cursor durably.
-func (s *Store) SetCursor(source, cursor string) error {
-	return s.put(bucketCursors, source, cursor)
-}
-
-// Positions lists every saved file position, for status output.
-func (s *Store) Positions() (map[string]Position, error) {
-	out := map[string]Position{}
+// PositionKeys lists the sources that have a saved position.
+func (s *Store) PositionKeys() ([]string, error) {
+	var out []string
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketPositions).ForEach(func(k, v []byte) error {
-			var p Position
-			if json.Unmarshal(v, &p) == nil {
-				out[string(k)] = p
-			}
+		return tx.Bucket(bucketPositions).ForEach(func(k, _ []byte) error {
+			out = append(out, string(k))
 			return nil
 		})
 	})
 	return out, err
+}
+
+// BanCount is how many bans of p in jail the history holds (it is purged
+// after dbpurgeage): logwatch.History, for bantime.increment.
+func (s *Store) BanCount(jail string, p netip.Prefix) (int, error) {
+	h, err := s.History(p, jail, time.Time{})
+	return len(h), err
 }
 
 func (s *Store) get(bucket []byte, key string, v any) (bool, error) {
@@ -458,7 +444,7 @@ func (s *Store) put(bucket []byte, key string, v any) error {
 	if err != nil {
 		return fmt.Errorf("save %s %q: %w", bucket, key, err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucket).Put([]byte(key), buf)
 	})
 	if err != nil {

@@ -156,30 +156,54 @@ func TestHistoryAndPurge(t *testing.T) {
 	}
 }
 
-func TestPositionsAndCursors(t *testing.T) {
+func TestPositions(t *testing.T) {
+	type pos struct {
+		Offset int64
+		Cursor string
+	}
 	path := filepath.Join(t.TempDir(), "x.db")
 	s := open(t, path)
-	if err := s.SetPosition("/var/log/auth.log", Position{Offset: 4096, ID: "8:1234"}); err != nil {
+	if err := s.SavePosition("sshd|file:/var/log/auth.log", pos{Offset: 4096}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetCursor("sshd", "s=abc;i=1"); err != nil {
+	if err := s.SavePosition("sshd|journal", pos{Cursor: "s=abc;i=1"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetPosition("", Position{}); err == nil {
+	if err := s.SavePosition("", pos{}); err == nil {
 		t.Fatal("empty source accepted")
 	}
 	s.Close()
 	s = open(t, path)
 	defer s.Close()
-	p, ok, err := s.Position("/var/log/auth.log")
-	if err != nil || !ok || p.Offset != 4096 || p.ID != "8:1234" {
-		t.Fatalf("Position = %+v, %v, %v", p, ok, err)
+	var p pos
+	ok, err := s.LoadPosition("sshd|file:/var/log/auth.log", &p)
+	if err != nil || !ok || p.Offset != 4096 {
+		t.Fatalf("LoadPosition = %+v, %v, %v", p, ok, err)
 	}
-	if _, ok, _ := s.Position("/nope"); ok {
+	if ok, _ := s.LoadPosition("/nope", &p); ok {
 		t.Fatal("unknown source has a position")
 	}
-	c, ok, err := s.Cursor("sshd")
-	if err != nil || !ok || c != "s=abc;i=1" {
-		t.Fatalf("Cursor = %q, %v, %v", c, ok, err)
+	ok, err = s.LoadPosition("sshd|journal", &p)
+	if err != nil || !ok || p.Cursor != "s=abc;i=1" {
+		t.Fatalf("journal position = %+v, %v, %v", p, ok, err)
+	}
+	if keys, _ := s.PositionKeys(); len(keys) != 2 {
+		t.Fatalf("PositionKeys = %v", keys)
+	}
+}
+
+func TestBanCount(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "x.db"))
+	defer s.Close()
+	p := netip.MustParsePrefix("2001:db8::/64")
+	for i := range 3 {
+		s.RecordBan(Event{Prefix: p, Jail: "sshd", At: time.Now().Add(time.Duration(i) * time.Second), BanTime: time.Hour})
+	}
+	s.RecordBan(Event{Prefix: p, Jail: "nginx", At: time.Now(), BanTime: time.Hour})
+	if n, err := s.BanCount("sshd", p); err != nil || n != 3 {
+		t.Fatalf("BanCount = %d, %v; want 3", n, err)
+	}
+	if n, _ := s.BanCount("sshd", netip.MustParsePrefix("2001:db8:1::/64")); n != 0 {
+		t.Fatalf("BanCount of another prefix = %d", n)
 	}
 }

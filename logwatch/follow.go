@@ -1,0 +1,706 @@
+package logwatch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unicode/utf8"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The follower does not use github.com/nxadm/tail although the brief
+// named it: v1.4.11 calls os.Exit (util.Fatal) when a followed file cannot
+// be stat'ed (permissions), reopens a renamed file without reading what
+// was written to it after its last read (lines lost at every rotation),
+// stats the new file by name on a write to the old one (spurious
+// "truncation"), reads whole lines into memory whatever their length and
+// does not expose the inode a position belongs to. Following by name with
+// one inotify watch per directory fixes all of these in ~400 lines.
+
+// DefaultMaxLine caps one log line. Longer lines are skipped and counted,
+// and never held in memory beyond this.
+const DefaultMaxLine = 1 << 20
+
+// defaultRescan is how often globs are re-evaluated and unreadable files
+// retried. inotify delivers appends immediately; the rescan only covers
+// directories that appear later and permission changes.
+const defaultRescan = time.Second
+
+// headLen is how much of a file's start is remembered to recognise a file
+// replaced or truncated and refilled past the old offset between reads.
+const headLen = 128
+
+// Position is where reading of one source stopped.
+type Position struct {
+	// Offset is the byte offset after the last line fully handled.
+	Offset int64 `json:"offset"`
+	// Inode and Dev identify the file the offset belongs to: a position
+	// is only resumed on the same file.
+	Inode uint64 `json:"inode,omitempty"`
+	Dev   uint64 `json:"dev,omitempty"`
+	// Head is the file's first bytes (up to 128): a file truncated and
+	// refilled keeps its inode but not its head.
+	Head []byte `json:"head,omitempty"`
+	// Cursor is the journal cursor of a journal source.
+	Cursor string `json:"cursor,omitempty"`
+}
+
+// Positions persists where each source stopped, so a restarted daemon
+// neither loses nor recounts lines. Keys are "JAIL|file:PATH" and
+// "JAIL|journal". The daemon implements it on its store; MemPositions is
+// the in-memory implementation.
+type Positions interface {
+	Load(key string) (Position, bool, error)
+	Save(key string, p Position) error
+}
+
+// MemPositions is an in-memory Positions.
+type MemPositions struct {
+	mu sync.Mutex
+	m  map[string]Position
+}
+
+// NewMemPositions returns an empty MemPositions.
+func NewMemPositions() *MemPositions { return &MemPositions{m: map[string]Position{}} }
+
+// Load implements Positions.
+func (m *MemPositions) Load(key string) (Position, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.m[key]
+	p.Head = bytes.Clone(p.Head)
+	return p, ok, nil
+}
+
+// Save implements Positions.
+func (m *MemPositions) Save(key string, p Position) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p.Head = bytes.Clone(p.Head)
+	m.m[key] = p
+	return nil
+}
+
+// SourceStats describes one followed file or journal match.
+type SourceStats struct {
+	Kind         string `json:"kind"` // file | journal
+	Name         string `json:"name"` // path, or the journal matches
+	LinesRead    uint64 `json:"lines_read"`
+	LinesSkipped uint64 `json:"lines_skipped"` // not UTF-8, binary, too long
+	Offset       int64  `json:"offset,omitempty"`
+	// Err is the last error following this source ("" when healthy).
+	Err string `json:"error,omitempty"`
+}
+
+// FollowOptions configures a file follower.
+type FollowOptions struct {
+	// Globs are the jail's logpath entries; re-evaluated on every
+	// directory event and every Rescan, so files appearing later count.
+	Globs []string
+	// Positions and Key persist offsets; nil Positions keeps none.
+	Positions Positions
+	Key       func(path string) string
+	// MaxLine caps a line (default DefaultMaxLine).
+	MaxLine int
+	// Rescan is the glob/permission retry period (default 1s).
+	Rescan time.Duration
+	Logger *slog.Logger
+}
+
+// LineFunc receives each complete, valid line of a source.
+type LineFunc func(source, line string)
+
+// Follower follows the files a set of globs name, by name, across
+// rename-and-create and copytruncate rotation, deletion and recreation.
+type Follower struct {
+	opt   FollowOptions
+	emit  LineFunc
+	files map[string]*followed
+	// recent maps dev:inode of files just closed (renamed away) to where
+	// reading stopped, so a glob that also matches the rotated name
+	// continues instead of reading the file twice.
+	recent  map[[2]uint64]int64
+	watches map[int]string // inotify wd -> directory
+	dirs    map[string]int
+	ifd     int
+	buf     []byte
+
+	mu    sync.Mutex // guards stats (read by Stats from other goroutines)
+	stats map[string]*fileCounters
+}
+
+// fileCounters are the parts of a followed file Stats may read while Run
+// is running.
+type fileCounters struct {
+	read, skipped atomic.Uint64
+	off           atomic.Int64
+	err           string // guarded by Follower.mu
+}
+
+type followed struct {
+	path      string
+	f         *os.File
+	dev, ino  uint64
+	off       int64 // after the last complete line
+	pending   []byte
+	skipping  bool // inside an over-long line, until its newline
+	head      []byte
+	lastErr   string
+	saved     int64
+	savedHead int
+	c         *fileCounters
+}
+
+// NewFollower returns a follower calling emit for each line. Call Run.
+func NewFollower(opt FollowOptions, emit LineFunc) *Follower {
+	if opt.MaxLine <= 0 {
+		opt.MaxLine = DefaultMaxLine
+	}
+	if opt.Rescan <= 0 {
+		opt.Rescan = defaultRescan
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Key == nil {
+		opt.Key = func(p string) string { return "file:" + p }
+	}
+	return &Follower{
+		opt:     opt,
+		emit:    emit,
+		files:   map[string]*followed{},
+		recent:  map[[2]uint64]int64{},
+		watches: map[int]string{},
+		dirs:    map[string]int{},
+		ifd:     -1,
+		buf:     make([]byte, 64<<10),
+		stats:   map[string]*fileCounters{},
+	}
+}
+
+// Run follows until ctx is done. Errors on individual files are logged,
+// recorded in Stats and retried; Run only fails when inotify itself is
+// unavailable.
+func (fl *Follower) Run(ctx context.Context) error {
+	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("follow %s: inotify: %w", strings.Join(fl.opt.Globs, ", "), err)
+	}
+	fl.ifd = ifd
+	// A non-blocking fd wrapped by os.NewFile goes through the runtime
+	// poller, so Close below wakes the blocked Read.
+	ino := os.NewFile(uintptr(ifd), "inotify")
+	events := make(chan []string, 16)
+	go fl.readEvents(ino, events)
+	defer func() {
+		ino.Close()
+		for range events {
+		}
+		fl.closeAll()
+	}()
+
+	fl.rescan()
+	tick := time.NewTicker(fl.opt.Rescan)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case names, ok := <-events:
+			if !ok {
+				return nil
+			}
+			fl.handleEvents(names, events)
+		case <-tick.C:
+			fl.rescan()
+		}
+	}
+}
+
+// readEvents turns inotify records into the paths they name; "" means
+// "look at everything" (queue overflow, a watched directory went away).
+func (fl *Follower) readEvents(ino *os.File, out chan<- []string) {
+	defer close(out)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := ino.Read(buf)
+		if err != nil {
+			return
+		}
+		var names []string
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			nameLen := int(ev.Len)
+			name := ""
+			if nameLen > 0 {
+				raw := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+nameLen]
+				name = string(bytes.TrimRight(raw, "\x00"))
+			}
+			off += unix.SizeofInotifyEvent + nameLen
+			switch {
+			case ev.Mask&(unix.IN_Q_OVERFLOW|unix.IN_IGNORED|unix.IN_DELETE_SELF|unix.IN_MOVE_SELF) != 0:
+				names = append(names, "")
+			case name != "":
+				names = append(names, fmt.Sprintf("%d\x00%s", ev.Wd, name))
+			}
+		}
+		if len(names) > 0 {
+			out <- names
+		}
+	}
+}
+
+func (fl *Follower) handleEvents(names []string, more <-chan []string) {
+	// Coalesce what is already queued: one read per file per burst.
+	touched := map[string]bool{}
+	all := false
+	add := func(ns []string) {
+		for _, n := range ns {
+			if n == "" {
+				all = true
+				continue
+			}
+			wdStr, name, _ := strings.Cut(n, "\x00")
+			var wd int
+			fmt.Sscanf(wdStr, "%d", &wd)
+			if dir, ok := fl.watches[wd]; ok {
+				touched[filepath.Join(dir, name)] = true
+			}
+		}
+	}
+	add(names)
+	for drained := false; !drained; {
+		select {
+		case ns, ok := <-more:
+			if !ok {
+				drained = true
+				break
+			}
+			add(ns)
+		default:
+			drained = true
+		}
+	}
+	if all {
+		fl.rescan()
+		return
+	}
+	for p := range touched {
+		if fl.files[p] != nil || fl.matches(p) {
+			fl.process(p)
+		}
+	}
+}
+
+func (fl *Follower) matches(p string) bool {
+	for _, g := range fl.opt.Globs {
+		if ok, _ := filepath.Match(filepath.Clean(g), p); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// rescan re-evaluates the globs, watches their directories and reads
+// every matched file (which also retries unreadable ones).
+func (fl *Follower) rescan() {
+	seen := map[string]bool{}
+	for _, g := range fl.opt.Globs {
+		g = filepath.Clean(g)
+		dirPat := filepath.Dir(g)
+		dirs := []string{dirPat}
+		if hasMeta(dirPat) {
+			dirs, _ = filepath.Glob(dirPat)
+		}
+		for _, d := range dirs {
+			fl.watchDir(d)
+		}
+		ms, err := filepath.Glob(g)
+		if err != nil {
+			fl.opt.Logger.Error("bad logpath pattern: fix the glob", "logpath", g, "err", err)
+			continue
+		}
+		if !hasMeta(g) && len(ms) == 0 {
+			// A plain path that does not exist yet is still shown.
+			fl.setErr(g, "")
+		}
+		for _, m := range ms {
+			seen[m] = true
+		}
+	}
+	// Paths we follow that no longer match are drained and closed by
+	// process (it sees them gone).
+	for p := range fl.files {
+		seen[p] = true
+	}
+	paths := make([]string, 0, len(seen))
+	for p := range seen {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			continue
+		}
+		fl.process(p)
+	}
+}
+
+func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
+
+func (fl *Follower) watchDir(d string) {
+	if _, ok := fl.dirs[d]; ok {
+		return
+	}
+	const mask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE |
+		unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_ATTRIB | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF
+	wd, err := unix.InotifyAddWatch(fl.ifd, d, mask)
+	if err != nil {
+		// Missing or unreadable directory: retried at the next rescan.
+		return
+	}
+	fl.dirs[d] = wd
+	fl.watches[wd] = d
+}
+
+// process brings one path up to date: notices rotation, replacement and
+// truncation, and reads every complete line available.
+func (fl *Follower) process(path string) {
+	st := fl.files[path]
+	if st == nil {
+		st = &followed{path: path, c: fl.counters(path)}
+		fl.files[path] = st
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			// Deleted or renamed away: what was written before is
+			// still in the open file.
+			if st.f != nil {
+				fl.retire(st)
+			}
+			if !fl.matches(path) {
+				delete(fl.files, path)
+				fl.dropStats(path)
+			}
+			return
+		}
+		fl.fileErr(st, fmt.Errorf("stat: %w", err))
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		fl.fileErr(st, fmt.Errorf("not a regular file (%s): point logpath at a log file", fi.Mode().Type()))
+		return
+	}
+	sys := fi.Sys().(*syscall.Stat_t)
+	if st.f != nil && (sys.Ino != st.ino || uint64(sys.Dev) != st.dev) {
+		// Rename-and-create: finish the old file, then start the new.
+		fl.retire(st)
+	}
+	if st.f == nil {
+		if !fl.open(st) {
+			return
+		}
+	}
+	fl.checkTruncated(st)
+	fl.readAvail(st)
+	fl.save(st)
+}
+
+func (fl *Follower) open(st *followed) bool {
+	f, err := os.Open(st.path)
+	if err != nil {
+		fl.fileErr(st, fmt.Errorf("open: %w", err))
+		return false
+	}
+	var s unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &s); err != nil {
+		f.Close()
+		fl.fileErr(st, fmt.Errorf("fstat: %w", err))
+		return false
+	}
+	st.f, st.dev, st.ino = f, uint64(s.Dev), s.Ino
+	st.off, st.pending, st.skipping, st.head = 0, st.pending[:0], false, nil
+	id := [2]uint64{st.dev, st.ino}
+	for _, o := range fl.files {
+		if o != st && o.f != nil && o.dev == st.dev && o.ino == st.ino {
+			// Renamed into another followed name before we saw the
+			// rename: finish it under its old name first.
+			fl.retire(o)
+		}
+	}
+	if off, ok := fl.recent[id]; ok {
+		// The same file under another name (rotated into a glob we
+		// also follow): continue where it stopped.
+		st.off = off
+		delete(fl.recent, id)
+	} else if fl.opt.Positions != nil {
+		p, ok, err := fl.opt.Positions.Load(fl.opt.Key(st.path))
+		if err != nil {
+			fl.opt.Logger.Warn("cannot load log position; reading the file from its start", "file", st.path, "err", err)
+		} else if ok && p.Inode == st.ino && p.Dev == st.dev && p.Offset <= s.Size && fl.headMatches(f, p.Head) {
+			st.off = p.Offset
+		}
+		// Otherwise the file was rotated while we were down: the new
+		// one is read from its start (old lines are too old to ban).
+	}
+	st.saved = -1
+	if _, err := f.Seek(st.off, io.SeekStart); err != nil {
+		fl.fileErr(st, fmt.Errorf("seek: %w", err))
+		st.f.Close()
+		st.f = nil
+		return false
+	}
+	if st.lastErr != "" {
+		fl.opt.Logger.Info("log file readable again", "file", st.path)
+	}
+	st.lastErr = ""
+	fl.setErr(st.path, "")
+	return true
+}
+
+func (fl *Follower) headMatches(f *os.File, head []byte) bool {
+	if len(head) == 0 {
+		return true
+	}
+	got := make([]byte, len(head))
+	n, _ := f.ReadAt(got, 0)
+	return bytes.Equal(got[:n], head)
+}
+
+// checkTruncated resets to the start when the file shrank below our
+// offset (copytruncate) or its first bytes changed (truncated and refilled
+// past our offset before we looked).
+func (fl *Follower) checkTruncated(st *followed) {
+	var s unix.Stat_t
+	if err := unix.Fstat(int(st.f.Fd()), &s); err != nil {
+		return
+	}
+	replaced := s.Size < st.off
+	if !replaced && len(st.head) > 0 {
+		got := make([]byte, len(st.head))
+		n, _ := st.f.ReadAt(got, 0)
+		replaced = !bytes.Equal(got[:n], st.head)
+	}
+	if !replaced {
+		return
+	}
+	fl.opt.Logger.Info("log file truncated; reading it from the start", "file", st.path, "offset", st.off, "size", s.Size)
+	st.off, st.pending, st.skipping, st.head = 0, st.pending[:0], false, nil
+	st.f.Seek(0, io.SeekStart)
+}
+
+// readAvail reads to EOF, emitting complete lines. A trailing partial
+// line stays pending until its newline arrives.
+func (fl *Follower) readAvail(st *followed) {
+	// While skipping an over-long line off already counts the skipped
+	// bytes and pending is empty, so this is the file's read position.
+	pos := st.off + int64(len(st.pending))
+	for {
+		n, err := st.f.Read(fl.buf)
+		if n > 0 {
+			if len(st.head) < headLen && pos < headLen {
+				// Remember the file's first bytes as they are read.
+				take := min(int64(n), headLen-pos)
+				if int64(len(st.head)) == pos {
+					st.head = append(st.head, fl.buf[:take]...)
+				}
+			}
+			fl.split(st, fl.buf[:n])
+			pos += int64(n)
+			st.c.off.Store(st.off)
+		}
+		if err != nil || n == 0 {
+			if err != nil && !errors.Is(err, io.EOF) {
+				fl.fileErr(st, fmt.Errorf("read: %w", err))
+			}
+			return
+		}
+	}
+}
+
+func (fl *Follower) split(st *followed, b []byte) {
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			if st.skipping {
+				st.off += int64(len(b))
+				return
+			}
+			if len(st.pending)+len(b) > fl.opt.MaxLine {
+				fl.skipLong(st, len(b))
+				return
+			}
+			st.pending = append(st.pending, b...)
+			return
+		}
+		seg := b[:i]
+		b = b[i+1:]
+		if st.skipping {
+			st.skipping = false
+			st.off += int64(len(seg)) + 1
+			continue
+		}
+		if len(st.pending)+len(seg) > fl.opt.MaxLine {
+			st.off += int64(len(st.pending)+len(seg)) + 1
+			st.pending = st.pending[:0]
+			st.c.read.Add(1)
+			st.c.skipped.Add(1)
+			continue
+		}
+		var line []byte
+		if len(st.pending) > 0 {
+			st.pending = append(st.pending, seg...)
+			line = st.pending
+		} else {
+			line = seg
+		}
+		st.off += int64(len(line)) + 1
+		fl.deliver(st, line)
+		st.pending = st.pending[:0]
+	}
+}
+
+// skipLong starts discarding an over-long line: it is counted once,
+// and its bytes are never held.
+func (fl *Follower) skipLong(st *followed, n int) {
+	st.off += int64(len(st.pending) + n)
+	st.pending = st.pending[:0]
+	st.skipping = true
+	st.c.read.Add(1)
+	st.c.skipped.Add(1)
+}
+
+func (fl *Follower) deliver(st *followed, line []byte) {
+	st.c.read.Add(1)
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if !usableLine(line) {
+		st.c.skipped.Add(1)
+		return
+	}
+	fl.emit(st.path, string(line))
+}
+
+// usableLine rejects what a filter must never see: invalid UTF-8 and
+// binary (NUL and other C0 controls but tab).
+func usableLine(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 && c != '\t' {
+			return false
+		}
+	}
+	return utf8.Valid(b)
+}
+
+// retire reads what is left in an open file that lost its name, emits a
+// final unterminated line, remembers the offset under its inode and
+// closes it.
+func (fl *Follower) retire(st *followed) {
+	fl.readAvail(st)
+	if len(st.pending) > 0 && !st.skipping {
+		line := st.pending
+		st.off += int64(len(line))
+		fl.deliver(st, line)
+	}
+	st.pending = st.pending[:0]
+	st.skipping = false
+	if len(fl.recent) > 1024 {
+		clear(fl.recent)
+	}
+	fl.recent[[2]uint64{st.dev, st.ino}] = st.off
+	st.f.Close()
+	st.f = nil
+	st.head = nil
+}
+
+func (fl *Follower) save(st *followed) {
+	if fl.opt.Positions == nil || st.f == nil || (st.off == st.saved && len(st.head) == st.savedHead) {
+		return
+	}
+	err := fl.opt.Positions.Save(fl.opt.Key(st.path), Position{Offset: st.off, Inode: st.ino, Dev: st.dev, Head: st.head})
+	if err != nil {
+		fl.opt.Logger.Warn("cannot save log position", "file", st.path, "err", err)
+		return
+	}
+	st.saved, st.savedHead = st.off, len(st.head)
+}
+
+// fileErr logs a file's error once per distinct message (it is retried
+// every rescan) and records it for status.
+func (fl *Follower) fileErr(st *followed, err error) {
+	msg := err.Error()
+	if msg != st.lastErr {
+		hint := ""
+		if errors.Is(err, fs.ErrPermission) {
+			hint = ": give the daemon read access to it"
+		}
+		fl.opt.Logger.Error(fmt.Sprintf("cannot read log file %s: %s%s (retrying)", st.path, msg, hint), "file", st.path)
+		st.lastErr = msg
+	}
+	fl.setErr(st.path, msg)
+}
+
+func (fl *Follower) counters(path string) *fileCounters {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	c := fl.stats[path]
+	if c == nil {
+		c = &fileCounters{}
+		fl.stats[path] = c
+	}
+	return c
+}
+
+func (fl *Follower) setErr(path, msg string) {
+	c := fl.counters(path)
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	c.err = msg
+}
+
+func (fl *Follower) dropStats(path string) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	delete(fl.stats, path)
+}
+
+func (fl *Follower) closeAll() {
+	for _, st := range fl.files {
+		if st.f != nil {
+			fl.save(st)
+			st.f.Close()
+			st.f = nil
+		}
+	}
+}
+
+// Stats returns one entry per followed (or expected) file, sorted by
+// path. Safe to call while Run is running.
+func (fl *Follower) Stats() []SourceStats {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	out := make([]SourceStats, 0, len(fl.stats))
+	for p, c := range fl.stats {
+		out = append(out, SourceStats{
+			Kind: "file", Name: p,
+			LinesRead: c.read.Load(), LinesSkipped: c.skipped.Load(),
+			Offset: c.off.Load(), Err: c.err,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,458 @@
+package logwatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+)
+
+// History tells how often a prefix was banned before, for
+// bantime.increment. The daemon implements it on its store (number of
+// recorded bans of the prefix in this jail); MemHistory is the in-memory
+// implementation. The engine only reads it: recording a ban is the
+// daemon's job once the ban is applied.
+type History interface {
+	BanCount(jail string, p netip.Prefix) (int, error)
+}
+
+// MemHistory is an in-memory History.
+type MemHistory struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// NewMemHistory returns an empty MemHistory.
+func NewMemHistory() *MemHistory { return &MemHistory{m: map[string]int{}} }
+
+// Record counts one more ban of p in jail.
+func (h *MemHistory) Record(jail string, p netip.Prefix) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.m[jail+"|"+p.String()]++
+}
+
+// BanCount implements History.
+func (h *MemHistory) BanCount(jail string, p netip.Prefix) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.m[jail+"|"+p.String()], nil
+}
+
+// maxShift is fail2ban's cap on the exponent (1<<20).
+const maxShift = 20
+
+// IncrementBanTime applies fail2ban's bantime.increment with its default
+// bantime.formula:
+//
+//	max(bantime, bantime × 2^min(prev, 20) × factor), capped by maxtime,
+//	then + rnd×rndtime (rnd uniform in [0,1))
+//
+// where prev is the number of earlier bans of the address (so the n-th
+// ban lasts bantime × factor × 2^(n−1)). As in fail2ban the cap is applied
+// before the random part, a factor below 1 never shortens the configured
+// bantime, and permanent bans (bantime < 0) are left alone. rnd nil uses
+// math/rand.
+func IncrementBanTime(base time.Duration, inc config.Increment, prev int, rnd func() float64) time.Duration {
+	if !inc.Enabled || base <= 0 {
+		return base
+	}
+	factor := inc.Factor
+	if factor <= 0 {
+		factor = 1
+	}
+	shift := min(max(prev, 0), maxShift)
+	f := float64(base) * float64(uint64(1)<<shift) * factor
+	if f > math.MaxInt64/2 {
+		f = math.MaxInt64 / 2
+	}
+	t := max(base, time.Duration(f))
+	if inc.MaxTime > 0 && t > inc.MaxTime {
+		t = inc.MaxTime
+	}
+	if inc.RndTime > 0 {
+		if rnd == nil {
+			rnd = rand.Float64
+		}
+		t += time.Duration(rnd() * float64(inc.RndTime))
+	}
+	return t
+}
+
+// JailSpec is what the engine needs to run one jail.
+type JailSpec struct {
+	Jail config.Jail
+	// NewScanner returns a fresh Scanner for one source; normally the
+	// compiled filter's NewScanner method.
+	NewScanner func() Scanner
+	// FilterKey identifies the compiled filter (e.g. its spec and file
+	// hash). A reload with the same key keeps the counted failures.
+	FilterKey string
+	// MaxTracked bounds the addresses counted (0: DefaultMaxTracked).
+	MaxTracked int
+	// Widen is the daemon's ipv6_prefix policy: failures of addresses
+	// inside one banned prefix are counted together.
+	Widen bans.Widen
+}
+
+// EngineOptions are shared by all jails of an engine.
+type EngineOptions struct {
+	// Out receives ban decisions. Sending blocks (back-pressure on the
+	// followers) until the daemon takes them or the jail stops. A dry
+	// run is the daemon not applying them: the engine has no side effect.
+	Out chan<- Decision
+	// Positions persists offsets and cursors (nil: in-memory, so a
+	// reload still resumes where it stopped).
+	Positions Positions
+	// History feeds bantime.increment (nil: every ban is a first ban).
+	History History
+	Logger  *slog.Logger
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+	// Journalctl is the journalctl binary (default "journalctl" on PATH).
+	Journalctl string
+	// Rescan overrides the glob re-evaluation period (tests).
+	Rescan time.Duration
+}
+
+// Engine runs jails: one follower (files and/or journal) per jail, one
+// Window per jail. Start, Stop and Stats may be called concurrently.
+type Engine struct {
+	opt   EngineOptions
+	mu    sync.Mutex
+	jails map[string]*jailRun
+}
+
+// ErrNoJail is returned for a jail name the engine does not run.
+var ErrNoJail = errors.New("no such jail")
+
+// NewEngine returns an engine with no jails.
+func NewEngine(opt EngineOptions) *Engine {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Positions == nil {
+		opt.Positions = NewMemPositions()
+	}
+	if opt.Journalctl == "" {
+		opt.Journalctl = "journalctl"
+	}
+	return &Engine{opt: opt, jails: map[string]*jailRun{}}
+}
+
+// Run starts the jails and blocks until ctx is done, then stops them.
+func Run(ctx context.Context, jails []JailSpec, opt EngineOptions) error {
+	e := NewEngine(opt)
+	for _, j := range jails {
+		if err := e.Start(ctx, j); err != nil {
+			e.StopAll()
+			return err
+		}
+	}
+	<-ctx.Done()
+	e.StopAll()
+	return nil
+}
+
+type jailRun struct {
+	spec   JailSpec
+	win    *Window
+	ignore *IgnoreList
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	files   *Follower
+	journal *journalSource
+
+	totalFailed atomic.Uint64
+	decisions   atomic.Uint64
+	ignored     atomic.Uint64
+}
+
+// Start starts a jail or, when it already runs, reloads it: its sources
+// restart from their saved positions, and its counted failures are kept
+// when the filter is unchanged (FilterKey), with maxretry/findtime and the
+// bound updated in place. ctx bounds the jail's life.
+func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
+	j := spec.Jail
+	if spec.NewScanner == nil {
+		return fmt.Errorf("jail %s: no filter: set the jail's filter", j.Name)
+	}
+	if j.MaxRetry < 1 {
+		return fmt.Errorf("jail %s: maxretry %d: must be at least 1", j.Name, j.MaxRetry)
+	}
+	if j.FindTime <= 0 {
+		return fmt.Errorf("jail %s: findtime %s: must be positive", j.Name, j.FindTime)
+	}
+	useJournal, err := journalBackend(j)
+	if err != nil {
+		return err
+	}
+	ign, err := NewIgnoreList(j.IgnoreIP, j.IgnoreSelf)
+	if err != nil {
+		return fmt.Errorf("jail %s: %w", j.Name, err)
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var win *Window
+	var keep *jailRun
+	if old := e.jails[j.Name]; old != nil {
+		old.cancel()
+		<-old.done
+		if old.spec.FilterKey == spec.FilterKey && spec.FilterKey != "" {
+			win = old.win
+			win.Reconfigure(j.MaxRetry, j.FindTime, spec.MaxTracked)
+			keep = old
+		}
+		delete(e.jails, j.Name)
+	}
+	if win == nil {
+		win = NewWindow(j.MaxRetry, j.FindTime, spec.MaxTracked)
+	}
+	jctx, cancel := context.WithCancel(ctx)
+	r := &jailRun{spec: spec, win: win, ignore: ign, cancel: cancel, done: make(chan struct{})}
+	if keep != nil {
+		r.totalFailed.Store(keep.totalFailed.Load())
+		r.decisions.Store(keep.decisions.Load())
+		r.ignored.Store(keep.ignored.Load())
+	}
+	log := e.opt.Logger.With("jail", j.Name)
+
+	var wg sync.WaitGroup
+	if useJournal {
+		r.journal = newJournalSource(journalOptions{
+			Bin:       e.opt.Journalctl,
+			Matches:   j.JournalMatch,
+			Positions: e.opt.Positions,
+			Key:       j.Name + "|journal",
+			Since:     e.opt.Now().Add(-j.FindTime),
+			Logger:    log,
+		}, r.lineHandler(e, jctx))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.journal.run(jctx)
+		}()
+	} else {
+		r.files = NewFollower(FollowOptions{
+			Globs:     j.LogPaths,
+			Positions: e.opt.Positions,
+			Key:       func(p string) string { return j.Name + "|file:" + p },
+			Rescan:    e.opt.Rescan,
+			Logger:    log,
+		}, func(src, line string) { r.lineHandler(e, jctx)(src, line, time.Time{}) })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.files.Run(jctx); err != nil {
+				log.Error("jail stopped: cannot follow its logs", "err", err)
+			}
+		}()
+	}
+	// Sweep stale addresses so "currently failed" means it.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(max(j.FindTime/4, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-jctx.Done():
+				return
+			case <-t.C:
+				win.Sweep(e.opt.Now())
+			}
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(r.done)
+	}()
+	e.jails[j.Name] = r
+	return nil
+}
+
+// journalBackend decides between files and the journal for a jail.
+func journalBackend(j config.Jail) (bool, error) {
+	switch strings.ToLower(j.Backend) {
+	case "journal", "systemd":
+		if len(j.JournalMatch) == 0 {
+			return false, fmt.Errorf("jail %s: backend journal needs journalmatch (e.g. _SYSTEMD_UNIT=sshd.service)", j.Name)
+		}
+		return true, nil
+	case "file", "polling", "pyinotify", "inotify":
+		if len(j.LogPaths) == 0 {
+			return false, fmt.Errorf("jail %s: backend file needs logpath", j.Name)
+		}
+		return false, nil
+	case "", "auto":
+		if len(j.LogPaths) > 0 {
+			return false, nil
+		}
+		if len(j.JournalMatch) > 0 {
+			return true, nil
+		}
+		return false, fmt.Errorf("jail %s: no logpath and no journalmatch: set one of them", j.Name)
+	default:
+		return false, fmt.Errorf("jail %s: unknown backend %q: use auto, file or journal", j.Name, j.Backend)
+	}
+}
+
+// lineHandler returns the per-source line callback. Each source calls it
+// from one goroutine; scanners are per source name.
+func (r *jailRun) lineHandler(e *Engine, ctx context.Context) func(src, line string, at time.Time) {
+	scanners := map[string]Scanner{}
+	return func(src, line string, at time.Time) {
+		sc := scanners[src]
+		if sc == nil {
+			sc = r.spec.NewScanner()
+			scanners[src] = sc
+		}
+		now := e.opt.Now()
+		v, ms := sc.Scan(line, now)
+		if v != Fail {
+			return
+		}
+		for _, m := range ms {
+			if !m.Host.IsValid() {
+				continue // a hostname: xdpban never resolves names
+			}
+			if !at.IsZero() {
+				// The journal's own timestamp is exact (the year too).
+				m.Time = at
+			}
+			r.failure(e, ctx, m, now)
+		}
+	}
+}
+
+func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time) {
+	addr := m.Host.Unmap()
+	if r.ignore.Ignored(addr) {
+		r.ignored.Add(1)
+		return
+	}
+	r.totalFailed.Add(1)
+	key := r.spec.Widen.Addr(addr)
+	hit := r.win.Add(key, m.Time, now, m.Line)
+	if hit == nil {
+		return
+	}
+	j := r.spec.Jail
+	bt := j.BanTime
+	if j.Increment.Enabled && e.opt.History != nil && bt > 0 {
+		n, err := e.opt.History.BanCount(j.Name, key)
+		if err != nil {
+			e.opt.Logger.Warn("ban history unavailable; using the base bantime", "jail", j.Name, "addr", addr, "err", err)
+		}
+		bt = IncrementBanTime(bt, j.Increment, n, nil)
+	}
+	at := m.Time
+	if at.IsZero() {
+		at = now
+	}
+	d := Decision{Jail: j.Name, Addr: addr, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines}
+	r.decisions.Add(1)
+	select {
+	case e.opt.Out <- d:
+	case <-ctx.Done():
+	}
+}
+
+// Stop stops a jail and forgets its counters.
+func (e *Engine) Stop(name string) error {
+	e.mu.Lock()
+	r := e.jails[name]
+	delete(e.jails, name)
+	e.mu.Unlock()
+	if r == nil {
+		return fmt.Errorf("stop jail %q: %w", name, ErrNoJail)
+	}
+	r.cancel()
+	<-r.done
+	return nil
+}
+
+// StopAll stops every jail.
+func (e *Engine) StopAll() {
+	for _, n := range e.Names() {
+		e.Stop(n)
+	}
+}
+
+// Names lists the running jails, sorted.
+func (e *Engine) Names() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.jails))
+	for n := range e.jails {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Forget drops an address's counted failures in a jail (after a manual
+// ban or an unban).
+func (e *Engine) Forget(jail string, a netip.Addr) {
+	e.mu.Lock()
+	r := e.jails[jail]
+	e.mu.Unlock()
+	if r != nil {
+		r.win.Forget(r.spec.Widen.Addr(a))
+	}
+}
+
+// JailStats is what `xdpban status JAIL` and the metrics show.
+type JailStats struct {
+	Name string `json:"name"`
+	// CurrentlyFailed is the addresses with failures inside findtime.
+	CurrentlyFailed int    `json:"currently_failed"`
+	TotalFailed     uint64 `json:"total_failed"`
+	// Ignored counts failures of ignoreip/ignoreself addresses.
+	Ignored   uint64 `json:"ignored"`
+	Decisions uint64 `json:"decisions"`
+	// Evicted counts addresses dropped by the MaxTracked bound.
+	Evicted uint64        `json:"evicted"`
+	Sources []SourceStats `json:"sources"`
+}
+
+// Stats returns a jail's counters.
+func (e *Engine) Stats(name string) (JailStats, error) {
+	e.mu.Lock()
+	r := e.jails[name]
+	e.mu.Unlock()
+	if r == nil {
+		return JailStats{}, fmt.Errorf("jail %q: %w", name, ErrNoJail)
+	}
+	s := JailStats{
+		Name:            name,
+		CurrentlyFailed: r.win.Len(),
+		TotalFailed:     r.totalFailed.Load(),
+		Ignored:         r.ignored.Load(),
+		Decisions:       r.decisions.Load(),
+		Evicted:         r.win.Evicted(),
+	}
+	if r.files != nil {
+		s.Sources = r.files.Stats()
+	}
+	if r.journal != nil {
+		s.Sources = append(s.Sources, r.journal.stats())
+	}
+	return s, nil
+}

@@ -1,0 +1,228 @@
+package logwatch
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// DefaultMaxTracked bounds how many addresses one jail counts failures
+// for. A distributed attack from more addresses than this evicts the
+// least recently failing ones instead of growing memory without bound.
+const DefaultMaxTracked = 1_000_000
+
+// maxKeptLine caps each remembered matched line (for notifications), so a
+// jail tracking a million addresses stays in the hundreds of megabytes.
+const maxKeptLine = 1024
+
+// Window counts failures per address in a sliding findtime window and
+// says when one crosses maxretry. It is keyed by the banned prefix (an
+// IPv6 attacker rotating inside its /64 is one key) and bounded by an LRU.
+// Safe for concurrent use.
+type Window struct {
+	mu         sync.Mutex
+	maxRetry   int
+	findTime   time.Duration
+	maxTracked int
+	m          map[netip.Prefix]*wentry
+	// head is the most recently failing entry, tail the least.
+	head, tail *wentry
+	evicted    uint64
+}
+
+type wentry struct {
+	key        netip.Prefix
+	times      []int64 // unix nanoseconds, at most maxRetry
+	lines      []string
+	prev, next *wentry
+}
+
+// NewWindow returns a window. maxRetry < 1 is treated as 1; maxTracked
+// <= 0 means DefaultMaxTracked.
+func NewWindow(maxRetry int, findTime time.Duration, maxTracked int) *Window {
+	w := &Window{m: make(map[netip.Prefix]*wentry)}
+	w.configure(maxRetry, findTime, maxTracked)
+	return w
+}
+
+func (w *Window) configure(maxRetry int, findTime time.Duration, maxTracked int) {
+	if maxRetry < 1 {
+		maxRetry = 1
+	}
+	if maxTracked <= 0 {
+		maxTracked = DefaultMaxTracked
+	}
+	w.maxRetry, w.findTime, w.maxTracked = maxRetry, findTime, maxTracked
+}
+
+// Reconfigure changes the thresholds and keeps the counted failures, so
+// a reload that only touches maxretry/findtime forgets nothing. Entries
+// over a smaller bound are evicted, oldest first.
+func (w *Window) Reconfigure(maxRetry int, findTime time.Duration, maxTracked int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.configure(maxRetry, findTime, maxTracked)
+	for len(w.m) > w.maxTracked {
+		w.evictTail()
+	}
+}
+
+// Hit is what Add returns when an address crosses maxretry.
+type Hit struct {
+	Failures int
+	Lines    []string
+}
+
+// Add records a failure of key at time at (the line's own time; zero
+// means now). now is the current time: a failure older than findtime
+// relative to now is not counted at all, so replaying an old log never
+// bans. It returns a non-nil Hit when the failures of key within findtime
+// reach maxretry; the key's window is then reset.
+func (w *Window) Add(key netip.Prefix, at, now time.Time, line string) *Hit {
+	if at.IsZero() || at.After(now) {
+		// A clock ahead of ours must not keep an address in the window
+		// longer than findtime.
+		at = now
+	}
+	if len(line) > maxKeptLine {
+		line = line[:maxKeptLine]
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cut := now.Add(-w.findTime).UnixNano()
+	t := at.UnixNano()
+	if t <= cut {
+		return nil
+	}
+	e := w.m[key]
+	if e == nil {
+		if len(w.m) >= w.maxTracked {
+			w.evictTail()
+		}
+		e = &wentry{key: key}
+		w.m[key] = e
+		w.pushFront(e)
+	} else {
+		w.moveFront(e)
+	}
+	// Drop what has left the window; the slice is short (< maxRetry).
+	k := 0
+	for i, ti := range e.times {
+		if ti > cut {
+			e.times[k] = ti
+			e.lines[k] = e.lines[i]
+			k++
+		}
+	}
+	e.times, e.lines = e.times[:k], e.lines[:k]
+	e.times = append(e.times, t)
+	e.lines = append(e.lines, line)
+	if len(e.times) < w.maxRetry {
+		return nil
+	}
+	h := &Hit{Failures: len(e.times), Lines: e.lines}
+	w.remove(e)
+	return h
+}
+
+// Forget drops key's failures (after a manual ban or unban).
+func (w *Window) Forget(key netip.Prefix) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e := w.m[key]; e != nil {
+		w.remove(e)
+	}
+}
+
+// Sweep drops entries whose newest failure left the window at now. It
+// walks from the least recently failing end and stops at the first fresh
+// entry, so it costs what it removes.
+func (w *Window) Sweep(now time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cut := now.Add(-w.findTime).UnixNano()
+	n := 0
+	for e := w.tail; e != nil; {
+		prev := e.prev
+		newest := e.times[len(e.times)-1]
+		for _, t := range e.times {
+			newest = max(newest, t)
+		}
+		if newest > cut {
+			break
+		}
+		w.remove(e)
+		n++
+		e = prev
+	}
+	return n
+}
+
+// Len is the number of addresses with failures being counted.
+func (w *Window) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.m)
+}
+
+// Evicted is how many addresses were dropped because of the bound.
+func (w *Window) Evicted() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.evicted
+}
+
+// Failures returns key's failures currently in the window.
+func (w *Window) Failures(key netip.Prefix) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e := w.m[key]; e != nil {
+		return len(e.times)
+	}
+	return 0
+}
+
+func (w *Window) evictTail() {
+	if w.tail != nil {
+		w.remove(w.tail)
+		w.evicted++
+	}
+}
+
+func (w *Window) pushFront(e *wentry) {
+	e.prev, e.next = nil, w.head
+	if w.head != nil {
+		w.head.prev = e
+	}
+	w.head = e
+	if w.tail == nil {
+		w.tail = e
+	}
+}
+
+func (w *Window) unlink(e *wentry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		w.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		w.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+func (w *Window) moveFront(e *wentry) {
+	if w.head == e {
+		return
+	}
+	w.unlink(e)
+	w.pushFront(e)
+}
+
+func (w *Window) remove(e *wentry) {
+	w.unlink(e)
+	delete(w.m, e.key)
+}

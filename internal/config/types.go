@@ -31,6 +31,9 @@ type Daemon struct {
 	PinPath    string   // default /sys/fs/bpf/xdpban
 	Socket     string   // default /run/xdpban/xdpban.sock
 	StateDir   string   // default /var/lib/xdpban
+	// BanLog is the fail2ban-format ban log (key `banlog`), default
+	// /var/log/xdpban.log; "" or "none" writes none.
+	BanLog     string
 	MapSizes   MapSizes
 	IPv6Prefix int // 48..128, default 64
 	// MetricsListen is empty when metrics are off (the default).

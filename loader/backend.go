@@ -1,0 +1,443 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+// Add implements bans.Backend. Re-adding a banned prefix replaces its
+// jail and expiry but keeps its drop counters, so a ban extended by
+// bantime.increment still shows everything it dropped.
+func (x *XDP) Add(ctx context.Context, bs ...bans.Ban) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.checkOpen(); err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p, s, err := x.slotFor(b.Prefix)
+		if err != nil {
+			return err
+		}
+		id, err := x.jailID(b.Jail)
+		if err != nil {
+			return fmt.Errorf("ban %s: %w", p, err)
+		}
+		m := x.tbl[s.t]
+		var v xdpbanBanEntry
+		existed := m.Lookup(s.key, &v) == nil
+		v.ExpiresNs = toBoot(b.Expires)
+		v.JailId = id
+		if err := m.Update(s.key, &v, ebpf.UpdateAny); err != nil {
+			if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) {
+				return fmt.Errorf("ban %s: %s is full at %d entries: raise its map size in [xdpban] and restart: %w",
+					p, s.t, m.MaxEntries(), bans.ErrFull)
+			}
+			return fmt.Errorf("ban %s in %s: %w", p, s.t, err)
+		}
+		if !existed && (s.t == tV4Net || s.t == tV6Net) {
+			if err := x.bumpNet(s.t, 1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Delete implements bans.Backend.
+func (x *XDP) Delete(ctx context.Context, ps ...netip.Prefix) (int, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.checkOpen(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ps {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		p, s, err := x.slotFor(p)
+		if err != nil {
+			return n, err
+		}
+		err = x.tbl[s.t].Delete(s.key)
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			continue
+		}
+		if err != nil {
+			return n, fmt.Errorf("unban %s in %s: %w", p, s.t, err)
+		}
+		n++
+		if s.t == tV4Net || s.t == tV6Net {
+			if err := x.bumpNet(s.t, -1); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// Flush implements bans.Backend.
+func (x *XDP) Flush(ctx context.Context) (int, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.checkOpen(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for t := table(0); t < tables; t++ {
+		m := x.tbl[t]
+		// Collect first: deleting while walking a hash map restarts the
+		// walk.
+		var keys [][]byte
+		cur := make([]byte, m.KeySize())
+		next := make([]byte, m.KeySize())
+		var prev any // nil: first key
+		for {
+			if err := m.NextKey(prev, next); err != nil {
+				if errors.Is(err, ebpf.ErrKeyNotExist) {
+					break
+				}
+				return n, fmt.Errorf("flush %s: %w", t, err)
+			}
+			keys = append(keys, append([]byte(nil), next...))
+			copy(cur, next)
+			prev = cur
+		}
+		for _, k := range keys {
+			if err := m.Delete(k); err == nil {
+				n++
+			} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return n, fmt.Errorf("flush %s: %w", t, err)
+			}
+		}
+		if t == tV4Net || t == tV6Net {
+			if err := x.recountNet(t); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// entry is one map element read back.
+type entry struct {
+	t   table
+	key []byte
+	v   xdpbanBanEntry
+}
+
+// walk calls fn for every element of table t. Hash tables are read in
+// batches (a 1M-entry table in a few hundred syscalls); tries have no
+// batch support and are walked key by key.
+func (x *XDP) walk(t table, fn func(entry) error) error {
+	m := x.tbl[t]
+	switch t {
+	case tV4:
+		return walkBatch[[4]byte](m, func(k [4]byte, v xdpbanBanEntry) error {
+			return fn(entry{t, k[:], v})
+		})
+	case tV6:
+		return walkBatch[[16]byte](m, func(k [16]byte, v xdpbanBanEntry) error {
+			return fn(entry{t, k[:], v})
+		})
+	}
+	if t == tV4Net {
+		return walkIter(m, func(k xdpbanLpmV4Key, v xdpbanBanEntry) error {
+			return fn(entry{t, append(nativeEndian.AppendUint32(nil, k.Prefixlen), k.Addr[:]...), v})
+		})
+	}
+	return walkIter(m, func(k xdpbanLpmV6Key, v xdpbanBanEntry) error {
+		return fn(entry{t, append(nativeEndian.AppendUint32(nil, k.Prefixlen), k.Addr[:]...), v})
+	})
+}
+
+func walkIter[K any](m *ebpf.Map, fn func(K, xdpbanBanEntry) error) error {
+	it := m.Iterate()
+	var k K
+	var v xdpbanBanEntry
+	for it.Next(&k, &v) {
+		if err := fn(k, v); err != nil {
+			return err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", m, err)
+	}
+	return nil
+}
+
+const batchSize = 4096
+
+func walkBatch[K, V any](m *ebpf.Map, fn func(K, V) error) error {
+	keys := make([]K, batchSize)
+	vals := make([]V, batchSize)
+	var cur ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cur, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			if ferr := fn(keys[i], vals[i]); ferr != nil {
+				return ferr
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", m, err)
+		}
+	}
+}
+
+func (x *XDP) toBan(e entry) (bans.Ban, error) {
+	p, err := x.prefixOf(e.t, e.key)
+	if err != nil {
+		return bans.Ban{}, err
+	}
+	return bans.Ban{
+		Prefix:  p,
+		Jail:    x.jailName(e.v.JailId),
+		Expires: toWall(e.v.ExpiresNs),
+		Packets: e.v.Packets,
+		Bytes:   e.v.Bytes,
+	}, nil
+}
+
+// List implements bans.Backend.
+func (x *XDP) List(ctx context.Context) ([]bans.Ban, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.checkOpen(); err != nil {
+		return nil, err
+	}
+	var out []bans.Ban
+	for t := table(0); t < tables; t++ {
+		err := x.walk(t, func(e entry) error {
+			b, err := x.toBan(e)
+			if err != nil {
+				return err
+			}
+			out = append(out, b)
+			return ctx.Err()
+		})
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// Expire implements bans.Backend. The kernel already passes traffic from
+// expired entries; this frees their slots.
+func (x *XDP) Expire(ctx context.Context, now time.Time) ([]bans.Ban, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.checkOpen(); err != nil {
+		return nil, err
+	}
+	if now.IsZero() {
+		now = time.Now()
+	}
+	limit := toBoot(now)
+	var out []bans.Ban
+	for t := table(0); t < tables; t++ {
+		var dead []entry
+		err := x.walk(t, func(e entry) error {
+			if e.v.ExpiresNs != 0 && e.v.ExpiresNs <= limit {
+				dead = append(dead, e)
+			}
+			return ctx.Err()
+		})
+		if err != nil {
+			return out, err
+		}
+		removed := 0
+		for _, e := range dead {
+			// Re-read: a ban renewed since the walk must survive.
+			var cur xdpbanBanEntry
+			if err := x.tbl[t].Lookup(e.key, &cur); err != nil ||
+				cur.ExpiresNs == 0 || cur.ExpiresNs > limit {
+				continue
+			}
+			if err := x.tbl[t].Delete(e.key); err != nil {
+				if errors.Is(err, ebpf.ErrKeyNotExist) {
+					continue
+				}
+				return out, fmt.Errorf("expire in %s: %w", t, err)
+			}
+			e.v = cur
+			b, err := x.toBan(e)
+			if err != nil {
+				return out, err
+			}
+			out = append(out, b)
+			removed++
+		}
+		if removed > 0 && (t == tV4Net || t == tV6Net) {
+			if err := x.bumpNet(t, -removed); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// Counter names, indexed by enum stat_idx in bpf/xdpban.c.
+var counterNames = []struct {
+	idx  xdpbanStatIdx
+	name string
+}{
+	{xdpbanStatIdxSTAT_PASSED, "passed"},
+	{xdpbanStatIdxSTAT_DROPPED, "dropped"},
+	{xdpbanStatIdxSTAT_EXPIRED_PASS, "expired_pass"},
+	{xdpbanStatIdxSTAT_NOT_IP, "not_ip"},
+	{xdpbanStatIdxSTAT_MALFORMED, "malformed"},
+	{xdpbanStatIdxSTAT_RATE_LIMITED, "rate_limited"},
+	{xdpbanStatIdxSTAT_EVENTS_SENT, "events_sent"},
+	{xdpbanStatIdxSTAT_EVENTS_SUPPRESSED, "events_suppressed"},
+}
+
+// Counters returns the global counters summed over CPUs.
+func (x *XDP) Counters() (map[string]uint64, error) {
+	out := make(map[string]uint64, len(counterNames))
+	for _, c := range counterNames {
+		var per []uint64
+		if err := x.stats.Lookup(uint32(c.idx), &per); err != nil {
+			return nil, fmt.Errorf("read counter %s: %w", c.name, err)
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		out[c.name] = sum
+	}
+	return out, nil
+}
+
+// Status implements bans.Backend.
+func (x *XDP) Status(ctx context.Context) (bans.Status, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.checkOpen(); err != nil {
+		return bans.Status{}, err
+	}
+	st := bans.Status{Backend: "xdp"}
+	ifs, err := x.interfaces()
+	if err != nil {
+		return st, err
+	}
+	st.Interfaces = ifs
+	for t := table(0); t < tables; t++ {
+		n := 0
+		if err := x.walk(t, func(entry) error { n++; return ctx.Err() }); err != nil {
+			return st, err
+		}
+		st.Tables = append(st.Tables, bans.TableStatus{Name: t.String(), Entries: n, Capacity: int(x.tbl[t].MaxEntries())})
+	}
+	if st.Counters, err = x.Counters(); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// interfaces lists the pinned links with their attach mode. The mode
+// comes from the interface itself (netlink), read in the caller's
+// namespace: an interface that cannot be found there is "unknown".
+func (x *XDP) interfaces() ([]bans.IfaceStatus, error) {
+	ents, err := os.ReadDir(x.pin)
+	if err != nil {
+		return nil, fmt.Errorf("list pinned links in %s: %w", x.pin, err)
+	}
+	var out []bans.IfaceStatus
+	for _, e := range ents {
+		name, ok := linkName(e.Name())
+		if !ok {
+			continue
+		}
+		out = append(out, bans.IfaceStatus{Name: name, Mode: x.mode(filepath.Join(x.pin, e.Name()))})
+	}
+	return out, nil
+}
+
+func (x *XDP) mode(linkPath string) string {
+	l, err := link.LoadPinnedLink(linkPath, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return "unknown"
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil || info.XDP() == nil {
+		return "unknown"
+	}
+	nl, err := netlink.LinkByIndex(int(info.XDP().Ifindex))
+	if err != nil || nl.Attrs().Xdp == nil || nl.Attrs().Xdp.ProgId != uint32(info.Program) {
+		return "unknown"
+	}
+	switch nl.Attrs().Xdp.AttachMode {
+	case 1: // XDP_ATTACHED_DRV
+		return "native"
+	case 2: // XDP_ATTACHED_SKB
+		return "generic"
+	case 3: // XDP_ATTACHED_HW
+		return "offload"
+	}
+	return "unknown"
+}
+
+// bumpNet adjusts the trie fill count the kernel reads. When a decrement
+// would reach zero the trie is recounted: a wrong zero would switch
+// prefix enforcement off.
+func (x *XDP) bumpNet(t table, d int) error {
+	var m xdpbanXdpbanMeta
+	if err := x.meta.Lookup(uint32(0), &m); err != nil {
+		return fmt.Errorf("read meta: %w", err)
+	}
+	c := &m.V4NetEntries
+	if t == tV6Net {
+		c = &m.V6NetEntries
+	}
+	n := int(*c) + d
+	if n <= 0 {
+		return x.recountNet(t)
+	}
+	*c = uint32(n)
+	if err := x.meta.Put(uint32(0), &m); err != nil {
+		return fmt.Errorf("write meta: %w", err)
+	}
+	return nil
+}
+
+func (x *XDP) recountNet(t table) error {
+	n := 0
+	if err := x.walk(t, func(entry) error { n++; return nil }); err != nil {
+		return err
+	}
+	var m xdpbanXdpbanMeta
+	if err := x.meta.Lookup(uint32(0), &m); err != nil {
+		return fmt.Errorf("read meta: %w", err)
+	}
+	if t == tV6Net {
+		m.V6NetEntries = uint32(n)
+	} else {
+		m.V4NetEntries = uint32(n)
+	}
+	if err := x.meta.Put(uint32(0), &m); err != nil {
+		return fmt.Errorf("write meta: %w", err)
+	}
+	return nil
+}

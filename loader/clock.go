@@ -1,0 +1,49 @@
+package loader
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The kernel compares ban expiry against CLOCK_BOOTTIME
+// (bpf_ktime_get_boot_ns): it is monotonic, so a wall-clock step (NTP,
+// an operator's `date`) neither frees nor extends bans, and it keeps
+// counting across suspend. Userspace speaks wall-clock time (bans.Ban).
+// These two functions are the only place the two meet.
+
+func bootNow() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		// CLOCK_BOOTTIME exists since Linux 2.6.39; XDP needs far newer.
+		panic("clock_gettime(CLOCK_BOOTTIME): " + err.Error())
+	}
+	return time.Duration(ts.Nano())
+}
+
+// toBoot converts a wall-clock expiry to the kernel's boot-time ns. The
+// zero time (permanent) is 0; an instant already in the past before boot
+// becomes 1, which is expired, never 0, which would be permanent.
+func toBoot(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	now := time.Now()
+	b := bootNow() + t.Sub(now)
+	if b <= 0 {
+		return 1
+	}
+	return uint64(b)
+}
+
+// toWall is toBoot's inverse. The two clock reads are not simultaneous,
+// so the result is rounded to the millisecond to make an Add/List round
+// trip return the instant that was added.
+func toWall(ns uint64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	now := time.Now()
+	b := bootNow()
+	return now.Add(time.Duration(ns) - b).Round(time.Millisecond)
+}

@@ -31,15 +31,31 @@ type Metrics struct {
 	BansActive   *prometheus.GaugeVec   // jail
 	BansTotal    *prometheus.CounterVec // jail
 	UnbansTotal  *prometheus.CounterVec // jail, reason
-	Failures     *prometheus.CounterVec // jail
-	LinesRead    *prometheus.CounterVec // log
-	LinesSkipped *prometheus.CounterVec // log
 	// BanLatency is decision (or CLI request) to backend Add done.
 	BanLatency prometheus.Histogram
 }
 
-// New builds the collectors; status (may be nil) feeds the backend ones.
-func New(status StatusFunc) *Metrics {
+// JailCounters are one jail's log-side totals, read from the jail engine
+// at scrape time (the engine already counts; copying would double the
+// bookkeeping).
+type JailCounters struct {
+	Jail     string
+	Failures uint64
+	Sources  []SourceCounters
+}
+
+// SourceCounters are one followed log's line totals.
+type SourceCounters struct {
+	Log           string
+	Read, Skipped uint64
+}
+
+// JailsFunc reads the jails' counters at scrape time.
+type JailsFunc func() []JailCounters
+
+// New builds the collectors; status and jails (either may be nil) feed
+// the backend and log-side ones.
+func New(status StatusFunc, jails JailsFunc) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		BansActive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -51,28 +67,53 @@ func New(status StatusFunc) *Metrics {
 		UnbansTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "xdpban_unbans_total", Help: "Bans lifted since the daemon started, per jail and reason (expired, manual).",
 		}, []string{"jail", "reason"}),
-		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "xdpban_failures_total", Help: "Log lines matched as failures, per jail.",
-		}, []string{"jail"}),
-		LinesRead: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "xdpban_log_lines_read_total", Help: "Lines read, per followed log.",
-		}, []string{"log"}),
-		LinesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "xdpban_log_lines_skipped_total", Help: "Lines skipped as unusable (binary, too long), per followed log.",
-		}, []string{"log"}),
 		BanLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "xdpban_ban_latency_seconds",
 			Help:    "Time from a ban decision to the backend enforcing it.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50µs .. ~1.6s
 		}),
 	}
-	m.Registry.MustRegister(m.BansActive, m.BansTotal, m.UnbansTotal, m.Failures,
-		m.LinesRead, m.LinesSkipped, m.BanLatency,
+	m.Registry.MustRegister(m.BansActive, m.BansTotal, m.UnbansTotal, m.BanLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if status != nil {
 		m.Registry.MustRegister(&backendCollector{status: status})
 	}
+	if jails != nil {
+		m.Registry.MustRegister(&jailCollector{jails: jails})
+	}
 	return m
+}
+
+var (
+	descFailures = prometheus.NewDesc("xdpban_failures_total",
+		"Log lines matched as failures, per jail.", []string{"jail"}, nil)
+	descLinesRead = prometheus.NewDesc("xdpban_log_lines_read_total",
+		"Lines read, per jail and followed log.", []string{"jail", "log"}, nil)
+	descLinesSkipped = prometheus.NewDesc("xdpban_log_lines_skipped_total",
+		"Lines skipped as unusable (not UTF-8, binary, too long), per jail and followed log.", []string{"jail", "log"}, nil)
+)
+
+type jailCollector struct{ jails JailsFunc }
+
+func (c *jailCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descFailures
+	ch <- descLinesRead
+	ch <- descLinesSkipped
+}
+
+func (c *jailCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, j := range c.jails() {
+		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(j.Failures), j.Jail)
+		seen := map[string]bool{}
+		for _, s := range j.Sources {
+			if seen[s.Log] { // a duplicate label set would fail the scrape
+				continue
+			}
+			seen[s.Log] = true
+			ch <- prometheus.MustNewConstMetric(descLinesRead, prometheus.CounterValue, float64(s.Read), j.Jail, s.Log)
+			ch <- prometheus.MustNewConstMetric(descLinesSkipped, prometheus.CounterValue, float64(s.Skipped), j.Jail, s.Log)
+		}
+	}
 }
 
 var (

@@ -20,11 +20,11 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 			Counters: map[string]uint64{"dropped": 42, "dropped_bytes": 4200, "passed": 7},
 			Tables:   []bans.TableStatus{{Name: "bans_v4", Entries: 25, Capacity: 100}},
 		}, nil
+	}, func() []JailCounters {
+		return []JailCounters{{Jail: "sshd", Failures: 11, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2}}}}
 	})
 	m.BansActive.WithLabelValues("sshd").Set(3)
 	m.BansTotal.WithLabelValues("sshd").Add(5)
-	m.Failures.WithLabelValues("sshd").Add(11)
-	m.LinesRead.WithLabelValues("/var/log/auth.log").Add(100)
 	m.BanLatency.Observe(0.0002)
 
 	ln, err := Listen("127.0.0.1:0")
@@ -44,7 +44,8 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 		`xdpban_bans_active{jail="sshd"} 3`,
 		`xdpban_bans_total{jail="sshd"} 5`,
 		`xdpban_failures_total{jail="sshd"} 11`,
-		`xdpban_log_lines_read_total{log="/var/log/auth.log"} 100`,
+		`xdpban_log_lines_read_total{jail="sshd",log="/var/log/auth.log"} 100`,
+		`xdpban_log_lines_skipped_total{jail="sshd",log="/var/log/auth.log"} 2`,
 		`xdpban_dropped_packets_total{backend="xdp"} 42`,
 		`xdpban_dropped_bytes_total{backend="xdp"} 4200`,
 		`xdpban_backend_counter{backend="xdp",name="passed"} 7`,
@@ -69,7 +70,7 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 }
 
 func TestBackendDownIsReported(t *testing.T) {
-	m := New(func(context.Context) (bans.Status, error) { return bans.Status{}, errors.New("gone") })
+	m := New(func(context.Context) (bans.Status, error) { return bans.Status{}, errors.New("gone") }, nil)
 	mfs, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -28,9 +28,9 @@ type StatusFunc func(ctx context.Context) (bans.Status, error)
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	BansActive   *prometheus.GaugeVec   // jail
-	BansTotal    *prometheus.CounterVec // jail
-	UnbansTotal  *prometheus.CounterVec // jail, reason
+	BansActive  *prometheus.GaugeVec   // jail
+	BansTotal   *prometheus.CounterVec // jail
+	UnbansTotal *prometheus.CounterVec // jail, reason
 	// BanLatency is decision (or CLI request) to backend Add done.
 	BanLatency prometheus.Histogram
 }

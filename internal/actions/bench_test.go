@@ -9,7 +9,7 @@ import (
 // nopAction succeeds at once; it isolates the Runner's own cost.
 type nopAction struct{ policy }
 
-func (nopAction) Kind() string                      { return "webhook" }
+func (nopAction) Kind() string                     { return "webhook" }
 func (nopAction) Run(context.Context, Event) error { return nil }
 
 func nop() Action {

@@ -22,6 +22,18 @@ type Config struct {
 	FilterDirs []string
 	// Files lists every file read, for error messages and `status`.
 	Files []string
+	// Broken lists the jails LoadFail2ban could not translate (fail2ban
+	// skips such a jail and starts the others; so does xdpban). They are
+	// not in Jails. Load never fills it: any bad jail fails the load.
+	Broken []BrokenJail
+}
+
+// BrokenJail is a jail refused by LoadFail2ban, and why.
+type BrokenJail struct {
+	Name    string
+	Enabled bool
+	Source  string // "file:line" of the section header
+	Err     error  // "file:line: reason"
 }
 
 // Daemon holds the [xdpban] section (daemon-wide settings).
@@ -61,6 +73,15 @@ type Jail struct {
 	Enabled bool
 	// Filter is the filter spec as written: "sshd", "sshd[mode=aggressive]".
 	Filter string
+	// FilterName and FilterArgs are Filter split: "sshd" and
+	// {"mode": "aggressive"}. The args override the filter's [Init] and
+	// [Definition] values of the same name, as in fail2ban.
+	FilterName string
+	FilterArgs map[string]string
+	// FilterOptions are filter settings given in the jail section itself
+	// (failregex, ignoreregex, prefregex, datepattern, maxlines): they win
+	// over the filter file's, as in fail2ban. Absent keys are not set.
+	FilterOptions map[string]string
 	// LogPaths are as configured (globs allowed; expanded by logwatch, so
 	// a file appearing later is picked up).
 	LogPaths     []string
@@ -79,9 +100,15 @@ type Jail struct {
 	// "1000:2000"); empty means all ports.
 	Port     string
 	Protocol string // tcp | udp | all
-	// Replaced lists banaction/action lines read from a fail2ban config:
-	// reported as replaced by xdpban's enforcement, never executed.
+	// Replaced lists banaction/action lines read from a fail2ban config
+	// (or non-xdpban actions in a copied jail.local): reported as replaced
+	// by xdpban's enforcement, never executed. Their port scope is folded
+	// into Port (an *-allports action makes it all ports).
 	Replaced []string
+	// Notes are the settings that were read but not translated, one line
+	// each ("file:line: bantime.formula: not supported, factor used"), for
+	// `xdpban check` and the daemon's startup log.
+	Notes []string
 	// Actions are xdpban's own notification actions (mail, webhook,
 	// command) run on ban and unban.
 	Actions []Action

@@ -375,7 +375,7 @@ func (x *XDP) interfaces() ([]bans.IfaceStatus, error) {
 }
 
 func (x *XDP) mode(linkPath string) string {
-	l, err := link.LoadPinnedLink(linkPath, &ebpf.LoadPinOptions{ReadOnly: true})
+	l, err := link.LoadPinnedLink(linkPath, nil)
 	if err != nil {
 		return "unknown"
 	}

@@ -2,7 +2,7 @@ package loader
 
 // The BPF object is generated from bpf/xdpban.c and committed, so building
 // xdpban needs no clang. Regenerate with `make generate`, which sets
-// XDPBAN_BPF_INCLUDE to the host's multiarch include dir (clang -target
+// BPF_CFLAGS with -I for the host's multiarch include dir (clang -target
 // bpf does not search it, and asm/types.h lives there). Both supported
 // architectures (amd64, arm64) are little-endian, hence -target bpfel.
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror $XDPBAN_BPF_INCLUDE" -target bpfel -type ban_entry -type lpm_v4_key -type lpm_v6_key -type xdpban_meta -type jail_name xdpban ../bpf/xdpban.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror $BPF_CFLAGS" -target bpfel -type ban_entry -type lpm_v4_key -type lpm_v6_key -type xdpban_meta -type jail_name xdpban ../bpf/xdpban.c

@@ -1,0 +1,738 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/actions"
+	"github.com/xdpban/xdpban/internal/banlog"
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/metrics"
+	"github.com/xdpban/xdpban/internal/store"
+	"github.com/xdpban/xdpban/logwatch"
+)
+
+// Built-in defaults for what the configuration leaves empty.
+const (
+	DefaultStateDir   = "/var/lib/xdpban"
+	DefaultPinPath    = "/sys/fs/bpf/xdpban"
+	DefaultDBPurgeAge = 24 * time.Hour
+	DBFile            = "xdpban.db"
+)
+
+// BackendOpener opens the enforcement backend and says why it chose it
+// (enforce.Open).
+type BackendOpener func(ctx context.Context, d config.Daemon) (b bans.Backend, reason string, err error)
+
+// Options configure a daemon.
+type Options struct {
+	// Config is the resolved configuration; its Daemon section holds the
+	// paths (the CLI's flags already applied).
+	Config *config.Config
+	// LoadConfig re-reads the configuration on reload (SIGHUP, `xdpban
+	// reload`); nil makes reload re-apply Config.
+	LoadConfig func() (*config.Config, error)
+	// Jails compiles the enabled jails of a configuration into engine
+	// specs (filters loaded); nil runs no jails.
+	Jails func(cfg *config.Config, w bans.Widen) ([]logwatch.JailSpec, error)
+	// OpenBackend opens the backend; required unless DryRun.
+	OpenBackend BackendOpener
+	// DryRun watches logs and reports decisions without enforcing or
+	// storing anything.
+	DryRun bool
+	// DetachOnExit removes enforcement when the daemon stops; by default
+	// it stays (the kernel keeps dropping while the daemon restarts).
+	DetachOnExit bool
+	Logger       *slog.Logger
+	// SweepEvery is the expiry sweep period (default 1s).
+	SweepEvery time.Duration
+	// Ready is called once bans are restored and the socket answers
+	// (sd_notify READY=1).
+	Ready func()
+	// Now is the clock (tests); nil is time.Now.
+	Now func() time.Time
+}
+
+// Daemon is a running xdpban. It implements control.Handler.
+type Daemon struct {
+	opt     Options
+	log     *slog.Logger
+	widen   bans.Widen
+	started time.Time
+
+	core    *Core
+	st      *store.Store
+	bl      *banlog.Log
+	met     *metrics.Metrics
+	runner  *actions.Runner
+	engine  *logwatch.Engine
+	reason  string
+	metrics net.Listener
+
+	mu  sync.Mutex
+	cfg *config.Config
+	// runCtx bounds the jails; stop ends Run (detach, fatal errors).
+	runCtx context.Context
+	stop   context.CancelCauseFunc
+	// detached: enforcement was removed; do not Close over it.
+	detached bool
+}
+
+// New checks the options; Run does the work.
+func New(opt Options) (*Daemon, error) {
+	if opt.Config == nil {
+		return nil, errors.New("daemon: no configuration")
+	}
+	if opt.OpenBackend == nil && !opt.DryRun {
+		return nil, errors.New("daemon: no backend opener")
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.SweepEvery <= 0 {
+		opt.SweepEvery = time.Second
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	d := &Daemon{opt: opt, log: opt.Logger, cfg: opt.Config}
+	if v6 := opt.Config.Daemon.IPv6Prefix; v6 != 0 {
+		if err := bans.ValidateIPv6Prefix(v6); err != nil {
+			return nil, err
+		}
+		d.widen = bans.Widen{IPv6: v6}
+	}
+	return d, nil
+}
+
+// Widen is the daemon's address widening policy.
+func (d *Daemon) Widen() bans.Widen { return d.widen }
+
+// Run restores bans, serves the control socket, runs the jails and sweeps
+// expired bans until ctx ends (or a detach). Enforcement stays in place
+// when it returns unless DetachOnExit.
+func (d *Daemon) Run(ctx context.Context) (err error) {
+	d.started = d.opt.Now()
+	dc := d.cfg.Daemon
+	runCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	d.runCtx, d.stop = runCtx, stop
+
+	if !d.opt.DryRun {
+		stateDir := or(dc.StateDir, DefaultStateDir)
+		d.st, err = store.Open(filepath.Join(stateDir, DBFile), d.log)
+		if err != nil {
+			return fmt.Errorf("open ban database: %w", err)
+		}
+		defer d.st.Close()
+	}
+	blPath := dc.BanLog
+	if blPath == "none" {
+		blPath = ""
+	}
+	d.bl, err = banlog.Open(blPath, d.log)
+	if err != nil {
+		return err
+	}
+	defer d.bl.Close()
+
+	var backend bans.Backend
+	if !d.opt.DryRun {
+		backend, d.reason, err = d.opt.OpenBackend(ctx, dc)
+		if err != nil {
+			return fmt.Errorf("open backend: %w", err)
+		}
+		d.log.Info("backend ready", "backend", backend.Kind(), "reason", d.reason)
+		defer func() {
+			if d.detached {
+				return
+			}
+			if d.opt.DetachOnExit {
+				if derr := backend.Detach(); derr != nil {
+					err = errors.Join(err, fmt.Errorf("detach on exit: %w", derr))
+				}
+				return
+			}
+			backend.Close()
+		}()
+		d.core = NewCore(backend, d.st, d.bl, d.log)
+		d.core.Now = d.opt.Now
+	}
+
+	d.runner = actions.NewRunner(actions.Options{Logger: d.log})
+	// Workers outlive runCtx so Close can drain pending notifications
+	// (bounded) at shutdown.
+	d.runner.Start(context.Background())
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.runner.Close(cctx)
+	}()
+	if d.core != nil {
+		d.core.Notify = d.runner
+	}
+
+	if dc.MetricsListen != "" {
+		ln, err := metrics.Listen(dc.MetricsListen)
+		if err != nil {
+			return err
+		}
+		d.met = metrics.New(d.backendStatus, d.jailCounters)
+		if d.core != nil {
+			d.core.Metrics = d.met
+		}
+		go func() {
+			if err := d.met.Serve(runCtx, ln, d.log); err != nil {
+				d.log.Error("metrics stopped", "err", err)
+			}
+		}()
+	}
+
+	// Bans first: nothing read from a log may be decided before what was
+	// already banned is back in force.
+	if d.core != nil {
+		if moved := d.st.Recovered(); moved != "" {
+			d.log.Warn("ban database was unreadable: importing the bans the kernel still enforces", "moved_to", moved)
+		}
+		if _, err := d.core.Restore(ctx); err != nil {
+			return fmt.Errorf("restore bans: %w", err)
+		}
+		d.purge()
+	}
+
+	sock := or(dc.Socket, control.DefaultSocket)
+	srv, err := control.Listen(sock, d, d.log)
+	if err != nil {
+		return err
+	}
+	go func() {
+		if err := srv.Serve(); err != nil {
+			stop(err)
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+
+	decisions := make(chan logwatch.Decision, 256)
+	var positions logwatch.Positions
+	var history logwatch.History
+	if d.st != nil {
+		positions = positionStore{d.st}
+		history = d.st
+	}
+	d.engine = logwatch.NewEngine(logwatch.EngineOptions{
+		Out: decisions, Positions: positions, History: history, Logger: d.log, Now: d.opt.Now,
+	})
+	defer d.engine.StopAll()
+	if err := d.startJails(runCtx, d.cfg, ""); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.consume(runCtx, decisions)
+	}()
+	defer wg.Wait()
+
+	d.log.Info("xdpban running", "socket", sock, "dry_run", d.opt.DryRun, "jails", d.engine.Names())
+	if d.opt.Ready != nil {
+		d.opt.Ready()
+	}
+
+	tick := time.NewTicker(d.opt.SweepEvery)
+	defer tick.Stop()
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
+	for {
+		select {
+		case <-runCtx.Done():
+			cause := context.Cause(runCtx)
+			d.engine.StopAll()
+			if errors.Is(cause, errDetached) || ctx.Err() != nil {
+				d.log.Info("xdpban stopping", "reason", cause)
+				return nil
+			}
+			return cause
+		case <-tick.C:
+			if d.core == nil {
+				continue
+			}
+			if _, err := d.core.Sweep(runCtx); err != nil && runCtx.Err() == nil {
+				d.log.Error("expiry sweep failed", "err", err)
+			}
+		case <-purge.C:
+			d.purge()
+		}
+	}
+}
+
+var errDetached = errors.New("enforcement detached on request")
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (d *Daemon) purge() {
+	if d.st == nil {
+		return
+	}
+	age := d.cfg.Daemon.DBPurgeAge
+	if age <= 0 {
+		age = DefaultDBPurgeAge
+	}
+	n, err := d.st.Purge(d.opt.Now().Add(-age))
+	if err != nil {
+		d.log.Error("purge ban history failed", "err", err)
+		return
+	}
+	if n > 0 {
+		d.log.Info("ban history purged", "events", n, "older_than", age)
+	}
+}
+
+// startJails starts (or reloads) the enabled jails of cfg, only the one
+// named when jail is set, and stops the ones no longer enabled.
+func (d *Daemon) startJails(ctx context.Context, cfg *config.Config, jail string) error {
+	for _, j := range cfg.Jails {
+		acts, err := actions.Build(j.Actions)
+		if err != nil {
+			return fmt.Errorf("jail %s (%s): %w", j.Name, j.Source, err)
+		}
+		if jail == "" || jail == j.Name {
+			d.runner.SetJail(j.Name, acts)
+		}
+	}
+	if d.opt.Jails == nil {
+		return nil
+	}
+	specs, err := d.opt.Jails(cfg, d.widen)
+	if err != nil {
+		return err
+	}
+	want := map[string]bool{}
+	for _, s := range specs {
+		if jail != "" && s.Jail.Name != jail {
+			continue
+		}
+		want[s.Jail.Name] = true
+		if err := d.engine.Start(ctx, s); err != nil {
+			return fmt.Errorf("start jail %s: %w", s.Jail.Name, err)
+		}
+	}
+	if jail != "" {
+		if !want[jail] {
+			return fmt.Errorf("%w %q: not an enabled jail in the configuration", control.ErrUnknownJail, jail)
+		}
+		return nil
+	}
+	for _, n := range d.engine.Names() {
+		if !want[n] {
+			d.engine.Stop(n)
+		}
+	}
+	return nil
+}
+
+// consume applies the jails' decisions, in batches: under an attack from
+// many addresses one store commit covers all decisions waiting.
+func (d *Daemon) consume(ctx context.Context, in <-chan logwatch.Decision) {
+	const maxBatch = 1024
+	for {
+		var batch []logwatch.Decision
+		select {
+		case <-ctx.Done():
+			return
+		case dec := <-in:
+			batch = append(batch, dec)
+		}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case dec := <-in:
+				batch = append(batch, dec)
+			default:
+				break drain
+			}
+		}
+		d.apply(ctx, batch)
+	}
+}
+
+func (d *Daemon) apply(ctx context.Context, ds []logwatch.Decision) {
+	now := d.opt.Now()
+	if d.core == nil {
+		for _, dec := range ds {
+			d.log.Info("dry run: would ban", "jail", dec.Jail, "addr", dec.Addr, "failures", dec.Failures, "bantime", dec.BanTime)
+		}
+		return
+	}
+	var bs []bans.Ban
+	var evs []actions.Event
+	seen := map[netip.Prefix]int{}
+	for _, dec := range ds {
+		p := d.widen.Addr(dec.Addr)
+		b := bans.Ban{Prefix: p, Jail: dec.Jail}
+		if dec.BanTime >= 0 {
+			b.Expires = now.Add(dec.BanTime)
+		}
+		ev := actions.Event{Kind: actions.Ban, Jail: dec.Jail, Addr: dec.Addr, Prefix: p,
+			Failures: dec.Failures, BanTime: dec.BanTime, Time: dec.At, Lines: dec.Lines}
+		if i, ok := seen[p]; ok {
+			bs[i], evs[i] = b, ev
+			continue
+		}
+		seen[p] = len(bs)
+		bs = append(bs, b)
+		evs = append(evs, ev)
+	}
+	if err := d.core.Ban(ctx, bs); err != nil {
+		d.log.Error("ban failed", "bans", len(bs), "err", err)
+		return
+	}
+	for _, ev := range evs {
+		d.core.NotifyBan(ev)
+	}
+}
+
+// --- control.Handler ---
+
+// Ban implements control.Handler: the whole request is checked before
+// anything is banned, so a bad line bans nothing.
+func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, error) {
+	if d.core == nil {
+		return nil, ErrDryRun
+	}
+	bs, err := ParseItems(items, d.widen, d.opt.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	}
+	if err := d.core.Ban(ctx, bs); err != nil {
+		return nil, err
+	}
+	now := d.opt.Now()
+	for _, b := range bs {
+		d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
+	}
+	return bs, nil
+}
+
+// ParseItems turns CLI ban items into bans: jail defaults to manual, for
+// to 1h, "0" is permanent. The first bad item fails the lot.
+func ParseItems(items []control.BanItem, w bans.Widen, now time.Time) ([]bans.Ban, error) {
+	out := make([]bans.Ban, 0, len(items))
+	for i, it := range items {
+		p, err := w.Parse(it.Addr)
+		if err != nil {
+			if len(items) > 1 {
+				return nil, fmt.Errorf("item %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+		jail := it.Jail
+		if jail == "" {
+			jail = DefaultJail
+		}
+		if err := checkJailName(jail); err != nil {
+			return nil, err
+		}
+		d, err := ParseBanTime(it.For)
+		if err != nil {
+			return nil, err
+		}
+		b := bans.Ban{Prefix: p, Jail: jail}
+		if d > 0 {
+			b.Expires = now.Add(d)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// DefaultBanTime is a CLI ban's duration unless --for says otherwise.
+const DefaultBanTime = time.Hour
+
+// ParseBanTime reads --for: a Go duration ("90s", "1h30m"), plain seconds
+// ("600"), or 0 for permanent. Empty is DefaultBanTime. It returns 0 for
+// permanent.
+func ParseBanTime(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return DefaultBanTime, nil
+	}
+	if s == "0" || s == "-1" || s == "permanent" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		var secs int64
+		if _, serr := fmt.Sscanf(s, "%d", &secs); serr == nil && fmt.Sprint(secs) == s {
+			d, err = time.Duration(secs)*time.Second, nil
+		}
+	}
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid ban duration %q: use a duration such as 90s, 10m, 1h, 7d is 168h, or 0 for permanent", s)
+	}
+	if d > 0 && d < time.Second {
+		return 0, fmt.Errorf("invalid ban duration %q: shorter than a second; use at least 1s, or 0 for permanent", s)
+	}
+	return d, nil
+}
+
+func checkJailName(j string) error {
+	if len(j) > 64 || strings.ContainsAny(j, "[]/\n\r\t ") {
+		return fmt.Errorf("invalid jail name %q: use up to 64 characters without spaces, brackets or slashes", j)
+	}
+	return nil
+}
+
+// Unban implements control.Handler.
+func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, error) {
+	if d.core == nil {
+		return 0, ErrDryRun
+	}
+	if req.All {
+		if len(req.Addrs) > 0 {
+			return 0, fmt.Errorf("%w: give addresses or all, not both", control.ErrBadRequest)
+		}
+		return d.core.UnbanAll(ctx, req.Jail)
+	}
+	ps := make([]netip.Prefix, 0, len(req.Addrs))
+	for _, a := range req.Addrs {
+		p, err := d.widen.Parse(a)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+		}
+		ps = append(ps, p)
+	}
+	n, err := d.core.Unban(ctx, ps, req.Jail)
+	if err == nil && d.engine != nil {
+		for _, p := range ps {
+			for _, j := range d.engine.Names() {
+				d.engine.Forget(j, p.Addr())
+			}
+		}
+	}
+	return n, err
+}
+
+// List implements control.Handler.
+func (d *Daemon) List(ctx context.Context) ([]bans.Ban, error) {
+	if d.core == nil {
+		return nil, nil
+	}
+	return d.core.List(ctx)
+}
+
+func (d *Daemon) backendStatus(ctx context.Context) (bans.Status, error) {
+	if d.core == nil {
+		return bans.Status{Backend: "none", Reason: "dry run"}, nil
+	}
+	st, err := d.core.Backend.Status(ctx)
+	if err != nil {
+		return st, err
+	}
+	if st.Reason == "" {
+		st.Reason = d.reason
+	}
+	return st, nil
+}
+
+// Status implements control.Handler.
+func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
+	bst, err := d.backendStatus(ctx)
+	if err != nil {
+		return control.Status{}, fmt.Errorf("backend status: %w", err)
+	}
+	st := control.Status{Status: bst, Mode: "daemon", Uptime: d.opt.Now().Sub(d.started).Round(time.Second).String()}
+	if d.st != nil {
+		st.DB = d.st.Path()
+	}
+	if d.core != nil {
+		st.Bans = len(d.core.Active(""))
+	}
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	running := map[string]bool{}
+	if d.engine != nil {
+		for _, n := range d.engine.Names() {
+			running[n] = true
+		}
+	}
+	for _, j := range cfg.Jails {
+		js := control.JailSummary{Name: j.Name, Enabled: running[j.Name]}
+		if d.core != nil {
+			js.Banned = len(d.core.Active(j.Name))
+		}
+		st.Jails = append(st.Jails, js)
+	}
+	// Jails that only exist through bans (manual) are shown too.
+	if d.core != nil {
+		known := map[string]bool{}
+		for _, j := range st.Jails {
+			known[j.Name] = true
+		}
+		extra := map[string]int{}
+		for _, b := range d.core.Active("") {
+			if !known[b.Jail] {
+				extra[b.Jail]++
+			}
+		}
+		for _, n := range slices.Sorted(mapKeys(extra)) {
+			st.Jails = append(st.Jails, control.JailSummary{Name: n, Banned: extra[n]})
+		}
+	}
+	return st, nil
+}
+
+func mapKeys(m map[string]int) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// JailStatus implements control.Handler.
+func (d *Daemon) JailStatus(ctx context.Context, jail string) (control.JailStatus, error) {
+	js := control.JailStatus{Name: jail, BannedAddrs: []string{}, Files: []string{}}
+	known := false
+	if d.engine != nil {
+		if s, err := d.engine.Stats(jail); err == nil {
+			known = true
+			js.CurrentlyFailed = s.CurrentlyFailed
+			js.TotalFailed = int(s.TotalFailed)
+			for _, src := range s.Sources {
+				if src.Kind == "journal" {
+					js.Journal = append(js.Journal, src.Name)
+				} else {
+					js.Files = append(js.Files, src.Name)
+				}
+			}
+		}
+	}
+	if d.core != nil {
+		active := d.core.Active(jail)
+		if len(active) > 0 || jail == DefaultJail {
+			known = true
+		}
+		js.CurrentlyBanned = len(active)
+		for _, b := range active {
+			js.BannedAddrs = append(js.BannedAddrs, b.Prefix.String())
+		}
+		js.TotalBanned = d.core.TotalBanned(jail)
+	}
+	if !known {
+		return js, fmt.Errorf("%w %q: it is not running; see 'xdpban status' for the jails", control.ErrUnknownJail, jail)
+	}
+	return js, nil
+}
+
+// Reload implements control.Handler: re-reads the configuration and
+// restarts the jails (only the one named when jail is set). Bans stay.
+func (d *Daemon) Reload(ctx context.Context, jail string) error {
+	cfg := d.cfg
+	if d.opt.LoadConfig != nil {
+		var err error
+		cfg, err = d.opt.LoadConfig()
+		if err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+	}
+	old := d.cfg.Daemon
+	if cfg.Daemon.Backend != old.Backend || !slices.Equal(cfg.Daemon.Interfaces, old.Interfaces) || cfg.Daemon.IPv6Prefix != old.IPv6Prefix {
+		d.log.Warn("backend, interfaces or ipv6_prefix changed: restart the daemon to apply them")
+	}
+	if err := d.bl.Reopen(); err != nil {
+		d.log.Error("reopen ban log failed", "err", err)
+	}
+	if d.runCtx == nil || d.engine == nil {
+		return errors.New("daemon not running")
+	}
+	if err := d.startJails(d.runCtx, cfg, jail); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	d.log.Info("configuration reloaded", "jail", jail)
+	return nil
+}
+
+// Detach implements control.Handler: removes all enforcement and stops
+// the daemon. The stored bans stay, so the next start puts them back.
+func (d *Daemon) Detach(ctx context.Context) error {
+	if d.core == nil {
+		d.stop(errDetached)
+		return nil
+	}
+	// Stop sweeping and banning first.
+	d.core.gate.Lock()
+	err := d.core.Backend.Detach()
+	d.detached = true
+	d.core.gate.Unlock()
+	if err != nil {
+		return fmt.Errorf("detach: %w", err)
+	}
+	d.log.Info("enforcement detached on request; stored bans are kept for the next start")
+	d.stop(errDetached)
+	return nil
+}
+
+func (d *Daemon) jailCounters() []metrics.JailCounters {
+	if d.engine == nil {
+		return nil
+	}
+	var out []metrics.JailCounters
+	for _, n := range d.engine.Names() {
+		s, err := d.engine.Stats(n)
+		if err != nil {
+			continue
+		}
+		jc := metrics.JailCounters{Jail: n, Failures: s.TotalFailed}
+		for _, src := range s.Sources {
+			jc.Sources = append(jc.Sources, metrics.SourceCounters{Log: src.Name, Read: src.LinesRead, Skipped: src.LinesSkipped})
+		}
+		out = append(out, jc)
+	}
+	return out
+}
+
+// positionStore is logwatch.Positions on the store.
+type positionStore struct{ st *store.Store }
+
+func (p positionStore) Load(key string) (logwatch.Position, bool, error) {
+	var pos logwatch.Position
+	ok, err := p.st.LoadPosition(key, &pos)
+	return pos, ok, err
+}
+
+func (p positionStore) Save(key string, pos logwatch.Position) error {
+	return p.st.SavePosition(key, pos)
+}
+
+var (
+	_ control.Handler    = (*Daemon)(nil)
+	_ logwatch.History   = (*store.Store)(nil)
+	_ logwatch.Positions = positionStore{}
+)

@@ -130,10 +130,11 @@ type Follower struct {
 	opt   FollowOptions
 	emit  LineFunc
 	files map[string]*followed
-	// recent maps dev:inode of files just closed (renamed away) to where
-	// reading stopped, so a glob that also matches the rotated name
-	// continues instead of reading the file twice.
-	recent  map[[2]uint64]int64
+	// retired are files that lost their name (rotated away), still read
+	// for retireGrace: a daemon keeps writing to its old file until it
+	// reopens its log. A glob matching the rotated name adopts the open
+	// file instead of reading it twice.
+	retired []*followed
 	watches map[int]string // inotify wd -> directory
 	dirs    map[string]int
 	ifd     int
@@ -157,7 +158,8 @@ type followed struct {
 	dev, ino  uint64
 	off       int64 // after the last complete line
 	pending   []byte
-	skipping  bool // inside an over-long line, until its newline
+	skipping  bool      // inside an over-long line, until its newline
+	until     time.Time // retired: closed after this
 	head      []byte
 	lastErr   string
 	saved     int64
@@ -183,7 +185,6 @@ func NewFollower(opt FollowOptions, emit LineFunc) *Follower {
 		opt:     opt,
 		emit:    emit,
 		files:   map[string]*followed{},
-		recent:  map[[2]uint64]int64{},
 		watches: map[int]string{},
 		dirs:    map[string]int{},
 		ifd:     -1,
@@ -304,6 +305,9 @@ func (fl *Follower) handleEvents(names []string, more <-chan []string) {
 			fl.process(p)
 		}
 	}
+	if len(fl.retired) > 0 {
+		fl.drainRetired(false)
+	}
 }
 
 func (fl *Follower) matches(p string) bool {
@@ -358,6 +362,7 @@ func (fl *Follower) rescan() {
 		}
 		fl.process(p)
 	}
+	fl.drainRetired(false)
 }
 
 func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
@@ -435,20 +440,27 @@ func (fl *Follower) open(st *followed) bool {
 	}
 	st.f, st.dev, st.ino = f, uint64(s.Dev), s.Ino
 	st.off, st.pending, st.skipping, st.head = 0, st.pending[:0], false, nil
-	id := [2]uint64{st.dev, st.ino}
 	for _, o := range fl.files {
 		if o != st && o.f != nil && o.dev == st.dev && o.ino == st.ino {
 			// Renamed into another followed name before we saw the
-			// rename: finish it under its old name first.
+			// rename: retire it under its old name, adopted below.
 			fl.retire(o)
 		}
 	}
-	if off, ok := fl.recent[id]; ok {
-		// The same file under another name (rotated into a glob we
-		// also follow): continue where it stopped.
-		st.off = off
-		delete(fl.recent, id)
-	} else if fl.opt.Positions != nil {
+	for i, r := range fl.retired {
+		if r.dev == st.dev && r.ino == st.ino {
+			// The same file under a new name: continue exactly where
+			// reading stopped, with its partial line.
+			f.Close()
+			st.f, st.off, st.pending, st.skipping, st.head = r.f, r.off, r.pending, r.skipping, r.head
+			fl.retired = append(fl.retired[:i], fl.retired[i+1:]...)
+			st.saved = -1
+			st.lastErr = ""
+			fl.setErr(st.path, "")
+			return true
+		}
+	}
+	if fl.opt.Positions != nil {
 		p, ok, err := fl.opt.Positions.Load(fl.opt.Key(st.path))
 		if err != nil {
 			fl.opt.Logger.Warn("cannot load log position; reading the file from its start", "file", st.path, "err", err)
@@ -606,25 +618,42 @@ func usableLine(b []byte) bool {
 	return utf8.Valid(b)
 }
 
-// retire reads what is left in an open file that lost its name, emits a
-// final unterminated line, remembers the offset under its inode and
-// closes it.
+// retireGrace is how long a rotated-away file is still read.
+const retireGrace = 5 * time.Second
+
+// retire moves an open file that lost its name to the retired list,
+// after reading what is in it, and leaves st ready to open the new file.
 func (fl *Follower) retire(st *followed) {
 	fl.readAvail(st)
-	if len(st.pending) > 0 && !st.skipping {
-		line := st.pending
-		st.off += int64(len(line))
-		fl.deliver(st, line)
+	r := &followed{
+		path: st.path, f: st.f, dev: st.dev, ino: st.ino, off: st.off,
+		pending: st.pending, skipping: st.skipping, head: st.head, c: st.c,
+		until: time.Now().Add(retireGrace),
 	}
-	st.pending = st.pending[:0]
-	st.skipping = false
-	if len(fl.recent) > 1024 {
-		clear(fl.recent)
+	fl.retired = append(fl.retired, r)
+	st.f, st.pending, st.skipping, st.head = nil, nil, false, nil
+}
+
+// drainRetired reads late writes to rotated-away files and closes those
+// past their grace (all of them when final), emitting a last
+// unterminated line.
+func (fl *Follower) drainRetired(final bool) {
+	now := time.Now()
+	keep := fl.retired[:0]
+	for _, r := range fl.retired {
+		fl.readAvail(r)
+		if !final && now.Before(r.until) {
+			keep = append(keep, r)
+			continue
+		}
+		if len(r.pending) > 0 && !r.skipping {
+			r.off += int64(len(r.pending))
+			fl.deliver(r, r.pending)
+		}
+		r.f.Close()
 	}
-	fl.recent[[2]uint64{st.dev, st.ino}] = st.off
-	st.f.Close()
-	st.f = nil
-	st.head = nil
+	clear(fl.retired[len(keep):])
+	fl.retired = keep
 }
 
 func (fl *Follower) save(st *followed) {
@@ -679,6 +708,7 @@ func (fl *Follower) dropStats(path string) {
 }
 
 func (fl *Follower) closeAll() {
+	fl.drainRetired(true)
 	for _, st := range fl.files {
 		if st.f != nil {
 			fl.save(st)

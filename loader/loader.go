@@ -114,6 +114,11 @@ func (x *XDP) Kind() string { return "xdp" }
 // PinPath is the bpffs directory the backend works on.
 func (x *XDP) PinPath() string { return x.pin }
 
+// Widen is the IPv6 widening the maps were loaded with (read back from the
+// pinned meta map by OpenPinned), so a CLI without a daemon parses
+// addresses exactly as the daemon would.
+func (x *XDP) Widen() bans.Widen { return x.widen }
+
 // Probe checks that this kernel can run xdpban's program. Failures wrap
 // bans.ErrUnsupported so the daemon's "auto" backend falls back to
 // iptables.

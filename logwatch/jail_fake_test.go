@@ -13,7 +13,8 @@ import (
 // shipped sshd filter.
 type fakeScanner struct{}
 
-var fakeRe = regexp.MustCompile(`^(\S+) (fail|ignore) from (\S+)`)
+// The time is optional: journal lines carry theirs beside the line.
+var fakeRe = regexp.MustCompile(`^(?:(\d{4}-\S+) )?.*?\b(fail|ignore) from (\S+)`)
 
 func (fakeScanner) Scan(line string, ref time.Time) (Verdict, []Match) {
 	m := fakeRe.FindStringSubmatch(line)
@@ -36,4 +37,3 @@ func newFake() Scanner { return fakeScanner{} }
 func failLine(t time.Time, addr string, seq int) string {
 	return t.UTC().Format(time.RFC3339Nano) + " fail from " + addr + " seq=" + strconv.Itoa(seq)
 }
-

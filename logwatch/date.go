@@ -216,6 +216,8 @@ var (
 	lineBoundBeg   = regexp.MustCompile(`^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^[^|])`)
 	plainGroupRE   = regexp.MustCompile(`(?:^|[^\\?])\((?:[^?]|$)`)
 	epochTagRE     = regexp.MustCompile(`(?i)\{L?EPOCH\}`)
+	starsBegRE     = regexp.MustCompile(`^\(*(?:\(\?\w+\))?\(*\*\*`)
+	starsEndRE     = regexp.MustCompile(`\*\*\)*$`)
 )
 
 const (
@@ -305,6 +307,15 @@ func newDateTemplate(p string) (*dateTemplate, error) {
 			t.sepCheck = true
 		}
 	}
+	// "**" at either end turns the boundary off (fail2ban's RE_DEL_WRD_BOUNDS).
+	if m := starsBegRE.FindStringIndex(expr); m != nil {
+		wordBegin = ""
+		expr = expr[:m[0]] + strings.Replace(expr[m[0]:m[1]], "**", "", 1) + expr[m[1]:]
+	}
+	if m := starsEndRE.FindStringIndex(expr); m != nil {
+		wordEnd = false
+		expr = expr[:m[0]] + strings.Replace(expr[m[0]:m[1]], "**", "", 1) + expr[m[1]:]
+	}
 	// fail2ban's word boundaries: a date must not start or end inside a
 	// word. (?=^|\b|\W) is only false between two word characters, which
 	// \b expresses exactly when the date begins with a word character.
@@ -388,6 +399,10 @@ func (t *dateTemplate) match(line string, ref time.Time) (dateHit, bool) {
 	}
 	if t.sepCheck && m.groups["_sep"] != m.groups["_sepb"] {
 		return dateHit{}, false
+	}
+	if start == end {
+		// An optional date that is absent: the caller decides.
+		return dateHit{start: start, end: end}, true
 	}
 	var tm time.Time
 	var ok bool

@@ -253,18 +253,6 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 	}
 	line = strings.TrimSuffix(line, "\r")
 	f := s.f
-	if f.lits != nil {
-		hit := false
-		for _, l := range f.lits {
-			if strings.Contains(line, l) {
-				hit = true
-				break
-			}
-		}
-		if !hit {
-			return Miss, nil
-		}
-	}
 	var tl tupleLine
 	var date time.Time
 	if journalDate != nil {
@@ -272,10 +260,34 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 		tl = tupleLine{date: s.lastDateText, post: line}
 	} else if h, ok := f.dates.find(line, ref, &s.lastTemplate); ok {
 		tl = tupleLine{pre: line[:h.start], date: line[h.start:h.end], post: line[h.end:]}
-		date = h.t
-		s.lastDate, s.lastDateText = date, tl.date
+		if h.start == h.end {
+			// fail2ban: an empty (optional) date is the last one
+			// seen if recent, else now.
+			if !s.lastDate.IsZero() && s.lastDate.After(ref.Add(-time.Minute)) {
+				tl, date = tupleLine{date: s.lastDateText, post: line}, s.lastDate
+			} else {
+				date = ref
+			}
+		} else {
+			date = h.t
+			s.lastDate, s.lastDateText = date, tl.date
+		}
 	} else {
 		tl = tupleLine{post: line}
+	}
+	// The cheap reject: the failregexes run on the line with its date cut
+	// out, so that is where their literals are looked for.
+	if f.lits != nil {
+		hit := false
+		for _, l := range f.lits {
+			if containsSplit(tl.pre, tl.post, l) {
+				hit = true
+				break
+			}
+		}
+		if !hit {
+			return Miss, nil
+		}
 	}
 	return s.findFailure(tl, date, checkAll)
 }
@@ -600,4 +612,22 @@ func matchedLines(buf string, m *pyMatch, org []tupleLine, multi bool) (matched,
 	}
 	unmatched = append(unmatched, org[n2:]...)
 	return matched, unmatched
+}
+
+// containsSplit reports whether pre+post contains lit without building
+// pre+post.
+func containsSplit(pre, post, lit string) bool {
+	if strings.Contains(post, lit) {
+		return true
+	}
+	if pre == "" {
+		return false
+	}
+	if strings.Contains(pre, lit) {
+		return true
+	}
+	// lit may straddle the seam.
+	a := pre[max(0, len(pre)-len(lit)+1):]
+	b := post[:min(len(post), len(lit)-1)]
+	return strings.Contains(a+b, lit)
 }

@@ -201,8 +201,32 @@ func resolveFilter(f *ini.File, name, source string, args map[string]string) (fi
 	for k, v := range init {
 		opts[k] = v
 	}
+	// fail2ban's getCombOption/get_ex: "sec/opt" is read (and
+	// interpolated) in section sec; plain names in [Definition] with the
+	// jail's arguments.
 	lookup := func(tag string) (string, bool) {
-		v, err := f.Interpolate("Definition", "%("+tag+")s", args)
+		if m := secOptRE.FindStringSubmatch(tag); m != nil {
+			switch strings.ToLower(m[1]) {
+			case "known":
+				if v, err := f.Interpolate("Definition", "%("+tag+")s", nil); err == nil {
+					return v, true
+				}
+			case "default":
+				if v, err := f.Get(ini.Default, m[2]); err == nil {
+					return v, true
+				}
+			default:
+				if f.Has(m[1]) {
+					if v, err := f.Get(m[1], m[2]); err == nil {
+						return v, true
+					}
+				}
+			}
+		}
+		if _, ok := f.Raw("Definition", tag); !ok {
+			return "", false
+		}
+		v, err := f.GetVars("Definition", tag, args)
 		if err != nil {
 			return "", false
 		}
@@ -241,7 +265,10 @@ func resolveFilter(f *ini.File, name, source string, args map[string]string) (fi
 	return s, nil
 }
 
-var tagRE = regexp.MustCompile(`<([^ <>]+)>`)
+var (
+	tagRE    = regexp.MustCompile(`<([^ <>]+)>`)
+	secOptRE = regexp.MustCompile(`^([\w\-]+)/([^\s>]+)$`)
+)
 
 const maxTagReplace = 25
 

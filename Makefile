@@ -34,6 +34,9 @@ deps-bench: deps ## also install the peers the benchmarks compare against
 generate: deps ## rebuild the BPF object and Go bindings with bpf2go (needs clang)
 	$(GO) generate ./loader/...
 
+bench-xdp: ## per-packet cost of the XDP program, pass/drop x v4/v6 x 0/10k/1M bans (root)
+	$(GO) test -run '^$$' -bench BenchmarkXDP -benchtime 2000000x -count 3 ./loader/
+
 build: ## build bin/xdpban (uses the committed BPF object; no clang needed)
 	$(GO) build -o $(BIN) ./cmd/xdpban
 
@@ -50,4 +53,4 @@ fuzz: ## fuzz each parser for FUZZTIME (default 30s)
 run: deps build ## run the daemon protecting this host's default-route interfaces (root)
 	./$(BIN) run
 
-.PHONY: help deps deps-bench generate build test fuzz run
+.PHONY: help deps deps-bench generate bench-xdp build test fuzz run

@@ -141,6 +141,23 @@ struct {
 	__type(value, struct jail_name);
 } jail_names SEC(".maps");
 
+// clock_cache is one CPU's last reading of CLOCK_BOOTTIME and the jiffy
+// it was taken in. bpf_ktime_get_boot_ns reads the clocksource (tens of
+// ns in a VM, the largest cost of a drop); jiffies are a plain load. So a
+// CPU reads the real clock at most once per tick and expiry is decided
+// at most one tick (1-10 ms) late. Not pinned: a new program starts cold.
+struct clock_cache {
+	__u64 jiffies;
+	__u64 boot_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct clock_cache);
+} clock SEC(".maps");
+
 // The IPv6 width a single-address ban covers (48..128), fixed at load:
 // ban_v6 keys are the source masked to it.
 volatile const __u32 ipv6_prefix = 64;
@@ -162,13 +179,27 @@ static __always_inline int count(__u32 idx, int verdict)
 	return verdict;
 }
 
+static __always_inline __u64 boot_now(void)
+{
+	__u32 zero = 0;
+	struct clock_cache *c = bpf_map_lookup_elem(&clock, &zero);
+	if (!c)
+		return bpf_ktime_get_boot_ns();
+	__u64 j = bpf_jiffies64();
+	if (c->jiffies != j) {
+		c->boot_ns = bpf_ktime_get_boot_ns();
+		c->jiffies = j;
+	}
+	return c->boot_ns;
+}
+
 // judge applies an entry found for the source: drop it while the ban is
 // live. It returns -1 when the entry has expired so the caller can try
 // the wider tables before passing.
 static __always_inline int judge(struct ban_entry *e, __u64 len)
 {
 	__u64 exp = e->expires_ns;
-	if (exp && bpf_ktime_get_boot_ns() >= exp)
+	if (exp && boot_now() >= exp)
 		return -1;
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, len);

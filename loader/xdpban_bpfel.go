@@ -24,6 +24,12 @@ type xdpbanBanEntry struct {
 	EventsInWindow   uint32
 }
 
+type xdpbanClockCache struct {
+	_       structs.HostLayout
+	Jiffies uint64
+	BootNs  uint64
+}
+
 type xdpbanJailName struct {
 	_    structs.HostLayout
 	Name [32]int8
@@ -75,6 +81,7 @@ const (
 	xdpbanMapBanV4Net   = "ban_v4_net"
 	xdpbanMapBanV6      = "ban_v6"
 	xdpbanMapBanV6Net   = "ban_v6_net"
+	xdpbanMapClock      = "clock"
 	xdpbanMapJailNames  = "jail_names"
 	xdpbanMapMeta       = "meta"
 	xdpbanMapStats      = "stats"
@@ -136,6 +143,7 @@ type xdpbanMapSpecs struct {
 	BanV4Net  *ebpf.MapSpec `ebpf:"ban_v4_net"`
 	BanV6     *ebpf.MapSpec `ebpf:"ban_v6"`
 	BanV6Net  *ebpf.MapSpec `ebpf:"ban_v6_net"`
+	Clock     *ebpf.MapSpec `ebpf:"clock"`
 	JailNames *ebpf.MapSpec `ebpf:"jail_names"`
 	Meta      *ebpf.MapSpec `ebpf:"meta"`
 	Stats     *ebpf.MapSpec `ebpf:"stats"`
@@ -173,6 +181,7 @@ type xdpbanMaps struct {
 	BanV4Net  *ebpf.Map `ebpf:"ban_v4_net"`
 	BanV6     *ebpf.Map `ebpf:"ban_v6"`
 	BanV6Net  *ebpf.Map `ebpf:"ban_v6_net"`
+	Clock     *ebpf.Map `ebpf:"clock"`
 	JailNames *ebpf.Map `ebpf:"jail_names"`
 	Meta      *ebpf.Map `ebpf:"meta"`
 	Stats     *ebpf.Map `ebpf:"stats"`
@@ -184,6 +193,7 @@ func (m *xdpbanMaps) Close() error {
 		m.BanV4Net,
 		m.BanV6,
 		m.BanV6Net,
+		m.Clock,
 		m.JailNames,
 		m.Meta,
 		m.Stats,

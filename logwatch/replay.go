@@ -1,0 +1,244 @@
+package logwatch
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+)
+
+// ReplayOptions configures Replay.
+type ReplayOptions struct {
+	// Jail, when set, replays the log through the jail's maxretry,
+	// findtime, bantime(.increment) and ignoreip, on the log's own clock,
+	// and reports the bans it would have made.
+	Jail  *config.Jail
+	Widen bans.Widen
+	// Ref is the reference time for dates without a year (default now).
+	Ref time.Time
+	// MaxLine caps a line (default DefaultMaxLine); longer is skipped.
+	MaxLine int
+}
+
+// ReplayMatch is one failure found, in file order.
+type ReplayMatch struct {
+	Line int    `json:"line"` // 1-based
+	Host string `json:"host"`
+	Time string `json:"time"` // RFC 3339, "" when the line has no date
+}
+
+// HostCount is the number of failures of one host.
+type HostCount struct {
+	Host    string `json:"host"`
+	Matches int    `json:"matches"`
+}
+
+// ReplayBan is a ban the jail would have made.
+type ReplayBan struct {
+	Addr     string        `json:"addr"`   // the address whose failure crossed maxretry
+	Prefix   string        `json:"prefix"` // what is banned (IPv6 widened)
+	At       time.Time     `json:"at"`
+	BanTime  time.Duration `json:"-"`
+	BanSecs  float64       `json:"bantime_s"` // < 0: permanent
+	Until    time.Time     `json:"until,omitzero"`
+	Failures int           `json:"failures"`
+	Line     int           `json:"line"`
+}
+
+// ReplayResult is what `xdpban regex` prints. Its JSON form is the
+// contract of `xdpban regex --json`.
+type ReplayResult struct {
+	Lines    int           `json:"lines"`
+	Matched  int           `json:"matched"`
+	Missed   int           `json:"missed"`
+	Ignored  int           `json:"ignored"`
+	Skipped  int           `json:"skipped"`
+	ElapsedS float64       `json:"elapsed_s"`
+	Matches  []ReplayMatch `json:"matches"`
+	Hosts    []HostCount   `json:"hosts"`
+	Bans     []ReplayBan   `json:"bans,omitempty"`
+	Elapsed  time.Duration `json:"-"`
+}
+
+// LinesPerSecond is the replay throughput.
+func (r *ReplayResult) LinesPerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Lines) / r.Elapsed.Seconds()
+}
+
+// Replay runs every line of r through sc, like fail2ban-regex, and with
+// opt.Jail through the jail's counting as if the log were being followed
+// when it was written.
+func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
+	if opt.Ref.IsZero() {
+		opt.Ref = time.Now()
+	}
+	if opt.MaxLine <= 0 {
+		opt.MaxLine = DefaultMaxLine
+	}
+	res := &ReplayResult{Matches: []ReplayMatch{}, Hosts: []HostCount{}}
+	var sim *replayJail
+	if opt.Jail != nil {
+		var err error
+		if sim, err = newReplayJail(*opt.Jail, opt.Widen); err != nil {
+			return nil, err
+		}
+	}
+	counts := map[string]int{}
+	start := time.Now()
+	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte
+	tooLong := false
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Part of a line longer than the buffer: keep it only up to
+			// the cap.
+			if !tooLong && len(long)+len(chunk) <= opt.MaxLine {
+				long = append(long, chunk...)
+			} else {
+				tooLong, long = true, long[:0]
+			}
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("read log at line %d: %w", res.Lines+1, err)
+		}
+		if len(chunk) == 0 && len(long) == 0 && !tooLong {
+			break
+		}
+		line := chunk
+		if len(long) > 0 {
+			long = append(long, chunk...)
+			line = long
+		}
+		line = bytes.TrimSuffix(line, []byte("\n"))
+		res.Lines++
+		if tooLong || len(line) > opt.MaxLine {
+			res.Skipped++
+		} else {
+			v, ms := sc.Scan(string(line), opt.Ref)
+			switch v {
+			case Fail:
+				res.Matched++
+				for _, m := range ms {
+					host := m.HostName
+					if m.Host.IsValid() {
+						host = m.Host.String()
+					}
+					ts := ""
+					if !m.Time.IsZero() {
+						ts = m.Time.Format(time.RFC3339)
+					}
+					res.Matches = append(res.Matches, ReplayMatch{Line: res.Lines, Host: host, Time: ts})
+					counts[host]++
+					if sim != nil && m.Host.IsValid() {
+						sim.failure(m, res.Lines)
+					}
+				}
+			case Ignored:
+				res.Ignored++
+			case Skipped:
+				res.Skipped++
+			default:
+				res.Missed++
+			}
+		}
+		long, tooLong = long[:0], false
+		if err != nil {
+			break
+		}
+	}
+	res.Elapsed = time.Since(start)
+	res.ElapsedS = res.Elapsed.Seconds()
+	for h, n := range counts {
+		res.Hosts = append(res.Hosts, HostCount{Host: h, Matches: n})
+	}
+	sort.Slice(res.Hosts, func(i, j int) bool {
+		if res.Hosts[i].Matches != res.Hosts[j].Matches {
+			return res.Hosts[i].Matches > res.Hosts[j].Matches
+		}
+		return res.Hosts[i].Host < res.Hosts[j].Host
+	})
+	if sim != nil {
+		res.Bans = sim.bans
+	}
+	return res, nil
+}
+
+// replayJail is a jail on the log's clock: "now" is the newest line time
+// seen, and a banned address's later failures are not counted (the ban
+// would have dropped its traffic).
+type replayJail struct {
+	j      config.Jail
+	widen  bans.Widen
+	win    *Window
+	ignore *IgnoreList
+	hist   *MemHistory
+	now    time.Time
+	banned map[netip.Prefix]time.Time // prefix -> until (zero: permanent)
+	bans   []ReplayBan
+}
+
+func newReplayJail(j config.Jail, w bans.Widen) (*replayJail, error) {
+	if j.MaxRetry < 1 {
+		return nil, fmt.Errorf("jail %s: maxretry %d: must be at least 1", j.Name, j.MaxRetry)
+	}
+	if j.FindTime <= 0 {
+		return nil, fmt.Errorf("jail %s: findtime %s: must be positive", j.Name, j.FindTime)
+	}
+	ign, err := NewIgnoreList(j.IgnoreIP, j.IgnoreSelf)
+	if err != nil {
+		return nil, fmt.Errorf("jail %s: %w", j.Name, err)
+	}
+	return &replayJail{
+		j: j, widen: w, win: NewWindow(j.MaxRetry, j.FindTime, 0), ignore: ign,
+		hist: NewMemHistory(), banned: map[netip.Prefix]time.Time{},
+	}, nil
+}
+
+func (s *replayJail) failure(m Match, line int) {
+	if m.Time.IsZero() {
+		return // no clock to replay on
+	}
+	if m.Time.After(s.now) {
+		s.now = m.Time
+	}
+	a := m.Host.Unmap()
+	if s.ignore.Ignored(a) {
+		return
+	}
+	key := s.widen.Addr(a)
+	if until, ok := s.banned[key]; ok {
+		if until.IsZero() || m.Time.Before(until) {
+			return
+		}
+		delete(s.banned, key)
+	}
+	h := s.win.Add(key, m.Time, s.now, "")
+	if h == nil {
+		return
+	}
+	n, _ := s.hist.BanCount(s.j.Name, key)
+	bt := IncrementBanTime(s.j.BanTime, s.j.Increment, n, func() float64 { return 0 })
+	s.hist.Record(s.j.Name, key)
+	b := ReplayBan{Addr: a.String(), Prefix: key.String(), At: m.Time, BanTime: bt, Failures: h.Failures, Line: line}
+	if bt < 0 {
+		b.BanSecs = -1
+		s.banned[key] = time.Time{}
+	} else {
+		b.BanSecs = bt.Seconds()
+		b.Until = m.Time.Add(bt)
+		s.banned[key] = b.Until
+	}
+	s.bans = append(s.bans, b)
+}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -214,7 +215,6 @@ var (
 	noWordBoundBeg = regexp.MustCompile(`^\(*(?:\(\?\w+\))?(?:\^|\(*\*\*|\((?:\?:)?\^)`)
 	noWordBoundEnd = regexp.MustCompile(`(?:\$\)?|\\b|\\s|\*\*\)*)$`)
 	lineBoundBeg   = regexp.MustCompile(`^(?:\(\?\w+\))?(?:\^|\((?:\?:)?\^[^|])`)
-	plainGroupRE   = regexp.MustCompile(`(?:^|[^\\?])\((?:[^?]|$)`)
 	epochTagRE     = regexp.MustCompile(`(?i)\{L?EPOCH\}`)
 	starsBegRE     = regexp.MustCompile(`^\(*(?:\(\?\w+\))?\(*\*\*`)
 	starsEndRE     = regexp.MustCompile(`\*\*\)*$`)
@@ -229,6 +229,22 @@ const (
 // (optionally "{^LN-BEG}"-prefixed), "{UNB}…" (no word boundaries), or
 // a regex with strftime directives (%Y, %ExY, %b, …).
 func newDateTemplate(p string) (*dateTemplate, error) {
+	// Templates are immutable: every filter using the defaults shares one
+	// compiled copy.
+	if t, ok := templateCache.Load(p); ok {
+		return t.(*dateTemplate), nil
+	}
+	t, err := compileDateTemplate(p)
+	if err != nil {
+		return nil, err
+	}
+	templateCache.Store(p, t)
+	return t, nil
+}
+
+var templateCache sync.Map
+
+func compileDateTemplate(p string) (*dateTemplate, error) {
 	up := strings.ToUpper(p)
 	t := &dateTemplate{name: p}
 	var expr string
@@ -325,7 +341,7 @@ func newDateTemplate(p string) (*dateTemplate, error) {
 	if wordEnd && noWordBoundEnd.MatchString(expr) {
 		wordEnd = false
 	}
-	if !plainGroupRE.MatchString(expr) && t.epoch == 0 {
+	if !hasPlainGroup(expr) && t.epoch == 0 {
 		// The whole expression is the date (minus ^ and $ anchors).
 		flags := ""
 		if strings.HasPrefix(expr, "(?i)") {
@@ -554,7 +570,7 @@ func strptimeGroups(g map[string]string, ref time.Time) (time.Time, bool) {
 	assumeToday := false
 	if !hasMonth && !hasDay {
 		month, day = int(refIn.Month()), refIn.Day()
-		assumeToday = true
+		hasMonth, hasDay, assumeToday = true, true, true
 	}
 	if !hasMonth || !hasDay || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 61 {
 		return time.Time{}, false
@@ -701,4 +717,24 @@ func (d *dateDetector) find(line string, ref time.Time, last *int) (dateHit, boo
 // fastDateFor returns a hand-written matcher for a hot template, or nil.
 func fastDateFor(p string) func(string, time.Time) (dateHit, bool) {
 	return nil
+}
+
+// hasPlainGroup reports whether expr has a capturing group without a name
+// (fail2ban's RE_GROUPED): then group 1 is the date.
+func hasPlainGroup(expr string) bool {
+	for i := 0; i < len(expr); i++ {
+		switch expr[i] {
+		case '\\':
+			i++
+		case '(':
+			if i+1 < len(expr) && expr[i+1] == '?' {
+				continue
+			}
+			if i >= 2 && expr[i-2:i] == "(?" {
+				continue
+			}
+			return true
+		}
+	}
+	return false
 }

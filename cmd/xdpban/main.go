@@ -30,6 +30,8 @@ type env struct {
 	stdout, stderr io.Writer
 	stdin          io.Reader
 	getenv         func(string) string
+	// geteuid is os.Geteuid; nil skips the root check (tests).
+	geteuid func() int
 	// ctx is cancelled on SIGINT/SIGTERM (main) or by the test.
 	ctx context.Context
 
@@ -65,11 +67,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{
-		stdout: os.Stdout,
-		stderr: os.Stderr,
-		stdin:  os.Stdin,
-		getenv: os.Getenv,
-		ctx:    ctx,
+		stdout:  os.Stdout,
+		stderr:  os.Stderr,
+		stdin:   os.Stdin,
+		getenv:  os.Getenv,
+		geteuid: os.Geteuid,
+		ctx:     ctx,
 	}
 	code := run(e, os.Args[1:])
 	stop()
@@ -195,20 +198,3 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 }
-
-// notImplemented is the scaffold placeholder while the real commands land.
-func notImplemented(name string) func(*env, []string) int {
-	return func(e *env, _ []string) int {
-		return e.fail(name, errors.New("not implemented yet"))
-	}
-}
-
-var (
-	cmdRun    = notImplemented("run")
-	cmdBan    = notImplemented("ban")
-	cmdUnban  = notImplemented("unban")
-	cmdList   = notImplemented("list")
-	cmdStatus = notImplemented("status")
-	cmdReload = notImplemented("reload")
-	cmdDetach = notImplemented("detach")
-)

@@ -1,0 +1,577 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/daemon"
+)
+
+// banChunk is how many bans go in one request: well under control.MaxBody
+// (an item is under 100 bytes of JSON).
+const banChunk = 5000
+
+// maxReported bounds the bad lines listed for --from-file.
+const maxReported = 20
+
+func (e *env) requireRoot(what string) error {
+	if e.geteuid != nil && e.geteuid() != 0 {
+		return usageErr("%s needs root (CAP_BPF, CAP_NET_ADMIN and the control socket): run it with sudo", what)
+	}
+	return nil
+}
+
+func cmdBan(e *env, args []string) int {
+	fs := e.newFlags("ban")
+	forS := fs.String("for", "", "ban `DURATION` (90s, 10m, 1h; 0 = permanent; default 1h)")
+	jail := fs.String("jail", daemon.DefaultJail, "jail `NAME` the ban is recorded under")
+	from := fs.String("from-file", "", "read addresses/CIDRs from `FILE`, one a line (- for stdin)")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return e.fail("ban", err)
+	}
+	if _, err := daemon.ParseBanTime(*forS); err != nil {
+		return e.fail("ban", usageErr("--for: %v", err))
+	}
+	var items []control.BanItem
+	switch {
+	case *from != "" && len(pos) > 0:
+		return e.fail("ban", usageErr("give addresses or --from-file, not both"))
+	case *from != "":
+		items, err = e.readBanFile(*from, *jail, *forS)
+		if err != nil {
+			return e.fail("ban", err)
+		}
+		if len(items) == 0 {
+			return e.fail("ban", usageErr("%s: no addresses in it", fileName(*from)))
+		}
+	case len(pos) == 0:
+		return e.fail("ban", usageErr("no address: usage: xdpban ban ADDR|CIDR [--for DURATION] [--jail NAME], or --from-file FILE"))
+	default:
+		for _, a := range pos {
+			if _, err := (bans.Widen{}).Parse(a); err != nil {
+				return e.fail("ban", usageErr("%v", err))
+			}
+			items = append(items, control.BanItem{Addr: a, Jail: *jail, For: *forS})
+		}
+	}
+	if _, err := daemon.ParseItems(items[:1], bans.Widen{}, time.Now()); err != nil {
+		return e.fail("ban", usageErr("%v", err))
+	}
+	if err := e.requireRoot("ban"); err != nil {
+		return e.fail("ban", err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
+	defer cancel()
+
+	var banned []string
+	c, err := e.daemonClient(ctx)
+	if err != nil {
+		return e.fail("ban", err)
+	}
+	if c != nil {
+		defer c.Close()
+		for i := 0; i < len(items); i += banChunk {
+			got, err := c.Ban(ctx, items[i:min(i+banChunk, len(items))])
+			if err != nil {
+				if len(banned) > 0 {
+					err = fmt.Errorf("%w (the first %d were banned)", err, len(banned))
+				}
+				return e.fail("ban", remote(err))
+			}
+			banned = append(banned, got...)
+		}
+	} else {
+		d, err := e.openDirect(ctx)
+		if err != nil {
+			return e.fail("ban", err)
+		}
+		defer d.Close()
+		bs, err := daemon.ParseItems(items, d.widen, time.Now())
+		if err != nil {
+			return e.fail("ban", usageErr("%v", err))
+		}
+		for i := 0; i < len(bs); i += banChunk {
+			chunk := bs[i:min(i+banChunk, len(bs))]
+			if err := d.core.Ban(ctx, chunk); err != nil {
+				if len(banned) > 0 {
+					err = fmt.Errorf("%w (the first %d were banned)", err, len(banned))
+				}
+				return e.fail("ban", err)
+			}
+			for _, b := range chunk {
+				banned = append(banned, b.Prefix.String())
+			}
+		}
+	}
+	if *jsonOut {
+		return e.printJSON(control.BanResponse{Banned: nonNil(banned)})
+	}
+	what := "for " + durText(*forS)
+	if d, _ := daemon.ParseBanTime(*forS); d == 0 {
+		what = "permanently"
+	}
+	if len(banned) == 1 {
+		fmt.Fprintf(e.stdout, "banned %s in jail %s %s\n", banned[0], *jail, what)
+	} else {
+		fmt.Fprintf(e.stdout, "banned %d addresses in jail %s %s\n", len(banned), *jail, what)
+	}
+	return exitOK
+}
+
+func durText(s string) string {
+	d, _ := daemon.ParseBanTime(s)
+	return d.String()
+}
+
+func fileName(f string) string {
+	if f == "-" {
+		return "standard input"
+	}
+	return f
+}
+
+// readBanFile reads --from-file: one address or CIDR a line, blank lines
+// and # comments skipped. It is all-or-nothing: any bad line fails the
+// whole file, every bad line reported with its number, nothing banned.
+func (e *env) readBanFile(name, jail, forS string) ([]control.BanItem, error) {
+	var r io.Reader
+	if name == "-" {
+		r = e.stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, usageErr("--from-file: %v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 4096)
+	var items []control.BanItem
+	var bad []string
+	nbad := 0
+	line := 0
+	for sc.Scan() {
+		line++
+		s := sc.Text()
+		if i := strings.IndexByte(s, '#'); i >= 0 {
+			s = s[:i]
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if _, err := (bans.Widen{}).Parse(s); err != nil {
+			nbad++
+			if len(bad) < maxReported {
+				bad = append(bad, fmt.Sprintf("line %d: %v", line, err))
+			}
+			continue
+		}
+		items = append(items, control.BanItem{Addr: s, Jail: jail, For: forS})
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, usageErr("%s: line %d is over 4096 bytes: one address or CIDR a line", fileName(name), line+1)
+		}
+		return nil, fmt.Errorf("read %s: %w", fileName(name), err)
+	}
+	if nbad > 0 {
+		// Every bad line on stderr, then the one-line summary.
+		for _, b := range bad {
+			fmt.Fprintf(e.stderr, "xdpban: ban: %s: %s\n", fileName(name), b)
+		}
+		more := ""
+		if nbad > len(bad) {
+			more = fmt.Sprintf(" (first %d shown)", len(bad))
+		}
+		return nil, usageErr("%s: %d bad lines%s; nothing was banned: fix them and run again", fileName(name), nbad, more)
+	}
+	return items, nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// remote turns a daemon's bad-request answer into a usage error (exit 2).
+func remote(err error) error {
+	if errors.Is(err, control.ErrBadRequest) || errors.Is(err, control.ErrForbidden) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return err
+}
+
+func cmdUnban(e *env, args []string) int {
+	fs := e.newFlags("unban")
+	jail := fs.String("jail", "", "only lift bans of jail `NAME`")
+	all := fs.Bool("all", false, "lift every ban (of --jail when given)")
+	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return e.fail("unban", err)
+	}
+	switch {
+	case *all && len(pos) > 0:
+		return e.fail("unban", usageErr("give addresses or --all, not both"))
+	case !*all && len(pos) == 0:
+		return e.fail("unban", usageErr("no address: usage: xdpban unban ADDR|CIDR [--jail NAME], or xdpban unban --all"))
+	}
+	for _, a := range pos {
+		if _, err := (bans.Widen{}).Parse(a); err != nil {
+			return e.fail("unban", usageErr("%v", err))
+		}
+	}
+	if err := e.requireRoot("unban"); err != nil {
+		return e.fail("unban", err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
+	defer cancel()
+	var n int
+	c, err := e.daemonClient(ctx)
+	if err != nil {
+		return e.fail("unban", err)
+	}
+	if c != nil {
+		defer c.Close()
+		n, err = c.Unban(ctx, control.UnbanRequest{Addrs: pos, Jail: *jail, All: *all})
+		err = remote(err)
+	} else {
+		d, derr := e.openDirect(ctx)
+		if derr != nil {
+			return e.fail("unban", derr)
+		}
+		defer d.Close()
+		if *all {
+			n, err = d.core.UnbanAll(ctx, *jail)
+		} else {
+			ps := make([]netip.Prefix, len(pos))
+			for i, a := range pos {
+				ps[i], _ = d.widen.Parse(a)
+			}
+			n, err = d.core.Unban(ctx, ps, *jail)
+		}
+	}
+	if err != nil {
+		return e.fail("unban", err)
+	}
+	if *jsonOut {
+		return e.printJSON(control.UnbanResponse{Removed: n})
+	}
+	fmt.Fprintf(e.stdout, "unbanned %d\n", n)
+	return exitOK
+}
+
+func cmdList(e *env, args []string) int {
+	fs := e.newFlags("list")
+	jsonOut := fs.Bool("json", false, "print a JSON array of {addr, jail, expires, packets, bytes}")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return e.fail("list", err)
+	}
+	if len(pos) > 0 {
+		return e.fail("list", usageErr("unexpected argument %q: usage: xdpban list [--json]", pos[0]))
+	}
+	if err := e.requireRoot("list"); err != nil {
+		return e.fail("list", err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
+	defer cancel()
+	var entries []control.Entry
+	c, err := e.daemonClient(ctx)
+	if err != nil {
+		return e.fail("list", err)
+	}
+	if c != nil {
+		defer c.Close()
+		entries, err = c.List(ctx)
+		if err != nil {
+			return e.fail("list", remote(err))
+		}
+	} else {
+		d, err := e.openDirect(ctx)
+		if err != nil {
+			return e.fail("list", err)
+		}
+		defer d.Close()
+		bs, err := d.core.List(ctx)
+		if err != nil {
+			return e.fail("list", err)
+		}
+		for _, b := range bs {
+			entries = append(entries, control.EntryOf(b))
+		}
+	}
+	if entries == nil {
+		entries = []control.Entry{}
+	}
+	if *jsonOut {
+		return e.printJSON(entries)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tJAIL\tTIME LEFT\tPACKETS\tBYTES")
+	now := time.Now()
+	for _, en := range entries {
+		b, err := en.Ban()
+		left := "permanent"
+		if err == nil && !b.Permanent() {
+			left = b.Remaining(now).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", en.Addr, en.Jail, left, en.Packets, en.Bytes)
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func cmdStatus(e *env, args []string) int {
+	fs := e.newFlags("status")
+	jsonOut := fs.Bool("json", false, "print the status as JSON")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return e.fail("status", err)
+	}
+	if len(pos) > 1 {
+		return e.fail("status", usageErr("usage: xdpban status [JAIL] [--json]"))
+	}
+	if err := e.requireRoot("status"); err != nil {
+		return e.fail("status", err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
+	defer cancel()
+	c, err := e.daemonClient(ctx)
+	if err != nil {
+		return e.fail("status", err)
+	}
+	var d *direct
+	if c != nil {
+		defer c.Close()
+	} else {
+		d, err = e.openDirect(ctx)
+		if err != nil {
+			return e.fail("status", err)
+		}
+		defer d.Close()
+	}
+	if len(pos) == 1 {
+		var js control.JailStatus
+		if c != nil {
+			js, err = c.JailStatus(ctx, pos[0])
+			err = remote(err)
+		} else {
+			js = directJailStatus(d, pos[0])
+		}
+		if err != nil {
+			return e.fail("status", err)
+		}
+		if *jsonOut {
+			return e.printJSON(js)
+		}
+		printJailStatus(e.stdout, js)
+		return exitOK
+	}
+	var st control.Status
+	if c != nil {
+		st, err = c.Status(ctx)
+		err = remote(err)
+	} else {
+		st, err = directStatus(ctx, d)
+	}
+	if err != nil {
+		return e.fail("status", err)
+	}
+	if *jsonOut {
+		return e.printJSON(st)
+	}
+	printStatus(e.stdout, st)
+	return exitOK
+}
+
+func directStatus(ctx context.Context, d *direct) (control.Status, error) {
+	bst, err := d.x.Status(ctx)
+	if err != nil {
+		return control.Status{}, err
+	}
+	st := control.Status{Status: bst, Mode: "direct", DB: d.st.Path()}
+	active := d.core.Active("")
+	st.Bans = len(active)
+	per := map[string]int{}
+	var names []string
+	for _, b := range active {
+		if per[b.Jail] == 0 {
+			names = append(names, b.Jail)
+		}
+		per[b.Jail]++
+	}
+	for _, n := range names {
+		st.Jails = append(st.Jails, control.JailSummary{Name: n, Banned: per[n]})
+	}
+	return st, nil
+}
+
+func directJailStatus(d *direct, jail string) control.JailStatus {
+	js := control.JailStatus{Name: jail, BannedAddrs: []string{}, Files: []string{}}
+	for _, b := range d.core.Active(jail) {
+		js.BannedAddrs = append(js.BannedAddrs, b.Prefix.String())
+	}
+	js.CurrentlyBanned = len(js.BannedAddrs)
+	return js
+}
+
+func printStatus(w io.Writer, st control.Status) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	reason := ""
+	if st.Reason != "" {
+		reason = " (" + st.Reason + ")"
+	}
+	fmt.Fprintf(tw, "backend:\t%s%s\n", st.Backend, reason)
+	mode := st.Mode
+	if mode == "direct" {
+		mode = "direct (no daemon running: read from the pinned maps)"
+	}
+	fmt.Fprintf(tw, "mode:\t%s\n", mode)
+	if st.Uptime != "" {
+		fmt.Fprintf(tw, "uptime:\t%s\n", st.Uptime)
+	}
+	for _, i := range st.Interfaces {
+		fmt.Fprintf(tw, "interface:\t%s\t%s\n", i.Name, i.Mode)
+	}
+	for _, t := range st.Tables {
+		fmt.Fprintf(tw, "table:\t%s\t%d / %d\n", t.Name, t.Entries, t.Capacity)
+	}
+	for _, k := range sortedKeys(st.Counters) {
+		fmt.Fprintf(tw, "counter:\t%s\t%d\n", k, st.Counters[k])
+	}
+	fmt.Fprintf(tw, "bans:\t%d\n", st.Bans)
+	tw.Flush()
+	names := make([]string, len(st.Jails))
+	for i, j := range st.Jails {
+		names[i] = j.Name
+	}
+	fmt.Fprintf(w, "Status\n|- Number of jail:\t%d\n`- Jail list:\t%s\n", len(st.Jails), strings.Join(names, ", "))
+}
+
+func printJailStatus(w io.Writer, js control.JailStatus) {
+	fmt.Fprintf(w, "Status for the jail: %s\n", js.Name)
+	fmt.Fprintf(w, "|- Filter\n")
+	fmt.Fprintf(w, "|  |- Currently failed:\t%d\n", js.CurrentlyFailed)
+	fmt.Fprintf(w, "|  |- Total failed:\t%d\n", js.TotalFailed)
+	if len(js.Journal) > 0 {
+		fmt.Fprintf(w, "|  |- File list:\t%s\n", strings.Join(js.Files, " "))
+		fmt.Fprintf(w, "|  `- Journal matches:\t%s\n", strings.Join(js.Journal, " + "))
+	} else {
+		fmt.Fprintf(w, "|  `- File list:\t%s\n", strings.Join(js.Files, " "))
+	}
+	fmt.Fprintf(w, "`- Actions\n")
+	fmt.Fprintf(w, "   |- Currently banned:\t%d\n", js.CurrentlyBanned)
+	fmt.Fprintf(w, "   |- Total banned:\t%d\n", js.TotalBanned)
+	fmt.Fprintf(w, "   `- Banned IP list:\t%s\n", strings.Join(js.BannedAddrs, " "))
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+func cmdReload(e *env, args []string) int {
+	fs := e.newFlags("reload")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return e.fail("reload", err)
+	}
+	if len(pos) > 1 {
+		return e.fail("reload", usageErr("usage: xdpban reload [JAIL]"))
+	}
+	if err := e.requireRoot("reload"); err != nil {
+		return e.fail("reload", err)
+	}
+	jail := ""
+	if len(pos) == 1 {
+		jail = pos[0]
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
+	defer cancel()
+	c, err := e.daemonClient(ctx)
+	if err != nil {
+		return e.fail("reload", err)
+	}
+	if c == nil {
+		return e.fail("reload", fmt.Errorf("no daemon answers on %s: start it with 'xdpban run' (or systemctl start xdpban)", e.socketPath()))
+	}
+	defer c.Close()
+	if err := c.Reload(ctx, jail); err != nil {
+		return e.fail("reload", remote(err))
+	}
+	if jail == "" {
+		fmt.Fprintln(e.stdout, "reloaded")
+	} else {
+		fmt.Fprintf(e.stdout, "reloaded jail %s\n", jail)
+	}
+	return exitOK
+}
+
+func cmdDetach(e *env, args []string) int {
+	fs := e.newFlags("detach")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return e.fail("detach", err)
+	}
+	if len(pos) > 0 {
+		return e.fail("detach", usageErr("unexpected argument %q: usage: xdpban detach", pos[0]))
+	}
+	if err := e.requireRoot("detach"); err != nil {
+		return e.fail("detach", err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
+	defer cancel()
+	c, err := e.daemonClient(ctx)
+	if err != nil {
+		return e.fail("detach", err)
+	}
+	if c != nil {
+		defer c.Close()
+		if err := c.Detach(ctx); err != nil {
+			return e.fail("detach", remote(err))
+		}
+		fmt.Fprintln(e.stdout, "detached; the daemon stopped, stored bans come back at its next start")
+		return exitOK
+	}
+	x, err := openPinned(e.pinDir())
+	if err != nil {
+		if errors.Is(err, errNothingPinned) {
+			fmt.Fprintf(e.stdout, "nothing attached at %s\n", e.pinDir())
+			return exitOK
+		}
+		return e.fail("detach", err)
+	}
+	if err := x.Detach(); err != nil {
+		return e.fail("detach", err)
+	}
+	fmt.Fprintf(e.stdout, "detached %s; stored bans come back at the daemon's next start\n", e.pinDir())
+	return exitOK
+}
+
+func (e *env) printJSON(v any) int {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return e.fail("", err)
+	}
+	return exitOK
+}

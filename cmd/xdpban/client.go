@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/banlog"
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/daemon"
+	"github.com/xdpban/xdpban/internal/store"
+	"github.com/xdpban/xdpban/loader"
+)
+
+// requestTimeout bounds one CLI request to the daemon.
+const requestTimeout = 2 * time.Minute
+
+func (e *env) socketPath() string {
+	if e.socket != "" {
+		return e.socket
+	}
+	return control.DefaultSocket
+}
+
+func (e *env) pinDir() string {
+	if e.pinPath != "" {
+		return e.pinPath
+	}
+	return daemon.DefaultPinPath
+}
+
+func (e *env) stateDirPath() string {
+	if e.stateDir != "" {
+		return e.stateDir
+	}
+	return daemon.DefaultStateDir
+}
+
+// daemonClient returns a client when a daemon answers on the socket, nil
+// when none runs (the caller then works on the pinned maps directly), or
+// an error for anything else (permission).
+func (e *env) daemonClient(ctx context.Context) (*control.Client, error) {
+	c := control.NewClient(e.socketPath())
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := c.Ping(pctx)
+	switch {
+	case err == nil:
+		return c, nil
+	case errors.Is(err, control.ErrNoDaemon):
+		c.Close()
+		return nil, nil
+	default:
+		c.Close()
+		return nil, err
+	}
+}
+
+// direct is the CLI working without a daemon: on the pinned XDP maps and
+// the ban database, through the same Core the daemon uses, so the next
+// daemon start finds the store and the kernel in agreement.
+type direct struct {
+	core  *daemon.Core
+	st    *store.Store
+	bl    *banlog.Log
+	x     bans.Backend
+	widen bans.Widen
+}
+
+var errNothingPinned = errors.New("nothing pinned")
+
+// openPinned opens the XDP maps a daemon left pinned at dir;
+// errNothingPinned when there is no such directory at all.
+func openPinned(dir string) (*loader.XDP, error) {
+	x, err := loader.OpenPinned(dir)
+	if err != nil {
+		if _, serr := os.Stat(dir); errors.Is(serr, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s", errNothingPinned, dir)
+		}
+		return nil, err
+	}
+	return x, nil
+}
+
+func (e *env) openDirect(ctx context.Context) (*direct, error) {
+	x, err := openPinned(e.pinDir())
+	if err != nil {
+		if errors.Is(err, errNothingPinned) || errors.Is(err, loader.ErrNotLoaded) {
+			return nil, fmt.Errorf("no daemon answers on %s and no XDP maps are pinned at %s: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), e.pinDir())
+		}
+		return nil, err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := store.Open(filepath.Join(e.stateDirPath(), daemon.DBFile), quiet)
+	if err != nil {
+		x.Close()
+		return nil, fmt.Errorf("ban database: %w", err)
+	}
+	bl, err := banlog.Open(e.banLogPath(), quiet)
+	if err != nil {
+		// The ban log is a record, not enforcement: go on without it.
+		bl, _ = banlog.Open("", quiet)
+	}
+	c := daemon.NewCore(x, st, bl, quiet)
+	if _, err := c.Restore(ctx); err != nil {
+		x.Close()
+		st.Close()
+		return nil, err
+	}
+	return &direct{core: c, st: st, bl: bl, x: x, widen: x.Widen()}, nil
+}
+
+func (d *direct) Close() {
+	d.x.Close()
+	d.st.Close()
+	d.bl.Close()
+}
+
+func (e *env) banLogPath() string {
+	if v := e.getenv("XDPBAN_BANLOG"); v != "" {
+		if v == "none" {
+			return ""
+		}
+		return v
+	}
+	return banlog.DefaultPath
+}

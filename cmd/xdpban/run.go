@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/xdpban/xdpban/fallback"
+	"github.com/xdpban/xdpban/internal/banlog"
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/daemon"
+	"github.com/xdpban/xdpban/loader"
+	"github.com/xdpban/xdpban/logwatch"
+)
+
+// stringList is a repeatable flag (--iface a --iface b, or --iface a,b).
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}
+
+func cmdRun(e *env, args []string) int {
+	fs := e.newFlags("run")
+	var ifaces stringList
+	fs.Var(&ifaces, "iface", "protect interface `IFACE` (repeatable; default: the default-route interfaces)")
+	backend := fs.String("backend", "", "enforcement `BACKEND`: auto, xdp or iptables (default from config, else auto)")
+	dryRun := fs.Bool("dry-run", false, "watch logs and report decisions; enforce and store nothing")
+	detachOnExit := fs.Bool("detach-on-exit", false, "remove enforcement when the daemon stops (default: keep dropping)")
+	f2b := fs.String("fail2ban-config", "", "read fail2ban's configuration `DIR` (e.g. /etc/fail2ban) instead of xdpban's")
+	logFormat := fs.String("log-format", "", "log format: text or json (default from config, else text)")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error (default from config, else info)")
+	banLog := fs.String("banlog", "", "ban log `FILE` in fail2ban's format (default from config, else "+banlog.DefaultPath+"; none for no file)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return e.fail("run", err)
+	}
+	if len(pos) > 0 {
+		return e.fail("run", usageErr("unexpected argument %q: usage: xdpban run [--iface IFACE ...] [flags]", pos[0]))
+	}
+	if *backend != "" && !slices.Contains([]string{"auto", "xdp", "iptables"}, *backend) {
+		return e.fail("run", usageErr("--backend %q: use auto, xdp or iptables", *backend))
+	}
+	if err := e.requireRoot("run"); err != nil {
+		return e.fail("run", err)
+	}
+	load := func() (*config.Config, error) {
+		cfg, err := loadConfig(e.config, *f2b)
+		if err != nil {
+			return nil, err
+		}
+		d := &cfg.Daemon
+		// Flags beat the configuration.
+		setIf(&d.Socket, e.socket)
+		setIf(&d.PinPath, e.pinPath)
+		setIf(&d.StateDir, e.stateDir)
+		setIf(&d.Backend, *backend)
+		setIf(&d.LogFormat, *logFormat)
+		setIf(&d.LogLevel, *logLevel)
+		setIf(&d.BanLog, *banLog)
+		if len(ifaces) > 0 {
+			d.Interfaces = append([]string(nil), ifaces...)
+		}
+		orDefault(&d.Socket, control.DefaultSocket)
+		orDefault(&d.PinPath, daemon.DefaultPinPath)
+		orDefault(&d.StateDir, daemon.DefaultStateDir)
+		orDefault(&d.Backend, "auto")
+		orDefault(&d.BanLog, banlog.DefaultPath)
+		return cfg, nil
+	}
+	cfg, err := load()
+	if err != nil {
+		return e.fail("run", usageErr("%v", err))
+	}
+	log, err := newLogger(e.stderr, cfg.Daemon.LogFormat, cfg.Daemon.LogLevel)
+	if err != nil {
+		return e.fail("run", err)
+	}
+	if !*dryRun {
+		if len(cfg.Daemon.Interfaces) == 0 {
+			cfg.Daemon.Interfaces, err = defaultRouteInterfaces()
+			if err != nil {
+				return e.fail("run", err)
+			}
+			log.Info("protecting the default-route interfaces", "interfaces", cfg.Daemon.Interfaces)
+		}
+		for _, name := range cfg.Daemon.Interfaces {
+			if _, err := net.InterfaceByName(name); err != nil {
+				return e.fail("run", usageErr("interface %q: no such interface here: check the name with 'ip link'", name))
+			}
+		}
+	}
+	d, err := daemon.New(daemon.Options{
+		Config:       cfg,
+		LoadConfig:   load,
+		Jails:        jailSpecs,
+		OpenBackend:  openBackend,
+		DryRun:       *dryRun,
+		DetachOnExit: *detachOnExit,
+		Logger:       log,
+		Ready:        func() { sdNotify(e.getenv, "READY=1") },
+	})
+	if err != nil {
+		return e.fail("run", usageErr("%v", err))
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				sdNotify(e.getenv, "RELOADING=1")
+				if err := d.Reload(ctx, ""); err != nil {
+					log.Error("reload on SIGHUP failed; the previous configuration stays", "err", err)
+				}
+				sdNotify(e.getenv, "READY=1")
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		sdNotify(e.getenv, "STOPPING=1")
+		return e.fail("run", err)
+	}
+	sdNotify(e.getenv, "STOPPING=1")
+	return exitOK
+}
+
+// setIf sets *dst to a flag's value when the flag was given.
+func setIf(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
+}
+
+// orDefault fills what neither flag nor configuration set.
+func orDefault(dst *string, v string) {
+	if *dst == "" {
+		*dst = v
+	}
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "", "info":
+		lv = slog.LevelInfo
+	case "debug":
+		lv = slog.LevelDebug
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, usageErr("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageErr("log format %q: use text or json", format)
+}
+
+// defaultRouteInterfaces are the interfaces the default routes (IPv4 and
+// IPv6) leave through: where attackers come in on a typical server.
+func defaultRouteInterfaces() ([]string, error) {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("read routes to find the default interface: %w: pass --iface", err)
+	}
+	seen := map[int]bool{}
+	var names []string
+	for _, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		idx := r.LinkIndex
+		if idx == 0 && len(r.MultiPath) > 0 {
+			for _, nh := range r.MultiPath {
+				if !seen[nh.LinkIndex] {
+					seen[nh.LinkIndex] = true
+					if l, err := netlink.LinkByIndex(nh.LinkIndex); err == nil {
+						names = append(names, l.Attrs().Name)
+					}
+				}
+			}
+			continue
+		}
+		if idx == 0 || seen[idx] {
+			continue
+		}
+		seen[idx] = true
+		if l, err := netlink.LinkByIndex(idx); err == nil {
+			names = append(names, l.Attrs().Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil, usageErr("no default route: name the interfaces to protect with --iface (or interfaces = in [xdpban])")
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// openBackend picks the enforcement: xdp, iptables, or auto (XDP when the
+// kernel can, else iptables), and says why.
+func openBackend(ctx context.Context, d config.Daemon) (bans.Backend, string, error) {
+	openXDP := func() (bans.Backend, error) {
+		return loader.Open(ctx, loader.Options{
+			Interfaces: d.Interfaces, PinPath: d.PinPath, MapSizes: d.MapSizes,
+			IPv6Prefix: d.IPv6Prefix, Logger: slog.Default(),
+		})
+	}
+	openIPT := func(reason string) (bans.Backend, error) {
+		o, err := fallback.OptionsFromConfig(d, nil)
+		if err != nil {
+			return nil, err
+		}
+		o.Reason = reason
+		return fallback.Open(ctx, o)
+	}
+	switch d.Backend {
+	case "xdp":
+		b, err := openXDP()
+		return b, "backend = xdp", err
+	case "iptables":
+		b, err := openIPT("backend = iptables")
+		return b, "backend = iptables", err
+	}
+	b, err := openXDP()
+	if err == nil {
+		return b, "auto: XDP supported", nil
+	}
+	if !errors.Is(err, bans.ErrUnsupported) {
+		return nil, "", err
+	}
+	reason := "auto: XDP unsupported (" + err.Error() + ")"
+	b, ierr := openIPT(reason)
+	if ierr != nil {
+		return nil, "", fmt.Errorf("xdp: %w; iptables: %w", err, ierr)
+	}
+	return b, reason, nil
+}
+
+// jailSpecs compiles the enabled jails' filters.
+func jailSpecs(cfg *config.Config, w bans.Widen) ([]logwatch.JailSpec, error) {
+	var out []logwatch.JailSpec
+	for _, j := range cfg.Jails {
+		if !j.Enabled {
+			continue
+		}
+		f, err := logwatch.LoadFilter(cfg.FilterDirs, j.Filter, j.FilterOptions)
+		if err != nil {
+			return nil, fmt.Errorf("jail %s (%s): filter %q: %w", j.Name, j.Source, j.Filter, err)
+		}
+		out = append(out, logwatch.JailSpec{
+			Jail: j, NewScanner: f.NewScanner, Widen: w,
+			FilterKey: fmt.Sprint(j.Filter, j.FilterOptions),
+		})
+	}
+	return out, nil
+}
+
+// sdNotify tells systemd (Type=notify) about the daemon's state, by hand:
+// one datagram on $NOTIFY_SOCKET, no dependency.
+func sdNotify(getenv func(string) string, state string) {
+	path := getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return
+	}
+	if path[0] == '@' {
+		path = "\x00" + path[1:]
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	c.Write([]byte(state))
+}

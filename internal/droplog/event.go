@@ -5,21 +5,23 @@
 //
 // The line format, stable for scripts and log shippers:
 //
-//		drop time=2026-11-24T17:00:00.123456789Z iface=veth0 src=192.0.2.2 dst=192.0.2.1 proto=tcp sport=40000 dport=22 len=60 flags=S jail=sshd suppressed=12
+//	drop time=2026-11-24T17:00:00.123456789Z iface=veth0 src=192.0.2.2 dst=192.0.2.1 proto=tcp sport=40000 dport=22 len=60 flags=S jail=sshd suppressed=12
 //
-//	  - time: when the packet was dropped, RFC 3339 with nanoseconds, UTC.
-//	  - iface: the interface it arrived on ("-" when unknown).
-//	  - src, dst: addresses, IPv4 never IPv4-mapped.
-//	  - proto: tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, or the number.
-//	  - sport, dport: only for tcp, udp and sctp.
-//	  - len: the packet's length in bytes, as received.
-//	  - flags: only for tcp: the set flags among F S R P A U E C in that
-//	    order ("-" for none), e.g. S for a SYN, SA for a SYN-ACK.
-//	  - jail: the jail that banned the source ("-" for a manual ban).
-//	  - suppressed: drops of this source that the kernel's sampling (at
-//	    most drop_log_rate events per second per address, drop_log_global
-//	    in all) did not report since the previous event for it. An event
-//	    and its suppressed count together stand for 1+suppressed drops.
+// Its keys, always in this order:
+//
+//   - time: when the packet was dropped, RFC 3339 with nanoseconds, UTC.
+//   - iface: the interface it arrived on ("-" when unknown).
+//   - src, dst: addresses, IPv4 never IPv4-mapped.
+//   - proto: tcp, udp, icmp, icmpv6, sctp, gre, esp, ah, or the number.
+//   - sport, dport: only for tcp, udp and sctp.
+//   - len: the packet's length in bytes, as received.
+//   - flags: only for tcp: the set flags among F S R P A U E C in that
+//     order ("-" for none), e.g. S for a SYN, SA for a SYN-ACK.
+//   - jail: the jail that banned the source ("-" for a manual ban).
+//   - suppressed: drops of this source that the kernel's sampling (at
+//     most drop_log_rate events per second per address, drop_log_global
+//     in all) did not report since the previous event for it. An event
+//     and its suppressed count together stand for 1+suppressed drops.
 //
 // Values that would break the key=value shape (spaces, quotes, control
 // characters, '=') are written as Go-quoted strings.

@@ -120,6 +120,7 @@ type family struct {
 	set    string
 	icmp   string // REJECT type for non-TCP traffic
 	timeOK bool   // xt_time usable for in-kernel expiry of rules
+	from   map[string]bool
 }
 
 // entry is one ban as the backend keeps it; spec is the per-rule mode's
@@ -142,6 +143,8 @@ type IPTables struct {
 	target string
 	known  map[netip.Prefix]entry
 	closed bool
+	// created is what the running Open made, undone if it fails.
+	created []created
 }
 
 var _ bans.Backend = (*IPTables)(nil)
@@ -217,11 +220,12 @@ func Open(ctx context.Context, opts Options) (*IPTables, error) {
 		b.closeHandles()
 		return nil, err
 	}
+	b.created = nil
 	return b, nil
 }
 
-func (b *IPTables) open(ctx context.Context) error {
-	err := b.ns.do(func() error {
+func (b *IPTables) open(ctx context.Context) (err error) {
+	err = b.ns.do(func() error {
 		for _, p := range []struct {
 			proto      iptables.Protocol
 			name, set  string
@@ -256,14 +260,37 @@ func (b *IPTables) open(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Whatever this Open creates goes again if it fails: a half set-up
+	// backend must not linger. What an earlier run left (bans!) stays.
+	defer func() {
+		if err != nil {
+			b.rollback()
+		}
+	}()
+	if err = b.ns.do(b.checkFrom); err != nil {
+		return err
+	}
+	if b.target != "DROP" {
+		if err = b.ns.do(func() error {
+			for _, f := range b.fams {
+				if err := b.ensureTarget(f); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
 
 	b.mode = b.opts.Mode
 	if b.mode != ModeRules {
-		if err := b.setupSets(); err != nil {
+		if serr := b.setupSets(); serr != nil {
 			if b.mode == ModeIPSet {
-				return err
+				return serr
 			}
-			b.log.Warn("ipset unusable, falling back to one iptables rule per ban", "err", err)
+			b.log.Warn("ipset unusable, falling back to one iptables rule per ban", "err", serr)
+			b.dropSets()
 			b.mode = ModeRules
 		} else {
 			b.mode = ModeIPSet
@@ -280,17 +307,118 @@ func (b *IPTables) open(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := b.load(); err != nil {
+	if err = b.load(); err != nil {
 		return err
+	}
+	if b.mode == ModeRules {
+		if err = b.retarget(ctx); err != nil {
+			return err
+		}
 	}
 	return b.ns.do(func() error {
 		for _, f := range b.fams {
 			if err := b.setupJumps(f); err != nil {
 				return err
 			}
+			if b.target == "DROP" {
+				// REJECT before, DROP now: the helper chain is unused.
+				if err := removeChain(f.ipt, b.opts.Chain+"-rej"); err != nil {
+					return fmt.Errorf("%s: %w", f.name, err)
+				}
+			}
 		}
 		return nil
 	})
+}
+
+// created is something Open made and undoes on failure.
+type created struct {
+	f     *family
+	chain string // or
+	set   string
+}
+
+func (b *IPTables) rollback() {
+	_ = b.ns.do(func() error {
+		for i := len(b.created) - 1; i >= 0; i-- {
+			if c := b.created[i]; c.chain != "" {
+				if err := removeChain(c.f.ipt, c.chain); err != nil {
+					b.log.Warn("roll back chain", "chain", c.chain, "err", err)
+				}
+			}
+		}
+		return nil
+	})
+	b.dropSets()
+	b.created = nil
+}
+
+// dropSets destroys the sets this Open created, with the rules using them.
+func (b *IPTables) dropSets() {
+	for _, c := range b.created {
+		if c.set == "" {
+			continue
+		}
+		_ = b.ns.do(func() error {
+			rules, err := listRules(c.f.ipt, b.opts.Chain, false)
+			if err != nil {
+				return nil
+			}
+			for _, r := range rules {
+				if r.opt("--match-set") == c.set {
+					_ = c.f.ipt.Delete(table, b.opts.Chain, r.args...)
+				}
+			}
+			return nil
+		})
+		if err := b.nl.IpsetDestroy(c.set); err != nil {
+			b.log.Warn("roll back ipset", "set", c.set, "err", err)
+		}
+	}
+	b.created = slices.DeleteFunc(b.created, func(c created) bool { return c.set != "" })
+}
+
+// checkFrom verifies the chains to jump from before anything is changed.
+func (b *IPTables) checkFrom() error {
+	for _, f := range b.fams {
+		chains, err := f.ipt.ListChains(table)
+		if err != nil {
+			return fmt.Errorf("%s: list chains: %w", f.name, err)
+		}
+		f.from = map[string]bool{}
+		for _, c := range b.opts.From {
+			if slices.Contains(chains, c) {
+				f.from[c] = true
+				continue
+			}
+			if f.af == unix.AF_INET6 {
+				b.log.Warn("chain missing for ipv6, not protected", "chain", c)
+				continue
+			}
+			return fmt.Errorf("%s: chain %s does not exist in table filter: start the tool that creates it (Docker for DOCKER-USER) or remove it from chains", f.name, c)
+		}
+	}
+	return nil
+}
+
+// retarget rewrites per-address rules whose target is not the configured
+// blocktype (DROP <-> REJECT changed across a restart), add before delete.
+func (b *IPTables) retarget(ctx context.Context) error {
+	batch := map[*family][]string{}
+	for p, e := range b.known {
+		if e.spec == nil || slices.Equal(e.spec[len(e.spec)-2:], []string{"-j", b.target}) {
+			continue
+		}
+		f := b.fam(p)
+		spec := append(slices.Clone(e.spec[:len(e.spec)-2]), "-j", b.target)
+		batch[f] = append(batch[f], "-A "+b.opts.Chain+" "+quoteArgs(spec), "-D "+b.opts.Chain+" "+quoteArgs(e.spec))
+		e.spec = spec
+		b.known[p] = e
+	}
+	if err := b.restore(ctx, batch); err != nil {
+		return fmt.Errorf("switch ban rules to %s: %w", b.target, err)
+	}
+	return nil
 }
 
 // setupSets creates or adopts both sets, and checks that xt_set can use
@@ -303,7 +431,7 @@ func (b *IPTables) setupSets() error {
 	}
 	return b.ns.do(func() error {
 		for _, f := range b.fams {
-			if err := ensureChain(f.ipt, b.opts.Chain); err != nil {
+			if err := b.ensureChain(f, b.opts.Chain); err != nil {
 				return err
 			}
 			if err := f.ipt.AppendUnique(table, b.opts.Chain, b.setSpec(f)...); err != nil {
@@ -343,22 +471,42 @@ func (b *IPTables) ensureSet(f *family) error {
 			MaxElements: uint32(b.opts.MaxElem),
 		})
 		if lastErr == nil {
+			b.created = append(b.created, created{f: f, set: f.set})
 			return nil
 		}
 	}
 	return fmt.Errorf("%w: create ipset %s hash:net %s: %w", bans.ErrUnsupported, f.set, f.name, lastErr)
 }
 
-func ensureChain(ipt *iptables.IPTables, chain string) error {
-	ok, err := ipt.ChainExists(table, chain)
+func (b *IPTables) ensureChain(f *family, chain string) error {
+	ok, err := f.ipt.ChainExists(table, chain)
 	if err != nil {
-		return fmt.Errorf("check chain %s: %w", chain, err)
+		return fmt.Errorf("%s: check chain %s: %w", f.name, chain, err)
 	}
 	if ok {
 		return nil
 	}
-	if err := ipt.NewChain(table, chain); err != nil {
-		return fmt.Errorf("create chain %s: %w", chain, err)
+	if err := f.ipt.NewChain(table, chain); err != nil {
+		return fmt.Errorf("%s: create chain %s: %w", f.name, chain, err)
+	}
+	b.created = append(b.created, created{f: f, chain: chain})
+	return nil
+}
+
+// ensureTarget sets up the REJECT helper chain: TCP reset for TCP, ICMP
+// port unreachable for the rest.
+func (b *IPTables) ensureTarget(f *family) error {
+	if err := b.ensureChain(f, b.target); err != nil {
+		return err
+	}
+	want := [][]string{
+		{"-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"},
+		{"-j", "REJECT", "--reject-with", f.icmp},
+	}
+	for _, spec := range want {
+		if err := f.ipt.AppendUnique(table, b.target, spec...); err != nil {
+			return fmt.Errorf("%s: fill chain %s: %w", f.name, b.target, err)
+		}
 	}
 	return nil
 }
@@ -366,22 +514,8 @@ func ensureChain(ipt *iptables.IPTables, chain string) error {
 // setupChains makes the chains hold what this configuration wants,
 // keeping every ban already there.
 func (b *IPTables) setupChains(f *family) error {
-	if b.target != "DROP" {
-		if err := ensureChain(f.ipt, b.target); err != nil {
-			return err
-		}
-		want := [][]string{
-			{"-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"},
-			{"-j", "REJECT", "--reject-with", f.icmp},
-		}
-		for _, spec := range want {
-			if err := f.ipt.AppendUnique(table, b.target, spec...); err != nil {
-				return fmt.Errorf("%s: fill chain %s: %w", f.name, b.target, err)
-			}
-		}
-	}
-	if err := ensureChain(f.ipt, b.opts.Chain); err != nil {
-		return fmt.Errorf("%s: %w", f.name, err)
+	if err := b.ensureChain(f, b.opts.Chain); err != nil {
+		return err
 	}
 	if b.mode == ModeIPSet {
 		// Insert the current match first, then drop matches with another
@@ -448,17 +582,7 @@ func (b *IPTables) setupJumps(f *family) error {
 	if err != nil {
 		return fmt.Errorf("%s: list chains: %w", f.name, err)
 	}
-	from := map[string]bool{}
-	for _, c := range b.opts.From {
-		if !slices.Contains(chains, c) {
-			if f.af == unix.AF_INET6 {
-				b.log.Warn("chain missing for ipv6, not protected", "chain", c)
-				continue
-			}
-			return fmt.Errorf("%s: chain %s does not exist in table filter: start the tool that creates it (Docker for DOCKER-USER) or remove it from chains", f.name, c)
-		}
-		from[c] = true
-	}
+	from := f.from
 	for _, c := range chains {
 		if c == b.opts.Chain || c == b.target {
 			continue
@@ -1139,6 +1263,38 @@ func removeOurs(ipt *iptables.IPTables, chain, rej string) error {
 		if err := ipt.ClearAndDeleteChain(table, c); err != nil {
 			return fmt.Errorf("remove chain %s: %w", c, err)
 		}
+	}
+	return nil
+}
+
+// removeChain deletes one of our chains and every rule jumping to it.
+func removeChain(ipt *iptables.IPTables, chain string) error {
+	ok, err := ipt.ChainExists(table, chain)
+	if err != nil || !ok {
+		return err
+	}
+	chains, err := ipt.ListChains(table)
+	if err != nil {
+		return fmt.Errorf("list chains: %w", err)
+	}
+	for _, c := range chains {
+		if c == chain {
+			continue
+		}
+		rules, err := listRules(ipt, c, false)
+		if err != nil {
+			return err
+		}
+		for _, r := range rules {
+			if r.jump() == chain {
+				if err := ipt.Delete(table, c, r.args...); err != nil {
+					return fmt.Errorf("remove jump %q: %w", r.line, err)
+				}
+			}
+		}
+	}
+	if err := ipt.ClearAndDeleteChain(table, chain); err != nil {
+		return fmt.Errorf("remove chain %s: %w", chain, err)
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"syscall"
 
 	"github.com/xdpban/xdpban/internal/bans"
@@ -146,16 +145,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("read daemon reply: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb errorBody
-		if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
-			eb.Error = strings.TrimSpace(string(raw))
-		}
-		re := &RemoteError{Status: resp.StatusCode, Msg: eb.Error, kind: kinds[eb.Kind]}
-		if re.kind != nil {
-			// The sentinel travels as Kind; keep only the explanation.
-			re.Msg = strings.TrimPrefix(re.Msg, re.kind.Error()+": ")
-		}
-		return re
+		return remoteError(resp.StatusCode, raw) // drops.go
 	}
 	if out == nil {
 		return nil

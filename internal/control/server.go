@@ -142,6 +142,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/status/{jail}", s.jailStatus)
 	mux.HandleFunc("POST /v1/reload", s.reload)
 	mux.HandleFunc("POST /v1/detach", s.detach)
+	mux.HandleFunc("GET /v1/drops", s.drops) // drops.go: `xdpban watch`
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("%w: unknown command %s %s: see 'xdpban help'", ErrBadRequest, r.Method, r.URL.Path))
 	})

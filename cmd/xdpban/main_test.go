@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestMain lets the test binary be the xdpban binary: the namespace tests
+// start it as a daemon (`nsenter --net=... xdpban.test run ...`) so it
+// can be killed with SIGKILL like the real thing.
+func TestMain(m *testing.M) {
+	if os.Getenv("XDPBAN_TEST_AS_MAIN") == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuf is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// cli runs one xdpban command in-process and returns its exit code and
+// output.
+func cli(t testing.TB, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, stdin: strings.NewReader(stdin),
+		getenv: func(string) string { return "" }, ctx: context.Background()}
+	code = run(e, args)
+	return code, out.String(), errb.String()
+}
+
+func TestBadInputExitCodes(t *testing.T) {
+	empty := t.TempDir()
+	paths := []string{"--socket", empty + "/none.sock", "--pin-path", empty + "/pins", "--state-dir", empty}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ban", "300.1.2.3"}, `xdpban: ban: invalid address "300.1.2.3"`},
+		{[]string{"ban", "10.0.0.0/33"}, `xdpban: ban: invalid CIDR "10.0.0.0/33"`},
+		{[]string{"ban", "fe80::1%eth0"}, `cannot be banned`},
+		{[]string{"ban"}, "xdpban: ban: no address"},
+		{[]string{"ban", "192.0.2.1", "--for", "banana"}, `xdpban: ban: --for: invalid ban duration "banana"`},
+		{[]string{"ban", "192.0.2.1", "--for", "-5m"}, `invalid ban duration "-5m"`},
+		{[]string{"ban", "192.0.2.1", "--jail", "a b"}, `invalid jail name "a b"`},
+		{[]string{"ban", "192.0.2.1", "--from-file", "x"}, "not both"},
+		{[]string{"ban", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"unban"}, "xdpban: unban: no address"},
+		{[]string{"unban", "--all", "192.0.2.1"}, "not both"},
+		{[]string{"unban", "2001:db8::/129"}, `invalid CIDR "2001:db8::/129"`},
+		{[]string{"list", "extra"}, `unexpected argument "extra"`},
+		{[]string{"status", "a", "b"}, "usage: xdpban status"},
+		{[]string{"frobnicate"}, `xdpban: unknown command "frobnicate"`},
+		{[]string{"run", "--backend", "nft"}, `--backend "nft"`},
+		{[]string{"run", "--iface", "nosuch0", "--log-level", "loud"}, `log level "loud"`},
+		{[]string{"run", "--iface", "nosuch0"}, `interface "nosuch0": no such interface`},
+	}
+	for _, c := range cases {
+		code, out, errs := cli(t, "", append(append([]string{}, paths...), c.args...)...)
+		if code != exitUsage {
+			t.Errorf("xdpban %s: exit %d, want 2 (stderr %q)", strings.Join(c.args, " "), code, errs)
+		}
+		if !strings.Contains(errs, c.want) {
+			t.Errorf("xdpban %s: stderr %q lacks %q", strings.Join(c.args, " "), errs, c.want)
+		}
+		if n := strings.Count(errs, "\n"); n != 1 {
+			t.Errorf("xdpban %s: %d stderr lines, want one: %q", strings.Join(c.args, " "), n, errs)
+		}
+		if out != "" {
+			t.Errorf("xdpban %s: stdout %q on bad input", strings.Join(c.args, " "), out)
+		}
+	}
+}
+
+func TestFromFileReportsEveryBadLine(t *testing.T) {
+	empty := t.TempDir()
+	in := "192.0.2.1\n# a comment\n\n300.1.2.3\n198.51.100.0/24 # trailing comment\n10.0.0.0/33\n"
+	code, out, errs := cli(t, in, "--socket", empty+"/none.sock", "--pin-path", empty+"/pins", "ban", "--from-file", "-")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2; stderr %q", code, errs)
+	}
+	for _, want := range []string{
+		`standard input: line 4: invalid address "300.1.2.3"`,
+		`standard input: line 6: invalid CIDR "10.0.0.0/33"`,
+		"2 bad lines; nothing was banned",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	if out != "" {
+		t.Errorf("stdout %q", out)
+	}
+	code, _, errs = cli(t, "# nothing\n\n", "--socket", empty+"/none.sock", "ban", "--from-file", "-")
+	if code != exitUsage || !strings.Contains(errs, "no addresses in it") {
+		t.Fatalf("empty file: exit %d, %q", code, errs)
+	}
+	code, _, errs = cli(t, "", "--socket", empty+"/none.sock", "ban", "--from-file", empty+"/missing.txt")
+	if code != exitUsage || !strings.Contains(errs, "missing.txt") {
+		t.Fatalf("missing file: exit %d, %q", code, errs)
+	}
+}
+
+func TestNotRoot(t *testing.T) {
+	var out, errb bytes.Buffer
+	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" },
+		geteuid: func() int { return 1000 }}
+	for _, args := range [][]string{{"ban", "192.0.2.1"}, {"list"}, {"run", "--iface", "lo"}, {"detach"}} {
+		errb.Reset()
+		if code := run(e, args); code != exitUsage {
+			t.Errorf("%v as uid 1000: exit %d, want 2", args, code)
+		}
+		if !strings.Contains(errb.String(), "needs root") || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("%v as uid 1000: stderr %q", args, errb.String())
+		}
+	}
+}
+
+func TestNoDaemonNoPins(t *testing.T) {
+	empty := t.TempDir()
+	code, _, errs := cli(t, "", "--socket", empty+"/none.sock", "--pin-path", empty+"/pins", "--state-dir", empty, "list")
+	if code != exitFailure || !strings.Contains(errs, "no daemon answers on") || !strings.Contains(errs, "xdpban run") {
+		t.Fatalf("list without daemon or pins: exit %d, %q", code, errs)
+	}
+	code, out, _ := cli(t, "", "--socket", empty+"/none.sock", "--pin-path", empty+"/pins", "detach")
+	if code != exitOK || !strings.Contains(out, "nothing attached") {
+		t.Fatalf("detach with nothing attached: exit %d, %q", code, out)
+	}
+	code, _, errs = cli(t, "", "--socket", empty+"/none.sock", "reload")
+	if code != exitFailure || !strings.Contains(errs, "no daemon answers") {
+		t.Fatalf("reload without daemon: exit %d, %q", code, errs)
+	}
+}
+
+func TestHelpListsCommands(t *testing.T) {
+	code, out, _ := cli(t, "", "help")
+	if code != 0 {
+		t.Fatal(code)
+	}
+	for _, c := range commands {
+		if !strings.Contains(out, "  "+c.name) {
+			t.Errorf("help lacks %s", c.name)
+		}
+	}
+	if code, _, errs := cli(t, ""); code != exitUsage || !strings.Contains(errs, "usage:") {
+		t.Fatalf("no command: %d %q", code, errs)
+	}
+}

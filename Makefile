@@ -37,6 +37,12 @@ generate: deps ## rebuild the BPF object and Go bindings with bpf2go (needs clan
 bench-xdp: ## per-packet cost of the XDP program, pass/drop x v4/v6 x 0/10k/1M bans (root)
 	$(GO) test -run '^$$' -bench BenchmarkXDP -benchtime 2000000x -count 3 ./loader/
 
+authlog: ## write the 1M-line benchmark auth.log (testdata/logs/auth-1m.log, deterministic)
+	$(GO) run ./internal/loggen/cmd -n 1000000 > testdata/logs/auth-1m.log
+
+bench-logwatch: authlog ## log matching/counting throughput on the 1M-line auth.log, ratios vs fail2ban-regex
+	XDPBAN_AUTHLOG=$(CURDIR)/testdata/logs/auth-1m.log $(GO) test -run '^$$' -bench 'BenchmarkAuthLog' -benchtime 1x -count 3 ./logwatch/
+
 build: ## build bin/xdpban (uses the committed BPF object; no clang needed)
 	$(GO) build -o $(BIN) ./cmd/xdpban
 
@@ -53,4 +59,4 @@ fuzz: ## fuzz each parser for FUZZTIME (default 30s)
 run: deps build ## run the daemon protecting this host's default-route interfaces (root)
 	./$(BIN) run
 
-.PHONY: help deps deps-bench generate bench-xdp build test fuzz run
+.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch build test fuzz run

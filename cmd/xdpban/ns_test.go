@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/netnstest"
+)
+
+const testPort = 7009
+
+// world is one protected host with its attacker and the paths a daemon
+// of this test uses (never the defaults).
+type world struct {
+	p      *netnstest.Pair
+	r      *netnstest.Receiver
+	socket string
+	pin    string
+	state  string
+	banlog string
+	config string
+	d      *daemonProc
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	netnstest.Require(t)
+	dir := t.TempDir()
+	w := &world{
+		p:      netnstest.New(t),
+		socket: filepath.Join(dir, "run", "xdpban.sock"),
+		pin:    netnstest.PinDir(t),
+		state:  filepath.Join(dir, "state"),
+		banlog: filepath.Join(dir, "xdpban.log"),
+		config: filepath.Join(dir, "etc"),
+	}
+	w.r = w.p.Listen(t, testPort)
+	writeTestConfig(t, w.config, "")
+	return w
+}
+
+// writeTestConfig writes a small configuration: small maps (the defaults
+// preallocate a million entries) plus extra.
+func writeTestConfig(t *testing.T, dir, extra string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := "[xdpban]\nmap_size_v4 = 16384\nmap_size_v6 = 16384\nmap_size_v4_net = 1024\nmap_size_v6_net = 1024\n" + extra
+	if err := os.WriteFile(filepath.Join(dir, "xdpban.local"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *world) paths() []string {
+	return []string{"--socket", w.socket, "--pin-path", w.pin, "--state-dir", w.state, "--config", w.config}
+}
+
+// cli runs an xdpban command against this world's daemon (or pins).
+func (w *world) cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	return cli(t, "", append(w.paths(), args...)...)
+}
+
+func (w *world) mustCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errs := w.cli(t, args...)
+	if code != 0 {
+		t.Fatalf("xdpban %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+// daemonProc is `xdpban run` started in the host namespace.
+type daemonProc struct {
+	cmd  *exec.Cmd
+	out  *syncBuf
+	done chan struct{}
+	err  error
+}
+
+// start runs the daemon in the host namespace (nsenter keeps /sys/fs/bpf,
+// which `ip netns exec` would hide by remounting /sys) and waits until its
+// socket answers.
+func (w *world) start(t *testing.T, extra ...string) *daemonProc {
+	t.Helper()
+	args := append([]string{"--net=" + w.p.Host.Path(), "--", os.Args[0]}, w.paths()...)
+	args = append(args, "run", "--iface", w.p.HostIf, "--backend", "xdp", "--banlog", w.banlog)
+	args = append(args, extra...)
+	cmd := exec.Command("nsenter", args...)
+	cmd.Env = append(os.Environ(), "XDPBAN_TEST_AS_MAIN=1")
+	d := &daemonProc{cmd: cmd, out: &syncBuf{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.err = cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.kill()
+		if t.Failed() {
+			t.Logf("daemon output:\n%s", d.out.String())
+		}
+	})
+	c := control.NewClient(w.socket)
+	defer c.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-d.done:
+			t.Fatalf("daemon exited at start (%v):\n%s", d.err, d.out.String())
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := c.Ping(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon socket not answering after 20s: %v\n%s", err, d.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w.d = d
+	return d
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemonProc) stop(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		if d.err != nil {
+			t.Fatalf("daemon exit after SIGTERM: %v\n%s", d.err, d.out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("daemon did not stop within 15s of SIGTERM:\n%s", d.out.String())
+	}
+}
+
+func (d *daemonProc) kill() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Kill()
+	<-d.done
+}
+
+func (w *world) send(t *testing.T, from netip.Addr, n int) int {
+	t.Helper()
+	s := w.p.Sender(t, from, testPort)
+	return netnstest.Deliver(t, s, w.r, n, 300*time.Millisecond)
+}
+
+func (w *world) list(t *testing.T) map[string]control.Entry {
+	t.Helper()
+	out := w.mustCLI(t, "list", "--json")
+	var es []control.Entry
+	if err := json.Unmarshal([]byte(out), &es); err != nil {
+		t.Fatalf("list --json: %v\n%s", err, out)
+	}
+	m := map[string]control.Entry{}
+	for _, e := range es {
+		m[e.Addr] = e
+	}
+	return m
+}
+
+func TestBanUnbanThroughDaemon(t *testing.T) {
+	w := newWorld(t)
+	w.start(t)
+	a := netnstest.AttackerV4
+	if got := w.send(t, a, 20); got != 20 {
+		t.Fatalf("before the ban %d of 20 arrived", got)
+	}
+	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
+	// Enforced before the CLI returned: the very next packets drop.
+	const n = 50
+	if got := w.send(t, a, n); got != 0 {
+		t.Fatalf("after ban returned, %d of %d arrived", got, n)
+	}
+	e, ok := w.list(t)["192.0.2.2/32"]
+	if !ok {
+		t.Fatalf("ban missing from list")
+	}
+	if e.Packets != n || e.Jail != "sshd" || e.Expires == nil {
+		t.Fatalf("list entry %+v: want %d packets, jail sshd, an expiry", e, n)
+	}
+	exp, _ := time.Parse(time.RFC3339, *e.Expires)
+	if left := time.Until(exp); left < 58*time.Minute || left > time.Hour {
+		t.Fatalf("time left %v, want about 1h (the default)", left)
+	}
+	out := w.mustCLI(t, "list")
+	if !strings.Contains(out, "192.0.2.2/32") || !strings.Contains(out, "sshd") || !strings.Contains(out, fmt.Sprint(n)) {
+		t.Fatalf("list output:\n%s", out)
+	}
+	// Unban with the wrong jail is refused and changes nothing.
+	if code, _, errs := w.cli(t, "unban", a.String(), "--jail", "nginx"); code != exitFailure || !strings.Contains(errs, "jail sshd") {
+		t.Fatalf("unban with wrong jail: exit %d %q", code, errs)
+	}
+	w.mustCLI(t, "unban", a.String())
+	if got := w.send(t, a, 20); got != 20 {
+		t.Fatalf("after unban %d of 20 arrived", got)
+	}
+	if code, _, errs := w.cli(t, "unban", a.String()); code != exitFailure || !strings.Contains(errs, "not banned") {
+		t.Fatalf("second unban: exit %d %q", code, errs)
+	}
+	log, _ := os.ReadFile(w.banlog)
+	if !strings.Contains(string(log), "NOTICE  [sshd] Ban 192.0.2.2\n") || !strings.Contains(string(log), "NOTICE  [sshd] Unban 192.0.2.2\n") {
+		t.Fatalf("ban log:\n%s", log)
+	}
+}
+
+func TestIPv6BanCoversSlash64(t *testing.T) {
+	w := newWorld(t)
+	w.start(t)
+	other := netip.MustParseAddr("2001:db8::99")
+	w.p.AddAttackerAddr(t, other)
+	w.mustCLI(t, "ban", netnstest.AttackerV6.String(), "--for", "10m")
+	if got := w.send(t, netnstest.AttackerV6, 20); got != 0 {
+		t.Fatalf("banned v6 source: %d of 20 arrived", got)
+	}
+	if got := w.send(t, other, 20); got != 0 {
+		t.Fatalf("other address in the same /64: %d of 20 arrived", got)
+	}
+	e, ok := w.list(t)["2001:db8::/64"]
+	if !ok || e.Packets != 40 {
+		t.Fatalf("list: %+v (ok %v), want 2001:db8::/64 with 40 packets", e, ok)
+	}
+	// IPv4 is untouched.
+	if got := w.send(t, netnstest.AttackerV4, 20); got != 20 {
+		t.Fatalf("v4 source: %d of 20 arrived", got)
+	}
+}
+
+func TestBanExpiresByItself(t *testing.T) {
+	w := newWorld(t)
+	w.start(t)
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--for", "2s")
+	if got := w.send(t, a, 10); got != 0 {
+		t.Fatalf("during the ban %d of 10 arrived", got)
+	}
+	deadline := time.Now().Add(6 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(w.list(t)) == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if l := w.list(t); len(l) != 0 {
+		t.Fatalf("ban still listed 6s after a 2s ban: %v", l)
+	}
+	if got := w.send(t, a, 20); got != 20 {
+		t.Fatalf("after expiry %d of 20 arrived", got)
+	}
+	// The sweep removed it from the store and logged it.
+	deadline = time.Now().Add(3 * time.Second)
+	for {
+		log, _ := os.ReadFile(w.banlog)
+		if strings.Contains(string(log), "Unban 192.0.2.2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Unban line after expiry:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.d.stop(t)
+	w.start(t)
+	if l := w.list(t); len(l) != 0 {
+		t.Fatalf("expired ban came back after restart: %v", l)
+	}
+}
+
+func TestRestartLosesNothing(t *testing.T) {
+	w := newWorld(t)
+	d := w.start(t)
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--for", "1h", "--jail", "sshd")
+	w.mustCLI(t, "ban", "198.51.100.0/24", "--for", "0")
+	before := w.list(t)
+	d.stop(t)
+	// Daemon stopped: the pinned program keeps dropping.
+	if got := w.send(t, a, 30); got != 0 {
+		t.Fatalf("daemon stopped: %d of 30 arrived", got)
+	}
+	w.start(t)
+	after := w.list(t)
+	if len(after) != 2 {
+		t.Fatalf("after restart: %v", after)
+	}
+	for k, b := range before {
+		g := after[k]
+		if g.Jail != b.Jail || (g.Expires == nil) != (b.Expires == nil) || (g.Expires != nil && *g.Expires != *b.Expires) {
+			t.Errorf("%s: before %+v, after %+v", k, b, g)
+		}
+	}
+	if got := after["192.0.2.2/32"].Packets; got != 30 {
+		t.Errorf("packets counted across the restart: %d, want 30", got)
+	}
+	if got := w.send(t, a, 10); got != 0 {
+		t.Fatalf("after restart %d of 10 arrived", got)
+	}
+}

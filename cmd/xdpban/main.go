@@ -60,6 +60,7 @@ var commands = []command{
 	{"list", "list active bans with their counters", cmdList},
 	{"status", "show backend, interfaces, tables and jails (status [JAIL])", cmdStatus},
 	{"reload", "reload the configuration of the running daemon (reload [JAIL])", cmdReload},
+	{"watch", "stream drop events live (watch [--json] [ADDR|CIDR])", cmdWatch},
 	{"detach", "remove the XDP program, maps and firewall rules xdpban installed", cmdDetach},
 }
 

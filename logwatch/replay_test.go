@@ -16,7 +16,7 @@ var sampleRef = time.Date(2026, 11, 24, 23, 0, 0, 0, time.Local)
 
 func loadSSHD(t testing.TB) *Filter {
 	t.Helper()
-	f, err := LoadFilter([]string{"/etc/fail2ban"}, "sshd", nil) // TODO: shipped sshd when it lands
+	f, err := LoadFilter(nil, "sshd", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

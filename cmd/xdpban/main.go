@@ -61,6 +61,7 @@ var commands = []command{
 	{"status", "show backend, interfaces, tables and jails (status [JAIL])", cmdStatus},
 	{"reload", "reload the configuration of the running daemon (reload [JAIL])", cmdReload},
 	{"watch", "stream drop events live (watch [--json] [ADDR|CIDR])", cmdWatch},
+	{"regex", "test a filter or failregex on a log or line (regex LOG|LINE FILTER|REGEX [--json] [--jail NAME])", cmdRegex},
 	{"detach", "remove the XDP program, maps and firewall rules xdpban installed", cmdDetach},
 }
 

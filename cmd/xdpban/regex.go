@@ -1,0 +1,192 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/logwatch"
+)
+
+// plainFilter is what a filter name (with optional [args]) looks like;
+// anything else given as FILTER is a regex.
+var plainFilter = regexp.MustCompile(`^[A-Za-z0-9_.-]+(\[.*\])?$`)
+
+// cmdRegex is xdpban's fail2ban-regex: test a filter or a failregex on a
+// log file or a single line, optionally replayed through a jail.
+func cmdRegex(e *env, args []string) int {
+	fs := e.newFlags("regex")
+	jsonOut := fs.Bool("json", false, "print one JSON object: lines, matched, missed, ignored, elapsed_s, matches")
+	jailName := fs.String("jail", "", "replay the log through jail `NAME`'s maxretry/findtime/bantime and list the bans")
+	f2bDir := fs.String("fail2ban-config", "", "read jails and filters from fail2ban's configuration `DIR` (e.g. /etc/fail2ban)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(e.stdout, "usage: xdpban regex LOG|LINE FILTER|REGEX [--json] [--jail NAME] [--config DIR] [--fail2ban-config DIR]")
+			return exitOK
+		}
+		return e.fail("regex", err)
+	}
+	if len(pos) < 1 || len(pos) > 2 || (len(pos) == 1 && *jailName == "") {
+		return e.fail("regex", usageErr("want LOG|LINE and FILTER|REGEX (FILTER may be left out with --jail): xdpban regex /var/log/auth.log sshd"))
+	}
+
+	var cfg *config.Config
+	var jail *config.Jail
+	if *jailName != "" || *f2bDir != "" {
+		if *f2bDir != "" {
+			cfg, err = config.LoadFail2ban(*f2bDir)
+		} else {
+			cfg, err = config.Load(e.config)
+		}
+		if err != nil {
+			return e.fail("regex", usageErr("%v", err))
+		}
+	}
+	if *jailName != "" {
+		for i := range cfg.Jails {
+			if cfg.Jails[i].Name == *jailName {
+				jail = &cfg.Jails[i]
+			}
+		}
+		if jail == nil {
+			return e.fail("regex", usageErr("unknown jail %q: it is not in %s", *jailName, configName(e.config, *f2bDir)))
+		}
+	}
+
+	var filter *logwatch.Filter
+	if len(pos) == 2 {
+		filter, err = regexFilter(cfg, e.config, pos[1])
+	} else {
+		filter, err = logwatch.LoadFilter(filterDirs(cfg, e.config), jail.Filter, jail.FilterOptions)
+	}
+	if err != nil {
+		return e.fail("regex", usageErr("%v", err))
+	}
+
+	in, name, closeIn, err := regexInput(e, pos[0])
+	if err != nil {
+		return e.fail("regex", err)
+	}
+	defer closeIn()
+	opt := logwatch.ReplayOptions{Jail: jail}
+	if cfg != nil {
+		opt.Widen = bans.Widen{IPv6: cfg.Daemon.IPv6Prefix}
+	}
+	res, err := logwatch.Replay(in, filter.NewScanner(), opt)
+	if err != nil {
+		return e.fail("regex", fmt.Errorf("%s: %w", name, err))
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(e.stdout)
+		if err := enc.Encode(res); err != nil {
+			return e.fail("regex", err)
+		}
+		return exitOK
+	}
+	printReplay(e.stdout, name, filter, res, jail)
+	return exitOK
+}
+
+func configName(dir, f2b string) string {
+	switch {
+	case f2b != "":
+		return f2b
+	case dir != "":
+		return dir
+	}
+	return "the built-in configuration (pass --config DIR)"
+}
+
+func filterDirs(cfg *config.Config, dir string) []string {
+	if cfg != nil {
+		return cfg.FilterDirs
+	}
+	if dir != "" {
+		return []string{dir}
+	}
+	return nil
+}
+
+// regexFilter loads FILTER as a filter name/spec or file, or compiles it
+// as a failregex when it does not look like one.
+func regexFilter(cfg *config.Config, dir, arg string) (*logwatch.Filter, error) {
+	isFile := strings.HasSuffix(arg, ".conf") || strings.HasSuffix(arg, ".local")
+	if plainFilter.MatchString(arg) || isFile {
+		f, err := logwatch.LoadFilter(filterDirs(cfg, dir), arg, nil)
+		if err == nil {
+			return f, nil
+		}
+		if errors.Is(err, logwatch.ErrNoFilter) {
+			return nil, fmt.Errorf("unknown filter %q: name one from filter.d (e.g. sshd) or give a failregex with <HOST>", arg)
+		}
+		return nil, err
+	}
+	return logwatch.CompileRegex(arg)
+}
+
+// regexInput opens LOG, or wraps LINE when the argument is not a file. A
+// path-like argument that does not exist is an error, not a log line.
+func regexInput(e *env, arg string) (io.Reader, string, func(), error) {
+	if arg == "-" {
+		return e.stdin, "stdin", func() {}, nil
+	}
+	f, err := os.Open(arg)
+	if err == nil {
+		st, serr := f.Stat()
+		if serr == nil && st.IsDir() {
+			f.Close()
+			return nil, "", nil, usageErr("log %s is a directory: give a log file or a line", arg)
+		}
+		return f, arg, func() { f.Close() }, nil
+	}
+	pathLike := !strings.ContainsAny(arg, " \t") && (strings.Contains(arg, "/") || strings.HasSuffix(arg, ".log"))
+	if errors.Is(err, fs.ErrNotExist) && !pathLike {
+		return strings.NewReader(arg), "line", func() {}, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, "", nil, usageErr("log file %s not found: give an existing file, '-' for stdin, or a quoted log line", arg)
+	}
+	return nil, "", nil, usageErr("log file %s: %v", arg, err)
+}
+
+func printReplay(w io.Writer, name string, f *logwatch.Filter, r *logwatch.ReplayResult, j *config.Jail) {
+	fmt.Fprintf(w, "Running tests\n=============\n\nUse filter: %s (%s)\nUse log:    %s\n\n", f.Name, f.Source, name)
+	fmt.Fprintf(w, "Lines: %d lines, %d ignored, %d matched, %d missed, %d skipped\n", r.Lines, r.Ignored, r.Matched, r.Missed, r.Skipped)
+	fmt.Fprintf(w, "[processed in %.2f sec, %.0f lines/s]\n", r.ElapsedS, r.LinesPerSecond())
+	if len(r.Hosts) > 0 {
+		fmt.Fprintf(w, "\nMatches per address (%d):\n", len(r.Hosts))
+		const show = 50
+		for i, h := range r.Hosts {
+			if i == show {
+				fmt.Fprintf(w, "  ... %d more (use --json for all)\n", len(r.Hosts)-show)
+				break
+			}
+			fmt.Fprintf(w, "  %-40s %d\n", h.Host, h.Matches)
+		}
+	}
+	if j == nil {
+		return
+	}
+	bt := j.BanTime.String()
+	if j.BanTime < 0 {
+		bt = "permanent"
+	}
+	fmt.Fprintf(w, "\nJail %s (maxretry %d, findtime %s, bantime %s): %d bans\n", j.Name, j.MaxRetry, j.FindTime, bt, len(r.Bans))
+	for _, b := range r.Bans {
+		dur := "permanently"
+		if b.BanSecs >= 0 {
+			dur = "for " + (time.Duration(b.BanSecs * float64(time.Second))).String() + " until " + b.Until.Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "  %s banned at %s %s (%d failures, line %d)\n", b.Prefix, b.At.Format(time.RFC3339), dur, b.Failures, b.Line)
+	}
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const sampleLog = "../../testdata/logs/auth-sample.log"
+
+func TestRegexJSONOnSampleLog(t *testing.T) {
+	code, out, errs := cli(t, "", "regex", sampleLog, "sshd", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r struct {
+		Lines, Matched, Missed, Ignored int
+		ElapsedS                        float64 `json:"elapsed_s"`
+		Matches                         []struct {
+			Line int
+			Host string
+			Time string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out)
+	}
+	if r.Lines != 14 || r.Matched != 9 || r.Missed != 4 || r.Ignored != 0 || len(r.Matches) != 9 {
+		t.Fatalf("result %+v", r)
+	}
+	if m := r.Matches[3]; m.Line != 6 || m.Host != "203.0.113.7" || !strings.HasPrefix(m.Time, "20") {
+		t.Fatalf("4th match %+v, want line 6 from 203.0.113.7", m)
+	}
+}
+
+func TestRegexSingleLineAndRawRegex(t *testing.T) {
+	line := "Nov 24 10:00:01 web1 sshd[1]: Failed password for root from 2001:db8::9 port 1 ssh2"
+	code, out, errs := cli(t, "", "regex", line, `Failed password for \S+ from <HOST>`)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "Lines: 1 lines, 0 ignored, 1 matched, 0 missed") || !strings.Contains(out, "2001:db8::9") {
+		t.Fatalf("output:\n%s", out)
+	}
+}
+
+func TestRegexJailReplayPrintsBans(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = true\nmaxretry = 3\nfindtime = 10m\nbantime = 2h\n"), 0o644)
+	code, out, errs := cli(t, "", "--config", dir, "regex", sampleLog, "--jail", "sshd")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{
+		"Jail sshd (maxretry 3, findtime 10m0s, bantime 2h0m0s): 2 bans",
+		"192.0.2.10/32 banned at ",
+		"2001:db8::/64 banned at ",
+		"for 2h0m0s until ",
+		"(3 failures, line 5)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRegexBadInputExits2WithOneLine(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"regex", "/nonexistent/auth.log", "sshd"}, "log file /nonexistent/auth.log not found"},
+		{[]string{"regex", sampleLog, "nosuchfilter"}, `unknown filter "nosuchfilter"`},
+		{[]string{"regex", sampleLog, "Failed (password from <HOST>"}, "invalid"},
+		{[]string{"regex", sampleLog}, "want LOG|LINE and FILTER|REGEX"},
+		{[]string{"regex", sampleLog, "sshd", "--jail", "nojail"}, `unknown jail "nojail"`},
+		{[]string{"regex", sampleLog, "sshd", "--bogus"}, "flag provided but not defined"},
+		{[]string{"regex", ".", "sshd"}, "is a directory"},
+	} {
+		code, _, errs := cli(t, "", c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.HasPrefix(errs, "xdpban: regex: ") {
+			t.Errorf("%q: exit %d, stderr %q; want exit 2 and one line containing %q", c.args, code, errs, c.want)
+		}
+	}
+}

@@ -237,3 +237,29 @@ func FuzzParseLine(f *testing.F) {
 		}
 	})
 }
+
+func TestPumpLogsAndPublishes(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	hub := NewHub()
+	sub, _ := hub.Subscribe(context.Background(), netip.Prefix{}, 4)
+	in := make(chan Event, 2)
+	in <- sample()
+	close(in)
+	Pump(context.Background(), in, hub, log)
+	if got := <-sub; got != sample() {
+		t.Errorf("published %+v", got)
+	}
+	if !strings.Contains(buf.String(), "msg=drop iface=veth0 src=192.0.2.2") {
+		t.Errorf("log %q", buf.String())
+	}
+	hub.Close()
+	if _, ok := <-sub; ok {
+		t.Error("Close left a watcher's channel open")
+	}
+	late, _ := hub.Subscribe(context.Background(), netip.Prefix{}, 1)
+	if _, ok := <-late; ok {
+		t.Error("Subscribe after Close got an open channel")
+	}
+	hub.Publish(sample()) // after Close: no panic
+}

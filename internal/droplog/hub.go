@@ -41,8 +41,9 @@ const maxPending = 4096
 // the suppressed count of the next event it gets from the same source,
 // so for every source 1+suppressed still adds up to the drops reported.
 type Hub struct {
-	mu   sync.Mutex
-	subs map[*sub]struct{}
+	mu     sync.Mutex
+	subs   map[*sub]struct{}
+	closed bool
 }
 
 type sub struct {
@@ -65,15 +66,35 @@ func (h *Hub) Subscribe(ctx context.Context, filter netip.Prefix, buf int) (even
 	}
 	s := &sub{ch: make(chan Event, buf), filter: filter, pending: map[netip.Addr]uint64{}}
 	h.mu.Lock()
+	if h.closed {
+		close(s.ch)
+		h.mu.Unlock()
+		return s.ch, s.lost.Load
+	}
 	h.subs[s] = struct{}{}
 	h.mu.Unlock()
 	context.AfterFunc(ctx, func() {
 		h.mu.Lock()
-		delete(h.subs, s)
-		close(s.ch) // under h.mu: Publish sends under it too
-		h.mu.Unlock()
+		defer h.mu.Unlock()
+		if _, ok := h.subs[s]; ok { // not already closed by Close
+			delete(h.subs, s)
+			close(s.ch) // under h.mu: Publish sends under it too
+		}
 	})
 	return s.ch, s.lost.Load
+}
+
+// Close ends every watcher's stream (their channels close) and refuses
+// new ones: the daemon calls it before shutting the control socket down,
+// so that open `xdpban watch` streams do not hold the shutdown up.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.subs {
+		delete(h.subs, s)
+		close(s.ch)
+	}
 }
 
 // Subscribers is the number of active watchers (the daemon can skip
@@ -134,4 +155,27 @@ func (e Event) Attrs() []slog.Attr {
 	as = append(as, slog.String("jail", value(e.Jail)), slog.Uint64("suppressed", e.Suppressed),
 		slog.Time("dropped_at", e.Time))
 	return as
+}
+
+// Pump moves events from the backend to where they are wanted until
+// events is closed or ctx ends: every event goes to the watchers of hub
+// and, when log is not nil (log_drops = true), to the daemon log as one
+// "drop" record. It never blocks on a watcher.
+func Pump(ctx context.Context, events <-chan Event, hub *Hub, log *slog.Logger) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if log != nil {
+				log.LogAttrs(ctx, slog.LevelInfo, "drop", ev.Attrs()...)
+			}
+			if hub != nil {
+				hub.Publish(ev)
+			}
+		}
+	}
 }

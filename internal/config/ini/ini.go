@@ -331,10 +331,22 @@ func (f *File) Merge(g *File) {
 			for _, k := range s.order {
 				old.set(k, s.vals[k])
 			}
-			continue
+		} else {
+			f.sections[n] = s.clone()
+			f.order = append(f.order, n)
 		}
-		f.sections[n] = s.clone()
-		f.order = append(f.order, n)
+		// When g is itself several files merged, the value it replaced
+		// internally is the more recent one.
+		if gk, ok := g.known[n]; ok {
+			kn := f.known[n]
+			if kn == nil {
+				kn = newSection("KNOWN/"+n, s.pos)
+				f.known[n] = kn
+			}
+			for _, k := range gk.order {
+				kn.set(k, gk.vals[k])
+			}
+		}
 	}
 	f.files = append(f.files, g.files...)
 }

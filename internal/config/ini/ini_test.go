@@ -363,3 +363,29 @@ func TestExpansionBounded(t *testing.T) {
 		t.Fatalf("8^10 expansion: %v, want a size error", err)
 	}
 }
+
+// Merging an already merged File keeps the known/ values it recorded.
+func TestMergeMergedKeepsKnown(t *testing.T) {
+	f := mustParse(t, "[a]\nk = base\nj = base\n")
+	g, _ := Parse("2.conf", []byte("[a]\nk = two\n"))
+	h, _ := Parse("3.conf", []byte("[a]\nk = %(known/k)s+3\nj = %(known/j)s+3\n"))
+	g.Merge(h)
+	f.Merge(g)
+	for key, want := range map[string]string{"k": "two+3", "j": "base+3"} {
+		if got, err := f.Get("a", key); err != nil || got != want {
+			t.Errorf("%s = %q, %v; want %q", key, got, err, want)
+		}
+	}
+}
+
+// A section new to f keeps the known/ values recorded inside g.
+func TestMergeNewSectionKeepsKnown(t *testing.T) {
+	f := mustParse(t, "[other]\nk = 1\n")
+	g, _ := Parse("2.conf", []byte("[a]\nk = two\n"))
+	h, _ := Parse("3.conf", []byte("[a]\nk = %(known/k)s+3\n"))
+	g.Merge(h)
+	f.Merge(g)
+	if got, err := f.Get("a", "k"); err != nil || got != "two+3" {
+		t.Errorf("k = %q, %v; want two+3", got, err)
+	}
+}

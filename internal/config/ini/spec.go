@@ -82,7 +82,7 @@ func ParseSpec(spec string) (name string, args map[string]string, err error) {
 			}
 			i = j + 1
 		default:
-			return "", nil, fmt.Errorf("reference %q: unexpected %q after %s=%s: separate arguments with ','", clip(spec), clip(body[i:]), key, val)
+			return "", nil, fmt.Errorf("reference %q: unexpected %q after %s=%q: separate arguments with ','", clip(spec), clip(body[i:]), key, clip(val))
 		}
 	}
 	return name, args, nil

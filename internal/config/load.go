@@ -1,0 +1,1032 @@
+package config
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config/ini"
+)
+
+// DefaultDir is xdpban's configuration directory.
+const DefaultDir = "/etc/xdpban"
+
+// DefaultFail2banDir is where fail2ban's configuration lives.
+const DefaultFail2banDir = "/etc/fail2ban"
+
+// ErrInvalid is wrapped by every refused value.
+var ErrInvalid = errors.New("invalid configuration")
+
+// defaultsFS holds the shipped xdpban.conf and jail.conf: the base layer
+// under the operator's files, and what `make install` copies.
+//
+//go:embed defaults/xdpban.conf defaults/jail.conf
+var defaultsFS embed.FS
+
+// DefaultFiles returns the shipped configuration files by name
+// ("xdpban.conf", "jail.conf").
+func DefaultFiles() map[string][]byte {
+	out := map[string][]byte{}
+	for _, n := range []string{"xdpban.conf", "jail.conf"} {
+		b, err := defaultsFS.ReadFile("defaults/" + n)
+		if err != nil {
+			panic(err) // embedded at build time
+		}
+		out[n] = b
+	}
+	return out
+}
+
+// authLog decides the default sshd jail's source: this file when it
+// exists, the journal otherwise. A variable so tests can point it away.
+var authLog = "/var/log/auth.log"
+
+// ValueError is one refused value: where it was read and why.
+type ValueError struct {
+	Pos     ini.Pos
+	Section string
+	Key     string
+	Value   string
+	Reason  string
+}
+
+func (e *ValueError) Error() string {
+	v := e.Value
+	if len(v) > 80 {
+		v = v[:77] + "..."
+	}
+	// One line whatever the reason quotes.
+	r := strings.ReplaceAll(e.Reason, "\n", `\n`)
+	return fmt.Sprintf("%s: [%s] %s = %q: %s", e.Pos, e.Section, e.Key, v, r)
+}
+
+func (e *ValueError) Unwrap() error { return ErrInvalid }
+
+// Load reads xdpban's own configuration from dir: xdpban.conf (+ .local,
+// xdpban.d/) for the daemon and jail.conf, jail.d/*.conf, jail.local,
+// jail.d/*.local for the jails. A file absent from dir falls back to the
+// shipped one (so a directory holding only jail.local works). dir == ""
+// means the shipped defaults alone. Any bad value fails the whole load
+// with a "file:line: [section] key = value: reason" error.
+func Load(dir string) (*Config, error) {
+	if dir != "" {
+		st, err := os.Stat(dir)
+		if err != nil {
+			return nil, fmt.Errorf("configuration directory %s: %w: create it or pass --config", dir, err)
+		}
+		if !st.IsDir() {
+			return nil, fmt.Errorf("configuration directory %s is not a directory: %w", dir, ErrInvalid)
+		}
+	}
+	c := &Config{}
+	df, err := loadTree(dir, "xdpban", nil)
+	if err != nil {
+		return nil, err
+	}
+	c.Files = append(c.Files, df.Files()...)
+	if c.Daemon, err = parseDaemon(df); err != nil {
+		return nil, err
+	}
+	banlog := c.Daemon.BanLog
+	if banlog == "" {
+		banlog = "/dev/null"
+	}
+	extra := map[string]string{"xdpban_log": banlog}
+	if _, err := os.Stat(authLog); err == nil {
+		extra["sshd_log"], extra["sshd_backend"] = authLog, "auto"
+	} else {
+		extra["sshd_log"], extra["sshd_backend"] = authLog, "journal"
+	}
+	jf, err := loadTree(dir, "jail", extra)
+	if err != nil {
+		return nil, err
+	}
+	c.Files = append(c.Files, jf.Files()...)
+	r := jailReader{f: jf, own: true}
+	if dir != "" {
+		r.filterDir = filepath.Join(dir, "filter.d")
+	}
+	for _, name := range jf.Sections() {
+		if name == ini.Includes {
+			continue
+		}
+		j, err := r.jail(name)
+		if err != nil {
+			return nil, err
+		}
+		c.Jails = append(c.Jails, j)
+	}
+	if dir != "" {
+		c.FilterDirs = []string{filepath.Join(dir, "filter.d")}
+	}
+	return c, nil
+}
+
+// LoadDaemon reads only the daemon settings of xdpban's configuration in
+// dir ("" for the shipped defaults); for use with LoadFail2ban, whose tree
+// has no [xdpban] section.
+func LoadDaemon(dir string) (Daemon, error) {
+	df, err := loadTree(dir, "xdpban", nil)
+	if err != nil {
+		return Daemon{}, err
+	}
+	return parseDaemon(df)
+}
+
+// loadTree layers dir/base.{conf,d,local} over the shipped base.conf
+// (used only when dir has no base.conf). extra are [DEFAULT] values set
+// below everything, for the shipped files' %(name)s references.
+func loadTree(dir, base string, extra map[string]string) (*ini.File, error) {
+	f := ini.New()
+	for k, v := range extra {
+		f.Set(ini.Default, k, v, ini.Pos{File: "(xdpban)"})
+	}
+	var files []string
+	if dir != "" {
+		files = ini.BaseFiles(filepath.Join(dir, base))
+	}
+	if dir == "" || len(files) == 0 || files[0] != filepath.Join(dir, base+".conf") {
+		emb, err := defaultsFS.ReadFile("defaults/" + base + ".conf")
+		if err != nil {
+			return nil, fmt.Errorf("shipped %s.conf: %w", base, err)
+		}
+		p, err := ini.Parse("(built-in)/"+base+".conf", emb)
+		if err != nil {
+			return nil, fmt.Errorf("shipped %s.conf: %w", base, err)
+		}
+		f.Merge(p)
+	}
+	if len(files) > 0 {
+		g, err := ini.Load(files...)
+		if err != nil {
+			return nil, err
+		}
+		f.Merge(g)
+	}
+	return f, nil
+}
+
+// LoadFail2ban reads fail2ban's own tree (dir, normally /etc/fail2ban) as
+// fail2ban does: jail.conf with its [INCLUDES] (paths-*.conf), jail.d/,
+// jail.local, %(known/…)s. Enabled jails are translated; their
+// banaction/action lines go to Jail.Replaced, never executed. A jail that
+// cannot be translated goes to Config.Broken and the others load, as
+// fail2ban skips a broken jail and starts the rest. The daemon settings
+// are xdpban's defaults with fail2ban.conf's dbpurgeage; use LoadDaemon
+// to take them from xdpban's own directory instead.
+func LoadFail2ban(dir string) (*Config, error) {
+	if _, err := os.Stat(filepath.Join(dir, "jail.conf")); err != nil {
+		if _, err2 := os.Stat(filepath.Join(dir, "jail.local")); err2 != nil {
+			return nil, fmt.Errorf("fail2ban configuration %s: no jail.conf or jail.local: %w", dir, err)
+		}
+	}
+	c := &Config{FilterDirs: []string{filepath.Join(dir, "filter.d")}}
+	var err error
+	if c.Daemon, err = LoadDaemon(""); err != nil {
+		return nil, err
+	}
+	if ff, err := ini.LoadBase(filepath.Join(dir, "fail2ban")); err == nil {
+		c.Files = append(c.Files, ff.Files()...)
+		if v, ok := ff.Raw("Definition", "dbpurgeage"); ok {
+			s, err := ff.Get("Definition", "dbpurgeage")
+			if err != nil {
+				return nil, err
+			}
+			d, err := ParseDuration(s)
+			if err != nil || d < 0 {
+				return nil, &ValueError{Pos: v.Pos, Section: "Definition", Key: "dbpurgeage", Value: s, Reason: "want a duration such as 1d"}
+			}
+			c.Daemon.DBPurgeAge = d
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	jf := ini.New()
+	// What fail2ban's JailReader adds before interpolating.
+	jf.Set(ini.Default, "fail2ban_version", "xdpban", ini.Pos{File: "(xdpban)"})
+	jf.Set(ini.Default, "fail2ban_confpath", dir, ini.Pos{File: "(xdpban)"})
+	g, err := ini.LoadBase(filepath.Join(dir, "jail"))
+	if err != nil {
+		return nil, err
+	}
+	jf.Merge(g)
+	c.Files = append(c.Files, jf.Files()...)
+	r := jailReader{f: jf, own: false, filterDir: filepath.Join(dir, "filter.d")}
+	for _, name := range jf.Sections() {
+		if name == ini.Includes {
+			continue
+		}
+		src := jf.SectionPos(name).String()
+		en, err := r.boolean(name, "enabled", false)
+		if err != nil {
+			c.Broken = append(c.Broken, BrokenJail{Name: name, Source: src, Err: err})
+			continue
+		}
+		if !en {
+			// fail2ban reads nothing more of a disabled jail.
+			c.Jails = append(c.Jails, Jail{Name: name, Source: src})
+			continue
+		}
+		j, err := r.jail(name)
+		if err != nil {
+			c.Broken = append(c.Broken, BrokenJail{Name: name, Enabled: true, Source: src, Err: err})
+			continue
+		}
+		c.Jails = append(c.Jails, j)
+	}
+	return c, nil
+}
+
+// Enabled returns the enabled jails.
+func (c *Config) Enabled() []Jail {
+	var out []Jail
+	for _, j := range c.Jails {
+		if j.Enabled {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// Jail returns the named jail.
+func (c *Config) Jail(name string) (Jail, bool) {
+	for _, j := range c.Jails {
+		if j.Name == name {
+			return j, true
+		}
+	}
+	return Jail{}, false
+}
+
+// --- values ---------------------------------------------------------------
+
+type getter struct{ f *ini.File }
+
+// get returns the interpolated value, its position and whether it is set
+// at all (in the section or DEFAULT).
+func (g getter) get(sec, key string) (string, ini.Pos, bool, error) {
+	raw, ok := g.f.Raw(sec, key)
+	if !ok {
+		return "", ini.Pos{}, false, nil
+	}
+	v, err := g.f.Get(sec, key)
+	if err != nil {
+		return "", raw.Pos, true, err
+	}
+	return v, raw.Pos, true, nil
+}
+
+func (g getter) bad(sec, key, val string, pos ini.Pos, format string, a ...any) error {
+	return &ValueError{Pos: pos, Section: sec, Key: key, Value: val, Reason: fmt.Sprintf(format, a...)}
+}
+
+func (g getter) str(sec, key, def string) (string, ini.Pos, error) {
+	v, pos, ok, err := g.get(sec, key)
+	if err != nil || !ok {
+		return def, pos, err
+	}
+	return v, pos, nil
+}
+
+func parseBool(s string) (bool, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "1", "yes", "true", "on":
+		return true, true
+	case "0", "no", "false", "off":
+		return false, true
+	}
+	return false, false
+}
+
+func (g getter) boolean(sec, key string, def bool) (bool, error) {
+	v, pos, ok, err := g.get(sec, key)
+	if err != nil || !ok {
+		return def, err
+	}
+	if strings.TrimSpace(v) == "" {
+		return def, nil
+	}
+	b, ok := parseBool(v)
+	if !ok {
+		return false, g.bad(sec, key, v, pos, "want true or false (yes/no, on/off, 1/0)")
+	}
+	return b, nil
+}
+
+func (g getter) integer(sec, key string, def, min, max int) (int, error) {
+	v, pos, ok, err := g.get(sec, key)
+	if err != nil || !ok || strings.TrimSpace(v) == "" {
+		return def, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return 0, g.bad(sec, key, v, pos, "want a whole number from %d to %d", min, max)
+	}
+	if n < min || n > max {
+		return 0, g.bad(sec, key, v, pos, "out of range: want %d to %d", min, max)
+	}
+	return n, nil
+}
+
+// duration reads a fail2ban time; min is the smallest accepted (a
+// negative permanent value is checked by the caller).
+func (g getter) duration(sec, key string, def time.Duration, allowNeg, allowZero bool) (time.Duration, error) {
+	v, pos, ok, err := g.get(sec, key)
+	if err != nil || !ok || strings.TrimSpace(v) == "" {
+		return def, err
+	}
+	d, err := ParseDuration(v)
+	if err != nil {
+		return 0, g.bad(sec, key, v, pos, "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("invalid duration %q: ", v)))
+	}
+	switch {
+	case d < 0 && !allowNeg:
+		return 0, g.bad(sec, key, v, pos, "must not be negative")
+	case d == 0 && !allowZero:
+		return 0, g.bad(sec, key, v, pos, "must be longer than 0")
+	}
+	return d, nil
+}
+
+// splitWords is fail2ban's splitwords: on spaces, commas and newlines.
+func splitWords(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool {
+		return r == ' ' || r == ',' || r == '\n' || r == '\t'
+	})
+}
+
+// --- daemon -----------------------------------------------------------------
+
+const daemonSection = "xdpban"
+
+var daemonKeys = map[string]bool{
+	"backend": true, "interfaces": true, "pin_path": true, "socket": true, "state_dir": true,
+	"banlog": true, "map_size_v4": true, "map_size_v6": true, "map_size_v4_net": true,
+	"map_size_v6_net": true, "ipv6_prefix": true, "metrics_listen": true, "log_format": true,
+	"log_level": true, "dbpurgeage": true, "log_drops": true, "drop_log_rate": true,
+	"drop_log_global": true, "chains": true, "blocktype": true,
+}
+
+var (
+	ifaceRE = regexp.MustCompile(`^[A-Za-z0-9_.:@-]{1,15}$`)
+	chainRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,28}$`)
+)
+
+func parseDaemon(f *ini.File) (Daemon, error) {
+	g := getter{f}
+	s := daemonSection
+	var d Daemon
+	if !f.Has(s) {
+		return d, fmt.Errorf("no [xdpban] section in %s: %w", strings.Join(f.Files(), ", "), ErrInvalid)
+	}
+	for _, k := range f.Keys(s) {
+		if !daemonKeys[k] {
+			v, _ := f.Own(s, k)
+			return d, g.bad(s, k, v.Text, v.Pos, "unknown setting: see the shipped xdpban.conf for the list")
+		}
+	}
+	var err error
+	choice := func(key, def string, allowed ...string) (string, error) {
+		v, pos, err := g.str(s, key, def)
+		if err != nil {
+			return "", err
+		}
+		v = strings.TrimSpace(v)
+		for _, a := range allowed {
+			if strings.EqualFold(v, a) {
+				return a, nil
+			}
+		}
+		return "", g.bad(s, key, v, pos, "want one of %s", strings.Join(allowed, ", "))
+	}
+	if d.Backend, err = choice("backend", "auto", "auto", "xdp", "iptables"); err != nil {
+		return d, err
+	}
+	ifs, pos, err := g.str(s, "interfaces", "")
+	if err != nil {
+		return d, err
+	}
+	for _, i := range splitWords(ifs) {
+		if !ifaceRE.MatchString(i) {
+			return d, g.bad(s, "interfaces", ifs, pos, "%q is not an interface name (at most 15 characters, no '/' or spaces)", i)
+		}
+		d.Interfaces = append(d.Interfaces, i)
+	}
+	paths := []struct {
+		key string
+		dst *string
+		def string
+		off bool
+	}{
+		{"pin_path", &d.PinPath, "/sys/fs/bpf/xdpban", false},
+		{"socket", &d.Socket, "/run/xdpban/xdpban.sock", false},
+		{"state_dir", &d.StateDir, "/var/lib/xdpban", false},
+		{"banlog", &d.BanLog, "/var/log/xdpban.log", true},
+	}
+	for _, p := range paths {
+		v, pos, err := g.str(s, p.key, p.def)
+		if err != nil {
+			return d, err
+		}
+		v = strings.TrimSpace(v)
+		if p.off && (v == "" || strings.EqualFold(v, "none")) {
+			*p.dst = ""
+			continue
+		}
+		if !filepath.IsAbs(v) {
+			return d, g.bad(s, p.key, v, pos, "want an absolute path")
+		}
+		*p.dst = filepath.Clean(v)
+	}
+	sizes := []struct {
+		key string
+		dst *int
+	}{{"map_size_v4", &d.MapSizes.V4}, {"map_size_v6", &d.MapSizes.V6}, {"map_size_v4_net", &d.MapSizes.V4Net}, {"map_size_v6_net", &d.MapSizes.V6Net}}
+	for _, sz := range sizes {
+		if *sz.dst, err = g.integer(s, sz.key, 0, 0, 1<<26); err != nil {
+			return d, err
+		}
+	}
+	if d.IPv6Prefix, err = g.integer(s, "ipv6_prefix", bans.DefaultIPv6Prefix, 0, 1<<30); err != nil {
+		return d, err
+	}
+	if err := bans.ValidateIPv6Prefix(d.IPv6Prefix); err != nil {
+		v, _ := f.Raw(s, "ipv6_prefix")
+		return d, g.bad(s, "ipv6_prefix", v.Text, v.Pos, "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("ipv6_prefix %d ", d.IPv6Prefix)))
+	}
+	ml, pos, err := g.str(s, "metrics_listen", "")
+	if err != nil {
+		return d, err
+	}
+	if ml = strings.TrimSpace(ml); ml != "" {
+		_, port, err := net.SplitHostPort(ml)
+		n, perr := strconv.Atoi(port)
+		if err != nil || perr != nil || n < 1 || n > 65535 {
+			return d, g.bad(s, "metrics_listen", ml, pos, "want HOST:PORT such as 127.0.0.1:9108 or [::1]:9108, or empty for no metrics")
+		}
+	}
+	d.MetricsListen = ml
+	if d.LogFormat, err = choice("log_format", "text", "text", "json"); err != nil {
+		return d, err
+	}
+	if d.LogLevel, err = choice("log_level", "info", "debug", "info", "warn", "error"); err != nil {
+		return d, err
+	}
+	if d.DBPurgeAge, err = g.duration(s, "dbpurgeage", 24*time.Hour, false, true); err != nil {
+		return d, err
+	}
+	if d.LogDrops, err = g.boolean(s, "log_drops", false); err != nil {
+		return d, err
+	}
+	if d.DropLogRate, err = g.integer(s, "drop_log_rate", 1, 0, 1_000_000); err != nil {
+		return d, err
+	}
+	if d.DropLogGlobal, err = g.integer(s, "drop_log_global", 100, 0, 1_000_000); err != nil {
+		return d, err
+	}
+	ch, pos, err := g.str(s, "chains", "INPUT")
+	if err != nil {
+		return d, err
+	}
+	for _, c := range splitWords(ch) {
+		if !chainRE.MatchString(c) {
+			return d, g.bad(s, "chains", ch, pos, "%q is not a chain name (letters, digits, '_' and '-')", c)
+		}
+		d.Chains = append(d.Chains, c)
+	}
+	if len(d.Chains) == 0 {
+		return d, g.bad(s, "chains", ch, pos, "name at least one chain, e.g. INPUT")
+	}
+	bt, pos, err := g.str(s, "blocktype", "DROP")
+	if err != nil {
+		return d, err
+	}
+	switch strings.ToUpper(strings.TrimSpace(bt)) {
+	case "DROP", "REJECT":
+		d.BlockType = strings.ToUpper(strings.TrimSpace(bt))
+	default:
+		return d, g.bad(s, "blocktype", bt, pos, "want DROP or REJECT")
+	}
+	return d, nil
+}
+
+// --- jails ------------------------------------------------------------------
+
+type jailReader struct {
+	f *ini.File
+	// own: xdpban's configuration (strict); otherwise fail2ban's tree
+	// (fail2ban-only settings become Notes).
+	own       bool
+	filterDir string
+}
+
+func (r jailReader) boolean(sec, key string, def bool) (bool, error) {
+	return getter{r.f}.boolean(sec, key, def)
+}
+
+// jailKeys are the keys a jail section may set that xdpban reads.
+var jailKeys = map[string]bool{
+	"enabled": true, "filter": true, "logpath": true, "backend": true, "journalmatch": true,
+	"maxretry": true, "findtime": true, "bantime": true, "bantime.increment": true,
+	"bantime.factor": true, "bantime.maxtime": true, "bantime.rndtime": true,
+	"ignoreip": true, "ignoreself": true, "port": true, "protocol": true, "action": true,
+	"ratelimit": true, "ratelimit.banafter": true, "mode": true,
+	"banaction": true, "banaction_allports": true,
+}
+
+// filterKeys may be set in a jail to override the filter's.
+var filterKeys = []string{"failregex", "ignoreregex", "prefregex", "datepattern", "maxlines"}
+
+// fail2banOnly are fail2ban settings xdpban reads but does not act on,
+// with why; "" means silently fine (purely fail2ban plumbing).
+var fail2banOnly = map[string]string{
+	"bantime.formula":      "not supported: bantime.factor and bantime.maxtime are used",
+	"bantime.multipliers":  "not supported: bantime.factor and bantime.maxtime are used",
+	"bantime.overalljails": "not supported: ban counts are per jail",
+	"ignorecommand":        "not run: xdpban never runs ignore commands; list addresses in ignoreip",
+	"ignorecache":          "not used (no ignorecommand)",
+	"usedns":               "",
+	"logencoding":          "",
+	"logtimezone":          "not supported: times are read as the local zone unless the line has one",
+	"maxmatches":           "",
+	"chain":                "",
+	"mta":                  "",
+	"destemail":            "",
+	"sender":               "",
+	"fail2ban_agent":       "",
+}
+
+var (
+	portNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._+-]*$`)
+	portNumRE  = regexp.MustCompile(`^[0-9]{1,5}$`)
+)
+
+var portRangeRE = regexp.MustCompile(`^([0-9]{1,5})[:-]([0-9]{1,5})$`)
+
+// validPort checks a port scope: comma-separated numbers, service names
+// and N:M (or N-M) ranges.
+func validPort(p string) error {
+	if p == "" {
+		return nil
+	}
+	for _, e := range strings.Split(p, ",") {
+		if m := portRangeRE.FindStringSubmatch(e); m != nil {
+			lo, _ := strconv.Atoi(m[1])
+			hi, _ := strconv.Atoi(m[2])
+			if hi > 65535 || lo > hi {
+				return fmt.Errorf("range %q: want N:M with N <= M <= 65535", e)
+			}
+			continue
+		}
+		if portNumRE.MatchString(e) {
+			if n, _ := strconv.Atoi(e); n > 65535 {
+				return fmt.Errorf("port %s above 65535", e)
+			}
+			continue
+		}
+		if portNameRE.MatchString(e) {
+			continue
+		}
+		return fmt.Errorf("%q is not a port, service name or range N:M", e)
+	}
+	return nil
+}
+
+func (r jailReader) note(j *Jail, pos ini.Pos, key, msg string) {
+	j.Notes = append(j.Notes, fmt.Sprintf("%s: %s: %s", pos, key, msg))
+}
+
+func (r jailReader) jail(name string) (Jail, error) {
+	g := getter{r.f}
+	j := Jail{Name: name, Source: r.f.SectionPos(name).String()}
+	var err error
+
+	// Unknown keys are reported, not refused: fail2ban configurations
+	// define helper values for %(name)s references in sections too.
+	for _, k := range r.f.Keys(name) {
+		if jailKeys[k] || strings.HasPrefix(k, "known/") || contains(filterKeys, k) {
+			continue
+		}
+		v, _ := r.f.Own(name, k)
+		if why, ok := fail2banOnly[k]; ok {
+			if why != "" && strings.TrimSpace(v.Text) != "" {
+				r.note(&j, v.Pos, k, why)
+			}
+			continue
+		}
+		if r.own {
+			r.note(&j, v.Pos, k, "not an xdpban setting: ignored (a typo?)")
+		}
+	}
+	if !r.own {
+		for _, k := range []string{"bantime.formula", "bantime.multipliers", "ignorecommand"} {
+			if v, pos, ok, _ := g.get(name, k); ok && strings.TrimSpace(v) != "" && !ownKey(r.f, name, k) {
+				r.note(&j, pos, k, fail2banOnly[k])
+			}
+		}
+		if v, pos, ok, _ := g.get(name, "bantime.overalljails"); ok {
+			if b, _ := parseBool(v); b {
+				r.note(&j, pos, "bantime.overalljails", fail2banOnly["bantime.overalljails"])
+			}
+		}
+		if v, pos, ok, _ := g.get(name, "usedns"); ok && strings.EqualFold(strings.TrimSpace(v), "yes") {
+			r.note(&j, pos, "usedns", "xdpban never resolves host names: lines naming a host instead of an address are not counted")
+		}
+	}
+
+	if j.Enabled, err = g.boolean(name, "enabled", false); err != nil {
+		return j, err
+	}
+
+	// filter
+	fv, fpos, err := g.str(name, "filter", "")
+	if err != nil {
+		return j, err
+	}
+	j.Filter = strings.TrimSpace(fv)
+	if j.Filter == "" {
+		return j, g.bad(name, "filter", fv, fpos, "no filter: set filter = NAME (a file filter.d/NAME.conf)")
+	}
+	if j.FilterName, j.FilterArgs, err = ini.ParseSpec(j.Filter); err != nil {
+		return j, g.bad(name, "filter", fv, fpos, "%v", err)
+	}
+	if strings.ContainsAny(j.FilterName, "/\\") || strings.HasPrefix(j.FilterName, ".") {
+		return j, g.bad(name, "filter", fv, fpos, "filter name %q must be a plain name from filter.d, not a path", j.FilterName)
+	}
+	if !r.own {
+		if len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) == 0 {
+			return j, g.bad(name, "filter", fv, fpos, "no %s.conf in %s", j.FilterName, r.filterDir)
+		}
+	}
+	for _, k := range filterKeys {
+		v, _, ok, err := g.get(name, k)
+		if err != nil {
+			return j, err
+		}
+		if ok {
+			if j.FilterOptions == nil {
+				j.FilterOptions = map[string]string{}
+			}
+			j.FilterOptions[k] = v
+		}
+	}
+	if v, pos, ok, err := g.get(name, "maxlines"); err != nil {
+		return j, err
+	} else if ok && strings.TrimSpace(v) != "" {
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 1 || n > 1000 {
+			return j, g.bad(name, "maxlines", v, pos, "want a whole number from 1 to 1000")
+		}
+	}
+
+	// sources
+	lp, _, err := g.str(name, "logpath", "")
+	if err != nil {
+		return j, err
+	}
+	for _, l := range strings.Split(lp, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		// fail2ban's "PATH tail|head" suffix.
+		if i := strings.LastIndexAny(l, " \t"); i > 0 {
+			if w := l[i+1:]; w == "head" || w == "tail" {
+				l = strings.TrimSpace(l[:i])
+			}
+		}
+		j.LogPaths = append(j.LogPaths, l)
+	}
+	bv, bpos, err := g.str(name, "backend", "auto")
+	if err != nil {
+		return j, err
+	}
+	bname, bargs, err := ini.ParseSpec(bv)
+	if strings.TrimSpace(bv) == "" {
+		bname, err = "auto", nil
+	}
+	if err != nil {
+		return j, g.bad(name, "backend", bv, bpos, "%v", err)
+	}
+	switch strings.ToLower(bname) {
+	case "auto":
+		j.Backend = "auto"
+	case "file", "polling", "pyinotify", "inotify", "gamin":
+		j.Backend = "file"
+	case "journal", "systemd":
+		j.Backend = "journal"
+		if len(bargs) > 0 {
+			r.note(&j, bpos, "backend", fmt.Sprintf("%s arguments not supported: the local journal is read with journalctl", bname))
+		}
+	default:
+		return j, g.bad(name, "backend", bv, bpos, "want auto, file or journal (fail2ban's systemd is journal, polling/pyinotify are file)")
+	}
+	jm, _, err := g.str(name, "journalmatch", "")
+	if err != nil {
+		return j, err
+	}
+	j.JournalMatch = journalLines(jm)
+	if len(j.JournalMatch) == 0 && j.Backend == "journal" && r.filterDir != "" &&
+		len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) > 0 {
+		if j.JournalMatch, err = r.filterJournalMatch(j); err != nil {
+			return j, err
+		}
+	}
+	switch {
+	case j.Backend == "journal" && len(j.JournalMatch) == 0:
+		return j, g.bad(name, "backend", bv, bpos, "the journal needs journalmatch (e.g. _SYSTEMD_UNIT=sshd.service + _COMM=sshd) in the jail or its filter")
+	case j.Backend == "file" && len(j.LogPaths) == 0:
+		return j, g.bad(name, "logpath", lp, bpos, "backend %s needs logpath", bv)
+	case j.Backend == "auto" && len(j.LogPaths) == 0 && len(j.JournalMatch) == 0:
+		return j, g.bad(name, "logpath", lp, fpos, "no logpath and no journalmatch: set one of them")
+	}
+	if !r.own && j.Backend != "journal" {
+		var missing []string
+		for _, l := range j.LogPaths {
+			if m, _ := filepath.Glob(l); len(m) == 0 {
+				missing = append(missing, l)
+			}
+		}
+		if len(j.JournalMatch) == 0 && len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) > 0 {
+			if j.JournalMatch, err = r.filterJournalMatch(j); err != nil {
+				return j, err
+			}
+		}
+		v, _ := r.f.Raw(name, "logpath")
+		switch {
+		case len(missing) == 0:
+		case len(missing) == len(j.LogPaths) && j.Backend == "auto" && len(j.JournalMatch) > 0:
+			// fail2ban would refuse the jail; the journal is where
+			// such a host logs.
+			j.Backend = "journal"
+			r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s: reading the journal (%s) instead", strings.Join(missing, " "), strings.Join(j.JournalMatch, " ")))
+		default:
+			r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s yet (fail2ban would refuse the jail; xdpban watches for it to appear)", strings.Join(missing, " ")))
+		}
+	}
+
+	// counting
+	if j.MaxRetry, err = g.integer(name, "maxretry", 5, 1, 1_000_000); err != nil {
+		return j, err
+	}
+	if j.FindTime, err = g.duration(name, "findtime", 10*time.Minute, false, false); err != nil {
+		return j, err
+	}
+	if j.BanTime, err = g.duration(name, "bantime", 10*time.Minute, true, false); err != nil {
+		return j, err
+	}
+	if j.BanTime < 0 {
+		j.BanTime = -1
+	}
+	if j.Increment.Enabled, err = g.boolean(name, "bantime.increment", false); err != nil {
+		return j, err
+	}
+	j.Increment.Factor = 1
+	if v, pos, ok, err := g.get(name, "bantime.factor"); err != nil {
+		return j, err
+	} else if ok && strings.TrimSpace(v) != "" {
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil || !(f > 0) || f > 1e6 {
+			return j, g.bad(name, "bantime.factor", v, pos, "want a number above 0 such as 1 or 2.5")
+		}
+		j.Increment.Factor = f
+	}
+	if j.Increment.MaxTime, err = g.duration(name, "bantime.maxtime", 0, false, true); err != nil {
+		return j, err
+	}
+	if j.Increment.RndTime, err = g.duration(name, "bantime.rndtime", 0, false, true); err != nil {
+		return j, err
+	}
+
+	// who is never banned
+	iv, ipos, err := g.str(name, "ignoreip", "")
+	if err != nil {
+		return j, err
+	}
+	for _, w := range splitWords(iv) {
+		p, err := parseIgnore(w)
+		if err != nil {
+			if r.own {
+				return j, g.bad(name, "ignoreip", iv, ipos, "%v", err)
+			}
+			r.note(&j, ipos, "ignoreip", fmt.Sprintf("%q not used: %v", w, err))
+			continue
+		}
+		j.IgnoreIP = append(j.IgnoreIP, p)
+	}
+	if j.IgnoreSelf, err = g.boolean(name, "ignoreself", true); err != nil {
+		return j, err
+	}
+
+	// scope
+	pv, ppos, err := g.str(name, "port", "")
+	if err != nil {
+		return j, err
+	}
+	j.Port = strings.Join(strings.Fields(pv), "")
+	if err := validPort(j.Port); err != nil {
+		return j, g.bad(name, "port", pv, ppos, "%v", err)
+	}
+	prv, prpos, err := g.str(name, "protocol", "tcp")
+	if err != nil {
+		return j, err
+	}
+	switch p := strings.ToLower(strings.TrimSpace(prv)); p {
+	case "tcp", "udp", "all":
+		j.Protocol = p
+	case "":
+		j.Protocol = "tcp"
+	default:
+		if r.own {
+			return j, g.bad(name, "protocol", prv, prpos, "want tcp, udp or all")
+		}
+		r.note(&j, prpos, "protocol", fmt.Sprintf("%s not supported: all protocols are banned", p))
+		j.Protocol = "all"
+	}
+
+	// actions
+	av, apos, err := g.str(name, "action", "")
+	if err != nil {
+		return j, err
+	}
+	allPorts := false
+	var actPorts []string
+	for _, spec := range ini.SplitSpecs(av) {
+		kind, args, err := ini.ParseSpec(spec)
+		if err != nil {
+			return j, g.bad(name, "action", av, apos, "%v", err)
+		}
+		switch strings.ToLower(kind) {
+		case "mail", "webhook", "command":
+			if !r.own {
+				// fail2ban has no such actions; a name clash with an
+				// action.d file is still fail2ban's action.
+				j.Replaced = append(j.Replaced, oneLine(spec))
+				continue
+			}
+			j.Actions = append(j.Actions, Action{Kind: strings.ToLower(kind), Options: args})
+			continue
+		}
+		j.Replaced = append(j.Replaced, oneLine(spec))
+		if strings.Contains(kind, "allports") {
+			allPorts = true
+		}
+		if p, ok := args["port"]; ok {
+			actPorts = append(actPorts, strings.Join(strings.Fields(p), ""))
+		}
+	}
+	if len(j.Replaced) > 0 {
+		r.note(&j, apos, "action", fmt.Sprintf("replaced by xdpban's enforcement, not executed: %s", strings.Join(j.Replaced, "; ")))
+	}
+	switch {
+	case allPorts:
+		j.Port = ""
+	case len(actPorts) > 0 && validPort(actPorts[0]) == nil && allSame(actPorts):
+		j.Port = actPorts[0]
+	}
+	if j.Port == "0:65535" {
+		j.Port = ""
+	}
+
+	// rate limit
+	rv, rpos, err := g.str(name, "ratelimit", "")
+	if err != nil {
+		return j, err
+	}
+	if strings.TrimSpace(rv) != "" {
+		if j.RateLimit, err = parseRateLimit(rv); err != nil {
+			return j, g.bad(name, "ratelimit", rv, rpos, "%v", err)
+		}
+		if j.RateLimit.BanAfter, err = g.duration(name, "ratelimit.banafter", 0, false, true); err != nil {
+			return j, err
+		}
+	} else if v, pos, ok, _ := g.get(name, "ratelimit.banafter"); ok && strings.TrimSpace(v) != "" {
+		return j, g.bad(name, "ratelimit.banafter", v, pos, "needs ratelimit = N/period to be set")
+	}
+	return j, nil
+}
+
+func ownKey(f *ini.File, sec, key string) bool {
+	_, ok := f.Own(sec, key)
+	return ok
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func allSame(l []string) bool {
+	for _, x := range l {
+		if x != l[0] {
+			return false
+		}
+	}
+	return true
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func journalLines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// filterJournalMatch is the journalmatch fail2ban would use for a jail
+// without its own: the filter arguments, then the filter's [Init], then
+// its [Definition].
+func (r jailReader) filterJournalMatch(j Jail) ([]string, error) {
+	if v, ok := j.FilterArgs["journalmatch"]; ok {
+		return journalLines(v), nil
+	}
+	ff, err := ini.LoadBase(filepath.Join(r.filterDir, j.FilterName))
+	if err != nil {
+		return nil, fmt.Errorf("jail %s: filter %s: %w", j.Name, j.FilterName, err)
+	}
+	for _, sec := range []string{"Init", "Definition"} {
+		if _, ok := ff.Own(sec, "journalmatch"); !ok {
+			continue
+		}
+		v, err := ff.GetVars(sec, "journalmatch", j.FilterArgs)
+		if err != nil {
+			return nil, fmt.Errorf("jail %s: filter %s: %w", j.Name, j.FilterName, err)
+		}
+		return journalLines(v), nil
+	}
+	return nil, nil
+}
+
+// parseIgnore reads one ignoreip entry: an address (a single host) or a
+// CIDR; IPv4-mapped IPv6 is unmapped.
+func parseIgnore(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Addr().Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR: write e.g. 192.0.2.0/24 or 2001:db8::/32", s)
+		}
+		a, bits := p.Addr(), p.Bits()
+		if a.Is4In6() {
+			a, bits = a.Unmap(), max(bits-96, 0)
+		}
+		return netip.PrefixFrom(a, bits).Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR (xdpban never resolves host names): write e.g. 192.0.2.7 or 2001:db8::/64", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// parseRateLimit reads "N/period[,burst=B]": "20/s", "100/10s,burst=200".
+func parseRateLimit(s string) (RateLimit, error) {
+	var rl RateLimit
+	main, rest, _ := strings.Cut(strings.TrimSpace(s), ",")
+	ns, per, ok := strings.Cut(main, "/")
+	if !ok {
+		return rl, fmt.Errorf("want N/period[,burst=B], e.g. 20/s or 100/10s,burst=200")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(ns))
+	if err != nil || n < 1 || n > 10_000_000 {
+		return rl, fmt.Errorf("rate %q: want a whole number from 1 to 10000000", ns)
+	}
+	per = strings.TrimSpace(per)
+	if per != "" && (per[0] < '0' || per[0] > '9') {
+		per = "1" + per
+	}
+	d, err := ParseDuration(per)
+	if err != nil || d <= 0 {
+		return rl, fmt.Errorf("period %q: want a positive time such as s, 10s, m", per)
+	}
+	rl.Rate, rl.Per, rl.Burst = n, d, n
+	if rest = strings.TrimSpace(rest); rest != "" {
+		k, v, ok := strings.Cut(rest, "=")
+		if !ok || strings.TrimSpace(k) != "burst" {
+			return rl, fmt.Errorf("%q: the only option is burst=B", rest)
+		}
+		b, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || b < 1 || b > 10_000_000 {
+			return rl, fmt.Errorf("burst %q: want a whole number from 1 to 10000000", v)
+		}
+		rl.Burst = b
+	}
+	return rl, nil
+}

@@ -38,6 +38,10 @@ type Sample struct {
 	// Last is when the source was last throttled (a packet dropped over
 	// the limit).
 	Last time.Time
+	// Since, when set, is when the kernel saw the source start exceeding
+	// without pause (rl_bucket.over_since_ns); it then overrides the
+	// tracker's own continuity estimate.
+	Since time.Time
 	// Dropped is the number of packets dropped over the limit so far, for
 	// the ban notice (informative).
 	Dropped uint64
@@ -114,6 +118,9 @@ func (t *Tracker) Observe(now time.Time, samples []Sample) []logwatch.Decision {
 		}
 		if s.Last.After(st.last) {
 			st.last = s.Last
+		}
+		if !s.Since.IsZero() && !s.Since.After(st.last) {
+			st.since = s.Since
 		}
 		st.dropped = max(st.dropped, s.Dropped)
 		if over := st.last.Sub(st.since); over >= r.after {

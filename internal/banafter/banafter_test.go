@@ -135,3 +135,18 @@ func TestBanAfterBoundedState(t *testing.T) {
 		t.Fatalf("%d sources still tracked after they calmed down", tr.Tracked())
 	}
 }
+
+func TestBanAfterKernelSince(t *testing.T) {
+	tr := New(jails())
+	now := t0.Add(100 * time.Second)
+	// First sight, but the kernel says it has been over since 40s ago.
+	ds := tr.Observe(now, []Sample{{Jail: "sshd", Addr: src, Last: now, Since: now.Add(-40 * time.Second)}})
+	if len(ds) != 1 || !strings.Contains(ds[0].Lines[0], "exceeded for 40s") {
+		t.Fatalf("decisions %+v, want an immediate ban after 40s over the limit", ds)
+	}
+	// The kernel restarted its clock (a pause): not due yet.
+	ds = tr.Observe(now, []Sample{{Jail: "sshd", Addr: src2, Last: now, Since: now.Add(-5 * time.Second)}})
+	if len(ds) != 0 {
+		t.Fatalf("banned after 5s: %+v", ds)
+	}
+}

@@ -25,21 +25,21 @@ func (e *env) socketPath() string {
 	if e.socket != "" {
 		return e.socket
 	}
-	return control.DefaultSocket
+	return or(e.daemonSettings().Socket, control.DefaultSocket)
 }
 
 func (e *env) pinDir() string {
 	if e.pinPath != "" {
 		return e.pinPath
 	}
-	return daemon.DefaultPinPath
+	return or(e.daemonSettings().PinPath, daemon.DefaultPinPath)
 }
 
 func (e *env) stateDirPath() string {
 	if e.stateDir != "" {
 		return e.stateDir
 	}
-	return daemon.DefaultStateDir
+	return or(e.daemonSettings().StateDir, daemon.DefaultStateDir)
 }
 
 // daemonClient returns a client when a daemon answers on the socket, nil
@@ -123,11 +123,16 @@ func (d *direct) Close() {
 }
 
 func (e *env) banLogPath() string {
-	if v := e.getenv("XDPBAN_BANLOG"); v != "" {
-		if v == "none" {
-			return ""
-		}
-		return v
+	v := or(e.daemonSettings().BanLog, banlog.DefaultPath)
+	if v == "none" {
+		return ""
 	}
-	return banlog.DefaultPath
+	return v
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

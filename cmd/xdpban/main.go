@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/xdpban/xdpban/internal/config"
 )
 
 // Exit codes shared by every subcommand.
@@ -40,8 +42,8 @@ type env struct {
 	pinPath  string
 	config   string
 	stateDir string
-	// json selects machine-readable output where a command supports it.
-	json bool
+	// cfgDaemon caches the daemon settings read from --config.
+	cfgDaemon *config.Daemon
 }
 
 // command is one subcommand.
@@ -61,6 +63,7 @@ var commands = []command{
 	{"status", "show backend, interfaces, tables and jails (status [JAIL])", cmdStatus},
 	{"reload", "reload the configuration of the running daemon (reload [JAIL])", cmdReload},
 	{"watch", "stream drop events live (watch [--json] [ADDR|CIDR])", cmdWatch},
+	{"check", "check a configuration: which jails load, what is not translated (check [--fail2ban-config DIR] [--json])", cmdCheck},
 	{"regex", "test a filter or failregex on a log or line (regex LOG|LINE FILTER|REGEX [--json] [--jail NAME])", cmdRegex},
 	{"detach", "remove the XDP program, maps and firewall rules xdpban installed", cmdDetach},
 }

@@ -65,6 +65,10 @@ func writeTestConfig(t *testing.T, dir, extra string) {
 	if err := os.WriteFile(filepath.Join(dir, "xdpban.local"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The shipped sshd jail would follow this machine's auth log.
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = false\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (w *world) paths() []string {
@@ -617,4 +621,161 @@ func TestDirectModeWithoutDaemon(t *testing.T) {
 	if _, ok := l["192.0.2.2/32"]; !ok || len(l) != 1 {
 		t.Fatalf("after a direct ban and unban the daemon lists %v", l)
 	}
+}
+
+// jailConfig is a jail following logPath with the shipped sshd filter.
+func jailConfig(logPath string, maxRetry int) string {
+	return fmt.Sprintf("[sshd]\nenabled = false\n\n[testjail]\nenabled = true\nfilter = sshd\nbackend = file\nlogpath = %s\nmaxretry = %d\nfindtime = 1h\nbantime = 1h\n", logPath, maxRetry)
+}
+
+func writeJailConfig(t *testing.T, w *world, logPath string, maxRetry int) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(jailConfig(logPath, maxRetry)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func failLine(addr string, i int) string {
+	return fmt.Sprintf("%s testhost sshd[%d]: Failed password for invalid user u%d from %s port %d ssh2\n",
+		time.Now().Format(time.Stamp), 1000+i, i, addr, 40000+i%20000)
+}
+
+func appendLines(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.Join(lines, "")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLogFailuresBan(t *testing.T) {
+	w := newWorld(t)
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	appendLines(t, logPath, "startup line\n")
+	writeJailConfig(t, w, logPath, 3)
+	w.start(t)
+	a := netnstest.AttackerV4
+	if got := w.send(t, a, 10); got != 10 {
+		t.Fatalf("before failures %d of 10 arrived", got)
+	}
+	appendLines(t, logPath, failLine(a.String(), 1), failLine(a.String(), 2), failLine(a.String(), 3))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if e, ok := w.list(t)["192.0.2.2/32"]; ok {
+			if e.Jail != "testjail" {
+				t.Fatalf("banned under jail %q", e.Jail)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ban 10s after 3 failures; daemon:\n%s", w.d.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := w.send(t, a, 10); got != 0 {
+		t.Fatalf("banned by the jail: %d of 10 arrived", got)
+	}
+	out := w.mustCLI(t, "status", "testjail", "--json")
+	var js control.JailStatus
+	if err := json.Unmarshal([]byte(out), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.TotalFailed != 3 || js.CurrentlyBanned != 1 || js.TotalBanned != 1 || len(js.Files) != 1 || js.Files[0] != logPath {
+		t.Fatalf("status testjail: %+v", js)
+	}
+	// The ban is in the ban log in fail2ban's format.
+	log, _ := os.ReadFile(w.banlog)
+	if !strings.Contains(string(log), "xdpban.actions [") || !strings.Contains(string(log), "NOTICE  [testjail] Ban 192.0.2.2") {
+		t.Fatalf("ban log:\n%s", log)
+	}
+}
+
+// TestKill9WithLogWriter: a writer appends failures (each address once,
+// maxretry 2) while CLI bans are in flight and the daemon is killed. After
+// the restart every acknowledged CLI ban is there and no address reached
+// two failures: no line was counted twice.
+func TestKill9WithLogWriter(t *testing.T) {
+	w := newWorld(t)
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	appendLines(t, logPath, "startup line\n")
+	writeJailConfig(t, w, logPath, 2)
+	d := w.start(t)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var written atomic.Int64
+	wg.Add(1)
+	go func() { // the log writer: one failure per /64, forever distinct
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			appendLines(t, logPath, failLine(fmt.Sprintf("2001:db8:f:%x::1", i), i))
+			written.Add(1)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	c := control.NewClient(w.socket)
+	defer c.Close()
+	var mu sync.Mutex
+	var acked []string
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				got, err := c.Ban(ctx, []control.BanItem{{Addr: fmt.Sprintf("2001:db8:c%x:%x::1", g, i), Jail: "cli", For: "1h"}})
+				cancel()
+				if err != nil {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				acked = append(acked, got[0])
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(800 * time.Millisecond)
+	d.kill()
+	time.Sleep(200 * time.Millisecond)
+	w.start(t)
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	time.Sleep(1500 * time.Millisecond) // let the new daemon read to the end
+
+	got := w.list(t)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, a := range acked {
+		if _, ok := got[a]; !ok {
+			t.Errorf("acknowledged CLI ban %s lost across kill -9", a)
+		}
+	}
+	for addr, e := range got {
+		if e.Jail == "testjail" {
+			t.Errorf("%s banned by testjail: a failure line was counted twice across the restart", addr)
+		}
+	}
+	out := w.mustCLI(t, "status", "testjail", "--json")
+	var js control.JailStatus
+	json.Unmarshal([]byte(out), &js)
+	if int64(js.TotalFailed) > written.Load() {
+		t.Errorf("restarted daemon counted %d failures of %d written in all", js.TotalFailed, written.Load())
+	}
+	t.Logf("%d CLI bans acknowledged, %d failure lines written, %d counted by the restarted daemon", len(acked), written.Load(), js.TotalFailed)
 }

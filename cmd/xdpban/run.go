@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,13 +15,12 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/xdpban/xdpban/fallback"
 	"github.com/xdpban/xdpban/internal/banlog"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/control"
 	"github.com/xdpban/xdpban/internal/daemon"
-	"github.com/xdpban/xdpban/loader"
+	"github.com/xdpban/xdpban/internal/enforce"
 	"github.com/xdpban/xdpban/logwatch"
 )
 
@@ -89,11 +87,19 @@ func cmdRun(e *env, args []string) int {
 	}
 	cfg, err := load()
 	if err != nil {
-		return e.fail("run", usageErr("%v", err))
+		return e.fail("run", usageErr("configuration: %v", err))
 	}
 	log, err := newLogger(e.stderr, cfg.Daemon.LogFormat, cfg.Daemon.LogLevel)
 	if err != nil {
 		return e.fail("run", err)
+	}
+	for _, b := range cfg.Broken {
+		log.Warn("fail2ban jail skipped: cannot be translated", "jail", b.Name, "source", b.Source, "err", b.Err)
+	}
+	for _, j := range cfg.Jails {
+		if j.Enabled && len(j.Replaced) > 0 {
+			log.Info("fail2ban actions replaced by xdpban's enforcement", "jail", j.Name, "replaced", j.Replaced)
+		}
 	}
 	if !*dryRun {
 		if len(cfg.Daemon.Interfaces) == 0 {
@@ -113,7 +119,7 @@ func cmdRun(e *env, args []string) int {
 		Config:       cfg,
 		LoadConfig:   load,
 		Jails:        jailSpecs,
-		OpenBackend:  openBackend,
+		OpenBackend:  enforce.Options{Jails: cfg.Jails, Logger: log}.Opener(),
 		DryRun:       *dryRun,
 		DetachOnExit: *detachOnExit,
 		Logger:       log,
@@ -227,46 +233,6 @@ func defaultRouteInterfaces() ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
-}
-
-// openBackend picks the enforcement: xdp, iptables, or auto (XDP when the
-// kernel can, else iptables), and says why.
-func openBackend(ctx context.Context, d config.Daemon) (bans.Backend, string, error) {
-	openXDP := func() (bans.Backend, error) {
-		return loader.Open(ctx, loader.Options{
-			Interfaces: d.Interfaces, PinPath: d.PinPath, MapSizes: d.MapSizes,
-			IPv6Prefix: d.IPv6Prefix, Logger: slog.Default(),
-		})
-	}
-	openIPT := func(reason string) (bans.Backend, error) {
-		o, err := fallback.OptionsFromConfig(d, nil)
-		if err != nil {
-			return nil, err
-		}
-		o.Reason = reason
-		return fallback.Open(ctx, o)
-	}
-	switch d.Backend {
-	case "xdp":
-		b, err := openXDP()
-		return b, "backend = xdp", err
-	case "iptables":
-		b, err := openIPT("backend = iptables")
-		return b, "backend = iptables", err
-	}
-	b, err := openXDP()
-	if err == nil {
-		return b, "auto: XDP supported", nil
-	}
-	if !errors.Is(err, bans.ErrUnsupported) {
-		return nil, "", err
-	}
-	reason := "auto: XDP unsupported (" + err.Error() + ")"
-	b, ierr := openIPT(reason)
-	if ierr != nil {
-		return nil, "", fmt.Errorf("xdp: %w; iptables: %w", err, ierr)
-	}
-	return b, reason, nil
 }
 
 // jailSpecs compiles the enabled jails' filters.

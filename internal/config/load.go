@@ -195,8 +195,12 @@ func LoadFail2ban(dir string) (*Config, error) {
 	if c.Daemon, err = LoadDaemon(""); err != nil {
 		return nil, err
 	}
+	fail2banLog := "/var/log/fail2ban.log"
 	if ff, err := ini.LoadBase(filepath.Join(dir, "fail2ban")); err == nil {
 		c.Files = append(c.Files, ff.Files()...)
+		if v, err := ff.Get("Definition", "logtarget"); err == nil && filepath.IsAbs(strings.TrimSpace(v)) {
+			fail2banLog = strings.TrimSpace(v)
+		}
 		if v, ok := ff.Raw("Definition", "dbpurgeage"); ok {
 			s, err := ff.Get("Definition", "dbpurgeage")
 			if err != nil {
@@ -242,9 +246,25 @@ func LoadFail2ban(dir string) (*Config, error) {
 			c.Broken = append(c.Broken, BrokenJail{Name: name, Enabled: true, Source: src, Err: err})
 			continue
 		}
+		redirectRecidive(&j, fail2banLog, c.Daemon.BanLog)
 		c.Jails = append(c.Jails, j)
 	}
 	return c, nil
+}
+
+// redirectRecidive points a recidive jail reading fail2ban's own log at
+// xdpban's ban log (same line format): once xdpban replaces fail2ban,
+// nothing writes Ban lines to fail2ban.log any more.
+func redirectRecidive(j *Jail, f2bLog, banLog string) {
+	if j.FilterName != "recidive" || banLog == "" || f2bLog == "" {
+		return
+	}
+	for i, p := range j.LogPaths {
+		if filepath.Clean(p) == filepath.Clean(f2bLog) {
+			j.LogPaths[i] = banLog
+			j.Notes = append(j.Notes, fmt.Sprintf("%s: logpath: %s is fail2ban's log: reading xdpban's ban log %s instead (same line format)", j.Source, p, banLog))
+		}
+	}
 }
 
 // Enabled returns the enabled jails.

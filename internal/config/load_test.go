@@ -350,6 +350,9 @@ func TestLoadFail2banTree(t *testing.T) {
 		t.Errorf("postfix: %+v", pf)
 	}
 	rec, _ := c.Jail("recidive")
+	if !reflect.DeepEqual(rec.LogPaths, []string{"/var/log/xdpban.log"}) || !strings.Contains(strings.Join(rec.Notes, "\n"), "/var/log/fail2ban.log is fail2ban's log: reading xdpban's ban log /var/log/xdpban.log") {
+		t.Errorf("recidive not redirected to xdpban's ban log: %v %q", rec.LogPaths, rec.Notes)
+	}
 	if rec.Port != "" || rec.BanTime != 7*24*time.Hour || rec.FindTime != 24*time.Hour ||
 		!reflect.DeepEqual(rec.Replaced, []string{`iptables-allports[port="0:65535", protocol="tcp", chain="<known/chain>"]`}) {
 		t.Errorf("recidive: port %q replaced %q %+v", rec.Port, rec.Replaced, rec)

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConf(t *testing.T, dir, name, text string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rowOf returns the table line of a jail.
+func rowOf(out, jail string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == jail {
+			return l
+		}
+	}
+	return ""
+}
+
+func TestCheckOwnConfig(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "auth.log")
+	writeConf(t, dir, "jail.local", `[sshd]
+logpath = `+log+`
+backend = file
+action = mail[to=root@example.org]
+
+[web]
+enabled = true
+filter = sshd[mode=aggressive]
+logpath = `+log+`
+banaction = iptables-multiport
+action = iptables-multiport[port="http"]
+
+[ghost]
+enabled = true
+filter = no-such-filter
+logpath = `+log+`
+
+[badmail]
+enabled = true
+filter = sshd
+logpath = `+log+`
+action = mail[to=not-an-address]
+`)
+	code, out, errOut := cli(t, "", "--config", dir, "check")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want %d (two jails do not load)\n%s%s", code, exitUsage, out, errOut)
+	}
+	if !strings.Contains(out, "configuration: "+dir) || !strings.HasPrefix(strings.Split(out, "\n")[1], "JAIL") {
+		t.Errorf("header missing:\n%s", out)
+	}
+	for jail, want := range map[string]string{
+		"sshd":    "yes    sshd[mode=normal]",
+		"web":     "yes    sshd[mode=aggressive]",
+		"ghost":   "NO     no-such-filter ",
+		"badmail": "NO",
+	} {
+		if r := rowOf(out, jail); !strings.Contains(r, want) {
+			t.Errorf("row of %s = %q, want %q in it\n%s", jail, r, want, out)
+		}
+	}
+	for _, want := range []string{
+		"error: filter: ",
+		`no-such-filter`,
+		"not translated: " + filepath.Join(dir, "jail.local") + `:11: action: replaced by xdpban's enforcement, not executed: iptables-multiport[port="http"]`,
+		"error: action 1 (mail)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if errOut != "xdpban: check: 2 of 4 enabled jails do not load: fix the errors above\n" {
+		t.Errorf("stderr = %q", errOut)
+	}
+}
+
+func TestCheckOK(t *testing.T) {
+	dir := t.TempDir()
+	writeConf(t, dir, "jail.local", "[sshd]\nlogpath = "+filepath.Join(dir, "auth.log")+"\nbackend = file\n")
+	code, out, errOut := cli(t, "", "check", "--config", dir, "--json")
+	if code != exitOK || errOut != "" {
+		t.Fatalf("exit %d stderr %q\n%s", code, errOut, out)
+	}
+	var rows []checkRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+	if len(rows) != 1 || rows[0].Jail != "sshd" || !rows[0].Loads || rows[0].Source != filepath.Join(dir, "auth.log") {
+		t.Errorf("rows = %+v", rows)
+	}
+}
+
+func TestCheckBadInput(t *testing.T) {
+	dir := t.TempDir()
+	writeConf(t, dir, "jail.local", "[sshd]\nmaxretry = lots\n")
+	code, out, errOut := cli(t, "", "check", "--config", dir)
+	want := "xdpban: check: " + filepath.Join(dir, "jail.local") + `:2: [sshd] maxretry = "lots": want a whole number`
+	if code != exitUsage || out != "" || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("exit %d stdout %q stderr %q; want exit 2 and %q", code, out, errOut, want)
+	}
+	code, _, errOut = cli(t, "", "check", "--fail2ban-config", filepath.Join(dir, "nope"))
+	if code != exitUsage || !strings.Contains(errOut, "no jail.conf or jail.local") {
+		t.Errorf("missing fail2ban dir: exit %d stderr %q", code, errOut)
+	}
+	code, _, errOut = cli(t, "", "check", "extra")
+	if code != exitUsage || !strings.Contains(errOut, `unexpected argument "extra"`) {
+		t.Errorf("extra argument: exit %d stderr %q", code, errOut)
+	}
+}
+
+func TestCheckFail2banTree(t *testing.T) {
+	code, out, errOut := cli(t, "", "check", "--fail2ban-config", "../../internal/config/testdata/fail2ban")
+	if code != exitUsage {
+		t.Fatalf("exit %d, want 2 (jails broken and nofilter)\n%s%s", code, out, errOut)
+	}
+	for jail, want := range map[string]string{
+		"sshd":            "yes    sshd[mode=aggressive]",
+		"postfix":         "yes    postfix[mode=more]",
+		"nginx-http-auth": "yes",
+		"recidive":        "yes",
+		"broken":          "NO",
+		"nofilter":        "NO",
+	} {
+		if r := rowOf(out, jail); !strings.Contains(r, want) {
+			t.Errorf("row of %s = %q, want %q\n%s", jail, r, want, out)
+		}
+	}
+	if !strings.Contains(out, `jail.local:27: [broken] maxretry = "many"`) {
+		t.Errorf("broken jail's error missing:\n%s", out)
+	}
+}
+
+func TestCheckRealFail2ban(t *testing.T) {
+	if _, err := os.Stat("/etc/fail2ban/jail.conf"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("/etc/fail2ban/jail.conf missing in CI: install the fail2ban package")
+		}
+		t.Skip("/etc/fail2ban/jail.conf missing: install fail2ban to run this test")
+	}
+	code, out, errOut := cli(t, "", "check", "--fail2ban-config", "/etc/fail2ban")
+	if code != exitOK || errOut != "" {
+		t.Fatalf("exit %d stderr %q\n%s", code, errOut, out)
+	}
+	if r := rowOf(out, "sshd"); !strings.Contains(r, "yes    sshd[mode=") {
+		t.Errorf("stock sshd row = %q\n%s", r, out)
+	}
+}

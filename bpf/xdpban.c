@@ -141,6 +141,99 @@ struct {
 	__type(value, struct jail_name);
 } jail_names SEC(".maps");
 
+#define NSEC_PER_SEC 1000000000ULL
+#define IP_OFFSET_MASK 0x1fff
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+#define DROP_BANNED 1
+#define RL_RULES 1024
+#define RL_BUCKETS 65536
+#define EVENT_RING_BYTES (256 * 1024)
+
+// drop_event is one sampled drop, read by userspace from drop_events.
+struct drop_event {
+	__u64 time_ns; // CLOCK_BOOTTIME
+	__u32 ifindex;
+	__u32 jail_id;
+	__u8 src[16]; // IPv4: first 4 bytes
+	__u8 dst[16];
+	__u16 sport; // host order; 0 when not TCP/UDP or unknown
+	__u16 dport;
+	__u32 length; // frame bytes
+	__u8 family;  // 4 or 6
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 reason; // DROP_BANNED
+	__u32 reserved;
+};
+
+struct event_budget {
+	__u64 window_ns;
+	__u64 sent;
+};
+
+// rl_rule is the limit on one TCP port: a SYN may arrive every
+// interval_ns on average, with tau_ns = (burst-1)*interval_ns of slack.
+struct rl_rule {
+	__u64 interval_ns;
+	__u64 tau_ns;
+	__u32 jail_id;
+	__u32 reserved;
+};
+
+// rl_key: source (IPv4 as ::ffff:a.b.c.d, IPv6 cut to ipv6_prefix like
+// bans) and destination port, both network order.
+struct rl_key {
+	__u8 addr[16];
+	__be16 port;
+	__u16 pad;
+};
+
+// rl_bucket: tat is the GCRA theoretical arrival time; over_since_ns is
+// when the source began exceeding without a second's pause (0: it is
+// not), which userspace turns into a ban after ratelimit.banafter.
+struct rl_bucket {
+	__u64 tat;
+	__u64 dropped;
+	__u64 over_since_ns;
+	__u64 last_over_ns;
+	__u32 jail_id;
+	__u32 reserved;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, EVENT_RING_BYTES);
+} drop_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event_budget);
+} event_budget SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RL_RULES);
+	__type(key, __be16);
+	__type(value, struct rl_rule);
+} rl_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, RL_BUCKETS);
+	__type(key, struct rl_key);
+	__type(value, struct rl_bucket);
+} rl_buckets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JAIL_SLOTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} rl_jail_stats SEC(".maps");
+
 // clock_cache is one CPU's last reading of CLOCK_BOOTTIME and the jiffy
 // it was taken in. bpf_ktime_get_boot_ns reads the clocksource (tens of
 // ns in a VM, the largest cost of a drop); jiffies are a plain load. So a
@@ -165,6 +258,8 @@ volatile const __u32 ipv6_prefix = 64;
 // Puts enum stat_idx in BTF so bpf2go can give userspace its values
 // (read-only data: it adds no map of its own).
 volatile const enum stat_idx stat_slots = STAT_SLOTS;
+// Same for struct drop_event, which the ring buffer map cannot name.
+volatile const struct drop_event drop_event_layout = {};
 
 struct vlan_hdr {
 	__be16 tci;
@@ -193,17 +288,11 @@ static __always_inline __u64 boot_now(void)
 	return c->boot_ns;
 }
 
-// judge applies an entry found for the source: drop it while the ban is
-// live. It returns -1 when the entry has expired so the caller can try
-// the wider tables before passing.
-static __always_inline int judge(struct ban_entry *e, __u64 len)
+// live reports whether a ban entry still holds.
+static __always_inline int live(struct ban_entry *e)
 {
 	__u64 exp = e->expires_ns;
-	if (exp && boot_now() >= exp)
-		return -1;
-	__sync_fetch_and_add(&e->packets, 1);
-	__sync_fetch_and_add(&e->bytes, len);
-	return XDP_DROP;
+	return !exp || boot_now() < exp;
 }
 
 static __always_inline struct xdpban_meta *get_meta(void)
@@ -212,14 +301,25 @@ static __always_inline struct xdpban_meta *get_meta(void)
 	return bpf_map_lookup_elem(&meta, &zero);
 }
 
-static __always_inline int verdict_v4(__be32 saddr, __u64 len)
+// pkt is what the parser found, kept for drop events and rate limiting.
+struct pkt {
+	void *l3;
+	void *l4; // NULL when unknown (a later IPv4 fragment)
+	void *end;
+	__u64 len;
+	__u8 family; // 4 or 6
+	__u8 proto;  // IPv4 protocol or IPv6 next header
+};
+
+// find_v4 returns the live ban covering saddr, or NULL. An exact entry
+// that has expired does not hide a live prefix ban.
+static __always_inline struct ban_entry *find_v4(__be32 saddr, int *expired)
 {
-	int expired = 0;
 	struct ban_entry *e = bpf_map_lookup_elem(&ban_v4, &saddr);
 	if (e) {
-		if (judge(e, len) == XDP_DROP)
-			return count(STAT_DROPPED, XDP_DROP);
-		expired = 1;
+		if (live(e))
+			return e;
+		*expired = 1;
 	}
 	struct xdpban_meta *m = get_meta();
 	if (m && m->v4_net_entries) {
@@ -227,50 +327,185 @@ static __always_inline int verdict_v4(__be32 saddr, __u64 len)
 		__builtin_memcpy(k.addr, &saddr, 4);
 		e = bpf_map_lookup_elem(&ban_v4_net, &k);
 		if (e) {
-			if (judge(e, len) == XDP_DROP)
-				return count(STAT_DROPPED, XDP_DROP);
-			expired = 1;
+			if (live(e))
+				return e;
+			*expired = 1;
 		}
 	}
-	return count(expired ? STAT_EXPIRED_PASS : STAT_PASSED, XDP_PASS);
+	return NULL;
 }
 
-static __always_inline int verdict_v6(const struct in6_addr *src, __u64 len)
+// find_v6 is find_v4 for IPv6: masked is the source cut to ipv6_prefix
+// (the exact table's key), the trie gets the full address.
+static __always_inline struct ban_entry *find_v6(const struct in6_addr *src, const __u32 *masked, int *expired)
 {
-	int expired = 0;
-	struct lpm_v6_key k = { .prefixlen = 128 };
-	__builtin_memcpy(k.addr, src, 16);
-
-	// Mask a copy to the configured width for the exact table; the trie
-	// gets the full address.
-	__u32 w[4];
-	__builtin_memcpy(w, src, 16);
-	__u32 plen = ipv6_prefix;
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		int bits = (int)plen - 32 * i;
-		if (bits <= 0)
-			w[i] = 0;
-		else if (bits < 32)
-			w[i] &= bpf_htonl(0xffffffffu << (32 - bits));
-	}
-
-	struct ban_entry *e = bpf_map_lookup_elem(&ban_v6, w);
+	struct ban_entry *e = bpf_map_lookup_elem(&ban_v6, masked);
 	if (e) {
-		if (judge(e, len) == XDP_DROP)
-			return count(STAT_DROPPED, XDP_DROP);
-		expired = 1;
+		if (live(e))
+			return e;
+		*expired = 1;
 	}
 	struct xdpban_meta *m = get_meta();
 	if (m && m->v6_net_entries) {
+		struct lpm_v6_key k = { .prefixlen = 128 };
+		__builtin_memcpy(k.addr, src, 16);
 		e = bpf_map_lookup_elem(&ban_v6_net, &k);
 		if (e) {
-			if (judge(e, len) == XDP_DROP)
-				return count(STAT_DROPPED, XDP_DROP);
-			expired = 1;
+			if (live(e))
+				return e;
+			*expired = 1;
 		}
 	}
-	return count(expired ? STAT_EXPIRED_PASS : STAT_PASSED, XDP_PASS);
+	return NULL;
+}
+
+// sample decides whether this drop is reported: at most drop_log_rate
+// events per second per ban entry and drop_log_global per second in all.
+// The windows are updated without atomics: several CPUs hitting one entry
+// at once may each send, overshooting by at most the CPU count.
+static __always_inline int sample(struct ban_entry *e, struct xdpban_meta *m, __u64 now)
+{
+	if (now - e->last_event_ns >= NSEC_PER_SEC) {
+		e->last_event_ns = now;
+		e->events_in_window = 0;
+	}
+	if (e->events_in_window >= m->drop_log_rate)
+		return 0;
+	if (m->drop_log_global) {
+		__u32 zero = 0;
+		struct event_budget *b = bpf_map_lookup_elem(&event_budget, &zero);
+		if (!b)
+			return 0;
+		if (now - b->window_ns >= NSEC_PER_SEC) {
+			b->window_ns = now;
+			b->sent = 0;
+		}
+		if (b->sent >= m->drop_log_global)
+			return 0;
+		__sync_fetch_and_add(&b->sent, 1);
+	}
+	__sync_fetch_and_add(&e->events_in_window, 1);
+	return 1;
+}
+
+static __always_inline void suppressed(struct ban_entry *e)
+{
+	__sync_fetch_and_add(&e->events_suppressed, 1);
+	count(STAT_EVENTS_SUPPRESSED, 0);
+}
+
+static __always_inline void emit(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, __u64 now)
+{
+	struct drop_event *ev = bpf_ringbuf_reserve(&drop_events, sizeof(*ev), 0);
+	if (!ev) {
+		suppressed(e); // userspace is not keeping up
+		return;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->time_ns = now;
+	ev->ifindex = ctx->ingress_ifindex;
+	ev->jail_id = e->jail_id;
+	ev->length = p->len;
+	ev->family = p->family;
+	ev->proto = p->proto;
+	ev->reason = DROP_BANNED;
+	if (p->family == 4) {
+		struct iphdr *iph = p->l3;
+		if ((void *)(iph + 1) <= p->end) {
+			__builtin_memcpy(ev->src, &iph->saddr, 4);
+			__builtin_memcpy(ev->dst, &iph->daddr, 4);
+		}
+	} else {
+		struct ipv6hdr *ip6h = p->l3;
+		if ((void *)(ip6h + 1) <= p->end) {
+			__builtin_memcpy(ev->src, &ip6h->saddr, 16);
+			__builtin_memcpy(ev->dst, &ip6h->daddr, 16);
+		}
+	}
+	__u8 *l4 = p->l4;
+	if (l4 && (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP) && (void *)(l4 + 4) <= p->end) {
+		ev->sport = bpf_ntohs(*(__be16 *)l4);
+		ev->dport = bpf_ntohs(*(__be16 *)(l4 + 2));
+		if (p->proto == IPPROTO_TCP && (void *)(l4 + 14) <= p->end)
+			ev->tcp_flags = l4[13];
+	}
+	bpf_ringbuf_submit(ev, 0);
+	count(STAT_EVENTS_SENT, 0);
+}
+
+static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p)
+{
+	__sync_fetch_and_add(&e->packets, 1);
+	__sync_fetch_and_add(&e->bytes, p->len);
+	struct xdpban_meta *m = get_meta();
+	if (m && m->drop_log_rate) {
+		__u64 now = boot_now();
+		if (sample(e, m, now))
+			emit(ctx, e, p, now);
+		else
+			suppressed(e);
+	}
+	return count(STAT_DROPPED, XDP_DROP);
+}
+
+// rate_limit runs the per-source token bucket (GCRA: one "theoretical
+// arrival time" per source and port) on a TCP SYN without ACK aimed at a
+// rate-limited port. It returns 1 when the SYN is over the limit.
+static __always_inline int rate_limit(struct pkt *p, const __u32 *masked6)
+{
+	struct xdpban_meta *m = get_meta();
+	if (!m || !m->ratelimit_rules || p->proto != IPPROTO_TCP || !p->l4)
+		return 0;
+	__u8 *th = p->l4;
+	if ((void *)(th + 20) > p->end)
+		return 0;
+	if ((th[13] & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		return 0;
+	__be16 dport = *(__be16 *)(th + 2);
+	struct rl_rule *r = bpf_map_lookup_elem(&rl_rules, &dport);
+	if (!r)
+		return 0;
+
+	struct rl_key k = {};
+	k.port = dport;
+	if (p->family == 4) {
+		struct iphdr *iph = p->l3;
+		if ((void *)(iph + 1) > p->end)
+			return 0;
+		k.addr[10] = 0xff;
+		k.addr[11] = 0xff;
+		__builtin_memcpy(&k.addr[12], &iph->saddr, 4);
+	} else {
+		__builtin_memcpy(k.addr, masked6, 16);
+	}
+
+	__u64 now = boot_now();
+	struct rl_bucket *b = bpf_map_lookup_elem(&rl_buckets, &k);
+	if (!b) {
+		struct rl_bucket nb = { .tat = now + r->interval_ns, .jail_id = r->jail_id };
+		bpf_map_update_elem(&rl_buckets, &k, &nb, BPF_NOEXIST);
+		return 0;
+	}
+	__u64 tat = b->tat;
+	if (tat < now)
+		tat = now;
+	if (tat - now > r->tau_ns) {
+		__sync_fetch_and_add(&b->dropped, 1);
+		if (!b->over_since_ns)
+			b->over_since_ns = now;
+		b->last_over_ns = now;
+		b->jail_id = r->jail_id;
+		__u32 jid = r->jail_id;
+		__u64 *c = bpf_map_lookup_elem(&rl_jail_stats, &jid);
+		if (c)
+			*c += 1;
+		return 1;
+	}
+	b->tat = tat + r->interval_ns;
+	// A source that went a second without exceeding starts over.
+	if (b->over_since_ns && now - b->last_over_ns > NSEC_PER_SEC)
+		b->over_since_ns = 0;
+	return 0;
 }
 
 SEC("xdp")
@@ -278,7 +513,6 @@ int xdpban(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	__u64 len = end - data;
 
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
@@ -298,21 +532,51 @@ int xdpban(struct xdp_md *ctx)
 		cur = vh + 1;
 	}
 
+	struct pkt p = { .l3 = cur, .end = end, .len = end - data };
+	int expired = 0;
+	struct ban_entry *e;
+	__u32 masked[4] = {};
+
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iph = cur;
 		if ((void *)(iph + 1) > end)
 			return count(STAT_MALFORMED, XDP_PASS);
-		if (iph->version != 4 || iph->ihl < 5 || cur + iph->ihl * 4 > end)
+		__u32 hlen = iph->ihl * 4;
+		if (iph->version != 4 || hlen < sizeof(*iph) || cur + hlen > end)
 			return count(STAT_MALFORMED, XDP_PASS);
-		return verdict_v4(iph->saddr, len);
-	}
-	if (proto == bpf_htons(ETH_P_IPV6)) {
+		p.family = 4;
+		p.proto = iph->protocol;
+		if (!(iph->frag_off & bpf_htons(IP_OFFSET_MASK)))
+			p.l4 = cur + hlen;
+		e = find_v4(iph->saddr, &expired);
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h = cur;
 		if ((void *)(ip6h + 1) > end)
 			return count(STAT_MALFORMED, XDP_PASS);
 		if (ip6h->version != 6)
 			return count(STAT_MALFORMED, XDP_PASS);
-		return verdict_v6(&ip6h->saddr, len);
+		p.family = 6;
+		p.proto = ip6h->nexthdr;
+		p.l4 = ip6h + 1;
+		// Mask a copy to the configured width for the exact table.
+		__builtin_memcpy(masked, &ip6h->saddr, 16);
+		__u32 plen = ipv6_prefix;
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			int bits = (int)plen - 32 * i;
+			if (bits <= 0)
+				masked[i] = 0;
+			else if (bits < 32)
+				masked[i] &= bpf_htonl(0xffffffffu << (32 - bits));
+		}
+		e = find_v6(&ip6h->saddr, masked, &expired);
+	} else {
+		return count(STAT_NOT_IP, XDP_PASS);
 	}
-	return count(STAT_NOT_IP, XDP_PASS);
+
+	if (e)
+		return drop(ctx, e, &p);
+	if (rate_limit(&p, masked))
+		return count(STAT_RATE_LIMITED, XDP_DROP);
+	return count(expired ? STAT_EXPIRED_PASS : STAT_PASSED, XDP_PASS);
 }

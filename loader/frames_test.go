@@ -97,3 +97,25 @@ func arp() []byte {
 	binary.BigEndian.PutUint16(body[6:], 1)
 	return append(b, body...)
 }
+
+const (
+	tcpSYN = 0x02
+	tcpACK = 0x10
+)
+
+func tcpHdr(dport uint16, flags byte) []byte {
+	h := make([]byte, 20)
+	binary.BigEndian.PutUint16(h[0:], 40000)
+	binary.BigEndian.PutUint16(h[2:], dport)
+	h[12] = 5 << 4
+	h[13] = flags
+	return h
+}
+
+func tcp4(src netip.Addr, dport uint16, flags byte) []byte {
+	return cat(eth(ethIPv4), ipv4(src, hostV4, 6, tcpHdr(dport, flags)))
+}
+
+func tcp6(src netip.Addr, dport uint16, flags byte) []byte {
+	return cat(eth(ethIPv6), ipv6(src, hostV6, 6, tcpHdr(dport, flags)))
+}

@@ -57,7 +57,7 @@ func (x *XDP) jailID(name string) (uint32, error) {
 
 // jailName returns the name recorded for id ("" for 0 or unknown ids).
 func (x *XDP) jailName(id uint32) string {
-	if id == 0 {
+	if id == 0 || x.jails == nil {
 		return ""
 	}
 	if err := x.loadJails(false); err != nil {

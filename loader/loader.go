@@ -93,10 +93,14 @@ type XDP struct {
 	widen    bans.Widen
 	v6Prefix int
 
-	tbl   [tables]*ebpf.Map
-	stats *ebpf.Map
-	meta  *ebpf.Map
-	jails *ebpf.Map
+	tbl         [tables]*ebpf.Map
+	stats       *ebpf.Map
+	meta        *ebpf.Map
+	jails       *ebpf.Map
+	events      *ebpf.Map // drop_events ring buffer
+	rlRules     *ebpf.Map
+	rlBuckets   *ebpf.Map
+	rlJailStats *ebpf.Map
 
 	prog  *ebpf.Program        // nil when opened with OpenPinned
 	links map[string]link.Link // interface name → link, Open only
@@ -429,8 +433,8 @@ func load(o Options) (*loadState, error) {
 	if state == pinOurs {
 		st.dir = o.PinPath
 		for name, ms := range spec.Maps {
-			if strings.HasPrefix(name, ".") {
-				continue // .rodata: per program, never pinned
+			if !isPinned(name) {
+				continue
 			}
 			path := filepath.Join(o.PinPath, name)
 			m, err := ebpf.LoadPinnedMap(path, nil)
@@ -481,17 +485,13 @@ func load(o Options) (*loadState, error) {
 	}
 	coll.Close() // closes what takeMaps left (none we use)
 
-	for name, m := range map[string]*ebpf.Map{
-		xdpbanMapBanV4: x.tbl[tV4], xdpbanMapBanV6: x.tbl[tV6],
-		xdpbanMapBanV4Net: x.tbl[tV4Net], xdpbanMapBanV6Net: x.tbl[tV6Net],
-		xdpbanMapStats: x.stats, xdpbanMapMeta: x.meta, xdpbanMapJailNames: x.jails,
-	} {
-		if _, reused := repl[name]; reused {
+	for _, pm := range x.pinnedMaps() {
+		if _, reused := repl[pm.name]; reused {
 			continue
 		}
-		if err := m.Pin(filepath.Join(st.dir, name)); err != nil {
+		if err := (*pm.m).Pin(filepath.Join(st.dir, pm.name)); err != nil {
 			st.abort()
-			return nil, fmt.Errorf("pin map %s in %s: %w", name, st.dir, err)
+			return nil, fmt.Errorf("pin map %s in %s: %w", pm.name, st.dir, err)
 		}
 	}
 	if st.fresh {
@@ -530,29 +530,38 @@ func checkMeta(m *ebpf.Map, pin string, v6 int) error {
 	return nil
 }
 
-// takeMaps moves the maps x uses out of ms (so closing the collection
-// leaves them open).
-func (x *XDP) takeMaps(ms map[string]*ebpf.Map) error {
-	take := func(name string) (*ebpf.Map, error) {
-		m := ms[name]
-		if m == nil {
-			return nil, fmt.Errorf("bpf object has no map %s: rebuild with `make generate`", name)
-		}
-		delete(ms, name)
-		return m, nil
-	}
-	var err error
-	for _, p := range []struct {
-		dst  **ebpf.Map
-		name string
-	}{
+type pinnedMap struct {
+	m    **ebpf.Map
+	name string
+}
+
+// pinnedMaps are the maps that outlive the program (bans, counters,
+// names, rate-limit state, the event ring). The per-CPU clock cache and
+// the global event budget are not: a new program may start them cold.
+func (x *XDP) pinnedMaps() []pinnedMap {
+	return []pinnedMap{
 		{&x.tbl[tV4], xdpbanMapBanV4}, {&x.tbl[tV6], xdpbanMapBanV6},
 		{&x.tbl[tV4Net], xdpbanMapBanV4Net}, {&x.tbl[tV6Net], xdpbanMapBanV6Net},
 		{&x.stats, xdpbanMapStats}, {&x.meta, xdpbanMapMeta}, {&x.jails, xdpbanMapJailNames},
-	} {
-		if *p.dst, err = take(p.name); err != nil {
-			return err
+		{&x.events, xdpbanMapDropEvents}, {&x.rlRules, xdpbanMapRlRules},
+		{&x.rlBuckets, xdpbanMapRlBuckets}, {&x.rlJailStats, xdpbanMapRlJailStats},
+	}
+}
+
+func isPinned(name string) bool {
+	return name != xdpbanMapClock && name != xdpbanMapEventBudget && !strings.HasPrefix(name, ".")
+}
+
+// takeMaps moves the maps x uses out of ms (so closing the collection
+// leaves them open).
+func (x *XDP) takeMaps(ms map[string]*ebpf.Map) error {
+	for _, p := range x.pinnedMaps() {
+		m := ms[p.name]
+		if m == nil {
+			return fmt.Errorf("bpf object has no map %s: rebuild with `make generate`", p.name)
 		}
+		delete(ms, p.name)
+		*p.m = m
 	}
 	return nil
 }
@@ -578,8 +587,8 @@ func OpenPinned(pinPath string) (*XDP, error) {
 	}
 	x := &XDP{pin: pinPath, log: slog.Default()}
 	ms := map[string]*ebpf.Map{}
-	for _, name := range []string{xdpbanMapBanV4, xdpbanMapBanV6, xdpbanMapBanV4Net, xdpbanMapBanV6Net,
-		xdpbanMapStats, xdpbanMapMeta, xdpbanMapJailNames} {
+	for _, pm := range x.pinnedMaps() {
+		name := pm.name
 		path := filepath.Join(pinPath, name)
 		m, err := ebpf.LoadPinnedMap(path, nil)
 		if err != nil {
@@ -627,16 +636,10 @@ func (x *XDP) closeFDs() {
 		x.prog.Close()
 		x.prog = nil
 	}
-	for i, m := range x.tbl {
-		if m != nil {
-			m.Close()
-			x.tbl[i] = nil
-		}
-	}
-	for _, m := range []**ebpf.Map{&x.stats, &x.meta, &x.jails} {
-		if *m != nil {
-			(*m).Close()
-			*m = nil
+	for _, p := range x.pinnedMaps() {
+		if *p.m != nil {
+			(*p.m).Close()
+			*p.m = nil
 		}
 	}
 }

@@ -30,6 +30,29 @@ type xdpbanClockCache struct {
 	BootNs  uint64
 }
 
+type xdpbanDropEvent struct {
+	_        structs.HostLayout
+	TimeNs   uint64
+	Ifindex  uint32
+	JailId   uint32
+	Src      [16]uint8
+	Dst      [16]uint8
+	Sport    uint16
+	Dport    uint16
+	Length   uint32
+	Family   uint8
+	Proto    uint8
+	TcpFlags uint8
+	Reason   uint8
+	Reserved uint32
+}
+
+type xdpbanEventBudget struct {
+	_        structs.HostLayout
+	WindowNs uint64
+	Sent     uint64
+}
+
 type xdpbanJailName struct {
 	_    structs.HostLayout
 	Name [32]int8
@@ -45,6 +68,31 @@ type xdpbanLpmV6Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Addr      [16]uint8
+}
+
+type xdpbanRlBucket struct {
+	_           structs.HostLayout
+	Tat         uint64
+	Dropped     uint64
+	OverSinceNs uint64
+	LastOverNs  uint64
+	JailId      uint32
+	Reserved    uint32
+}
+
+type xdpbanRlKey struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+	Port uint16
+	Pad  uint16
+}
+
+type xdpbanRlRule struct {
+	_          structs.HostLayout
+	IntervalNs uint64
+	TauNs      uint64
+	JailId     uint32
+	Reserved   uint32
 }
 
 type xdpbanStatIdx uint32
@@ -77,17 +125,23 @@ type xdpbanXdpbanMeta struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xdpbanMapBanV4      = "ban_v4"
-	xdpbanMapBanV4Net   = "ban_v4_net"
-	xdpbanMapBanV6      = "ban_v6"
-	xdpbanMapBanV6Net   = "ban_v6_net"
-	xdpbanMapClock      = "clock"
-	xdpbanMapJailNames  = "jail_names"
-	xdpbanMapMeta       = "meta"
-	xdpbanMapStats      = "stats"
-	xdpbanProgXdpban    = "xdpban"
-	xdpbanVarIpv6Prefix = "ipv6_prefix"
-	xdpbanVarStatSlots  = "stat_slots"
+	xdpbanMapBanV4           = "ban_v4"
+	xdpbanMapBanV4Net        = "ban_v4_net"
+	xdpbanMapBanV6           = "ban_v6"
+	xdpbanMapBanV6Net        = "ban_v6_net"
+	xdpbanMapClock           = "clock"
+	xdpbanMapDropEvents      = "drop_events"
+	xdpbanMapEventBudget     = "event_budget"
+	xdpbanMapJailNames       = "jail_names"
+	xdpbanMapMeta            = "meta"
+	xdpbanMapRlBuckets       = "rl_buckets"
+	xdpbanMapRlJailStats     = "rl_jail_stats"
+	xdpbanMapRlRules         = "rl_rules"
+	xdpbanMapStats           = "stats"
+	xdpbanProgXdpban         = "xdpban"
+	xdpbanVarDropEventLayout = "drop_event_layout"
+	xdpbanVarIpv6Prefix      = "ipv6_prefix"
+	xdpbanVarStatSlots       = "stat_slots"
 )
 
 // loadXdpban returns the embedded CollectionSpec for xdpban.
@@ -139,22 +193,28 @@ type xdpbanProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpbanMapSpecs struct {
-	BanV4     *ebpf.MapSpec `ebpf:"ban_v4"`
-	BanV4Net  *ebpf.MapSpec `ebpf:"ban_v4_net"`
-	BanV6     *ebpf.MapSpec `ebpf:"ban_v6"`
-	BanV6Net  *ebpf.MapSpec `ebpf:"ban_v6_net"`
-	Clock     *ebpf.MapSpec `ebpf:"clock"`
-	JailNames *ebpf.MapSpec `ebpf:"jail_names"`
-	Meta      *ebpf.MapSpec `ebpf:"meta"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	BanV4       *ebpf.MapSpec `ebpf:"ban_v4"`
+	BanV4Net    *ebpf.MapSpec `ebpf:"ban_v4_net"`
+	BanV6       *ebpf.MapSpec `ebpf:"ban_v6"`
+	BanV6Net    *ebpf.MapSpec `ebpf:"ban_v6_net"`
+	Clock       *ebpf.MapSpec `ebpf:"clock"`
+	DropEvents  *ebpf.MapSpec `ebpf:"drop_events"`
+	EventBudget *ebpf.MapSpec `ebpf:"event_budget"`
+	JailNames   *ebpf.MapSpec `ebpf:"jail_names"`
+	Meta        *ebpf.MapSpec `ebpf:"meta"`
+	RlBuckets   *ebpf.MapSpec `ebpf:"rl_buckets"`
+	RlJailStats *ebpf.MapSpec `ebpf:"rl_jail_stats"`
+	RlRules     *ebpf.MapSpec `ebpf:"rl_rules"`
+	Stats       *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // xdpbanVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpbanVariableSpecs struct {
-	Ipv6Prefix *ebpf.VariableSpec `ebpf:"ipv6_prefix"`
-	StatSlots  *ebpf.VariableSpec `ebpf:"stat_slots"`
+	DropEventLayout *ebpf.VariableSpec `ebpf:"drop_event_layout"`
+	Ipv6Prefix      *ebpf.VariableSpec `ebpf:"ipv6_prefix"`
+	StatSlots       *ebpf.VariableSpec `ebpf:"stat_slots"`
 }
 
 // xdpbanObjects contains all objects after they have been loaded into the kernel.
@@ -177,14 +237,19 @@ func (o *xdpbanObjects) Close() error {
 //
 // It can be passed to loadXdpbanObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpbanMaps struct {
-	BanV4     *ebpf.Map `ebpf:"ban_v4"`
-	BanV4Net  *ebpf.Map `ebpf:"ban_v4_net"`
-	BanV6     *ebpf.Map `ebpf:"ban_v6"`
-	BanV6Net  *ebpf.Map `ebpf:"ban_v6_net"`
-	Clock     *ebpf.Map `ebpf:"clock"`
-	JailNames *ebpf.Map `ebpf:"jail_names"`
-	Meta      *ebpf.Map `ebpf:"meta"`
-	Stats     *ebpf.Map `ebpf:"stats"`
+	BanV4       *ebpf.Map `ebpf:"ban_v4"`
+	BanV4Net    *ebpf.Map `ebpf:"ban_v4_net"`
+	BanV6       *ebpf.Map `ebpf:"ban_v6"`
+	BanV6Net    *ebpf.Map `ebpf:"ban_v6_net"`
+	Clock       *ebpf.Map `ebpf:"clock"`
+	DropEvents  *ebpf.Map `ebpf:"drop_events"`
+	EventBudget *ebpf.Map `ebpf:"event_budget"`
+	JailNames   *ebpf.Map `ebpf:"jail_names"`
+	Meta        *ebpf.Map `ebpf:"meta"`
+	RlBuckets   *ebpf.Map `ebpf:"rl_buckets"`
+	RlJailStats *ebpf.Map `ebpf:"rl_jail_stats"`
+	RlRules     *ebpf.Map `ebpf:"rl_rules"`
+	Stats       *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *xdpbanMaps) Close() error {
@@ -194,8 +259,13 @@ func (m *xdpbanMaps) Close() error {
 		m.BanV6,
 		m.BanV6Net,
 		m.Clock,
+		m.DropEvents,
+		m.EventBudget,
 		m.JailNames,
 		m.Meta,
+		m.RlBuckets,
+		m.RlJailStats,
+		m.RlRules,
 		m.Stats,
 	)
 }
@@ -204,8 +274,9 @@ func (m *xdpbanMaps) Close() error {
 //
 // It can be passed to loadXdpbanObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpbanVariables struct {
-	Ipv6Prefix *ebpf.Variable `ebpf:"ipv6_prefix"`
-	StatSlots  *ebpf.Variable `ebpf:"stat_slots"`
+	DropEventLayout *ebpf.Variable `ebpf:"drop_event_layout"`
+	Ipv6Prefix      *ebpf.Variable `ebpf:"ipv6_prefix"`
+	StatSlots       *ebpf.Variable `ebpf:"stat_slots"`
 }
 
 // xdpbanPrograms contains all programs after they have been loaded into the kernel.

@@ -44,25 +44,19 @@ func cmdCheck(e *env, args []string) int {
 		return e.fail("check", usageErr("unexpected argument %q: check takes only flags (--config DIR or --fail2ban-config DIR)", pos[0]))
 	}
 
-	var cfg *config.Config
-	from := *f2bDir
-	if from != "" {
-		cfg, err = config.LoadFail2ban(from)
-	} else {
-		from = e.config
-		if from == "" {
-			from = config.DefaultDir
-			if _, serr := os.Stat(from); errors.Is(serr, os.ErrNotExist) {
-				from = ""
-			}
-		}
-		cfg, err = config.Load(from)
-	}
+	cfg, err := loadConfig(e.config, *f2bDir)
 	if err != nil {
 		return e.fail("check", usageErr("%v", err))
 	}
+	from := *f2bDir
 	if from == "" {
-		from = "built-in defaults (no " + config.DefaultDir + ")"
+		from = e.config
+	}
+	if from == "" {
+		from = DefaultConfigDir
+		if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
+			from = "built-in defaults (no " + DefaultConfigDir + ")"
+		}
 	}
 
 	var rows []checkRow

@@ -26,7 +26,7 @@ func loadConfig(dir, f2bDir string) (*config.Config, error) {
 			if err != nil {
 				return nil, err
 			}
-			cfg.Daemon = d
+			cfg.SetDaemon(d) // also moves recidive to this ban log
 		}
 		return cfg, nil
 	}

@@ -267,6 +267,28 @@ func redirectRecidive(j *Jail, f2bLog, banLog string) {
 	}
 }
 
+// SetDaemon replaces the daemon settings (e.g. LoadDaemon's, over
+// LoadFail2ban's defaults) and keeps recidive jails that read the old ban
+// log reading the new one.
+func (c *Config) SetDaemon(d Daemon) {
+	old := c.Daemon.BanLog
+	c.Daemon = d
+	if old == "" || old == d.BanLog {
+		return
+	}
+	for i := range c.Jails {
+		j := &c.Jails[i]
+		if j.FilterName != "recidive" {
+			continue
+		}
+		for k, p := range j.LogPaths {
+			if p == old && d.BanLog != "" {
+				j.LogPaths[k] = d.BanLog
+			}
+		}
+	}
+}
+
 // Enabled returns the enabled jails.
 func (c *Config) Enabled() []Jail {
 	var out []Jail

@@ -357,6 +357,12 @@ func TestLoadFail2banTree(t *testing.T) {
 		!reflect.DeepEqual(rec.Replaced, []string{`iptables-allports[port="0:65535", protocol="tcp", chain="<known/chain>"]`}) {
 		t.Errorf("recidive: port %q replaced %q %+v", rec.Port, rec.Replaced, rec)
 	}
+	d := c.Daemon
+	d.BanLog = "/var/log/other-ban.log"
+	c.SetDaemon(d)
+	if rec, _ := c.Jail("recidive"); !reflect.DeepEqual(rec.LogPaths, []string{"/var/log/other-ban.log"}) {
+		t.Errorf("SetDaemon left recidive on %v", rec.LogPaths)
+	}
 	if c.Daemon.Backend != "auto" || c.Daemon.DBPurgeAge != 24*time.Hour {
 		t.Errorf("daemon: %+v", c.Daemon)
 	}

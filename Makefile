@@ -7,6 +7,9 @@ export BPF_CFLAGS := -O2 -g -Wall -Werror -I/usr/include/$(TRIPLE)
 BIN := bin/xdpban
 PREFIX ?= /usr/local
 DESTDIR ?=
+SBINDIR ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 # Debian packages the build, tests and benchmarks need.
 APT_PKGS := clang llvm libbpf-dev linux-libc-dev bpftool iptables iproute2 ipset fail2ban
 APT_BENCH_PKGS := xdp-tools netsniff-ng
@@ -56,7 +59,18 @@ fuzz: ## fuzz each parser for FUZZTIME (default 30s)
 		echo "== $$spec in $$pkg"; $(GO) test -run XXX -fuzz "^$$spec$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
 	done
 
+install: build ## install binary, systemd unit, default config and filters (PREFIX, DESTDIR, SYSCONFDIR, UNITDIR)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/xdpban
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' cmd/xdpban/xdpban.service > $(DESTDIR)$(UNITDIR)/xdpban.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/xdpban.service
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/xdpban/filter.d $(DESTDIR)$(SYSCONFDIR)/xdpban/jail.d
+	# The shipped .conf files are replaced on upgrade; operators' changes
+	# live in *.local files, which are never touched.
+	install -m 0644 internal/config/defaults/*.conf $(DESTDIR)$(SYSCONFDIR)/xdpban/
+	install -m 0644 logwatch/filter.d/*.conf $(DESTDIR)$(SYSCONFDIR)/xdpban/filter.d/
+
 run: deps build ## run the daemon protecting this host's default-route interfaces (root)
 	./$(BIN) run
 
-.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch build test fuzz run
+.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch build install test fuzz run

@@ -662,13 +662,36 @@ func (x *XDP) Close() error {
 func (x *XDP) Detach() error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	// Unpin first: closing our link fds afterwards drops the last
-	// reference and the kernel detaches.
-	err := os.RemoveAll(x.pin)
+	// Unpinning alone detaches only after an RCU grace period and a
+	// workqueue run; detach each link explicitly so traffic flows again
+	// when Detach returns.
+	var errs []error
+	ents, err := os.ReadDir(x.pin)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("list pins in %s: %w", x.pin, err))
+	}
+	for _, e := range ents {
+		name, ok := linkName(e.Name())
+		if !ok {
+			continue
+		}
+		l, err := link.LoadPinnedLink(filepath.Join(x.pin, e.Name()), nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load pinned link for %s: %w", name, err))
+			continue
+		}
+		if err := l.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
+			errs = append(errs, fmt.Errorf("detach xdp from %s: %w", name, err))
+		}
+		l.Close()
+	}
+	if err := os.RemoveAll(x.pin); err != nil {
+		errs = append(errs, fmt.Errorf("remove pins %s: %w", x.pin, err))
+	}
 	x.closed = true
 	x.closeFDs()
-	if err != nil {
-		return fmt.Errorf("remove pins %s: %w", x.pin, err)
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	x.log.Info("xdp enforcement detached", "pin_path", x.pin)
 	return nil

@@ -101,6 +101,7 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	if len(bs) == 0 {
 		return nil
 	}
+	start := time.Now()
 	// The backend keeps the last of duplicates; so does everything else.
 	ps := make([]netip.Prefix, len(bs))
 	for i, b := range bs {
@@ -108,7 +109,6 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	}
 	unlock := c.lock(ps)
 	defer unlock()
-	start := time.Now()
 	if err := c.Backend.Add(ctx, bs...); err != nil {
 		return fmt.Errorf("enforce %d bans: %w", len(bs), err)
 	}

@@ -469,28 +469,22 @@ func ParseItems(items []control.BanItem, w bans.Widen, now time.Time) ([]bans.Ba
 // DefaultBanTime is a CLI ban's duration unless --for says otherwise.
 const DefaultBanTime = time.Hour
 
-// ParseBanTime reads --for: a Go duration ("90s", "1h30m"), plain seconds
-// ("600"), or 0 for permanent. Empty is DefaultBanTime. It returns 0 for
-// permanent.
+// ParseBanTime reads --for in fail2ban's duration forms ("600", "90s",
+// "10m", "1h30m", "1d", "1w"), with 0, -1 or "permanent" for a permanent
+// ban. Empty is DefaultBanTime. It returns 0 for permanent.
 func ParseBanTime(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
-	if s == "" {
+	switch s {
+	case "":
 		return DefaultBanTime, nil
-	}
-	if s == "0" || s == "-1" || s == "permanent" {
+	case "0", "-1", "permanent":
 		return 0, nil
 	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		var secs int64
-		if _, serr := fmt.Sscanf(s, "%d", &secs); serr == nil && fmt.Sprint(secs) == s {
-			d, err = time.Duration(secs)*time.Second, nil
-		}
-	}
+	d, err := config.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid ban duration %q: use a duration such as 90s, 10m, 1h, 7d is 168h, or 0 for permanent", s)
+		return 0, fmt.Errorf("invalid ban duration %q: use a duration such as 90s, 10m, 1h, 1d, or 0 for permanent", s)
 	}
-	if d > 0 && d < time.Second {
+	if d < time.Second {
 		return 0, fmt.Errorf("invalid ban duration %q: shorter than a second; use at least 1s, or 0 for permanent", s)
 	}
 	return d, nil

@@ -779,3 +779,196 @@ func TestKill9WithLogWriter(t *testing.T) {
 	}
 	t.Logf("%d CLI bans acknowledged, %d failure lines written, %d counted by the restarted daemon", len(acked), written.Load(), js.TotalFailed)
 }
+
+func TestCorruptDatabaseRecoversFromKernel(t *testing.T) {
+	w := newWorld(t)
+	d := w.start(t)
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--for", "1h", "--jail", "sshd")
+	before := w.list(t)["192.0.2.2/32"]
+	d.stop(t)
+	db := filepath.Join(w.state, "xdpban.db")
+	if err := os.WriteFile(db, []byte(strings.Repeat("\xde\xad", 4096)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d = w.start(t)
+	moved, _ := filepath.Glob(db + ".corrupt-*")
+	if len(moved) != 1 {
+		t.Fatalf("corrupt db not moved aside: %v", moved)
+	}
+	if !strings.Contains(d.out.String(), "ban database unreadable, moved aside") {
+		t.Fatalf("no log line about the corrupt db:\n%s", d.out.String())
+	}
+	after, ok := w.list(t)["192.0.2.2/32"]
+	if !ok || after.Jail != "sshd" || *after.Expires != *before.Expires {
+		t.Fatalf("after recovery %+v (ok %v), before %+v", after, ok, before)
+	}
+	// Imported into the new db: it survives a detach (a reboot) too.
+	w.mustCLI(t, "detach")
+	<-d.done
+	w.start(t)
+	if _, ok := w.list(t)["192.0.2.2/32"]; !ok {
+		t.Fatal("ban imported from the kernel was not stored in the new db")
+	}
+	if got := w.send(t, a, 10); got != 0 {
+		t.Fatalf("%d of 10 arrived", got)
+	}
+}
+
+func TestReloadPicksUpJailChanges(t *testing.T) {
+	w := newWorld(t)
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	appendLines(t, logPath, "startup\n")
+	writeJailConfig(t, w, logPath, 100)
+	d := w.start(t)
+	a := netnstest.AttackerV4
+	appendLines(t, logPath, failLine(a.String(), 1), failLine(a.String(), 2))
+	time.Sleep(500 * time.Millisecond)
+	if _, ok := w.list(t)["192.0.2.2/32"]; ok {
+		t.Fatal("banned with maxretry 100")
+	}
+	// maxretry 3 now; SIGHUP reloads, the counted failures are kept.
+	writeJailConfig(t, w, logPath, 3)
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 5*time.Second, "reload logged", func() bool {
+		return strings.Contains(d.out.String(), "configuration reloaded")
+	})
+	appendLines(t, logPath, failLine(a.String(), 3))
+	waitFor(t, 5*time.Second, "ban after the third failure", func() bool {
+		_, ok := w.list(t)["192.0.2.2/32"]
+		return ok
+	})
+	// `xdpban reload JAIL` and errors.
+	if out := w.mustCLI(t, "reload", "testjail"); !strings.Contains(out, "reloaded jail testjail") {
+		t.Fatalf("reload testjail: %q", out)
+	}
+	if code, _, errs := w.cli(t, "reload", "nosuch"); code != exitFailure || !strings.Contains(errs, `unknown jail "nosuch"`) {
+		t.Fatalf("reload nosuch: %d %q", code, errs)
+	}
+	os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(strings.Replace(jailConfig(logPath, 3), "maxretry = 3", "maxretry = lots", 1)), 0o644)
+	code, _, errs := w.cli(t, "reload")
+	if code != exitUsage || !strings.Contains(errs, "maxretry") || !strings.Contains(errs, "the running one stays") {
+		t.Fatalf("reload with a bad config: %d %q", code, errs)
+	}
+	// The daemon kept running with the old config and its bans.
+	if _, ok := w.list(t)["192.0.2.2/32"]; !ok {
+		t.Fatal("ban lost after a failed reload")
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestDryRunEnforcesNothing(t *testing.T) {
+	w := newWorld(t)
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	appendLines(t, logPath, "startup\n")
+	writeJailConfig(t, w, logPath, 2)
+	d := w.start(t, "--dry-run")
+	a := netnstest.AttackerV4
+	appendLines(t, logPath, failLine(a.String(), 1), failLine(a.String(), 2))
+	waitFor(t, 5*time.Second, "the would-ban log line", func() bool {
+		return strings.Contains(d.out.String(), "dry run: would ban") && strings.Contains(d.out.String(), "addr=192.0.2.2")
+	})
+	if got := w.send(t, a, 10); got != 10 {
+		t.Fatalf("dry run dropped: %d of 10 arrived", got)
+	}
+	if _, err := os.Stat(w.pin); !os.IsNotExist(err) {
+		t.Fatalf("dry run pinned something at %s: %v", w.pin, err)
+	}
+	if code, _, errs := w.cli(t, "ban", "192.0.2.2"); code != exitFailure || !strings.Contains(errs, "dry-run") {
+		t.Fatalf("ban on a dry-run daemon: %d %q", code, errs)
+	}
+}
+
+func TestDetachOnExit(t *testing.T) {
+	w := newWorld(t)
+	d := w.start(t, "--detach-on-exit")
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String())
+	if got := w.send(t, a, 10); got != 0 {
+		t.Fatalf("%d of 10 arrived", got)
+	}
+	d.stop(t)
+	if _, err := os.Stat(w.pin); !os.IsNotExist(err) {
+		t.Fatalf("pins left after --detach-on-exit: %v", err)
+	}
+	if got := w.send(t, a, 10); got != 10 {
+		t.Fatalf("after detach on exit %d of 10 arrived", got)
+	}
+	// The ban is still stored: the next start enforces it again.
+	w.start(t)
+	if got := w.send(t, a, 10); got != 0 {
+		t.Fatalf("after restart %d of 10 arrived", got)
+	}
+}
+
+func TestMetricsEndpoint(t *testing.T) {
+	w := newWorld(t)
+	w.p.Host.Run(t, "ip", "link", "set", "lo", "up")
+	writeTestConfig(t, w.config, "metrics_listen = 127.0.0.1:9798\n")
+	w.start(t)
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
+	w.send(t, a, 7)
+	var body string
+	err := w.p.Host.Do(func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:9798", 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+		b, err := io.ReadAll(c)
+		body = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`xdpban_bans_active{jail="sshd"} 1`,
+		`xdpban_bans_total{jail="sshd"} 1`,
+		`xdpban_dropped_packets_total{backend="xdp"} 7`,
+		`xdpban_ban_latency_seconds_count 1`,
+		`xdpban_backend_up 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("scrape:\n%s", body)
+	}
+}
+
+func TestDefaultRouteInterfaces(t *testing.T) {
+	w := newWorld(t)
+	w.p.Host.Run(t, "ip", "route", "add", "default", "via", netnstest.AttackerV4.String(), "dev", w.p.HostIf)
+	var got []string
+	err := w.p.Host.Do(func() error {
+		var err error
+		got, err = defaultRouteInterfaces()
+		return err
+	})
+	if err != nil || len(got) != 1 || got[0] != w.p.HostIf {
+		t.Fatalf("defaultRouteInterfaces = %v, %v; want [%s]", got, err, w.p.HostIf)
+	}
+	// The attacker namespace has no default route: a clear error.
+	err = w.p.Attacker.Do(func() error {
+		_, err := defaultRouteInterfaces()
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "--iface") {
+		t.Fatalf("no default route: %v", err)
+	}
+}

@@ -650,7 +650,8 @@ func (d *Daemon) Reload(ctx context.Context, jail string) error {
 		var err error
 		cfg, err = d.opt.LoadConfig()
 		if err != nil {
-			return fmt.Errorf("reload: %w", err)
+			// The operator's file to fix; the old configuration stays.
+			return fmt.Errorf("%w: configuration not reloaded, the running one stays: %w", control.ErrBadRequest, err)
 		}
 	}
 	old := d.cfg.Daemon

@@ -39,8 +39,9 @@ struct ban_entry {
 	__u64 packets;
 	__u64 bytes;
 	// Drop-event sampling per banned address: start of the current
-	// one-second window and the events sent in it, plus the events held
-	// back because the window was full.
+	// one-second window and the events sent in it, plus the drops not
+	// reported since the entry's last event (handed over in that next
+	// event, then reset).
 	__u64 last_event_ns;
 	__u64 events_suppressed;
 	__u32 jail_id;
@@ -165,6 +166,9 @@ struct drop_event {
 	__u8 tcp_flags;
 	__u8 reason; // DROP_BANNED
 	__u32 reserved;
+	// Drops of this entry the sampling held back since its previous
+	// event: this event stands for 1 + suppressed drops.
+	__u64 suppressed;
 };
 
 struct event_budget {
@@ -409,6 +413,12 @@ static __always_inline void emit(struct xdp_md *ctx, struct ban_entry *e, struct
 	ev->family = p->family;
 	ev->proto = p->proto;
 	ev->reason = DROP_BANNED;
+	// Hand the pending count over; subtracting what was read keeps
+	// increments from other CPUs that land in between.
+	__u64 pending = e->events_suppressed;
+	ev->suppressed = pending;
+	if (pending)
+		__sync_fetch_and_add(&e->events_suppressed, -pending);
 	if (p->family == 4) {
 		struct iphdr *iph = p->l3;
 		if ((void *)(iph + 1) <= p->end) {

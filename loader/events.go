@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -23,6 +25,13 @@ type DropEvent struct {
 	Length   int   // frame bytes
 	TCPFlags uint8 // TCP only
 	Jail     string
+	// Iface is the name of Ifindex in the reader's network namespace
+	// ("" if it has none there).
+	Iface string
+	// Suppressed is how many drops of the same ban entry the kernel's
+	// sampling did not report since the entry's previous event: the
+	// event stands for 1+Suppressed drops.
+	Suppressed uint64
 }
 
 // SetDropLog sets the kernel's drop-event sampling: at most perAddr
@@ -109,10 +118,41 @@ func (x *XDP) DropEvents(ctx context.Context) (<-chan DropEvent, error) {
 	return out, nil
 }
 
+// ifnames caches interface names for events; an index unseen for a
+// minute is looked up again (interfaces come and go).
+var ifnames = &ifnameCache{m: map[int]ifname{}}
+
+type ifname struct {
+	name string
+	at   time.Time
+}
+
+type ifnameCache struct {
+	mu sync.Mutex
+	m  map[int]ifname
+}
+
+func (c *ifnameCache) name(idx int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.m[idx]; ok && time.Since(n.at) < time.Minute {
+		return n.name
+	}
+	n := ifname{at: time.Now()}
+	if ifi, err := net.InterfaceByIndex(idx); err == nil {
+		n.name = ifi.Name
+	}
+	if len(c.m) > 4096 {
+		clear(c.m)
+	}
+	c.m[idx] = n
+	return n.name
+}
+
 func (x *XDP) decodeEvent(raw []byte) (DropEvent, error) {
 	var e xdpbanDropEvent
-	if len(raw) < 64 {
-		return DropEvent{}, fmt.Errorf("record of %d bytes, want 64", len(raw))
+	if len(raw) < 72 {
+		return DropEvent{}, fmt.Errorf("record of %d bytes, want 72", len(raw))
 	}
 	e.TimeNs = nativeEndian.Uint64(raw[0:])
 	e.Ifindex = nativeEndian.Uint32(raw[8:])
@@ -123,10 +163,12 @@ func (x *XDP) decodeEvent(raw []byte) (DropEvent, error) {
 	e.Dport = nativeEndian.Uint16(raw[50:])
 	e.Length = nativeEndian.Uint32(raw[52:])
 	e.Family, e.Proto, e.TcpFlags = raw[56], raw[57], raw[58]
+	e.Suppressed = nativeEndian.Uint64(raw[64:])
 
 	ev := DropEvent{
 		Time: toWall(e.TimeNs), Ifindex: int(e.Ifindex), Proto: e.Proto,
 		SrcPort: e.Sport, DstPort: e.Dport, Length: int(e.Length), TCPFlags: e.TcpFlags,
+		Suppressed: e.Suppressed, Iface: ifnames.name(int(e.Ifindex)),
 	}
 	switch e.Family {
 	case 4:

@@ -71,7 +71,7 @@ func TestDropEventsSampled(t *testing.T) {
 		want := DropEvent{Src: addr("192.0.2.66"), Dst: hostV4, Proto: 6, SrcPort: 40000, DstPort: 22,
 			Length: len(syn), TCPFlags: tcpSYN, Jail: "sshd"}
 		got := ev
-		got.Time, got.Ifindex = time.Time{}, 0
+		got.Time, got.Ifindex, got.Iface = time.Time{}, 0, ""
 		if got != want {
 			t.Fatalf("event %+v, want %+v", got, want)
 		}
@@ -96,8 +96,11 @@ func TestDropEventsSampled(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, x, syn)
-	if ev := nextEvent(t, evs); ev.Src != addr("192.0.2.66") {
-		t.Fatalf("event after window reopened from %v", ev.Src)
+	if ev := nextEvent(t, evs); ev.Src != addr("192.0.2.66") || ev.Suppressed != 3 {
+		t.Fatalf("event after window reopened: from %v with %d suppressed, want 192.0.2.66 with the 3 held back", ev.Src, ev.Suppressed)
+	}
+	if e := rawEntry(t, x, key, tV4); e.EventsSuppressed != 0 {
+		t.Fatalf("entry still holds %d suppressed after handing them to an event", e.EventsSuppressed)
 	}
 
 	// IPv6: the event carries the real source, not the banned /64.

@@ -31,20 +31,21 @@ type xdpbanClockCache struct {
 }
 
 type xdpbanDropEvent struct {
-	_        structs.HostLayout
-	TimeNs   uint64
-	Ifindex  uint32
-	JailId   uint32
-	Src      [16]uint8
-	Dst      [16]uint8
-	Sport    uint16
-	Dport    uint16
-	Length   uint32
-	Family   uint8
-	Proto    uint8
-	TcpFlags uint8
-	Reason   uint8
-	Reserved uint32
+	_          structs.HostLayout
+	TimeNs     uint64
+	Ifindex    uint32
+	JailId     uint32
+	Src        [16]uint8
+	Dst        [16]uint8
+	Sport      uint16
+	Dport      uint16
+	Length     uint32
+	Family     uint8
+	Proto      uint8
+	TcpFlags   uint8
+	Reason     uint8
+	Reserved   uint32
+	Suppressed uint64
 }
 
 type xdpbanEventBudget struct {

@@ -82,6 +82,11 @@ type Options struct {
 	// IPv6Prefix is the width a single IPv6 address is banned at
 	// (48..128); 0 means bans.DefaultIPv6Prefix.
 	IPv6Prefix int
+	// DropLogRate and DropLogGlobal set drop-event sampling (SetDropLog);
+	// both zero leaves events off.
+	DropLogRate, DropLogGlobal int
+	// RateLimits are the SYN rate limits (SetRateLimits, RulesFromJails).
+	RateLimits []RateLimitRule
 	Logger     *slog.Logger
 }
 
@@ -262,6 +267,13 @@ func Open(ctx context.Context, o Options) (*XDP, error) {
 		}
 	}()
 
+	// Settings go in before the program sees traffic.
+	if err := x.SetDropLog(o.DropLogRate, o.DropLogGlobal); err != nil {
+		return nil, err
+	}
+	if err := x.SetRateLimits(o.RateLimits); err != nil {
+		return nil, err
+	}
 	x.links = make(map[string]link.Link, len(o.Interfaces))
 	names := append([]string(nil), o.Interfaces...)
 	sort.Strings(names)

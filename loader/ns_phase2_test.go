@@ -84,17 +84,25 @@ collect:
 func TestRateLimitNamespace(t *testing.T) {
 	p := netnstest.New(t)
 	pin := netnstest.PinDir(t)
-	x := openIn(t, p, pin)
-	t.Cleanup(func() { _ = x.Detach() })
 	const (
 		port  = 2222
 		rate  = 5
 		burst = 5
 		flood = 60
 	)
-	if err := x.SetRateLimits([]RateLimitRule{{Port: port, Jail: "sshd", Rate: rate, Per: time.Second, Burst: burst}}); err != nil {
+	// The rules come in through Options, as the daemon passes them.
+	var x *XDP
+	if err := p.Host.Do(func() error {
+		var err error
+		x, err = Open(context.Background(), Options{
+			Interfaces: []string{p.HostIf}, PinPath: pin, MapSizes: smallSizes, Logger: testLogger(t),
+			RateLimits: []RateLimitRule{{Port: port, Jail: "sshd", Rate: rate, Per: time.Second, Burst: burst}},
+		})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = x.Detach() })
 	normal := netip.MustParseAddr("192.0.2.3") // on-link for the host: replies need no route
 	p.AddAttackerAddr(t, normal)
 

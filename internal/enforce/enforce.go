@@ -121,10 +121,16 @@ func (o Options) withDefaults() Options {
 		o.ProbeXDP = DefaultProbe
 	}
 	if o.OpenXDP == nil {
+		jails := o.Jails
 		o.OpenXDP = func(ctx context.Context, d config.Daemon) (bans.Backend, error) {
+			rules, err := loader.RulesFromJails(jails)
+			if err != nil {
+				return nil, err
+			}
 			return loader.Open(ctx, loader.Options{
 				Interfaces: d.Interfaces, PinPath: d.PinPath, MapSizes: d.MapSizes,
 				IPv6Prefix: d.IPv6Prefix, Logger: o.Logger,
+				DropLogRate: d.DropLogRate, DropLogGlobal: d.DropLogGlobal, RateLimits: rules,
 			})
 		}
 	}

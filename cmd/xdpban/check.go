@@ -60,10 +60,10 @@ func cmdCheck(e *env, args []string) int {
 	}
 
 	var rows []checkRow
+	// Broken jails are listed even when not known to be enabled: a
+	// misspelt "enabled = ture" is one of the ways to break a jail.
 	for _, b := range cfg.Broken {
-		if b.Enabled {
-			rows = append(rows, checkRow{Jail: b.Name, Where: b.Source, Error: b.Err.Error()})
-		}
+		rows = append(rows, checkRow{Jail: b.Name, Where: b.Source, Error: b.Err.Error()})
 	}
 	for _, j := range cfg.Enabled() {
 		rows = append(rows, checkJail(cfg, j))

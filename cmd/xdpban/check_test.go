@@ -158,3 +158,31 @@ func TestCheckRealFail2ban(t *testing.T) {
 		t.Errorf("stock sshd row = %q\n%s", r, out)
 	}
 }
+
+// TestCheckShippedJails enables every shipped jail: each must load with
+// the shipped filters.
+func TestCheckShippedJails(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "x.log")
+	var b strings.Builder
+	for _, j := range []string{"sshd", "recidive", "apache-auth", "nginx-http-auth", "nginx-limit-req", "vsftpd", "postfix", "dovecot"} {
+		b.WriteString("[" + j + "]\nenabled = true\nlogpath = " + log + "\nbackend = auto\n\n")
+	}
+	writeConf(t, dir, "jail.local", b.String())
+	code, out, errOut := cli(t, "", "check", "--config", dir)
+	if code != exitOK || errOut != "" {
+		t.Fatalf("exit %d stderr %q\n%s", code, errOut, out)
+	}
+	if n := strings.Count(out, "  yes  "); n != 8 {
+		t.Errorf("%d jails load, want 8:\n%s", n, out)
+	}
+}
+
+func TestCheckMisspeltEnabled(t *testing.T) {
+	dir := t.TempDir()
+	writeConf(t, dir, "jail.conf", "[web]\nenabled = ture\nfilter = sshd\nlogpath = /x\n")
+	code, out, _ := cli(t, "", "check", "--fail2ban-config", dir)
+	if code != exitUsage || !strings.Contains(out, `jail.conf:2: [web] enabled = "ture": want true or false`) {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+}

@@ -919,7 +919,7 @@ func (r jailReader) jail(name string) (Jail, error) {
 			continue
 		}
 		j.Replaced = append(j.Replaced, oneLine(spec))
-		if strings.Contains(kind, "allports") {
+		if strings.Contains(kind, "allports") || args["type"] == "allports" {
 			allPorts = true
 		}
 		if p, ok := args["port"]; ok {

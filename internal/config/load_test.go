@@ -44,8 +44,16 @@ func TestLoadDefaults(t *testing.T) {
 		if !reflect.DeepEqual(c.Daemon, want) {
 			t.Errorf("daemon defaults:\n got %+v\nwant %+v", c.Daemon, want)
 		}
-		if len(c.Jails) != 2 {
-			t.Fatalf("jails = %d, want sshd and recidive", len(c.Jails))
+		var names []string
+		for _, j := range c.Jails {
+			names = append(names, j.Name)
+		}
+		wantNames := []string{"sshd", "recidive", "apache-auth", "nginx-http-auth", "nginx-limit-req", "vsftpd", "postfix", "dovecot"}
+		if !reflect.DeepEqual(names, wantNames) || len(c.Enabled()) != 1 {
+			t.Fatalf("shipped jails = %v (%d enabled), want %v with only sshd enabled", names, len(c.Enabled()), wantNames)
+		}
+		if pf, _ := c.Jail("postfix"); pf.Filter != "postfix[mode=normal]" || !reflect.DeepEqual(pf.LogPaths, []string{"/var/log/mail.log"}) {
+			t.Errorf("shipped postfix jail: %+v", pf)
 		}
 		ssh := c.Jails[0]
 		if ssh.Name != "sshd" || !ssh.Enabled || ssh.MaxRetry != 5 || ssh.FindTime != 10*time.Minute ||
@@ -275,6 +283,22 @@ func TestCopiedFail2banActions(t *testing.T) {
 	}
 	if len(j.Notes) != 1 || !strings.Contains(j.Notes[0], "jail.local:2: action: replaced by xdpban's enforcement") {
 		t.Errorf("notes = %q", j.Notes)
+	}
+}
+
+// Debian's newer default: banaction_allports = nftables[type=allports].
+func TestAllportsByType(t *testing.T) {
+	dir := t.TempDir()
+	local := "[sshd]\naction = nftables[type=allports][port=\"ssh\", protocol=\"tcp\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := c.Jail("sshd"); j.Port != "" || len(j.Replaced) != 1 {
+		t.Errorf("port %q replaced %q, want all ports", j.Port, j.Replaced)
 	}
 }
 

@@ -70,6 +70,28 @@ func BenchmarkXDP(b *testing.B) {
 	}
 }
 
+// BenchmarkRateLimit: the SYN path with rules set, against a plain pass
+// of the same frame without rules (the peer, same run).
+func BenchmarkRateLimit(b *testing.B) {
+	x := loadDetached(b, Options{})
+	syn := tcp4(addr("192.0.2.50"), 22, tcpSYN)
+	b.Run("peer=no-rules/syn", func(b *testing.B) { benchProg(b, x.prog, syn, xdpPass) })
+	if err := x.SetRateLimits([]RateLimitRule{
+		// Never reached in a benchmark: about 1000 s of burst.
+		{Port: 22, Jail: "bench", Rate: 1_000_000, Per: time.Second, Burst: 1 << 30},
+		{Port: 443, Jail: "bench", Rate: 1, Per: time.Minute, Burst: 1},
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("syn/under-limit", func(b *testing.B) { benchProg(b, x.prog, syn, xdpPass) })
+	b.Run("syn/over-limit", func(b *testing.B) {
+		run(b, x, tcp4(addr("192.0.2.51"), 443, tcpSYN)) // spends the burst of 1
+		benchProg(b, x.prog, tcp4(addr("192.0.2.51"), 443, tcpSYN), xdpDrop)
+	})
+	b.Run("syn/unlimited-port", func(b *testing.B) { benchProg(b, x.prog, tcp4(addr("192.0.2.50"), 80, tcpSYN), xdpPass) })
+	b.Run("ack/limited-port", func(b *testing.B) { benchProg(b, x.prog, tcp4(addr("192.0.2.50"), 22, tcpACK), xdpPass) })
+}
+
 func benchProg(b *testing.B, prog *ebpf.Program, frame []byte, want uint32) {
 	b.Helper()
 	ret, d, err := prog.Benchmark(frame, b.N, nil)

@@ -3,13 +3,10 @@ package loader
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
 	"time"
-
-	"github.com/cilium/ebpf"
 
 	"github.com/xdpban/xdpban/fallback"
 	"github.com/xdpban/xdpban/internal/config"
@@ -51,20 +48,12 @@ func (s RateLimitedSource) OverFor() time.Duration {
 	return s.LastOver.Sub(s.OverSince)
 }
 
-// maxRateLimitRules must equal RL_RULES in bpf/xdpban.c.
-const maxRateLimitRules = 1024
-
-func portKey(port uint16) [2]byte { return [2]byte(binary.BigEndian.AppendUint16(nil, port)) }
-
 // SetRateLimits replaces the rate-limit rules. Buckets of sources already
 // seen are kept, so a configuration reload does not hand every source a
 // fresh burst.
 func (x *XDP) SetRateLimits(rules []RateLimitRule) error {
-	if len(rules) > maxRateLimitRules {
-		return fmt.Errorf("%d rate-limited ports: at most %d are supported, narrow the jails' port lists", len(rules), maxRateLimitRules)
-	}
 	type compiled struct {
-		key  [2]byte
+		port uint32
 		rule xdpbanRlRule
 		jail string
 	}
@@ -93,7 +82,7 @@ func (x *XDP) SetRateLimits(rules []RateLimitRule) error {
 			return fmt.Errorf("jail %q: ratelimit %d/%v is over a million SYNs per second: that is no limit, lower it", r.Jail, r.Rate, r.Per)
 		}
 		cs = append(cs, compiled{
-			key:  portKey(r.Port),
+			port: uint32(r.Port),
 			rule: xdpbanRlRule{IntervalNs: uint64(interval), TauNs: uint64(burst-1) * uint64(interval)},
 			jail: r.Jail,
 		})
@@ -107,31 +96,29 @@ func (x *XDP) SetRateLimits(rules []RateLimitRule) error {
 	for i := range cs {
 		id, err := x.jailID(cs[i].jail)
 		if err != nil {
-			return fmt.Errorf("rate limit on port %d: %w", binary.BigEndian.Uint16(cs[i].key[:]), err)
+			return fmt.Errorf("rate limit on port %d: %w", cs[i].port, err)
 		}
 		cs[i].rule.JailId = id
 	}
-	// Remove rules for ports no longer listed, then write the new set.
-	var stale [][2]byte
-	var k [2]byte
-	var v xdpbanRlRule
-	it := x.rlRules.Iterate()
-	for it.Next(&k, &v) {
-		if _, keep := byPort[binary.BigEndian.Uint16(k[:])]; !keep {
-			stale = append(stale, k)
+	// Clear ports no longer listed, then write the new set.
+	var stale []uint32
+	err := walkBatch(x.rlRules, func(port uint32, r xdpbanRlRule) error {
+		if _, keep := byPort[uint16(port)]; r.IntervalNs != 0 && !keep {
+			stale = append(stale, port)
 		}
-	}
-	if err := it.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("read rl_rules: %w", err)
 	}
-	for _, k := range stale {
-		if err := x.rlRules.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("remove rate limit on port %d: %w", binary.BigEndian.Uint16(k[:]), err)
+	for _, port := range stale {
+		if err := x.rlRules.Put(port, &xdpbanRlRule{}); err != nil {
+			return fmt.Errorf("remove rate limit on port %d: %w", port, err)
 		}
 	}
 	for _, c := range cs {
-		if err := x.rlRules.Put(c.key, &c.rule); err != nil {
-			return fmt.Errorf("set rate limit on port %d: %w", binary.BigEndian.Uint16(c.key[:]), err)
+		if err := x.rlRules.Put(c.port, &c.rule); err != nil {
+			return fmt.Errorf("set rate limit on port %d: %w", c.port, err)
 		}
 	}
 	return x.updateMeta(func(m *xdpbanXdpbanMeta) { m.RatelimitRules = uint32(len(cs)) })
@@ -222,9 +209,6 @@ func RulesFromJails(jails []config.Jail) ([]RateLimitRule, error) {
 		}
 		for _, pr := range sc.Ports {
 			for p := int(pr.From); p <= int(pr.To); p++ {
-				if len(out) == maxRateLimitRules {
-					return nil, fmt.Errorf("jail %q (%s): more than %d rate-limited ports in all: narrow the port ranges", j.Name, j.Source, maxRateLimitRules)
-				}
 				out = append(out, RateLimitRule{Port: uint16(p), Jail: j.Name, Rate: rl.Rate, Per: rl.Per, Burst: rl.Burst})
 			}
 		}

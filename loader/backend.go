@@ -349,6 +349,11 @@ func (x *XDP) Status(ctx context.Context) (bans.Status, error) {
 		}
 		st.Tables = append(st.Tables, bans.TableStatus{Name: t.String(), Entries: n, Capacity: int(x.tbl[t].MaxEntries())})
 	}
+	n := 0
+	if err := walkBatch(x.rlBuckets, func(xdpbanRlKey, xdpbanRlBucket) error { n++; return ctx.Err() }); err != nil {
+		return st, fmt.Errorf("read rl_buckets: %w", err)
+	}
+	st.Tables = append(st.Tables, bans.TableStatus{Name: xdpbanMapRlBuckets, Entries: n, Capacity: int(x.rlBuckets.MaxEntries())})
 	if st.Counters, err = x.Counters(); err != nil {
 		return st, err
 	}

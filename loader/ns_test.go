@@ -102,6 +102,9 @@ func TestRestartNoGap(t *testing.T) {
 	}
 	for _, tb := range st.Tables {
 		want := 0
+		if tb.Name == "rl_buckets" {
+			continue
+		}
 		if tb.Name == "ban_v4" {
 			want = 1
 		}
@@ -213,9 +216,14 @@ func TestPinErrors(t *testing.T) {
 	if err := x.Add(context.Background(), ban("192.0.2.51", strings.Repeat("j", 32), time.Hour)); err == nil || !strings.Contains(err.Error(), "at most 31 bytes") {
 		t.Errorf("long jail name: %v, want a length error", err)
 	}
-	if _, err := Open(context.Background(), Options{PinPath: pin, Interfaces: []string{"xb-nonexistent0"}}); err == nil || !strings.Contains(err.Error(), `"xb-nonexistent0"`) {
-		t.Errorf("unknown interface: %v, want an error naming it", err)
-	}
+	// Inside a test namespace, so no real interface can ever be touched.
+	p := netnstest.New(t)
+	_ = p.Host.Do(func() error {
+		if _, err := Open(context.Background(), Options{PinPath: pin, Interfaces: []string{"xb-nonexistent0"}}); err == nil || !strings.Contains(err.Error(), `"xb-nonexistent0"`) {
+			t.Errorf("unknown interface: %v, want an error naming it", err)
+		}
+		return nil
+	})
 	if _, err := Open(context.Background(), Options{PinPath: pin}); err == nil || !strings.Contains(err.Error(), "interfaces") {
 		t.Errorf("no interfaces: %v", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpban/xdpban/loader"
 )
 
 func sample() Event {
@@ -262,4 +264,22 @@ func TestPumpLogsAndPublishes(t *testing.T) {
 		t.Error("Subscribe after Close got an open channel")
 	}
 	hub.Publish(sample()) // after Close: no panic
+}
+
+func TestFromLoader(t *testing.T) {
+	in := make(chan loader.DropEvent, 2)
+	in <- loader.DropEvent{Time: sample().Time, Ifindex: 3, Iface: "veth0", Src: netip.MustParseAddr("::ffff:192.0.2.2"),
+		Dst: sample().Dst, Proto: ProtoTCP, SrcPort: 40000, DstPort: 22, Length: 60, TCPFlags: 0x02, Jail: "sshd", Suppressed: 12}
+	in <- loader.DropEvent{Src: sample().Src, Proto: ProtoICMP, SrcPort: 9, DstPort: 9, TCPFlags: 0xff, Length: -1}
+	close(in)
+	out := Convert(context.Background(), in)
+	if got := <-out; got != sample() {
+		t.Errorf("tcp event\n got %+v\nwant %+v", got, sample())
+	}
+	if got := <-out; got.SPort != 0 || got.DPort != 0 || got.Flags != 0 || got.Len != 0 {
+		t.Errorf("icmp event kept ports/flags or a negative length: %+v", got)
+	}
+	if _, ok := <-out; ok {
+		t.Error("Convert did not close its channel")
+	}
 }

@@ -130,6 +130,11 @@ func (p *Pair) Sender(t testing.TB, from netip.Addr, port uint16) *Sender {
 	return &Sender{conn: c, From: from}
 }
 
+// LocalPort is the UDP source port the datagrams carry.
+func (s *Sender) LocalPort() uint16 {
+	return uint16(s.conn.LocalAddr().(*net.UDPAddr).Port)
+}
+
 // Send sends n datagrams of size bytes of payload, paced so a veth queue
 // never overflows (loss would look like a drop). Bounded: n is capped at
 // 100,000 per call.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/xdpban/xdpban/internal/droplog"
+	"github.com/xdpban/xdpban/loader"
 )
 
 // cmdWatch streams drop events live: from the daemon over the control
@@ -88,10 +89,27 @@ func (o *eventWriter) write(ev droplog.Event) error {
 	return nil
 }
 
-// watchPinned reads drop events without a daemon.
-//
-// TODO(droplog): read the pinned drop_events ring buffer once the loader
-// exposes it; until then watch needs a running daemon.
+// watchPinned reads drop events without a daemon, straight from the
+// pinned ring buffer (which has one reader: the daemon, when it runs).
 func (e *env) watchPinned(ctx context.Context, fn func(droplog.Event) error) error {
-	return fmt.Errorf("no daemon answers on %s: start it with 'xdpban run' (or pass the --socket it uses) to watch drops", e.socketPath())
+	x, err := openPinned(e.pinDir())
+	if err != nil {
+		if errors.Is(err, errNothingPinned) || errors.Is(err, loader.ErrNotLoaded) {
+			return fmt.Errorf("no daemon answers on %s and no XDP program is pinned at %s: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), e.pinDir())
+		}
+		return err
+	}
+	defer x.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := x.DropEvents(ctx)
+	if err != nil {
+		return err
+	}
+	for ev := range events {
+		if err := fn(droplog.FromLoader(ev)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -115,7 +115,12 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	if c.Metrics != nil {
 		c.Metrics.BanLatency.Observe(time.Since(start).Seconds())
 	}
-	if err := c.Store.PutBans(bs...); err != nil {
+	now := c.Now()
+	hist := make([]store.Event, len(bs))
+	for i, b := range bs {
+		hist[i] = store.Event{Prefix: b.Prefix, Jail: b.Jail, At: now, BanTime: banTime(b, now)}
+	}
+	if err := c.Store.Commit(bs, hist); err != nil {
 		// Not durable: take them back out so the operator is not told
 		// "failed" about a ban that is silently enforced.
 		if _, derr := c.Backend.Delete(context.WithoutCancel(ctx), ps...); derr != nil {
@@ -123,7 +128,6 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 		}
 		return err
 	}
-	now := c.Now()
 	c.mu.Lock()
 	for _, b := range bs {
 		if old, ok := c.active[b.Prefix]; ok && c.Metrics != nil {
@@ -138,9 +142,6 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	}
 	c.mu.Unlock()
 	for _, b := range bs {
-		if err := c.Store.RecordBan(store.Event{Prefix: b.Prefix, Jail: b.Jail, At: now, BanTime: banTime(b, now)}); err != nil {
-			c.Log.Warn("ban history not recorded", "addr", b.Prefix, "err", err)
-		}
 		c.BanLog.Ban(b.Jail, b.Prefix, b.Expires)
 	}
 	return nil

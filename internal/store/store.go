@@ -77,6 +77,9 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 			return nil, err
 		}
 	}
+	// A lone writer (one CLI ban) waits this long for others to share its
+	// fsync; bbolt's 10ms default would be most of a ban's latency.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	s := &Store{db: db, path: path, recovered: moved}
 	return s, nil
 }
@@ -173,7 +176,14 @@ type banValue struct {
 // PutBans records bans (replacing any ban on the same prefix) in one
 // durable transaction.
 func (s *Store) PutBans(bs ...bans.Ban) error {
-	if len(bs) == 0 {
+	return s.Commit(bs, nil)
+}
+
+// Commit records bans and their history events in one durable
+// transaction: a ban and the history bantime.increment reads are never
+// apart, and a batch of N bans costs one fsync, not N+1.
+func (s *Store) Commit(bs []bans.Ban, history []Event) error {
+	if len(bs) == 0 && len(history) == 0 {
 		return nil
 	}
 	// Batch coalesces concurrent writers (50 CLI clients, the jail
@@ -189,6 +199,13 @@ func (s *Store) PutBans(bs ...bans.Ban) error {
 			}
 			buf, _ := json.Marshal(v)
 			if err := b.Put(banKey(ban.Prefix), buf); err != nil {
+				return err
+			}
+		}
+		h := tx.Bucket(bucketHistory)
+		for _, e := range history {
+			buf, _ := json.Marshal(e)
+			if err := h.Put(historyKey(e.Prefix, e.At), buf); err != nil {
 				return err
 			}
 		}

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
-	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/loader"
 	"github.com/xdpban/xdpban/logwatch"
 )
 
@@ -137,6 +138,20 @@ func (t *Tracker) Observe(now time.Time, samples []Sample) []logwatch.Decision {
 		if now.Sub(st.last) > t.Grace {
 			delete(t.live, k)
 		}
+	}
+	return out
+}
+
+// FromLoader turns the XDP rate limiter's report into samples: sources
+// exceeding their limit now (OverSince set), one per source and port.
+func FromLoader(srcs []loader.RateLimitedSource) []Sample {
+	out := make([]Sample, 0, len(srcs))
+	for _, s := range srcs {
+		if s.OverSince.IsZero() || !s.Prefix.IsValid() {
+			continue
+		}
+		out = append(out, Sample{Jail: s.Jail, Addr: s.Prefix.Addr(), Last: s.LastOver,
+			Since: s.OverSince, Dropped: s.Dropped})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/loader"
 )
 
 var (
@@ -148,5 +149,19 @@ func TestBanAfterKernelSince(t *testing.T) {
 	ds = tr.Observe(now, []Sample{{Jail: "sshd", Addr: src2, Last: now, Since: now.Add(-5 * time.Second)}})
 	if len(ds) != 0 {
 		t.Fatalf("banned after 5s: %+v", ds)
+	}
+}
+
+func TestFromLoader(t *testing.T) {
+	now := t0.Add(time.Minute)
+	got := FromLoader([]loader.RateLimitedSource{
+		{Prefix: netip.MustParsePrefix("192.0.2.2/32"), Port: 22, Jail: "sshd", Dropped: 40, OverSince: t0, LastOver: now},
+		{Prefix: netip.MustParsePrefix("2001:db8::/64"), Port: 22, Jail: "sshd", Dropped: 3, LastOver: now}, // calm now
+	})
+	if len(got) != 1 || got[0] != (Sample{Jail: "sshd", Addr: src, Last: now, Since: t0, Dropped: 40}) {
+		t.Fatalf("samples %+v", got)
+	}
+	if ds := New(jails()).Observe(now, got); len(ds) != 1 || ds[0].Addr != src {
+		t.Fatalf("a minute over a 30s banafter: decisions %+v", ds)
 	}
 }

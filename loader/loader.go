@@ -444,6 +444,7 @@ func load(o Options) (*loadState, error) {
 	}
 	if state == pinOurs {
 		st.dir = o.PinPath
+		removeStaleLinkPins(o.PinPath, o.Logger)
 		for name, ms := range spec.Maps {
 			if !isPinned(name) {
 				continue
@@ -469,7 +470,8 @@ func load(o Options) (*loadState, error) {
 		}
 	} else {
 		st.fresh = true
-		st.dir = o.PinPath + "-tmp-" + randomSuffix()
+		removeStaleStaging(o.PinPath, o.Logger)
+		st.dir = o.PinPath + stagingSuffix + randomSuffix()
 		if err := os.Mkdir(st.dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create staging pin dir %s: %w", st.dir, err)
 		}
@@ -523,6 +525,69 @@ func load(o Options) (*loadState, error) {
 		}
 	}
 	return st, nil
+}
+
+const stagingSuffix = "-tmp-"
+
+// removeStaleStaging deletes staging dirs a crashed Open left beside
+// pinPath. One may hold a link still attached to an interface, which
+// would make every later attach there fail with EBUSY.
+func removeStaleStaging(pinPath string, log *slog.Logger) {
+	stale, _ := filepath.Glob(pinPath + stagingSuffix + "*")
+	for _, d := range stale {
+		detachLinksIn(d)
+		if err := os.RemoveAll(d); err != nil {
+			log.Warn("cannot remove a stale staging pin dir", "dir", d, "error", err)
+			continue
+		}
+		log.Warn("removed a staging pin dir left by an interrupted start", "dir", d)
+	}
+}
+
+// removeStaleLinkPins deletes link pins a crashed attach left under a
+// temporary name (see attach), detaching their links first.
+func removeStaleLinkPins(dir string, log *slog.Logger) {
+	stale, _ := filepath.Glob(filepath.Join(dir, "tmp-"+linkPrefix+"*"))
+	for _, f := range stale {
+		if l, err := link.LoadPinnedLink(f, nil); err == nil {
+			_ = l.Detach()
+			l.Close()
+		}
+		if err := os.Remove(f); err != nil {
+			log.Warn("cannot remove a stale link pin", "pin", f, "error", err)
+			continue
+		}
+		log.Warn("removed a link pin left by an interrupted start", "pin", f)
+	}
+}
+
+// detachLinksIn detaches every link pinned in dir, synchronously (see
+// Detach).
+func detachLinksIn(dir string) []error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return []error{fmt.Errorf("list pins in %s: %w", dir, err)}
+	}
+	var errs []error
+	for _, e := range ents {
+		name, ok := linkName(e.Name())
+		if !ok {
+			continue
+		}
+		l, err := link.LoadPinnedLink(filepath.Join(dir, e.Name()), nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load pinned link for %s: %w", name, err))
+			continue
+		}
+		if err := l.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
+			errs = append(errs, fmt.Errorf("detach xdp from %s: %w", name, err))
+		}
+		l.Close()
+	}
+	return errs
 }
 
 func checkMeta(m *ebpf.Map, pin string, v6 int) error {
@@ -677,26 +742,7 @@ func (x *XDP) Detach() error {
 	// Unpinning alone detaches only after an RCU grace period and a
 	// workqueue run; detach each link explicitly so traffic flows again
 	// when Detach returns.
-	var errs []error
-	ents, err := os.ReadDir(x.pin)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("list pins in %s: %w", x.pin, err))
-	}
-	for _, e := range ents {
-		name, ok := linkName(e.Name())
-		if !ok {
-			continue
-		}
-		l, err := link.LoadPinnedLink(filepath.Join(x.pin, e.Name()), nil)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("load pinned link for %s: %w", name, err))
-			continue
-		}
-		if err := l.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
-			errs = append(errs, fmt.Errorf("detach xdp from %s: %w", name, err))
-		}
-		l.Close()
-	}
+	errs := detachLinksIn(x.pin)
 	if err := os.RemoveAll(x.pin); err != nil {
 		errs = append(errs, fmt.Errorf("remove pins %s: %w", x.pin, err))
 	}

@@ -98,8 +98,10 @@ func Load(dir string) (*Config, error) {
 		return nil, err
 	}
 	banlog := c.Daemon.BanLog
-	if banlog == "" {
-		banlog = "/dev/null"
+	if banlog == "" || banlog == "none" {
+		// No ban log is written; recidive, if enabled, reads the
+		// default place (where an earlier configuration wrote).
+		banlog = "/var/log/xdpban.log"
 	}
 	extra := map[string]string{"xdpban_log": banlog}
 	if _, err := os.Stat(authLog); err == nil {
@@ -256,7 +258,7 @@ func LoadFail2ban(dir string) (*Config, error) {
 // xdpban's ban log (same line format): once xdpban replaces fail2ban,
 // nothing writes Ban lines to fail2ban.log any more.
 func redirectRecidive(j *Jail, f2bLog, banLog string) {
-	if j.FilterName != "recidive" || banLog == "" || f2bLog == "" {
+	if j.FilterName != "recidive" || banLog == "" || banLog == "none" || f2bLog == "" {
 		return
 	}
 	for i, p := range j.LogPaths {
@@ -273,7 +275,7 @@ func redirectRecidive(j *Jail, f2bLog, banLog string) {
 func (c *Config) SetDaemon(d Daemon) {
 	old := c.Daemon.BanLog
 	c.Daemon = d
-	if old == "" || old == d.BanLog {
+	if old == "" || old == "none" || d.BanLog == "" || d.BanLog == "none" || old == d.BanLog {
 		return
 	}
 	for i := range c.Jails {
@@ -282,7 +284,7 @@ func (c *Config) SetDaemon(d Daemon) {
 			continue
 		}
 		for k, p := range j.LogPaths {
-			if p == old && d.BanLog != "" {
+			if p == old {
 				j.LogPaths[k] = d.BanLog
 			}
 		}
@@ -482,7 +484,8 @@ func parseDaemon(f *ini.File) (Daemon, error) {
 		}
 		v = strings.TrimSpace(v)
 		if p.off && (v == "" || strings.EqualFold(v, "none")) {
-			*p.dst = ""
+			// "none", not "": callers fill "" with the default path.
+			*p.dst = "none"
 			continue
 		}
 		if !filepath.IsAbs(v) {

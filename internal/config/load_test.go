@@ -87,7 +87,7 @@ func TestLoadOwnTree(t *testing.T) {
 	if d.Backend != "xdp" || !reflect.DeepEqual(d.Interfaces, []string{"veth0", "veth1"}) || d.IPv6Prefix != 56 ||
 		d.MetricsListen != "127.0.0.1:9108" || d.LogFormat != "json" || d.LogLevel != "debug" ||
 		!reflect.DeepEqual(d.Chains, []string{"INPUT", "DOCKER-USER"}) || d.BlockType != "REJECT" ||
-		d.BanLog != "" || d.MapSizes.V4 != 4096 || d.MapSizes.V6 != 0 || d.DBPurgeAge != 48*time.Hour ||
+		d.BanLog != "none" || d.MapSizes.V4 != 4096 || d.MapSizes.V6 != 0 || d.DBPurgeAge != 48*time.Hour ||
 		!d.LogDrops || d.DropLogRate != 5 || d.PinPath != "/sys/fs/bpf/xdpban" {
 		t.Errorf("daemon from xdpban.local: %+v", d)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/droplog"
 	"github.com/xdpban/xdpban/internal/metrics"
 	"github.com/xdpban/xdpban/internal/store"
 	"github.com/xdpban/xdpban/logwatch"
@@ -76,6 +77,7 @@ type Daemon struct {
 	bl      *banlog.Log
 	met     *metrics.Metrics
 	runner  *actions.Runner
+	drops   *droplog.Hub // drops.go; nil without XDP drop events
 	engine  *logwatch.Engine
 	reason  string
 	metrics net.Listener
@@ -211,6 +213,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.purge()
 	}
 
+	d.startDrops(runCtx, backend) // drops.go
 	sock := or(dc.Socket, control.DefaultSocket)
 	srv, err := control.Listen(sock, d, d.log)
 	if err != nil {
@@ -222,6 +225,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}
 	}()
 	defer func() {
+		d.stopDrops() // drops.go
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(sctx)
@@ -241,6 +245,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if err := d.startJails(runCtx, d.cfg, ""); err != nil {
 		return err
 	}
+	go d.runBanAfter(runCtx, backend, decisions) // banafter.go
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

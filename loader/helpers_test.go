@@ -114,3 +114,10 @@ func findBan(t testing.TB, x *XDP, p netip.Prefix) (bans.Ban, bool) {
 	}
 	return bans.Ban{}, false
 }
+
+func TestProbe(t *testing.T) {
+	netnstest.Require(t)
+	if err := Probe(); err != nil {
+		t.Fatalf("probe on a kernel that runs the program: %v", err)
+	}
+}

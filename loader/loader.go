@@ -135,13 +135,15 @@ func Probe() error {
 	if err := features.HaveProgramType(ebpf.XDP); err != nil {
 		return fmt.Errorf("xdp programs: %w: %w", bans.ErrUnsupported, err)
 	}
-	for _, mt := range []ebpf.MapType{ebpf.LRUHash, ebpf.LPMTrie, ebpf.PerCPUArray} {
+	for _, mt := range []ebpf.MapType{ebpf.LRUHash, ebpf.LPMTrie, ebpf.PerCPUArray, ebpf.RingBuf} {
 		if err := features.HaveMapType(mt); err != nil {
 			return fmt.Errorf("bpf map type %s: %w: %w", mt, bans.ErrUnsupported, err)
 		}
 	}
-	if err := features.HaveProgramHelper(ebpf.XDP, asm.FnKtimeGetBootNs); err != nil {
-		return fmt.Errorf("bpf_ktime_get_boot_ns (linux 5.8+): %w: %w", bans.ErrUnsupported, err)
+	for _, fn := range []asm.BuiltinFunc{asm.FnKtimeGetBootNs, asm.FnJiffies64, asm.FnRingbufReserve} {
+		if err := features.HaveProgramHelper(ebpf.XDP, fn); err != nil {
+			return fmt.Errorf("bpf helper %s in XDP (linux 5.9+ needed): %w: %w", fn, bans.ErrUnsupported, err)
+		}
 	}
 	return nil
 }

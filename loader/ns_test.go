@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -243,6 +244,9 @@ func (o Options) mustDefaults(t testing.TB) Options {
 // carry BTF so fields print by name.
 func TestBpftoolNames(t *testing.T) {
 	if _, err := exec.LookPath("bpftool"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("bpftool not installed: `make deps` installs it")
+		}
 		t.Skip("bpftool not installed (apt-get install bpftool)")
 	}
 	pin := netnstest.PinDir(t)

@@ -42,6 +42,8 @@ type env struct {
 	pinPath  string
 	config   string
 	stateDir string
+	// flagSets are the subcommand flag sets made, for --help.
+	flagSets []*flag.FlagSet
 	// cfgDaemon caches the daemon settings read from --config.
 	cfgDaemon *config.Daemon
 }
@@ -57,7 +59,7 @@ type command struct {
 // types the command; `xdpban help` prints it in this order.
 var commands = []command{
 	{"run", "run the daemon in the foreground", cmdRun},
-	{"ban", "ban an address or CIDR (ban ADDR|CIDR [--for D] [--jail J], ban --from-file FILE)", cmdBan},
+	{"ban", "ban addresses or CIDRs (ban ADDR|CIDR... [--for D] [--jail J]); --from-file FILE|- bans one per line, all or nothing: any bad line is reported with its number and nothing is banned", cmdBan},
 	{"unban", "lift a ban (unban ADDR|CIDR [--jail J], unban --all)", cmdUnban},
 	{"list", "list active bans with their counters", cmdList},
 	{"status", "show backend, interfaces, tables and jails (status [JAIL])", cmdStatus},
@@ -66,6 +68,16 @@ var commands = []command{
 	{"check", "check a configuration: which jails load, what is not translated (check [--fail2ban-config DIR] [--json])", cmdCheck},
 	{"regex", "test a filter or failregex on a log or line (regex LOG|LINE FILTER|REGEX [--json] [--jail NAME])", cmdRegex},
 	{"detach", "remove the XDP program, maps and firewall rules xdpban installed", cmdDetach},
+}
+
+// summaries is the table's help text by name (read by commandHelp, which
+// the commands call: reading commands there would be an init cycle).
+var summaries = map[string]string{}
+
+func init() {
+	for _, c := range commands {
+		summaries[c.name] = c.summary
+	}
 }
 
 func main() {
@@ -87,6 +99,10 @@ func main() {
 // errUsage marks errors that are the operator's to fix (exit 2).
 var errUsage = errors.New("usage")
 
+// errHelp: -h/--help was asked for; fail prints the command's help on
+// stdout and exits 0.
+var errHelp = errors.New("help requested")
+
 // usageErr is a bad-input error: printed as one line, exit 2.
 func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
@@ -95,6 +111,10 @@ func usageErr(format string, a ...any) error {
 // fail prints err as the one-line `xdpban: <what>: <why>` and returns the
 // exit code that goes with it.
 func (e *env) fail(what string, err error) int {
+	if errors.Is(err, errHelp) {
+		e.commandHelp(what)
+		return exitOK
+	}
 	msg := err.Error()
 	code := exitFailure
 	if errors.Is(err, errUsage) {
@@ -125,7 +145,23 @@ func (e *env) newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("xdpban "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	e.globalFlags(fs)
+	e.flagSets = append(e.flagSets, fs)
 	return fs
+}
+
+// commandHelp prints a command's summary and flags.
+func (e *env) commandHelp(name string) {
+	if s, ok := summaries[name]; ok {
+		fmt.Fprintf(e.stdout, "xdpban %s: %s\n", name, s)
+	}
+	for _, fs := range e.flagSets {
+		if fs.Name() == "xdpban "+name {
+			fmt.Fprintln(e.stdout, "\nflags:")
+			fs.SetOutput(e.stdout)
+			fs.PrintDefaults()
+			fs.SetOutput(io.Discard)
+		}
+	}
 }
 
 // parseFlags parses args allowing flags after positional arguments
@@ -136,7 +172,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, errHelp
 			}
 			return nil, usageErr("%s: %v: see 'xdpban help'", fs.Name(), err)
 		}

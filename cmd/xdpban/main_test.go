@@ -165,3 +165,15 @@ func TestHelpListsCommands(t *testing.T) {
 		t.Fatalf("no command: %d %q", code, errs)
 	}
 }
+
+func TestCommandHelp(t *testing.T) {
+	code, out, errs := cli(t, "", "ban", "--help")
+	if code != exitOK || errs != "" {
+		t.Fatalf("ban --help: exit %d, stderr %q", code, errs)
+	}
+	for _, want := range []string{"xdpban ban:", "all or nothing", "-for DURATION", "-from-file FILE", "-jail NAME"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ban --help lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -24,6 +24,9 @@ type checkRow struct {
 	Error    string   `json:"error,omitempty"`
 	Notes    []string `json:"notes,omitempty"`
 	Replaced []string `json:"replaced,omitempty"`
+	// Slow lists the filter's expressions that need the backtracking
+	// regex engine: they work, at a higher cost per line.
+	Slow []string `json:"slow,omitempty"`
 }
 
 // cmdCheck loads a configuration the way the daemon would and prints one
@@ -117,7 +120,7 @@ func checkJail(cfg *config.Config, j config.Jail) checkRow {
 		return r
 	}
 	for _, b := range f.Backtracking() {
-		r.Notes = append(r.Notes, "filter "+j.FilterName+": needs the slower backtracking engine: "+clipLine(b, 120))
+		r.Slow = append(r.Slow, clipLine(b, 120))
 	}
 	if _, err := actions.Build(j.Actions); err != nil {
 		r.Error = err.Error()
@@ -175,6 +178,9 @@ func printCheck(w io.Writer, from string, cfg *config.Config, rows []checkRow) {
 		}
 		for _, n := range r.Notes {
 			fmt.Fprintf(w, "    not translated: %s\n", oneLine(n))
+		}
+		for _, n := range r.Slow {
+			fmt.Fprintf(w, "    slow regex (backtracking engine): %s\n", n)
 		}
 	}
 	if len(rows) == 0 {

@@ -186,3 +186,59 @@ func TestCheckMisspeltEnabled(t *testing.T) {
 		t.Errorf("exit %d\n%s", code, out)
 	}
 }
+
+// TestCheckEveryStockJail enables every jail of the stock /etc/fail2ban
+// (through a jail.local in a copy made of symlinks): each must translate
+// and its filter compile.
+func TestCheckEveryStockJail(t *testing.T) {
+	const stock = "/etc/fail2ban"
+	if _, err := os.Stat(stock + "/jail.conf"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(stock + "/jail.conf missing in CI: install the fail2ban package")
+		}
+		t.Skip(stock + "/jail.conf missing: install fail2ban to run this test")
+	}
+	dir := t.TempDir()
+	ents, err := os.ReadDir(stock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() == "jail.local" {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(stock, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(stock + "/jail.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var local strings.Builder
+	jails := 0
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "[") && l != "[INCLUDES]" && l != "[DEFAULT]" {
+			local.WriteString(l + "\nenabled = true\n\n")
+			jails++
+		}
+	}
+	writeConf(t, dir, "jail.local", local.String())
+	code, out, errOut := cli(t, "", "check", "--fail2ban-config", dir, "--json")
+	var rows []checkRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("exit %d stderr %q: %v", code, errOut, err)
+	}
+	loads := 0
+	for _, r := range rows {
+		if r.Loads {
+			loads++
+		} else {
+			t.Errorf("stock jail %s does not load: %s", r.Jail, r.Error)
+		}
+	}
+	t.Logf("%d of %d stock fail2ban jails load", loads, jails)
+	if code != exitOK || loads != jails || jails < 50 {
+		t.Errorf("exit %d: %d of %d jails load", code, loads, jails)
+	}
+}

@@ -553,17 +553,28 @@ func cmdDetach(e *env, args []string) int {
 		return exitOK
 	}
 	x, err := openPinned(e.pinDir())
-	if err != nil {
-		if errors.Is(err, errNothingPinned) {
-			fmt.Fprintf(e.stdout, "nothing attached at %s\n", e.pinDir())
-			return exitOK
+	if err == nil {
+		if err := x.Detach(); err != nil {
+			return e.fail("detach", err)
 		}
+		fmt.Fprintf(e.stdout, "detached %s; stored bans come back at the daemon's next start\n", e.pinDir())
+		return exitOK
+	}
+	if !errors.Is(err, errNothingPinned) {
 		return e.fail("detach", err)
 	}
-	if err := x.Detach(); err != nil {
+	b, _, ok, err := e.openExistingIPTables(ctx)
+	if err != nil {
 		return e.fail("detach", err)
 	}
-	fmt.Fprintf(e.stdout, "detached %s; stored bans come back at the daemon's next start\n", e.pinDir())
+	if !ok {
+		fmt.Fprintf(e.stdout, "nothing attached at %s and no iptables chain to remove\n", e.pinDir())
+		return exitOK
+	}
+	if err := b.Detach(); err != nil {
+		return e.fail("detach", err)
+	}
+	fmt.Fprintln(e.stdout, "removed the iptables chain and sets; stored bans come back at the daemon's next start")
 	return exitOK
 }
 

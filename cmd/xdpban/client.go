@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/coreos/go-iptables/iptables"
+
+	"github.com/xdpban/xdpban/fallback"
 	"github.com/xdpban/xdpban/internal/banlog"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/control"
@@ -89,11 +92,8 @@ func openPinned(dir string) (*loader.XDP, error) {
 }
 
 func (e *env) openDirect(ctx context.Context) (*direct, error) {
-	x, err := openPinned(e.pinDir())
+	x, widen, err := e.openDirectBackend(ctx)
 	if err != nil {
-		if errors.Is(err, errNothingPinned) || errors.Is(err, loader.ErrNotLoaded) {
-			return nil, fmt.Errorf("no daemon answers on %s and no XDP maps are pinned at %s: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), e.pinDir())
-		}
 		return nil, err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -113,7 +113,56 @@ func (e *env) openDirect(ctx context.Context) (*direct, error) {
 		st.Close()
 		return nil, err
 	}
-	return &direct{core: c, st: st, bl: bl, x: x, widen: x.Widen()}, nil
+	return &direct{core: c, st: st, bl: bl, x: x, widen: widen}, nil
+}
+
+// openDirectBackend opens what a stopped daemon left enforcing: the
+// pinned XDP maps, or else the iptables chain and sets when they exist.
+// It never creates anything: no pins and no chain is an error.
+func (e *env) openDirectBackend(ctx context.Context) (bans.Backend, bans.Widen, error) {
+	x, err := openPinned(e.pinDir())
+	if err == nil {
+		return x, x.Widen(), nil
+	}
+	if !errors.Is(err, errNothingPinned) && !errors.Is(err, loader.ErrNotLoaded) {
+		return nil, bans.Widen{}, err
+	}
+	b, w, ok, ierr := e.openExistingIPTables(ctx)
+	if ierr != nil {
+		return nil, bans.Widen{}, ierr
+	}
+	if ok {
+		return b, w, nil
+	}
+	return nil, bans.Widen{}, fmt.Errorf("no daemon answers on %s, no XDP maps are pinned at %s and there is no %s iptables chain: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), e.pinDir(), fallback.DefaultChain)
+}
+
+// openExistingIPTables adopts the iptables backend's chain and sets when
+// a daemon left them, with the same configuration the daemon reads (so
+// adopting changes no rule).
+func (e *env) openExistingIPTables(ctx context.Context) (bans.Backend, bans.Widen, bool, error) {
+	ipt, err := iptables.New()
+	if err != nil {
+		return nil, bans.Widen{}, false, nil // no iptables here: nothing to adopt
+	}
+	exists, err := ipt.ChainExists("filter", fallback.DefaultChain)
+	if err != nil || !exists {
+		return nil, bans.Widen{}, false, nil
+	}
+	cfg, err := loadConfig(e.config, "")
+	if err != nil {
+		return nil, bans.Widen{}, false, fmt.Errorf("configuration (to adopt the iptables backend as the daemon set it up): %w", err)
+	}
+	o, err := fallback.OptionsFromConfig(cfg.Daemon, cfg.Jails)
+	if err != nil {
+		return nil, bans.Widen{}, false, err
+	}
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := fallback.Open(ctx, o)
+	if err != nil {
+		return nil, bans.Widen{}, false, fmt.Errorf("adopt the iptables backend: %w", err)
+	}
+	return b, bans.Widen{IPv6: cfg.Daemon.IPv6Prefix}, true, nil
 }
 
 func (d *direct) Close() {

@@ -135,22 +135,6 @@ func TestNotRoot(t *testing.T) {
 	}
 }
 
-func TestNoDaemonNoPins(t *testing.T) {
-	empty := t.TempDir()
-	code, _, errs := cli(t, "", "--socket", empty+"/none.sock", "--pin-path", empty+"/pins", "--state-dir", empty, "list")
-	if code != exitFailure || !strings.Contains(errs, "no daemon answers on") || !strings.Contains(errs, "xdpban run") {
-		t.Fatalf("list without daemon or pins: exit %d, %q", code, errs)
-	}
-	code, out, _ := cli(t, "", "--socket", empty+"/none.sock", "--pin-path", empty+"/pins", "detach")
-	if code != exitOK || !strings.Contains(out, "nothing attached") {
-		t.Fatalf("detach with nothing attached: exit %d, %q", code, out)
-	}
-	code, _, errs = cli(t, "", "--socket", empty+"/none.sock", "reload")
-	if code != exitFailure || !strings.Contains(errs, "no daemon answers") {
-		t.Fatalf("reload without daemon: exit %d, %q", code, errs)
-	}
-}
-
 func TestHelpListsCommands(t *testing.T) {
 	code, out, _ := cli(t, "", "help")
 	if code != 0 {

@@ -972,3 +972,84 @@ func TestDefaultRouteInterfaces(t *testing.T) {
 		t.Fatalf("no default route: %v", err)
 	}
 }
+
+// cliIn runs xdpban as a process inside the host namespace: direct mode
+// may adopt an iptables chain, which must never be the root namespace's.
+func (w *world) cliIn(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command("nsenter", append([]string{"--net=" + w.p.Host.Path(), "--", os.Args[0]}, append(w.paths(), args...)...)...)
+	cmd.Env = append(os.Environ(), "XDPBAN_TEST_AS_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, string(out)
+}
+
+func TestNoDaemonNoPins(t *testing.T) {
+	w := newWorld(t)
+	code, out := w.cliIn(t, "list")
+	if code != exitFailure || !strings.Contains(out, "no daemon answers on") || !strings.Contains(out, "xdpban run") {
+		t.Fatalf("list without daemon or pins: exit %d, %q", code, out)
+	}
+	code, out = w.cliIn(t, "detach")
+	if code != exitOK || !strings.Contains(out, "nothing attached") {
+		t.Fatalf("detach with nothing attached: exit %d, %q", code, out)
+	}
+	code, out = w.cliIn(t, "reload")
+	if code != exitFailure || !strings.Contains(out, "no daemon answers") {
+		t.Fatalf("reload without daemon: exit %d, %q", code, out)
+	}
+}
+
+// TestIPTablesBackend: the same CLI over the netfilter fallback, through
+// the daemon and, with the daemon stopped, on the chain and sets directly.
+func TestIPTablesBackend(t *testing.T) {
+	w := newWorld(t)
+	d := w.start(t, "--backend", "iptables")
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
+	if got := w.send(t, a, 20); got != 0 {
+		t.Fatalf("iptables ban: %d of 20 arrived", got)
+	}
+	out := w.mustCLI(t, "status", "--json")
+	var st control.Status
+	json.Unmarshal([]byte(out), &st)
+	if st.Backend != "iptables" || st.Bans != 1 {
+		t.Fatalf("status %+v", st)
+	}
+	d.stop(t)
+	if got := w.send(t, a, 10); got != 0 {
+		t.Fatalf("daemon stopped: %d of 10 arrived", got)
+	}
+	code, out := w.cliIn(t, "list", "--json")
+	if code != 0 || !strings.Contains(out, `"addr": "192.0.2.2/32"`) || !strings.Contains(out, `"jail": "sshd"`) {
+		t.Fatalf("direct list on iptables: %d %s", code, out)
+	}
+	if code, out := w.cliIn(t, "unban", a.String()); code != 0 {
+		t.Fatalf("direct unban on iptables: %d %s", code, out)
+	}
+	if got := w.send(t, a, 10); got != 10 {
+		t.Fatalf("after direct unban %d of 10 arrived", got)
+	}
+	if code, out := w.cliIn(t, "ban", "198.51.100.7"); code != 0 {
+		t.Fatalf("direct ban on iptables: %d %s", code, out)
+	}
+	code, out = w.cliIn(t, "detach")
+	if code != 0 || !strings.Contains(out, "removed the iptables chain") {
+		t.Fatalf("direct detach on iptables: %d %s", code, out)
+	}
+	if rules := w.p.Host.Run(t, "iptables", "-S"); strings.Contains(rules, "xdpban") {
+		t.Fatalf("rules left after detach:\n%s", rules)
+	}
+	// The next daemon restores the stored ban (the direct ban), not the
+	// one lifted directly.
+	w.start(t, "--backend", "iptables")
+	l := w.list(t)
+	if _, ok := l["198.51.100.7/32"]; !ok || len(l) != 1 {
+		t.Fatalf("after restart: %v", l)
+	}
+}

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/internal/control"
 	"github.com/xdpban/xdpban/internal/droplog"
 	"github.com/xdpban/xdpban/internal/netnstest"
 	"github.com/xdpban/xdpban/loader"
@@ -86,4 +90,102 @@ func TestWatchDirectFromPins(t *testing.T) {
 			t.Fatalf("event %s: want the IPv6 attacker's datagram only", ev.Line())
 		}
 	}
+}
+
+// A running daemon streams the drops of a banned flood to `xdpban watch`
+// and, with log_drops, writes them to its log.
+func TestWatchThroughDaemon(t *testing.T) {
+	w := newWorld(t)
+	writeTestConfig(t, w.config, "drop_log_rate = 4\ndrop_log_global = 100\nlog_drops = true\n")
+	d := w.start(t)
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out := &syncBuf{}
+	e := &env{stdout: out, stderr: io.Discard, stdin: strings.NewReader(""),
+		getenv: func(string) string { return "" }, ctx: ctx}
+	done := make(chan int, 1)
+	go func() { done <- run(e, append(w.paths(), "watch", a.String())) }()
+	s := w.p.Sender(t, a, testPort)
+	for i := 0; i < 50 && strings.Count(out.String(), "\n") < 2; i++ {
+		s.Send(t, 20, 32)
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("watch exited %d", code)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("watch printed %q, want at least 2 events", out.String())
+	}
+	for _, l := range lines {
+		ev, err := droplog.ParseLine(l)
+		if err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		// The daemon runs in the host namespace: the interface has its name.
+		if ev.Src != a || ev.Dst != netnstest.HostV4 || ev.Iface != w.p.HostIf || ev.SPort != s.LocalPort() ||
+			ev.DPort != testPort || ev.Len != 14+20+8+32 || ev.Jail != "sshd" {
+			t.Fatalf("event %q: want the attacker's datagram on %s", l, w.p.HostIf)
+		}
+	}
+	if log := d.out.String(); !strings.Contains(log, "msg=drop") || !strings.Contains(log, "src=192.0.2.2") {
+		t.Fatalf("log_drops: no drop record in the daemon log:\n%s", log)
+	}
+}
+
+// ratelimit.banafter end to end: a source that keeps sending SYNs over
+// its jail's limit for longer than banafter is banned like a jail's
+// offender, while the limit alone only throttled it.
+func TestRateLimitBanAfter(t *testing.T) {
+	w := newWorld(t)
+	logf := filepath.Join(t.TempDir(), "auth.log")
+	if err := os.WriteFile(logf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const port = 7400
+	jail := fmt.Sprintf("[synflood]\nenabled = true\nfilter = sshd\nlogpath = %s\nport = %d\nbantime = 1h\n"+
+		"ratelimit = 5/s,burst=5\nratelimit.banafter = 2s\n\n[sshd]\nenabled = false\n", logf, port)
+	if err := os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(jail), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.start(t)
+	a := netnstest.AttackerV4
+	c := control.NewClient(w.socket)
+	defer c.Close()
+	start := time.Now()
+	var banned *control.Entry
+	// About 30 SYNs a second for at most 10s (bounded): nobody listens,
+	// so each passing SYN is answered by a RST, each throttled one times
+	// the dial out.
+	for i := 0; i < 300 && banned == nil; i++ {
+		w.p.Attacker.Do(func() error {
+			d := net.Dialer{Timeout: 30 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: a.AsSlice()}}
+			if conn, err := d.Dial("tcp", netip.AddrPortFrom(netnstest.HostV4, port).String()); err == nil {
+				conn.Close()
+			}
+			return nil
+		})
+		if i%10 == 9 {
+			es, err := c.List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				if e.Addr == "192.0.2.2/32" {
+					banned = &e
+				}
+			}
+		}
+	}
+	if banned == nil {
+		t.Fatalf("source throttled for %v was never banned (ratelimit.banafter = 2s)", time.Since(start))
+	}
+	if took := time.Since(start); banned.Jail != "synflood" || took < 2*time.Second {
+		t.Fatalf("ban %+v after %v: want jail synflood, no sooner than banafter (2s)", *banned, took)
+	}
+	t.Logf("banned after %v of SYN flood", time.Since(start).Round(time.Millisecond))
 }

@@ -46,6 +46,9 @@ authlog: ## write the 1M-line benchmark auth.log (testdata/logs/auth-1m.log, det
 bench-logwatch: authlog ## log matching/counting throughput on the 1M-line auth.log, ratios vs fail2ban-regex
 	XDPBAN_AUTHLOG=$(CURDIR)/testdata/logs/auth-1m.log $(GO) test -run '^$$' -bench 'BenchmarkAuthLog' -benchtime 1x -count 3 ./logwatch/
 
+bench-daemon: ## ban latency: `xdpban ban` vs `fail2ban-client banip`, socket ban vs bare map add (root)
+	$(GO) test -run '^$$' -bench 'BenchmarkCLIBan|BenchmarkSocketBan' -benchtime 100x -count 3 ./cmd/xdpban/
+
 build: ## build bin/xdpban (uses the committed BPF object; no clang needed)
 	$(GO) build -o $(BIN) ./cmd/xdpban
 
@@ -73,4 +76,4 @@ install: build ## install binary, systemd unit, default config and filters (PREF
 run: deps build ## run the daemon protecting this host's default-route interfaces (root)
 	./$(BIN) run
 
-.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch build install test fuzz run
+.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch build install test fuzz run bench-daemon

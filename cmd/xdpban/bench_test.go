@@ -17,14 +17,13 @@ import (
 	"github.com/xdpban/xdpban/loader"
 )
 
-// benchWorld is newWorld for a benchmark (netnstest takes testing.TB,
-// the daemon helpers take *testing.T): a test runs inside the benchmark.
+// benchDaemon runs fn with a world of its own. The world helpers take a
+// *testing.T (they are shared with the tests), so fn runs as a test via
+// testing.RunTests; its cleanups (daemon, namespaces, pins) run when it
+// returns.
 func benchDaemon(b *testing.B, fn func(t *testing.T, w *world)) {
 	netnstest.Require(b)
 	ok := false
-	// testing.T is needed by the world helpers; run them as a subtest of
-	// a throwaway testing.M-less test via t.Run is not available in a
-	// benchmark, so the helpers are driven through a small adapter.
 	res := testing.RunTests(func(pat, str string) (bool, error) { return true, nil },
 		[]testing.InternalTest{{Name: "bench-world", F: func(t *testing.T) { fn(t, newWorld(t)); ok = !t.Failed() }}})
 	if !res || !ok {

@@ -144,6 +144,8 @@ struct {
 
 #define NSEC_PER_SEC 1000000000ULL
 #define IP_OFFSET_MASK 0x1fff
+#define IPV6_FRAG_OFFSET_MASK 0xfff8
+#define IPV6_EXT_MAX 4
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 #define DROP_BANNED 1
@@ -267,6 +269,13 @@ volatile const __u32 ipv6_prefix = 64;
 volatile const enum stat_idx stat_slots = STAT_SLOTS;
 // Same for struct drop_event, which the ring buffer map cannot name.
 volatile const struct drop_event drop_event_layout = {};
+
+struct frag_hdr {
+	__u8 nexthdr;
+	__u8 reserved;
+	__be16 frag_off;
+	__be32 identification;
+};
 
 struct vlan_hdr {
 	__be16 tci;
@@ -570,8 +579,38 @@ int xdpban(struct xdp_md *ctx)
 		if (ip6h->version != 6)
 			return count(STAT_MALFORMED, XDP_PASS);
 		p.family = 6;
-		p.proto = ip6h->nexthdr;
-		p.l4 = ip6h + 1;
+		// Walk extension headers to the upper layer, so a SYN behind a
+		// Hop-by-Hop or Destination Options header is still rate limited
+		// and reported with its ports. Bounded, and only on IPv6 traffic
+		// that needs it: a SYN-flooder gains nothing by adding headers.
+		__u8 nh = ip6h->nexthdr;
+		void *l4 = ip6h + 1;
+#pragma unroll
+		for (int i = 0; i < IPV6_EXT_MAX; i++) {
+			if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS) {
+				struct ipv6_opt_hdr *oh = l4;
+				if ((void *)(oh + 1) > end) {
+					l4 = NULL;
+					break;
+				}
+				nh = oh->nexthdr;
+				l4 += (oh->hdrlen + 1) * 8;
+			} else if (nh == IPPROTO_FRAGMENT) {
+				struct frag_hdr *fh = l4;
+				if ((void *)(fh + 1) > end || (fh->frag_off & bpf_htons(IPV6_FRAG_OFFSET_MASK))) {
+					l4 = NULL; // a later fragment: no transport header
+					break;
+				}
+				nh = fh->nexthdr;
+				l4 += sizeof(*fh);
+			} else {
+				break;
+			}
+		}
+		if (nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS || nh == IPPROTO_FRAGMENT)
+			l4 = NULL; // too many extension headers: upper layer unknown
+		p.proto = nh;
+		p.l4 = l4;
 		// Mask a copy to the configured width for the exact table.
 		__builtin_memcpy(masked, &ip6h->saddr, 16);
 		__u32 plen = ipv6_prefix;

@@ -119,3 +119,32 @@ func tcp4(src netip.Addr, dport uint16, flags byte) []byte {
 func tcp6(src netip.Addr, dport uint16, flags byte) []byte {
 	return cat(eth(ethIPv6), ipv6(src, hostV6, 6, tcpHdr(dport, flags)))
 }
+
+// ext6 is one IPv6 extension header: kind 0 (hop-by-hop), 60
+// (destination options) or 44 (fragment, with offset in 8-byte units).
+type ext6 struct {
+	kind   byte
+	offset uint16
+}
+
+// tcp6ext is tcp6 with extension headers between IPv6 and TCP.
+func tcp6ext(src netip.Addr, dport uint16, flags byte, exts ...ext6) []byte {
+	var chain []byte
+	for i, e := range exts {
+		next := byte(6)
+		if i+1 < len(exts) {
+			next = exts[i+1].kind
+		}
+		h := make([]byte, 8)
+		h[0] = next
+		if e.kind == 44 {
+			binary.BigEndian.PutUint16(h[2:], e.offset<<3)
+		}
+		chain = append(chain, h...)
+	}
+	first := byte(6)
+	if len(exts) > 0 {
+		first = exts[0].kind
+	}
+	return cat(eth(ethIPv6), ipv6(src, hostV6, first, append(chain, tcpHdr(dport, flags)...)))
+}

@@ -103,6 +103,12 @@ func TestDropEventsSampled(t *testing.T) {
 		t.Fatalf("entry still holds %d suppressed after handing them to an event", e.EventsSuppressed)
 	}
 
+	// Ports are found behind IPv6 extension headers.
+	run(t, x, tcp6ext(addr("2001:db8:0:1::7"), 8443, tcpSYN, ext6{kind: 0}, ext6{kind: 60}))
+	if ev := nextEvent(t, evs); ev.DstPort != 8443 || ev.SrcPort != 40000 || ev.Proto != 6 || ev.TCPFlags != tcpSYN {
+		t.Fatalf("event behind extension headers %+v, want tcp 40000→8443 SYN", ev)
+	}
+
 	// IPv6: the event carries the real source, not the banned /64.
 	run(t, x, tcp6(addr("2001:db8:0:1::5"), 443, tcpSYN|tcpACK))
 	ev := nextEvent(t, evs)
@@ -210,6 +216,23 @@ func TestRateLimitBucket(t *testing.T) {
 	}
 	if want := []uint32{xdpPass, xdpDrop, xdpPass}; !equal(got, want) {
 		t.Fatalf("v6 /64 sharing: %v, want %v", got, want)
+	}
+
+	// Extension headers do not hide a SYN; a later fragment carries no
+	// TCP header and is never taken for one.
+	hop, dst := ext6{kind: 0}, ext6{kind: 60}
+	src6 := addr("2001:db8:0:3::1")
+	got = got[:0]
+	for _, f := range [][]byte{
+		tcp6ext(src6, 443, tcpSYN, hop),
+		tcp6ext(src6, 443, tcpSYN, hop, dst),
+		tcp6ext(src6, 443, tcpSYN, ext6{kind: 44}),            // first fragment: has TCP
+		tcp6ext(src6, 443, tcpSYN, ext6{kind: 44, offset: 1}), // later fragment
+	} {
+		got = append(got, run(t, x, f))
+	}
+	if want := []uint32{xdpPass, xdpDrop, xdpDrop, xdpPass}; !equal(got, want) {
+		t.Fatalf("v6 SYNs behind extension headers: %v, want %v", got, want)
 	}
 
 	// A banned source is dropped as banned, not rate limited.

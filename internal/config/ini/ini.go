@@ -696,10 +696,11 @@ func (f *File) interp(b *strings.Builder, section, key string, at Value, rest st
 			if end < 3 || end+1 >= len(rest) || rest[end+1] != 's' {
 				return errAt(at.Pos, ErrInterpolation, "%s: bad reference %q: write %%(name)s, or %%%% for a literal %%", where(), clip(rest))
 			}
-			name := strings.ToLower(rest[2:end])
+			raw := rest[2:end]
+			name := strings.ToLower(raw)
 			rest = rest[end+2:]
 			*refs++
-			val, ok := f.resolve(section, name, vars)
+			val, ok := f.resolve(section, raw, vars)
 			if !ok {
 				return errAt(at.Pos, ErrInterpolation, "%s: %%(%s)s is not defined in [%s] or [DEFAULT]: define it or fix the name", where(), name, section)
 			}
@@ -719,7 +720,11 @@ func (f *File) interp(b *strings.Builder, section, key string, at Value, rest st
 
 // resolve looks a reference up as fail2ban's BasicInterpolationWithName
 // does: vars, section, DEFAULT, then __name__, then section/option forms.
-func (f *File) resolve(section, name string, vars map[string]string) (string, bool) {
+// The name is matched lowered, but fail2ban stores a section/option
+// reference under the name as written, so one with capitals never
+// resolves there; the same holds here.
+func (f *File) resolve(section, raw string, vars map[string]string) (string, bool) {
+	name := strings.ToLower(raw)
 	if name == "__name__" {
 		return section, true
 	}
@@ -730,7 +735,7 @@ func (f *File) resolve(section, name string, vars map[string]string) (string, bo
 		return v.Text, true
 	}
 	i := strings.IndexByte(name, '/')
-	if i <= 0 || i == len(name)-1 {
+	if i <= 0 || i == len(name)-1 || raw != name {
 		return "", false
 	}
 	sec, opt := name[:i], name[i+1:]
@@ -744,16 +749,6 @@ func (f *File) resolve(section, name string, vars map[string]string) (string, bo
 		}
 	default:
 		s := f.sections[sec]
-		if s == nil {
-			// Section names are case-sensitive but references are
-			// lowered; find it regardless of case.
-			for n, c := range f.sections {
-				if strings.EqualFold(n, sec) {
-					s = c
-					break
-				}
-			}
-		}
 		if s == nil {
 			return "", false
 		}

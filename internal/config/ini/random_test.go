@@ -17,11 +17,11 @@ import (
 // ';' with and without a space before, '#' in values, every kind of
 // %(...)s reference, stray '%', duplicates and junk lines.
 func randomConf(r *rand.Rand) string {
-	sections := []string{"[a]", "[b]", "[DEFAULT]", "[a b]", "[x]y]", "[]"}
+	sections := []string{"[a]", "[b]", "[DEFAULT]", "[a b]", "[x]y]", "[A]", "[]"}
 	keys := []string{"k1", "K1", "k2", "k3", "k.x", "  k2", "\tk3", "k4", "k5", "k6", "k7", "k8", "k9", "kk", "z", "y", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"}
 	delims := []string{" = ", "=", ": ", " : ", " =: ", ":="}
 	vals := []string{"v", "", "%(k1)s", "%(k2)s-%(k3)s", "%(__name__)s", "%%", "50%", "%(a/k1)s", "%(default/k2)s",
-		"%(known/k1)s", "%(nope)s", "x ; c", "x;c", "x # c", "#x", "%(k1", "%(k1)d", "a\tb", "\"q\" 'r'", "%(K2)s"}
+		"%(known/k1)s", "%(nope)s", "%(A/k1)s", "%(Known/k2)s", "%(DEFAULT/k1)s", "%(K1)s/%(__NAME__)s", "x ; c", "x;c", "x # c", "#x", "%(k1", "%(k1)d", "a\tb", "\"q\" 'r'", "%(K2)s"}
 	extra := []string{"", "\n", "\n  cont", "\n\tcont %(k2)s", "\n\n  after blank", "\n  # comment in value\n  more",
 		"\n ; semi comment", "\n    deeper\n  less", "\n", "\n   "}
 	var b strings.Builder

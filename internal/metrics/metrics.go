@@ -153,7 +153,10 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, 1)
 	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(st.Counters["dropped"]), st.Backend)
-	ch <- prometheus.MustNewConstMetric(descDroppedBytes, prometheus.CounterValue, float64(st.Counters["dropped_bytes"]), st.Backend)
+	// Only a backend that counts bytes globally reports them; 0 would lie.
+	if v, ok := st.Counters["dropped_bytes"]; ok {
+		ch <- prometheus.MustNewConstMetric(descDroppedBytes, prometheus.CounterValue, float64(v), st.Backend)
+	}
 	for name, v := range st.Counters {
 		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), st.Backend, name)
 	}

@@ -49,11 +49,11 @@ type suiteFilter struct {
 
 var (
 	annotRE     = regexp.MustCompile(`^#+ ?(failJSON|(?:file|filter)Options|addFILE):(.+)$`)
-	constraintR = regexp.MustCompile(`^\s*(name|opts\.get\('([^']+)'\))\s*(==|!=)\s*'([^']*)'\s*$`)
+	constraintR = regexp.MustCompile(`^\s*(name|opts\.get\('([^']+)'\))\s*(==|!=|not in|in)\s*(?:'([^']*)'|\(([^)]*)\))\s*$`)
 )
 
 // evalCondition understands the constraint forms fail2ban's sample logs
-// use: name == 'x', opts.get('k') != 'v'.
+// use: name == 'x', opts.get('k') != 'v', opts.get('k') in ('a', 'b').
 func evalCondition(t *testing.T, expr, name string, opts map[string]any) bool {
 	m := constraintR.FindStringSubmatch(expr)
 	if m == nil {
@@ -67,11 +67,19 @@ func evalCondition(t *testing.T, expr, name string, opts map[string]any) bool {
 	} else {
 		left = "\x00none"
 	}
-	eq := left == m[4]
-	if m[3] == "==" {
-		return eq
+	switch m[3] {
+	case "==":
+		return left == m[4]
+	case "!=":
+		return left != m[4]
 	}
-	return !eq
+	in := false
+	for _, v := range strings.Split(m[5], ",") {
+		if strings.Trim(strings.TrimSpace(v), "'") == left {
+			in = true
+		}
+	}
+	return in == (m[3] == "in")
 }
 
 func TestFail2banSamples(t *testing.T) {
@@ -137,7 +145,7 @@ func TestFail2banSamples(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(logsDir, tg.name)); err != nil {
 			continue // fail2ban has no sample for it either
 		}
-		runSampleFile(t, tg.name, tg.dir, logsDir, ref, berlin, stat)
+		runSampleFile(t, tg.name, []string{tg.dir}, logsDir, ref, berlin, stat)
 	}
 
 	// Report.
@@ -178,7 +186,7 @@ func TestFail2banSamples(t *testing.T) {
 	}
 }
 
-func runSampleFile(t *testing.T, name, confDir, logsDir string, ref time.Time, loc *time.Location, stat func(string) *suiteStats) {
+func runSampleFile(t *testing.T, name string, dirs []string, logsDir string, ref time.Time, loc *time.Location, stat func(string) *suiteStats) {
 	filters := map[string]*suiteFilter{}
 	readFilter := func(fltName string, opts map[string]any) *suiteFilter {
 		if f, ok := filters[fltName]; ok {
@@ -190,7 +198,7 @@ func runSampleFile(t *testing.T, name, confDir, logsDir string, ref time.Time, l
 				vars[k] = fmt.Sprint(v)
 			}
 		}
-		f, err := LoadFilter([]string{confDir}, name, vars)
+		f, err := LoadFilter(dirs, name, vars)
 		sf := &suiteFilter{name: fltName, f: f, opts: opts, err: err}
 		if err == nil {
 			sf.sc = f.NewScanner().(*scanner)
@@ -357,6 +365,9 @@ func checkSample(ft *suiteFilter, line string, want map[string]any, ref time.Tim
 	if h, ok := want["host"].(string); ok && !sameHost(h, r.host) {
 		return fmt.Sprintf("host %q, want %q", r.host, h)
 	}
+	if u, ok := want["user"].(string); ok && r.g["user"] != u {
+		return fmt.Sprintf("user %q, want %q", r.g["user"], u)
+	}
 	if ts, ok := want["time"].(string); ok {
 		layout := "2006-1-2T15:04:05"
 		got := r.t
@@ -383,4 +394,37 @@ func sameHost(want, got string) bool {
 	a, err1 := netip.ParseAddr(want)
 	b, err2 := netip.ParseAddr(got)
 	return err1 == nil && err2 == nil && a.Unmap() == b.Unmap()
+}
+
+// TestShippedFilters runs xdpban's own filters over testdata/filters/NAME,
+// annotated in the same format.
+func TestShippedFilters(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatalf("load Europe/Berlin: %v", err)
+	}
+	ref := time.Date(2025, 3, 2, 0, 0, 0, 0, berlin)
+	logs := filepath.Join("..", "testdata", "filters")
+	for _, name := range ShippedFilters() {
+		t.Run(name, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(logs, name)); err != nil {
+				t.Fatalf("shipped filter %s has no test log %s: add one", name, filepath.Join(logs, name))
+			}
+			stats := map[string]*suiteStats{}
+			runSampleFile(t, name, nil, logs, ref, berlin, func(k string) *suiteStats {
+				if stats[k] == nil {
+					stats[k] = &suiteStats{}
+				}
+				return stats[k]
+			})
+			s := stats[name]
+			if s == nil || s.total == 0 {
+				t.Fatalf("no annotated lines in %s", name)
+			}
+			for _, f := range s.failures {
+				t.Errorf("%s", f)
+			}
+			t.Logf("%s: %d/%d annotated lines pass", name, s.pass, s.total)
+		})
+	}
 }

@@ -564,3 +564,19 @@ func TestRunnerNotifyAfterCloseIsDropped(t *testing.T) {
 		t.Fatalf("stats %+v, want 1 dropped", st)
 	}
 }
+
+func TestRunnerCloseCountsLeftovers(t *testing.T) {
+	r := NewRunner(Options{Logger: discard})
+	r.SetJail("sshd", []Action{nop()})
+	ctx, cancel := context.WithCancel(context.Background())
+	r.Start(ctx)
+	cancel() // the daemon's context ended: workers stop
+	time.Sleep(10 * time.Millisecond)
+	for range 5 {
+		r.Notify(sampleEvent())
+	}
+	r.Close(context.Background())
+	if st := r.Stats()["webhook"]; st.Sent+st.Dropped+st.Failed != 5 || st.Queued != 0 {
+		t.Fatalf("stats %+v: 5 events not all accounted for", st)
+	}
+}

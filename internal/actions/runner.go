@@ -173,15 +173,21 @@ func (r *Runner) Close(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		r.cancel()
-		return nil
 	case <-ctx.Done():
-		r.cancel()
-		<-done
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	r.cancel()
+	<-done
+	// Workers that stopped early (Start's ctx ended) left events behind.
+	for _, l := range r.lanes {
+		for range l.q {
+			l.dropped.Add(1)
+		}
+	}
+	return err
 }
 
 func (r *Runner) work(ctx context.Context, l *lane) {

@@ -42,6 +42,7 @@ func TestDifferentialFail2ban(t *testing.T) {
 	}
 	var want map[string]map[string]string
 	if err := json.Unmarshal(out, &want); err != nil {
+		// a "PARSEERR" string in place of a map lands here too
 		t.Fatalf("python reference output: %v", err)
 	}
 	values, diffs := 0, 0

@@ -137,3 +137,118 @@ func TestDifferentialRandom(t *testing.T) {
 		t.Errorf("generator too lopsided: %d parsed, %d refused", parsed, refused)
 	}
 }
+
+// TestDifferentialTrees builds random trees (jail.conf with [INCLUDES],
+// an included file and its .local, jail.d/*.conf and *.local, jail.local)
+// and compares LoadBase with fail2ban's ConfigReader.read("jail"): file
+// order, overrides, known/ values and DEFAULT merging.
+func TestDifferentialTrees(t *testing.T) {
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import fail2ban.client.configreader").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("fail2ban's Python module not importable with %s: %v", py, err)
+		}
+		t.Skipf("fail2ban's Python module not importable with %s: %v", py, err)
+	}
+	const n = 200
+	base := t.TempDir()
+	r := rand.New(rand.NewPCG(3, 4))
+	keys := []string{"k1", "k2", "k3", "k4"}
+	vals := []string{"v%d", "%%(known/k1)s+%d", "%%(k2)s.%d", "%%(known/k3)s/%%(k4)s-%d", "%%(default/k1)s_%d", "%%(__name__)s%d"}
+	sections := []string{"DEFAULT", "s1", "s2", "s3"}
+	file := func(tag int) string {
+		var b strings.Builder
+		used := map[string]bool{}
+		for i := 0; i < 1+r.IntN(3); i++ {
+			s := sections[r.IntN(len(sections))]
+			if used[s] {
+				continue
+			}
+			used[s] = true
+			b.WriteString("[" + s + "]\n")
+			ku := map[string]bool{}
+			for j := 0; j < 1+r.IntN(3); j++ {
+				k := keys[r.IntN(len(keys))]
+				if ku[k] {
+					continue
+				}
+				ku[k] = true
+				fmt.Fprintf(&b, "%s = "+vals[r.IntN(len(vals))]+"\n", k, tag*10+j)
+			}
+		}
+		return b.String()
+	}
+	var names []string
+	for i := 0; i < n; i++ {
+		d := filepath.Join(base, fmt.Sprintf("t%03d", i))
+		write := func(name, text string) {
+			p := filepath.Join(d, name)
+			_ = os.MkdirAll(filepath.Dir(p), 0o755)
+			if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		inc := ""
+		if r.IntN(2) == 0 {
+			inc = "[INCLUDES]\nbefore = paths.conf\n"
+			write("paths.conf", file(1))
+			if r.IntN(2) == 0 {
+				write("paths.local", file(2))
+			}
+		}
+		if r.IntN(3) == 0 {
+			inc += "[INCLUDES]\nafter = over.local\n"
+			if strings.Count(inc, "[INCLUDES]") > 1 {
+				inc = "[INCLUDES]\nbefore = paths.conf\nafter = over.local\n"
+			}
+			write("over.local", file(3))
+		}
+		write("jail.conf", inc+file(4))
+		for j, nm := range []string{"jail.d/b.conf", "jail.d/a.conf", "jail.local", "jail.d/a.local"} {
+			if r.IntN(2) == 0 {
+				write(nm, file(5+j))
+			}
+		}
+		names = append(names, fmt.Sprintf("t%03d/jail", i))
+	}
+	out, err := exec.Command(py, append([]string{"testdata/f2b_dump.py", base}, names...)...).Output()
+	if err != nil {
+		t.Fatalf("python reference: %v", err)
+	}
+	var want map[string]map[string]string
+	if err := json.Unmarshal(out, &want); err != nil {
+		t.Fatal(err)
+	}
+	values, diffs := 0, 0
+	for _, name := range names {
+		f, err := LoadBase(filepath.Join(base, name))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := map[string]string{}
+		for _, s := range f.Sections() {
+			for _, k := range append(f.Keys(s), f.Keys(Default)...) {
+				v, err := f.Get(s, k)
+				if err != nil {
+					v = "ERR"
+				}
+				got[s+"\t"+k] = v
+			}
+		}
+		for k := range got {
+			if _, ok := want[name][k]; !ok {
+				want[name][k] = "<absent>"
+			}
+		}
+		for k, w := range want[name] {
+			values++
+			if g, ok := got[k]; !ok || g != w {
+				diffs++
+				if diffs < 10 {
+					t.Errorf("%s [%s]: fail2ban %q, xdpban %q", name, k, w, g)
+				}
+			}
+		}
+	}
+	t.Logf("%d trees, %d values, %d differences", n, values, diffs)
+}

@@ -1,7 +1,7 @@
 # Dumps every interpolated value fail2ban's own reader gives for the named
 # configs under a base directory, as JSON {name: {"section\tkey": value}}.
-# Used by TestDifferentialFail2ban; "ERR" marks a value fail2ban cannot
-# interpolate.
+# Used by TestDifferentialFail2ban and TestDifferentialTrees; "ERR" marks a
+# value fail2ban cannot interpolate, "PARSEERR" a config it refuses.
 import json
 import sys
 
@@ -11,7 +11,11 @@ base, names = sys.argv[1], sys.argv[2:]
 out = {}
 for name in names:
     c = ConfigReader(basedir=base)
-    c.read(name)
+    try:
+        c.read(name)
+    except Exception:
+        out[name] = "PARSEERR"
+        continue
     d = {}
     for s in c.sections():
         for o in c.options(s, True):

@@ -33,7 +33,8 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 struct ban_entry {
 	// CLOCK_BOOTTIME (bpf_ktime_get_boot_ns) instant the ban ends; 0 is
 	// permanent. Boot time keeps counting across suspend, as wall-clock
-	// ban times do.
+	// ban times do. Judged against a per-CPU cached reading (see
+	// clock_cache): a ban ends at most one tick late.
 	__u64 expires_ns;
 	// What this entry dropped; atomic adds, several CPUs hit one entry.
 	__u64 packets;
@@ -263,6 +264,9 @@ struct {
 // The IPv6 width a single-address ban covers (48..128), fixed at load:
 // ban_v6 keys are the source masked to it.
 volatile const __u32 ipv6_prefix = 64;
+
+// The layout version, for the loader to compare with pinned maps' meta.
+volatile const __u32 layout_version = XDPBAN_LAYOUT;
 
 // Puts enum stat_idx in BTF so bpf2go can give userspace its values
 // (read-only data: it adds no map of its own).

@@ -41,7 +41,8 @@ const (
 	DefaultNetEntries  = 1 << 16 // ban_v4_net, ban_v6_net
 )
 
-// layoutVersion must equal XDPBAN_LAYOUT in bpf/xdpban.c.
+// layoutVersion must equal XDPBAN_LAYOUT in bpf/xdpban.c
+// (TestLayoutVersion checks the object).
 const layoutVersion = 1
 
 // Sentinel errors callers branch on.

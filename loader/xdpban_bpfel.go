@@ -142,6 +142,7 @@ const (
 	xdpbanProgXdpban         = "xdpban"
 	xdpbanVarDropEventLayout = "drop_event_layout"
 	xdpbanVarIpv6Prefix      = "ipv6_prefix"
+	xdpbanVarLayoutVersion   = "layout_version"
 	xdpbanVarStatSlots       = "stat_slots"
 )
 
@@ -215,6 +216,7 @@ type xdpbanMapSpecs struct {
 type xdpbanVariableSpecs struct {
 	DropEventLayout *ebpf.VariableSpec `ebpf:"drop_event_layout"`
 	Ipv6Prefix      *ebpf.VariableSpec `ebpf:"ipv6_prefix"`
+	LayoutVersion   *ebpf.VariableSpec `ebpf:"layout_version"`
 	StatSlots       *ebpf.VariableSpec `ebpf:"stat_slots"`
 }
 
@@ -277,6 +279,7 @@ func (m *xdpbanMaps) Close() error {
 type xdpbanVariables struct {
 	DropEventLayout *ebpf.Variable `ebpf:"drop_event_layout"`
 	Ipv6Prefix      *ebpf.Variable `ebpf:"ipv6_prefix"`
+	LayoutVersion   *ebpf.Variable `ebpf:"layout_version"`
 	StatSlots       *ebpf.Variable `ebpf:"stat_slots"`
 }
 

@@ -189,3 +189,13 @@ func TestRateLimitBanAfter(t *testing.T) {
 	}
 	t.Logf("banned after %v of SYN flood", time.Since(start).Round(time.Millisecond))
 }
+
+func TestWatchRefusedWhenEventsOff(t *testing.T) {
+	w := newWorld(t)
+	writeTestConfig(t, w.config, "drop_log_rate = 0\n")
+	w.start(t)
+	code, out, errs := w.cli(t, "watch")
+	if code != exitFailure || out != "" || !strings.Contains(errs, "drop_log_rate = 0") || strings.Count(errs, "\n") != 1 {
+		t.Fatalf("exit %d stdout %q stderr %q: want exit 1 and one line naming drop_log_rate", code, out, errs)
+	}
+}

@@ -61,6 +61,13 @@ func (d *Daemon) WatchDrops(ctx context.Context, filter netip.Prefix) (<-chan dr
 		}
 		return nil, fmt.Errorf("%w: the %s backend reports no drop events: watch needs the xdp backend", bans.ErrUnsupported, kind)
 	}
+	d.mu.Lock()
+	rate := d.cfg.Daemon.DropLogRate
+	d.mu.Unlock()
+	if rate == 0 {
+		// The kernel sends nothing: say so rather than stream silence.
+		return nil, fmt.Errorf("%w: drop events are off (drop_log_rate = 0): set drop_log_rate in xdpban.local and restart", bans.ErrUnsupported)
+	}
 	ch, _ := d.drops.Subscribe(ctx, filter, 256)
 	return ch, nil
 }

@@ -448,6 +448,14 @@ func (c *Core) Active(jail string) []bans.Ban {
 	return out
 }
 
+// Lookup returns the active ban on exactly p.
+func (c *Core) Lookup(p netip.Prefix) (bans.Ban, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.active[p]
+	return b, ok
+}
+
 // TotalBanned is the number of bans jail made since the daemon started.
 func (c *Core) TotalBanned(jail string) int {
 	c.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"github.com/xdpban/xdpban/internal/banlog"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/store"
+	"github.com/xdpban/xdpban/logwatch"
 )
 
 // memBackend stands in for the kernel maps: it holds what was added, so
@@ -324,5 +325,38 @@ func TestParseBanTime(t *testing.T) {
 		if _, err := ParseBanTime(bad); err == nil || !strings.Contains(err.Error(), bad) {
 			t.Errorf("ParseBanTime(%q) = %v, want an error naming it", bad, err)
 		}
+	}
+}
+
+func TestDecisionNeverShortensBan(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d := &Daemon{log: quiet, core: f.core, opt: Options{Now: func() time.Time { return f.now }}}
+	perm := bans.Ban{Prefix: pfx("192.0.2.1/32"), Jail: "manual"}
+	long := bans.Ban{Prefix: pfx("192.0.2.2/32"), Jail: "manual", Expires: f.now.Add(24 * time.Hour)}
+	f.core.Ban(ctx, []bans.Ban{perm, long})
+	dec := func(a string, bt time.Duration) logwatch.Decision {
+		return logwatch.Decision{Jail: "sshd", Addr: netip.MustParseAddr(a), BanTime: bt, At: f.now, Failures: 5}
+	}
+	d.apply(ctx, []logwatch.Decision{
+		dec("192.0.2.1", 10*time.Minute), // permanent stays
+		dec("192.0.2.2", 10*time.Minute), // 24h stays
+		dec("192.0.2.3", 10*time.Minute), // new
+		dec("192.0.2.3", 20*time.Minute), // same batch: last wins
+	})
+	if b, _ := f.be.has(perm.Prefix); b.Jail != "manual" || !b.Permanent() {
+		t.Errorf("permanent ban became %+v", b)
+	}
+	if b, _ := f.be.has(long.Prefix); b.Jail != "manual" || !b.Expires.Equal(long.Expires) {
+		t.Errorf("24h ban became %+v", b)
+	}
+	b, ok := f.be.has(pfx("192.0.2.3/32"))
+	if !ok || b.Jail != "sshd" || !b.Expires.Equal(f.now.Add(20*time.Minute)) {
+		t.Errorf("new ban %+v %v", b, ok)
+	}
+	// A longer decision does extend a ban.
+	d.apply(ctx, []logwatch.Decision{dec("192.0.2.2", 48*time.Hour)})
+	if b, _ := f.be.has(long.Prefix); b.Jail != "sshd" || !b.Expires.Equal(f.now.Add(48*time.Hour)) {
+		t.Errorf("extended ban %+v", b)
 	}
 }

@@ -398,6 +398,12 @@ func (d *Daemon) apply(ctx context.Context, ds []logwatch.Decision) {
 		if dec.BanTime >= 0 {
 			b.Expires = now.Add(dec.BanTime)
 		}
+		// Never shorten a ban already in force (a permanent manual ban
+		// must not become a 10-minute jail ban).
+		if cur, ok := d.core.Lookup(p); ok && (cur.Permanent() || (!b.Permanent() && !cur.Expires.Before(b.Expires))) {
+			d.log.Debug("already banned for longer", "jail", dec.Jail, "addr", p, "by", cur.Jail)
+			continue
+		}
 		ev := actions.Event{Kind: actions.Ban, Jail: dec.Jail, Addr: dec.Addr, Prefix: p,
 			Failures: dec.Failures, BanTime: dec.BanTime, Time: dec.At, Lines: dec.Lines}
 		if i, ok := seen[p]; ok {
@@ -576,12 +582,17 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 			running[n] = true
 		}
 	}
+	// Like fail2ban-client status: the jails that run, then (below) the
+	// ones that only hold bans; the many disabled jails stay out.
 	for _, j := range cfg.Jails {
-		js := control.JailSummary{Name: j.Name, Enabled: running[j.Name]}
+		banned := 0
 		if d.core != nil {
-			js.Banned = len(d.core.Active(j.Name))
+			banned = len(d.core.Active(j.Name))
 		}
-		st.Jails = append(st.Jails, js)
+		if !running[j.Name] && banned == 0 {
+			continue
+		}
+		st.Jails = append(st.Jails, control.JailSummary{Name: j.Name, Enabled: running[j.Name], Banned: banned})
 	}
 	// Jails that only exist through bans (manual) are shown too.
 	if d.core != nil {

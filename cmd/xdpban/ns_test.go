@@ -1085,3 +1085,37 @@ func TestIPTablesBackend(t *testing.T) {
 		t.Fatalf("after restart: %v", l)
 	}
 }
+
+// TestBanTimeIncrementAcrossRestart: the second ban of an address lasts
+// twice the first (bantime.increment), from the history in the store,
+// which survives a restart.
+func TestBanTimeIncrementAcrossRestart(t *testing.T) {
+	w := newWorld(t)
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	appendLines(t, logPath, "startup\n")
+	conf := jailConfig(logPath, 2) + "bantime.increment = true\n"
+	os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(conf), 0o644)
+	w.start(t)
+	a := netnstest.AttackerV4.String()
+	left := func() time.Duration {
+		var e control.Entry
+		waitFor(t, 5*time.Second, "the jail's ban", func() bool {
+			var ok bool
+			e, ok = w.list(t)["192.0.2.2/32"]
+			return ok
+		})
+		exp, _ := time.Parse(time.RFC3339, *e.Expires)
+		return time.Until(exp)
+	}
+	appendLines(t, logPath, failLine(a, 1), failLine(a, 2))
+	if l := left(); l < 58*time.Minute || l > time.Hour {
+		t.Fatalf("first ban: %v left, want about 1h", l)
+	}
+	w.mustCLI(t, "unban", a)
+	w.d.stop(t)
+	w.start(t)
+	appendLines(t, logPath, failLine(a, 3), failLine(a, 4))
+	if l := left(); l < 118*time.Minute || l > 2*time.Hour {
+		t.Fatalf("second ban: %v left, want about 2h (bantime doubled from the stored history)", l)
+	}
+}

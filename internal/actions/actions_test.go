@@ -375,6 +375,11 @@ func TestCommandPassesValuesVerbatim(t *testing.T) {
 		"Invalid user a|touch " + pwned + " from 192.0.2.2",
 		"Invalid user a&&touch " + pwned + "&' \" * ? from 192.0.2.2",
 	}
+	// The classic payload too, checked only if the file is not already
+	// there (from something else).
+	_, err := os.Stat("/tmp/pwned")
+	classic := os.IsNotExist(err)
+	evil = append(evil, "Invalid user $(touch /tmp/pwned) from 192.0.2.2")
 	ev := sampleEvent()
 	ev.Jail = "ssh d;$(touch " + pwned + ")"
 	ev.Lines = evil
@@ -384,6 +389,9 @@ func TestCommandPassesValuesVerbatim(t *testing.T) {
 	}
 	if _, err := os.Stat(pwned); !os.IsNotExist(err) {
 		t.Fatalf("%s exists: log text was interpreted by a shell", pwned)
+	}
+	if _, err := os.Stat("/tmp/pwned"); classic && !os.IsNotExist(err) {
+		t.Fatal("/tmp/pwned exists: log text was interpreted by a shell")
 	}
 	raw, err := os.ReadFile(out)
 	if err != nil {

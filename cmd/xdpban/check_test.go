@@ -138,7 +138,7 @@ func TestCheckFail2banTree(t *testing.T) {
 			t.Errorf("row of %s = %q, want %q\n%s", jail, r, want, out)
 		}
 	}
-	if !strings.Contains(out, `jail.local:27: [broken] maxretry = "many"`) {
+	if !strings.Contains(out, `jail.local:28: [broken] maxretry = "many"`) {
 		t.Errorf("broken jail's error missing:\n%s", out)
 	}
 }

@@ -249,9 +249,35 @@ func LoadFail2ban(dir string) (*Config, error) {
 			continue
 		}
 		redirectRecidive(&j, fail2banLog, c.Daemon.BanLog)
+		if ch := r.jailChain(&j); ch != "" && !contains(c.jailChains, ch) {
+			c.jailChains = append(c.jailChains, ch)
+		}
 		c.Jails = append(c.Jails, j)
 	}
+	c.addJailChains()
 	return c, nil
+}
+
+// jailChain is the netfilter chain a fail2ban jail bans in when it names
+// one of its own (chain = DOCKER-USER protects containers); "" for the
+// actions' default (<known/chain>, INPUT).
+func (r jailReader) jailChain(j *Jail) string {
+	v, pos, ok, err := getter{r.f}.get(j.Name, "chain")
+	v = strings.TrimSpace(v)
+	if !ok || err != nil || v == "" || strings.ContainsAny(v, "<>") || v == "INPUT" || !chainRE.MatchString(v) {
+		return ""
+	}
+	r.note(j, pos, "chain", fmt.Sprintf("xdpban's iptables backend bans in daemon-wide chains: %s added to them (XDP drops before any chain)", v))
+	return v
+}
+
+// addJailChains adds the chains fail2ban jails named to the daemon's.
+func (c *Config) addJailChains() {
+	for _, ch := range c.jailChains {
+		if !contains(c.Daemon.Chains, ch) {
+			c.Daemon.Chains = append(c.Daemon.Chains, ch)
+		}
+	}
 }
 
 // redirectRecidive points a recidive jail reading fail2ban's own log at
@@ -270,11 +296,13 @@ func redirectRecidive(j *Jail, f2bLog, banLog string) {
 }
 
 // SetDaemon replaces the daemon settings (e.g. LoadDaemon's, over
-// LoadFail2ban's defaults) and keeps recidive jails that read the old ban
-// log reading the new one.
+// LoadFail2ban's defaults), keeping the chains fail2ban jails named and
+// moving recidive jails that read the old ban log to the new one.
 func (c *Config) SetDaemon(d Daemon) {
 	old := c.Daemon.BanLog
 	c.Daemon = d
+	c.Daemon.Chains = append([]string(nil), d.Chains...)
+	c.addJailChains()
 	if old == "" || old == "none" || d.BanLog == "" || d.BanLog == "none" || old == d.BanLog {
 		return
 	}

@@ -324,7 +324,7 @@ func TestLoadFail2banTree(t *testing.T) {
 	for _, b := range c.Broken {
 		broken = append(broken, b.Name+": "+b.Err.Error())
 	}
-	if len(broken) != 2 || !strings.Contains(broken[0], `broken: testdata/fail2ban/jail.local:27: [broken] maxretry = "many"`) ||
+	if len(broken) != 2 || !strings.Contains(broken[0], `broken: testdata/fail2ban/jail.local:28: [broken] maxretry = "many"`) ||
 		!strings.Contains(broken[1], "nofilter: testdata/fail2ban/jail.conf:15: [nofilter] filter = \"nofilter[mode=normal]\": no nofilter.conf") {
 		t.Errorf("broken = %q", broken)
 	}
@@ -381,9 +381,17 @@ func TestLoadFail2banTree(t *testing.T) {
 		!reflect.DeepEqual(rec.Replaced, []string{`iptables-allports[port="0:65535", protocol="tcp", chain="<known/chain>"]`}) {
 		t.Errorf("recidive: port %q replaced %q %+v", rec.Port, rec.Replaced, rec)
 	}
+	if !reflect.DeepEqual(c.Daemon.Chains, []string{"INPUT", "DOCKER-USER"}) ||
+		!strings.Contains(strings.Join(ng.Notes, "\n"), "chain: xdpban's iptables backend bans in daemon-wide chains: DOCKER-USER added") {
+		t.Errorf("chain = DOCKER-USER in a jail: daemon chains %v, notes %q", c.Daemon.Chains, ng.Notes)
+	}
 	d := c.Daemon
 	d.BanLog = "/var/log/other-ban.log"
+	d.Chains = []string{"FORWARD"}
 	c.SetDaemon(d)
+	if !reflect.DeepEqual(c.Daemon.Chains, []string{"FORWARD", "DOCKER-USER"}) {
+		t.Errorf("SetDaemon chains = %v, want FORWARD DOCKER-USER", c.Daemon.Chains)
+	}
 	if rec, _ := c.Jail("recidive"); !reflect.DeepEqual(rec.LogPaths, []string{"/var/log/other-ban.log"}) {
 		t.Errorf("SetDaemon left recidive on %v", rec.LogPaths)
 	}

@@ -26,6 +26,10 @@ type Config struct {
 	// skips such a jail and starts the others; so does xdpban). They are
 	// not in Jails. Load never fills it: any bad jail fails the load.
 	Broken []BrokenJail
+
+	// jailChains are netfilter chains fail2ban jails named (chain =
+	// DOCKER-USER): kept across SetDaemon.
+	jailChains []string
 }
 
 // BrokenJail is a jail refused by LoadFail2ban, and why.

@@ -272,3 +272,37 @@ func TestBpftoolNames(t *testing.T) {
 		}
 	}
 }
+
+// TestReuseAddsMissingMaps: pins from an older xdpban lack maps a newer
+// one adds; reusing them keeps the bans and creates and pins the rest.
+func TestReuseAddsMissingMaps(t *testing.T) {
+	pin := netnstest.PinDir(t)
+	x := loadDetached(t, Options{PinPath: pin})
+	mustAdd(t, x, ban("192.0.2.60", "sshd", time.Hour))
+	x.Close()
+	for _, m := range []string{xdpbanMapRlBuckets, xdpbanMapDropEvents} {
+		if err := os.Remove(pin + "/" + m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := load(Options{PinPath: pin, MapSizes: smallSizes}.mustDefaults(t))
+	if err != nil {
+		t.Fatalf("reuse with missing maps: %v", err)
+	}
+	y := st.x
+	defer y.Close()
+	if st.fresh {
+		t.Fatal("pins with bans were not reused")
+	}
+	for _, m := range []string{xdpbanMapRlBuckets, xdpbanMapDropEvents} {
+		if _, err := os.Stat(pin + "/" + m); err != nil {
+			t.Errorf("%s not pinned again: %v", m, err)
+		}
+	}
+	if b, ok := findBan(t, y, pfx("192.0.2.60")); !ok || b.Jail != "sshd" {
+		t.Fatalf("ban lost: %+v %v", b, ok)
+	}
+	if got := run(t, y, udp4(addr("192.0.2.60"))); got != xdpDrop {
+		t.Fatalf("reused ban not enforced by the new program")
+	}
+}

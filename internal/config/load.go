@@ -33,20 +33,6 @@ var ErrInvalid = errors.New("invalid configuration")
 //go:embed defaults/xdpban.conf defaults/jail.conf
 var defaultsFS embed.FS
 
-// DefaultFiles returns the shipped configuration files by name
-// ("xdpban.conf", "jail.conf").
-func DefaultFiles() map[string][]byte {
-	out := map[string][]byte{}
-	for _, n := range []string{"xdpban.conf", "jail.conf"} {
-		b, err := defaultsFS.ReadFile("defaults/" + n)
-		if err != nil {
-			panic(err) // embedded at build time
-		}
-		out[n] = b
-	}
-	return out
-}
-
 // authLog decides the default sshd jail's source: this file when it
 // exists, the journal otherwise. A variable so tests can point it away.
 var authLog = "/var/log/auth.log"
@@ -410,8 +396,9 @@ func (g getter) integer(sec, key string, def, min, max int) (int, error) {
 	return n, nil
 }
 
-// duration reads a fail2ban time; min is the smallest accepted (a
-// negative permanent value is checked by the caller).
+// duration reads a fail2ban time. Negative values only mean something
+// for bantime (permanent) and zero only for caps and offsets, so each
+// caller says which it accepts.
 func (g getter) duration(sec, key string, def time.Duration, allowNeg, allowZero bool) (time.Duration, error) {
 	v, pos, ok, err := g.get(sec, key)
 	if err != nil || !ok || strings.TrimSpace(v) == "" {

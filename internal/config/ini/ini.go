@@ -13,7 +13,7 @@
 //   - [DEFAULT] values are visible from every section;
 //   - %(name)s interpolation, %% for a literal '%', %(__name__)s for the
 //     section name, %(section/name)s, %(default/name)s and %(known/name)s
-//     (the value a later file overrode);
+//     (the value this key had before the current file overrode it);
 //   - [INCLUDES] before/after lists (relative to the including file), each
 //     included X.conf followed by X.local when it exists;
 //   - NAME.conf, NAME.d/*.conf, NAME.local, NAME.d/*.local, in that order

@@ -191,6 +191,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			return err
 		}
 		d.met = metrics.New(d.backendStatus, d.jailCounters)
+		d.met.Registry.MustRegister(actions.Collector(d.runner))
 		if d.core != nil {
 			d.core.Metrics = d.met
 		}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/actions"
+	"github.com/xdpban/xdpban/internal/netnstest"
+)
+
+// A jail's webhook action fires on ban and on unban through a running
+// daemon, and the notification counters reach the metrics endpoint.
+func TestActionsThroughDaemon(t *testing.T) {
+	w := newWorld(t)
+	w.p.Host.Run(t, "ip", "link", "set", "lo", "up")
+	// The hook listens in the host namespace, where the daemon runs.
+	var ln net.Listener
+	if err := w.p.Host.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []actions.Document
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var d actions.Document
+		if err := json.NewDecoder(r.Body).Decode(&d); err != nil {
+			rw.WriteHeader(400)
+			return
+		}
+		mu.Lock()
+		got = append(got, d)
+		mu.Unlock()
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	writeTestConfig(t, w.config, "metrics_listen = 127.0.0.1:9798\n")
+	jail := fmt.Sprintf("[sshd]\nenabled = false\naction = webhook[url=\"http://%s/hook\"]\n", ln.Addr())
+	if err := os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(jail), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.start(t)
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--jail", "sshd", "--for", "1h")
+	w.mustCLI(t, "unban", a.String())
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 2 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0].Event != "ban" || got[1].Event != "unban" {
+		t.Fatalf("hook received %+v, want a ban then an unban", got)
+	}
+	for _, d := range got {
+		if d.Jail != "sshd" || d.Addr != "192.0.2.2" || d.Prefix != "192.0.2.2/32" {
+			t.Errorf("document %+v: want jail sshd addr 192.0.2.2", d)
+		}
+	}
+	if got[0].BanTime < 3590 || got[0].BanTime > 3600 {
+		t.Errorf("ban document bantime %d, want about 3600", got[0].BanTime)
+	}
+
+	var body string
+	if err := w.p.Host.Do(func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:9798", 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+		b, err := io.ReadAll(c)
+		body = string(b)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := `xdpban_notifications_total{action="webhook",result="sent"} 2`; !strings.Contains(body, want) {
+		t.Errorf("metrics lack %q", want)
+	}
+}

@@ -764,6 +764,15 @@ func (r jailReader) jail(name string) (Jail, error) {
 				l = strings.TrimSpace(l[:i])
 			}
 		}
+		if !filepath.IsAbs(l) {
+			// The daemon's working directory is no place to look
+			// for logs; fail2ban's tree is read as it is.
+			v, _ := r.f.Raw(name, "logpath")
+			if r.own {
+				return j, g.bad(name, "logpath", lp, v.Pos, "%q is not an absolute path: write e.g. /var/log/auth.log (globs allowed)", l)
+			}
+			r.note(&j, v.Pos, "logpath", fmt.Sprintf("%s is relative: read from the daemon's working directory", l))
+		}
 		j.LogPaths = append(j.LogPaths, l)
 	}
 	bv, bpos, err := g.str(name, "backend", "auto")
@@ -790,11 +799,14 @@ func (r jailReader) jail(name string) (Jail, error) {
 	default:
 		return j, g.bad(name, "backend", bv, bpos, "want auto, file or journal (fail2ban's systemd is journal, polling/pyinotify are file)")
 	}
-	jm, _, err := g.str(name, "journalmatch", "")
+	jm, jpos, err := g.str(name, "journalmatch", "")
 	if err != nil {
 		return j, err
 	}
 	j.JournalMatch = journalLines(jm)
+	if err := validJournalMatch(j.JournalMatch); err != nil {
+		return j, g.bad(name, "journalmatch", jm, jpos, "%v", err)
+	}
 	if len(j.JournalMatch) == 0 && j.Backend == "journal" && r.filterDir != "" &&
 		len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) > 0 {
 		if j.JournalMatch, err = r.filterJournalMatch(j); err != nil {
@@ -1000,6 +1012,21 @@ func allSame(l []string) bool {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// journalField is a journal field name as journalctl takes it in a match.
+var journalField = regexp.MustCompile(`^[A-Z0-9_]+=`)
+
+// validJournalMatch checks journalmatch terms: FIELD=value, "+" for OR.
+func validJournalMatch(lines []string) error {
+	for _, l := range lines {
+		for _, t := range strings.Fields(l) {
+			if t != "+" && !journalField.MatchString(t) {
+				return fmt.Errorf("%q is not a journal match: write FIELD=value terms (upper-case field names such as _SYSTEMD_UNIT=sshd.service), + between alternatives", t)
+			}
+		}
+	}
+	return nil
+}
+
 func journalLines(s string) []string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -1028,6 +1055,10 @@ func (r jailReader) filterJournalMatch(j Jail) ([]string, error) {
 		v, err := ff.GetVars(sec, "journalmatch", j.FilterArgs)
 		if err != nil {
 			return nil, fmt.Errorf("jail %s: filter %s: %w", j.Name, j.FilterName, err)
+		}
+		if err := validJournalMatch(journalLines(v)); err != nil {
+			pos, _ := ff.Raw(sec, "journalmatch")
+			return nil, fmt.Errorf("%s: filter %s journalmatch: %w", pos.Pos, j.FilterName, err)
 		}
 		return journalLines(v), nil
 	}

@@ -21,12 +21,16 @@ func prefixes(ss ...string) []netip.Prefix {
 }
 
 func TestLoadDefaults(t *testing.T) {
+	present, err := filepath.Abs("testdata/fail2ban/log/nginx-error.log")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		authLog     string
 		wantBackend string
 	}{
 		{filepath.Join(t.TempDir(), "missing.log"), "journal"},
-		{"testdata/fail2ban/log/nginx-error.log", "auto"},
+		{present, "auto"},
 	} {
 		old := authLog
 		authLog = tc.authLog
@@ -168,6 +172,9 @@ func TestJailErrors(t *testing.T) {
 		{"ratelimit period", "[sshd]\nratelimit = 10/0s\n", "period", 2},
 		{"banafter alone", "[sshd]\nratelimit.banafter = 1m\n", "needs ratelimit", 2},
 		{"maxlines", "[sshd]\nmaxlines = 0\n", "from 1 to 1000", 2},
+		{"relative logpath", "[sshd]\nlogpath = /var/log/a.log\n  var/log/auth.log\n", "not an absolute path", 2},
+		{"journalmatch term", "[sshd]\njournalmatch = _SYSTEMD_UNIT sshd.service\n", "not a journal match", 2},
+		{"journalmatch lower", "[sshd]\njournalmatch = _systemd_unit=sshd.service\n", "upper-case field names", 2},
 		{"interpolation", "[sshd]\nlogpath = %(nowhere)s\n", "%(nowhere)s is not defined", 2},
 		{"syntax", "[sshd]\nmaxretry\n", "neither a [section]", 2},
 		{"default bad", "[DEFAULT]\nbantime = forever\n", "[sshd] bantime", 2},

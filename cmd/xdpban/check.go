@@ -142,6 +142,13 @@ func clipLine(s string, n int) string {
 
 func printCheck(w io.Writer, from string, cfg *config.Config, rows []checkRow) {
 	fmt.Fprintf(w, "configuration: %s (%d files, %d jails, %d enabled)\n", from, len(cfg.Files), len(cfg.Jails)+len(cfg.Broken), len(rows))
+	d := cfg.Daemon
+	ifs := strings.Join(d.Interfaces, ",")
+	if ifs == "" {
+		ifs = "default-route interfaces"
+	}
+	fmt.Fprintf(w, "daemon: backend %s on %s, ipv6_prefix /%d, iptables chains %s (%s), ban log %s\n",
+		orDash(d.Backend), ifs, d.IPv6Prefix, orDash(strings.Join(d.Chains, ",")), orDash(d.BlockType), orDash(d.BanLog))
 	head := []string{"JAIL", "LOADS", "FILTER", "LOGS"}
 	width := make([]int, len(head))
 	cells := make([][]string, 0, len(rows))

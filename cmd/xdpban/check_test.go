@@ -59,7 +59,8 @@ action = mail[to=not-an-address]
 	if code != exitUsage {
 		t.Fatalf("exit %d, want %d (two jails do not load)\n%s%s", code, exitUsage, out, errOut)
 	}
-	if !strings.Contains(out, "configuration: "+dir) || !strings.HasPrefix(strings.Split(out, "\n")[1], "JAIL") {
+	if !strings.Contains(out, "configuration: "+dir) || !strings.HasPrefix(strings.Split(out, "\n")[2], "JAIL") ||
+		!strings.Contains(out, "daemon: backend auto on default-route interfaces, ipv6_prefix /64, iptables chains INPUT (DROP), ban log /var/log/xdpban.log\n") {
 		t.Errorf("header missing:\n%s", out)
 	}
 	for jail, want := range map[string]string{

@@ -312,14 +312,15 @@ func (x *XDP) attach(dir string, reuse bool, name string, ifindex int) (link.Lin
 		case err == nil:
 			if err := sameIfindex(l, ifindex); err != nil {
 				x.log.Warn("pinned xdp link is stale, attaching anew", "interface", name, "reason", err)
-				l.Close()
 			} else if err := l.Update(x.prog); err != nil {
 				x.log.Warn("cannot update pinned xdp link, attaching anew", "interface", name, "error", err)
-				l.Close()
 			} else {
 				return l, nil
 			}
-			// Unpinning drops the stale link's last reference.
+			// Detach now (unpinning alone frees the link only later)
+			// so the new attach does not find the device busy.
+			_ = l.Detach()
+			l.Close()
 			_ = os.Remove(path)
 		case errors.Is(err, fs.ErrNotExist):
 		default:
@@ -385,8 +386,16 @@ func (x *XDP) dropStaleLinks(keep map[string]int) {
 		if _, want := keep[name]; want {
 			continue
 		}
-		if err := os.Remove(filepath.Join(x.pin, e.Name())); err != nil {
-			x.log.Warn("cannot detach interface no longer configured", "interface", name, "error", err)
+		path := filepath.Join(x.pin, e.Name())
+		// Detach explicitly: unpinning alone takes effect only later.
+		if l, err := link.LoadPinnedLink(path, nil); err == nil {
+			if err := l.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
+				x.log.Warn("cannot detach interface no longer configured", "interface", name, "error", err)
+			}
+			l.Close()
+		}
+		if err := os.Remove(path); err != nil {
+			x.log.Warn("cannot unpin interface no longer configured", "interface", name, "error", err)
 			continue
 		}
 		x.log.Info("detached interface no longer configured", "interface", name)

@@ -43,10 +43,9 @@ type Filter struct {
 	fails   []*pyRegex
 	ignores []*pyRegex
 	dates   *dateDetector
-	// lits: when every failregex has a required literal, a single-line
-	// filter rejects a line containing none of them without running
-	// anything else.
-	lits []string
+	// lits: when every failregex has a requirement, a single-line filter
+	// rejects a line meeting none of them without running anything else.
+	lits []requirement
 
 	timeouts atomic.Uint64
 }
@@ -112,10 +111,10 @@ func compileFilter(s filterSpec) (*Filter, error) {
 		}
 		f.FailRegex = append(f.FailRegex, x)
 		f.fails = append(f.fails, r)
-		if r.lit == "" {
+		if len(r.reqs) == 0 {
 			allLits = false
 		} else {
-			f.lits = append(f.lits, r.lit)
+			f.lits = append(f.lits, r.reqs[0])
 		}
 	}
 	for i, ir := range s.ignoreregex {
@@ -279,10 +278,13 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 	// out, so that is where their literals are looked for.
 	if f.lits != nil {
 		hit := false
-		for _, l := range f.lits {
-			if containsSplit(tl.pre, tl.post, l) {
-				hit = true
-				break
+	outer:
+		for _, q := range f.lits {
+			for _, l := range q {
+				if containsSplit(tl.pre, tl.post, l) {
+					hit = true
+					break outer
+				}
 			}
 		}
 		if !hit {

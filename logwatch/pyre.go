@@ -578,9 +578,9 @@ type pyRegex struct {
 	net   *regexp2.Regexp
 	names []string // group names by index (index 0: whole match)
 	why   string
-	// lit is a literal every match contains ("" when none is known): a
-	// line without it is a miss without running the engine.
-	lit string
+	// reqs are substrings every match contains (most selective first): a
+	// line lacking one is a miss without running the engine.
+	reqs []requirement
 }
 
 // pyMatch is one search result: byte offsets of the whole match and the
@@ -622,7 +622,7 @@ func compilePy(src string, multiline bool) (*pyRegex, error) {
 		if err == nil {
 			r.re2 = re
 			r.names = re.SubexpNames()
-			r.lit = requiredLiteral(expr)
+			r.reqs = requirements(expr)
 			return r, nil
 		}
 		// RE2 can still refuse (e.g. nesting limits): try the other engine.
@@ -670,8 +670,10 @@ func (r *pyRegex) usesBacktracking() bool { return r.net != nil }
 // search finds the leftmost match in s. A nil match and nil error is a
 // miss; errTimeout means regexp2 gave up.
 func (r *pyRegex) search(s string) (*pyMatch, error) {
-	if r.lit != "" && !strings.Contains(s, r.lit) {
-		return nil, nil
+	for _, q := range r.reqs {
+		if !q.in(s) {
+			return nil, nil
+		}
 	}
 	if r.re2 != nil {
 		loc := r.re2.FindStringSubmatchIndex(s)

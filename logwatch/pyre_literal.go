@@ -2,93 +2,189 @@ package logwatch
 
 import (
 	"regexp/syntax"
+	"sort"
 	"strings"
 )
 
-// requiredLiteral returns the longest case-sensitive literal that every
-// match of the RE2 expression must contain, or "" if there is none. It is
-// the cheap pre-check that makes the common miss (a line that is not a
-// failure) cost one strings.Contains instead of a regex run.
-func requiredLiteral(expr string) string {
-	re, err := syntax.Parse(expr, syntax.Perl)
-	if err != nil {
-		return ""
-	}
-	best := ""
-	for _, l := range literalsOf(re.Simplify()) {
-		if len(l) > len(best) {
-			best = l
+// A requirement is a set of alternatives one of which every match of an
+// expression contains ("nvalid user " or "llegal user "). An expression's
+// requirements, all checked with strings.Contains before the engine
+// runs, make the common miss (a line that is not a failure) cost a few
+// substring scans instead of a regex run.
+type requirement []string
+
+func (r requirement) in(s string) bool {
+	for _, alt := range r {
+		if strings.Contains(s, alt) {
+			return true
 		}
 	}
-	// Very short literals reject almost nothing and cost a scan.
-	if len(best) < 3 {
-		return ""
-	}
-	return best
+	return false
 }
 
-// literalsOf lists strings that must each appear in any match of re.
-func literalsOf(re *syntax.Regexp) []string {
+// minLen is the length of the shortest alternative: how selective the
+// requirement is.
+func (r requirement) minLen() int {
+	m := -1
+	for _, a := range r {
+		if m < 0 || len(a) < m {
+			m = len(a)
+		}
+	}
+	return m
+}
+
+// maxAlternatives bounds the cross product of small classes and
+// alternations a run of literals expands into.
+const maxAlternatives = 16
+
+// requirements returns the expression's requirements, most selective
+// first; those whose shortest alternative is under 3 bytes reject almost
+// nothing and are dropped.
+func requirements(expr string) []requirement {
+	re, err := syntax.Parse(expr, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	var out []requirement
+	for _, r := range reqsOf(re.Simplify()) {
+		if r.minLen() >= 3 {
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].minLen() > out[j].minLen() })
+	return out
+}
+
+// requiredLiteral is the single most selective literal (or "").
+func requiredLiteral(expr string) string {
+	for _, r := range requirements(expr) {
+		if len(r) == 1 {
+			return r[0]
+		}
+	}
+	return ""
+}
+
+// alternativesOf returns the finite set of strings re matches, if it is
+// a small one (a literal, a small class, an alternation of those).
+func alternativesOf(re *syntax.Regexp) ([]string, bool) {
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 {
-			return nil
+			return nil, false
 		}
-		return []string{string(re.Rune)}
+		return []string{string(re.Rune)}, true
+	case syntax.OpCharClass:
+		n := 0
+		for i := 0; i < len(re.Rune); i += 2 {
+			n += int(re.Rune[i+1]-re.Rune[i]) + 1
+		}
+		if n > 4 {
+			return nil, false
+		}
+		var out []string
+		for i := 0; i < len(re.Rune); i += 2 {
+			for c := re.Rune[i]; c <= re.Rune[i+1]; c++ {
+				out = append(out, string(c))
+			}
+		}
+		return out, true
 	case syntax.OpCapture:
-		return literalsOf(re.Sub[0])
-	case syntax.OpPlus:
-		return literalsOf(re.Sub[0])
+		return alternativesOf(re.Sub[0])
+	case syntax.OpAlternate:
+		var out []string
+		for _, s := range re.Sub {
+			a, ok := alternativesOf(s)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, a...)
+			if len(out) > maxAlternatives {
+				return nil, false
+			}
+		}
+		return out, true
+	case syntax.OpConcat:
+		cur := []string{""}
+		for _, s := range re.Sub {
+			a, ok := alternativesOf(s)
+			if !ok || len(cur)*len(a) > maxAlternatives {
+				return nil, false
+			}
+			cur = cross(cur, a)
+		}
+		return cur, true
+	}
+	return nil, false
+}
+
+func cross(a, b []string) []string {
+	out := make([]string, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			out = append(out, x+y)
+		}
+	}
+	return out
+}
+
+// reqsOf lists requirements every match of re satisfies.
+func reqsOf(re *syntax.Regexp) []requirement {
+	switch re.Op {
+	case syntax.OpCapture, syntax.OpPlus:
+		return reqsOf(re.Sub[0])
 	case syntax.OpRepeat:
 		if re.Min >= 1 {
-			return literalsOf(re.Sub[0])
+			return reqsOf(re.Sub[0])
 		}
-	case syntax.OpConcat:
-		// Adjacent literal pieces join into one longer run.
-		var out []string
-		var run strings.Builder
-		flush := func() {
-			if run.Len() > 0 {
-				out = append(out, run.String())
-				run.Reset()
+	case syntax.OpLiteral, syntax.OpCharClass:
+		if a, ok := alternativesOf(re); ok {
+			return []requirement{a}
+		}
+	case syntax.OpAlternate:
+		if a, ok := alternativesOf(re); ok {
+			return []requirement{a}
+		}
+		// One requirement per branch, joined: the best of each.
+		var joined requirement
+		for _, s := range re.Sub {
+			rs := reqsOf(s)
+			best := -1
+			for i, r := range rs {
+				if best < 0 || r.minLen() > rs[best].minLen() {
+					best = i
+				}
 			}
+			if best < 0 {
+				return nil
+			}
+			joined = append(joined, rs[best]...)
+			if len(joined) > maxAlternatives {
+				return nil
+			}
+		}
+		return []requirement{joined}
+	case syntax.OpConcat:
+		// Adjacent finite pieces multiply into longer alternatives.
+		var out []requirement
+		cur := []string{""}
+		flush := func() {
+			if len(cur) > 0 && cur[0] != "" {
+				out = append(out, requirement(cur))
+			}
+			cur = []string{""}
 		}
 		for _, sub := range re.Sub {
-			s := sub
-			for s.Op == syntax.OpCapture {
-				s = s.Sub[0]
-			}
-			if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 {
-				run.WriteString(string(s.Rune))
+			if a, ok := alternativesOf(sub); ok && len(cur)*len(a) <= maxAlternatives {
+				cur = cross(cur, a)
 				continue
 			}
 			flush()
-			out = append(out, literalsOf(sub)...)
+			out = append(out, reqsOf(sub)...)
 		}
 		flush()
 		return out
-	case syntax.OpAlternate:
-		// Common to all branches: only when every branch requires the
-		// same literal.
-		var common []string
-		for i, sub := range re.Sub {
-			ls := literalsOf(sub)
-			if i == 0 {
-				common = ls
-				continue
-			}
-			var keep []string
-			for _, c := range common {
-				for _, l := range ls {
-					if strings.Contains(l, c) {
-						keep = append(keep, c)
-						break
-					}
-				}
-			}
-			common = keep
-		}
-		return common
 	}
 	return nil
 }

@@ -99,3 +99,54 @@ func TestActionsThroughDaemon(t *testing.T) {
 		t.Errorf("metrics lack %q", want)
 	}
 }
+
+// From a log line to a command: an sshd line whose user name is a shell
+// payload bans its source, and the jail's command action gets the line
+// verbatim without any shell running the payload.
+func TestCommandActionFromLogLine(t *testing.T) {
+	w := newWorld(t)
+	dir := t.TempDir()
+	pwned, out := filepath.Join(dir, "pwned"), filepath.Join(dir, "out")
+	script := filepath.Join(dir, "on-ban")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nprintf '%s|%s|%s\\n' \"$1\" \"$XDPBAN_ADDR\" \"$XDPBAN_LINES\" >> "+out+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logf := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jail := fmt.Sprintf("[sshd]\nenabled = true\nlogpath = %s\nmaxretry = 2\nfindtime = 10m\nbantime = 1h\n"+
+		"action = command[path=%s, args=\"<event>\", on=ban]\n", logf, script)
+	if err := os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(jail), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.start(t)
+	now := time.Now().Format(time.Stamp)
+	payload := "$(touch " + pwned + ");`touch " + pwned + "`|x"
+	line := now + " host sshd[4242]: Invalid user " + payload + " from 192.0.2.2 port 40000"
+	f, err := os.OpenFile(logf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintln(f, line)
+	fmt.Fprintln(f, line)
+	f.Close()
+
+	var got string
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(out)
+		if got = string(b); strings.Count(got, "ban|") >= 1 && strings.HasSuffix(got, "\n") {
+			break
+		}
+	}
+	want := "ban|192.0.2.2|" + line + "\n" + line + "\n"
+	if got != want {
+		t.Fatalf("command recorded\n%q\nwant\n%q", got, want)
+	}
+	if _, err := os.Stat(pwned); !os.IsNotExist(err) {
+		t.Fatalf("%s exists: a shell ran the log line", pwned)
+	}
+	if _, ok := w.list(t)["192.0.2.2/32"]; !ok {
+		t.Fatal("source not banned")
+	}
+}

@@ -90,11 +90,10 @@ func Load(dir string) (*Config, error) {
 		banlog = "/var/log/xdpban.log"
 	}
 	extra := map[string]string{"xdpban_log": banlog}
-	if _, err := os.Stat(authLog); err == nil {
-		extra["sshd_log"], extra["sshd_backend"] = authLog, "auto"
-	} else {
-		extra["sshd_log"], extra["sshd_backend"] = authLog, "journal"
-	}
+	// auto, not journal, even without an auth.log: a jail.local that
+	// points sshd at another file must read that file. A jail whose
+	// files are all missing turns to the journal when it resolves.
+	extra["sshd_log"], extra["sshd_backend"] = authLog, "auto"
 	jf, err := loadTree(dir, "jail", extra)
 	if err != nil {
 		return nil, err
@@ -821,7 +820,7 @@ func (r jailReader) jail(name string) (Jail, error) {
 	case j.Backend == "auto" && len(j.LogPaths) == 0 && len(j.JournalMatch) == 0:
 		return j, g.bad(name, "logpath", lp, fpos, "no logpath and no journalmatch: set one of them")
 	}
-	if !r.own && j.Backend != "journal" {
+	if j.Backend != "journal" {
 		var missing []string
 		for _, l := range j.LogPaths {
 			if m, _ := filepath.Glob(l); len(m) == 0 {
@@ -840,8 +839,11 @@ func (r jailReader) jail(name string) (Jail, error) {
 			// fail2ban would refuse the jail; the journal is where
 			// such a host logs.
 			j.Backend = "journal"
-			r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s: reading the journal (%s) instead", strings.Join(missing, " "), strings.Join(j.JournalMatch, " ")))
-		default:
+			// Our own embedded sshd jail does this by design: no note.
+			if !r.own {
+				r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s: reading the journal (%s) instead", strings.Join(missing, " "), strings.Join(j.JournalMatch, " ")))
+			}
+		case !r.own:
 			r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s yet (fail2ban would refuse the jail; xdpban watches for it to appear)", strings.Join(missing, " ")))
 		}
 	}

@@ -439,3 +439,27 @@ func TestRealFail2ban(t *testing.T) {
 		t.Errorf("auth.log exists but sshd reads the journal")
 	}
 }
+
+// A host without /var/log/auth.log reads sshd from the journal, unless
+// jail.local points sshd at a file: then that file is followed.
+func TestSSHDLogpathOverridesJournalDefault(t *testing.T) {
+	old := authLog
+	authLog = filepath.Join(t.TempDir(), "missing.log")
+	defer func() { authLog = old }()
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nlogpath = "+logf+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssh, _ := c.Jail("sshd")
+	if ssh.Backend != "auto" || !reflect.DeepEqual(ssh.LogPaths, []string{logf}) {
+		t.Fatalf("sshd with logpath %s: backend %q logpaths %v, want auto on the file", logf, ssh.Backend, ssh.LogPaths)
+	}
+}

@@ -531,7 +531,7 @@ func parseDaemon(f *ini.File) (Daemon, error) {
 		_, port, err := net.SplitHostPort(ml)
 		n, perr := strconv.Atoi(port)
 		if err != nil || perr != nil || n < 1 || n > 65535 {
-			return d, g.bad(s, "metrics_listen", ml, pos, "want HOST:PORT such as 127.0.0.1:9108 or [::1]:9108, or empty for no metrics")
+			return d, g.bad(s, "metrics_listen", ml, pos, "want HOST:PORT such as 127.0.0.1:9798 or [::1]:9798, or empty for no metrics")
 		}
 	}
 	d.MetricsListen = ml

@@ -32,7 +32,8 @@ type dateTemplate struct {
 	epoch    int // 0: strptime fields; 1: epoch; 2: long epoch; 3: TAI64N
 	// fast is an optional hand-written matcher for a hot format (syslog,
 	// ISO 8601) that gives the same answers as re, much faster.
-	fast func(line string, ref time.Time) (dateHit, bool)
+	// decided false sends the line to re.
+	fast func(line string, ref time.Time) (h dateHit, ok, decided bool)
 }
 
 // dateHit is one date found in a line: the span of the date text and the
@@ -391,7 +392,9 @@ func compileDateTemplate(p string) (*dateTemplate, error) {
 // match finds the template's date in line.
 func (t *dateTemplate) match(line string, ref time.Time) (dateHit, bool) {
 	if t.fast != nil {
-		return t.fast(line, ref)
+		if h, ok, decided := t.fast(line, ref); decided {
+			return h, ok
+		}
 	}
 	m, err := t.re.search(line)
 	if err != nil || m == nil {
@@ -572,7 +575,17 @@ func strptimeGroups(g map[string]string, ref time.Time) (time.Time, bool) {
 		month, day = int(refIn.Month()), refIn.Day()
 		hasMonth, hasDay, assumeToday = true, true, true
 	}
-	if !hasMonth || !hasDay || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 61 {
+	if !hasMonth || !hasDay {
+		return time.Time{}, false
+	}
+	return civilDate(year, month, day, hour, minute, sec, nsec, hasYear, assumeToday, loc, ref)
+}
+
+// civilDate checks the fields and builds the instant. A date without a
+// year that would lie more than a day after ref is last year's; a
+// time-only date (assumeToday) in the future is yesterday's.
+func civilDate(year, month, day, hour, minute, sec, nsec int, hasYear, assumeToday bool, loc *time.Location, ref time.Time) (time.Time, bool) {
+	if month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 61 {
 		return time.Time{}, false
 	}
 	// Reject days a month does not have (time.Date would normalise
@@ -712,11 +725,6 @@ func (d *dateDetector) find(line string, ref time.Time, last *int) (dateHit, boo
 	}
 	*last = bestIdx
 	return best, true
-}
-
-// fastDateFor returns a hand-written matcher for a hot template, or nil.
-func fastDateFor(p string) func(string, time.Time) (dateHit, bool) {
-	return nil
 }
 
 // hasPlainGroup reports whether expr has a capturing group without a name

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/netnstest"
+)
+
+// The xdpban half of section 4: `xdpban run` (the real binary) in the
+// host namespace follows a scratch log with one jail (the shipped sshd
+// filter, maxretry 1); the attacker streams numbered datagrams from a new
+// address each run, a failure line for that address is appended, and a
+// netnstest.Probe finds the first datagram that never arrived. Each run
+// is checked against the ban's XDP entry: it must have counted exactly
+// the datagrams after the cut, so the figure is an XDP drop, not loss.
+
+const (
+	latencyJail  = "latency"
+	latencyPort  = 7011
+	probeEvery   = 100 * time.Microsecond
+	probeQuiet   = 50 * time.Millisecond
+	probeTimeout = 10 * time.Second
+)
+
+// latencyRun is what the xdpban half measured, for the notes.
+type latencyRun struct {
+	ms       []float64
+	interval time.Duration // mean probe pacing over all runs
+	lost     int           // datagrams missing before a cut, all runs
+}
+
+type xdpbanDaemon struct {
+	cmd    *exec.Cmd
+	done   chan error
+	out    string // the daemon's stdout+stderr file
+	client *control.Client
+}
+
+func startXdpban(ctx context.Context, o opts, p *Pair, dir, logPath string) (*xdpbanDaemon, error) {
+	if _, err := os.Stat(o.bin); err != nil {
+		return nil, fmt.Errorf("xdpban binary %s: %w: run `make build` or pass -bin", o.bin, err)
+	}
+	conf := filepath.Join(dir, "etc")
+	if err := os.MkdirAll(conf, 0o755); err != nil {
+		return nil, fmt.Errorf("xdpban config dir: %w", err)
+	}
+	files := map[string]string{
+		// Small maps: the defaults preallocate a million entries.
+		"xdpban.local": "[xdpban]\nmap_size_v4 = 16384\nmap_size_v6 = 16384\nmap_size_v4_net = 1024\nmap_size_v6_net = 1024\n",
+		"jail.local": fmt.Sprintf("[sshd]\nenabled = false\n\n[%s]\nenabled = true\nfilter = sshd\nbackend = file\nlogpath = %s\nmaxretry = 1\nfindtime = 10m\nbantime = 1h\n",
+			latencyJail, logPath),
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(conf, name), []byte(body), 0o644); err != nil {
+			return nil, fmt.Errorf("write xdpban %s: %w", name, err)
+		}
+	}
+	if err := os.WriteFile(logPath, []byte("startup line\n"), 0o644); err != nil {
+		return nil, fmt.Errorf("create the jail's log: %w", err)
+	}
+	sock := filepath.Join(dir, "xdpban.sock")
+	d := &xdpbanDaemon{done: make(chan error, 1), out: filepath.Join(dir, "daemon.log"), client: control.NewClient(sock)}
+	outf, err := os.Create(d.out)
+	if err != nil {
+		return nil, fmt.Errorf("daemon output file: %w", err)
+	}
+	defer outf.Close()
+	// nsenter, not `ip netns exec`: the latter remounts /sys and would
+	// hide the bpffs the daemon pins its maps in.
+	d.cmd = exec.Command("nsenter", "--net="+p.Host.Path(), "--", o.bin,
+		"--socket", sock, "--pin-path", pinDir(), "--state-dir", filepath.Join(dir, "state"), "--config", conf,
+		"run", "--iface", p.HostIf, "--backend", "xdp", "--banlog", filepath.Join(dir, "xdpban.log"), "--detach-on-exit")
+	d.cmd.Stdout, d.cmd.Stderr = outf, outf
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start xdpban run: %w", err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	atCleanup(d.stop)
+
+	// The socket answers before the jails start: ready when the jail
+	// follows the log.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		js, err := d.client.JailStatus(cctx, latencyJail)
+		cancel()
+		if err == nil && len(js.Files) == 1 && js.Files[0] == logPath {
+			return d, nil
+		}
+		select {
+		case werr := <-d.done:
+			return nil, fmt.Errorf("xdpban run exited at start (%v): %s", werr, d.tail())
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("xdpban jail %s not following %s 20s after start (%v): %s", latencyJail, logPath, err, d.tail())
+		}
+	}
+}
+
+func (d *xdpbanDaemon) tail() string {
+	b, _ := os.ReadFile(d.out)
+	return lastLines(string(b), 3)
+}
+
+func (d *xdpbanDaemon) stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	d.client.Close()
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.done
+	}
+	d.cmd = nil
+}
+
+func xdpbanLatency(ctx context.Context, o opts, runs int) (latencyRun, error) {
+	var res latencyRun
+	p, err := newPair()
+	if err != nil {
+		return res, err
+	}
+	dir := filepath.Join(o.work, "xdpban-latency")
+	logPath := filepath.Join(dir, "auth.log")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return res, fmt.Errorf("scratch dir: %w", err)
+	}
+	d, err := startXdpban(ctx, o, p, dir, logPath)
+	if err != nil {
+		return res, err
+	}
+	defer d.stop()
+
+	// One untimed run first: the first ban pays for cold caches and
+	// lazily built state, which is start-up, not ban latency.
+	if _, err := d.banRun(ctx, p, logPath, netip.MustParseAddr("203.0.113.250")); err != nil {
+		return res, fmt.Errorf("warm-up run: %w", err)
+	}
+	for _, a := range latencySources(runs) {
+		c, err := d.banRun(ctx, p, logPath, a)
+		if err != nil {
+			return res, err
+		}
+		res.ms = append(res.ms, float64(c.d)/float64(time.Millisecond))
+		res.interval += c.cut.Interval
+		res.lost += c.cut.Lost
+	}
+	res.interval /= time.Duration(len(res.ms))
+	slog.Info("xdpban latency", "runs", len(res.ms), "p50_ms", median(res.ms), "probe_interval", res.interval)
+	return res, nil
+}
+
+type banRunResult struct {
+	d   time.Duration
+	cut netnstest.Cut
+}
+
+// banRun is one run from attacker address a.
+func (d *xdpbanDaemon) banRun(ctx context.Context, p *Pair, logPath string, a netip.Addr) (banRunResult, error) {
+	if err := p.addAttackerAddr(a); err != nil {
+		return banRunResult{}, err
+	}
+	pr, err := openProbe(p, a)
+	if err != nil {
+		return banRunResult{}, err
+	}
+	defer pr.Close()
+	if err := pr.Start(ctx, 20); err != nil {
+		return banRunResult{}, err
+	}
+	t0 := time.Now()
+	if err := appendLine(logPath, sshdFailure(t0, a)); err != nil {
+		return banRunResult{}, err
+	}
+	cut, err := pr.WaitCut(ctx, probeQuiet, probeTimeout)
+	if err != nil {
+		return banRunResult{}, fmt.Errorf("%s: %w; daemon: %s", a, err, d.tail())
+	}
+	res := banRunResult{d: cut.Since(t0), cut: cut}
+	if res.d < 0 {
+		return res, fmt.Errorf("%s: datagram #%d, sent %v before its failure line, was already dropped", a, cut.First, -res.d)
+	}
+	es, err := d.client.List(ctx)
+	if err != nil {
+		return res, fmt.Errorf("list bans: %w", err)
+	}
+	want := netip.PrefixFrom(a, 32).String()
+	for _, e := range es {
+		if e.Addr != want {
+			continue
+		}
+		if e.Jail != latencyJail || e.Packets != uint64(cut.Dropped()) {
+			return res, fmt.Errorf("%s: ban of jail %q counted %d packets in XDP; the probe saw %d dropped after the cut", a, e.Jail, e.Packets, cut.Dropped())
+		}
+		return res, nil
+	}
+	return res, fmt.Errorf("%s: datagrams stopped arriving but no ban is listed", a)
+}
+
+// openProbe opens the probe's sockets: the receiver in the host
+// namespace, the sender bound to a in the attacker namespace.
+func openProbe(p *Pair, a netip.Addr) (*netnstest.Probe, error) {
+	dst := netip.AddrPortFrom(hostV4, latencyPort)
+	var recv, send *net.UDPConn
+	err := p.Host.Do(func() error {
+		var err error
+		recv, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(dst))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("probe receiver on %s: %w", dst, err)
+	}
+	err = p.Attacker.Do(func() error {
+		var err error
+		send, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)), net.UDPAddrFromAddrPort(dst))
+		return err
+	})
+	if err != nil {
+		recv.Close()
+		return nil, fmt.Errorf("probe sender from %s: %w", a, err)
+	}
+	return netnstest.NewProbe(send, recv, probeEvery), nil
+}

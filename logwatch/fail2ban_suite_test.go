@@ -1,8 +1,6 @@
 package logwatch
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/samplelog"
 )
 
 // The fail2ban sample suite: fail2ban ships, for each of its filters, a
@@ -37,49 +37,6 @@ var mustPass = []string{
 type suiteStats struct {
 	total, pass int
 	failures    []string
-}
-
-type suiteFilter struct {
-	name string
-	f    *Filter
-	sc   *scanner
-	opts map[string]any
-	err  error
-}
-
-var (
-	annotRE     = regexp.MustCompile(`^#+ ?(failJSON|(?:file|filter)Options|addFILE):(.+)$`)
-	constraintR = regexp.MustCompile(`^\s*(name|opts\.get\('([^']+)'\))\s*(==|!=|not in|in)\s*(?:'([^']*)'|\(([^)]*)\))\s*$`)
-)
-
-// evalCondition understands the constraint forms fail2ban's sample logs
-// use: name == 'x', opts.get('k') != 'v', opts.get('k') in ('a', 'b').
-func evalCondition(t *testing.T, expr, name string, opts map[string]any) bool {
-	m := constraintR.FindStringSubmatch(expr)
-	if m == nil {
-		t.Fatalf("unsupported sample constraint %q", expr)
-	}
-	var left string
-	if m[1] == "name" {
-		left = name
-	} else if v, ok := opts[m[2]]; ok && v != nil {
-		left = fmt.Sprint(v)
-	} else {
-		left = "\x00none"
-	}
-	switch m[3] {
-	case "==":
-		return left == m[4]
-	case "!=":
-		return left != m[4]
-	}
-	in := false
-	for _, v := range strings.Split(m[5], ",") {
-		if strings.Trim(strings.TrimSpace(v), "'") == left {
-			in = true
-		}
-	}
-	return in == (m[3] == "in")
 }
 
 func TestFail2banSamples(t *testing.T) {
@@ -186,156 +143,41 @@ func TestFail2banSamples(t *testing.T) {
 	}
 }
 
+// runSampleFile runs every filter instance of sample log name over its
+// lines, each through its own scanner as when following a log.
 func runSampleFile(t *testing.T, name string, dirs []string, logsDir string, ref time.Time, loc *time.Location, stat func(string) *suiteStats) {
-	filters := map[string]*suiteFilter{}
-	readFilter := func(fltName string, opts map[string]any) *suiteFilter {
-		if f, ok := filters[fltName]; ok {
-			return f
-		}
-		vars := map[string]string{}
-		for k, v := range opts {
-			if !strings.HasPrefix(k, "test.") {
-				vars[k] = fmt.Sprint(v)
-			}
-		}
-		f, err := LoadFilter(dirs, name, vars)
-		sf := &suiteFilter{name: fltName, f: f, opts: opts, err: err}
+	runs, err := samplelog.Read(logsDir, name)
+	if err != nil {
+		t.Fatalf("sample log %s: %v", name, err)
+	}
+	for _, r := range runs {
+		f, err := LoadFilter(dirs, name, r.Vars())
+		var sc *scanner
 		if err == nil {
-			sf.sc = f.NewScanner().(*scanner)
+			sc = f.NewScanner().(*scanner)
 		}
-		filters[fltName] = sf
-		return sf
-	}
-	filenames := []string{name}
-	commonOpts := map[string]any{}
-	var tests []*suiteFilter
-	for i := 0; i < len(filenames); i++ {
-		file := filenames[i]
-		key := name
-		if file != name {
-			key = name + "/" + file
-		}
-		fh, err := os.Open(filepath.Join(logsDir, file))
-		if err != nil {
-			t.Fatalf("open sample %s: %v", file, err)
-		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		ignoreBlock := false
-		lnnum := 0
-		var faildata map[string]any
-		for sc.Scan() {
-			line := sc.Text()
-			lnnum++
-			if m := annotRE.FindStringSubmatch(line); m != nil {
-				var raw any
-				if err := json.Unmarshal([]byte(m[2]), &raw); err != nil {
-					t.Fatalf("%s:%d: bad JSON annotation: %v", file, lnnum, err)
-				}
-				switch m[1] {
-				case "fileOptions":
-					commonOpts = raw.(map[string]any)
-					continue
-				case "filterOptions":
-					tests = nil
-					ignoreBlock = false
-					list, ok := raw.([]any)
-					if !ok {
-						list = []any{raw}
-					}
-					for _, o := range list {
-						opts := map[string]any{}
-						for k, v := range commonOpts {
-							opts[k] = v
-						}
-						for k, v := range o.(map[string]any) {
-							opts[k] = v
-						}
-						if c, ok := opts["test.condition"].(string); ok && c != "" {
-							ignoreBlock = !evalCondition(t, strings.ReplaceAll(c, "==", " == "), name, opts)
-						}
-						if ignoreBlock {
-							continue
-						}
-						fltName, _ := opts["test.filter-name"].(string)
-						if fltName == "" {
-							fltName = optsKey(opts)
-						}
-						tests = append(tests, readFilter(name+fltName, opts))
-					}
-					continue
-				case "addFILE":
-					filenames = append(filenames, raw.(string))
-					continue
-				}
-				faildata = raw.(map[string]any)
-				if !sc.Scan() {
-					break
-				}
-				line = sc.Text()
-				lnnum++
-			} else if ignoreBlock || strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
-				continue
-			} else {
-				faildata = map[string]any{}
-			}
-			if ignoreBlock {
+		for _, c := range r.Cases {
+			st := stat(c.Key)
+			st.total++
+			if reason := checkSample(r, sc, err, c, ref, loc); reason != "" {
+				st.failures = append(st.failures, fmt.Sprintf("%s:%d [%s%s]: %s\n    %s", c.File, c.LineNo, name, r.ID, reason, c.Text))
 				continue
 			}
-			if len(tests) == 0 {
-				tests = []*suiteFilter{readFilter(name, map[string]any{})}
-			}
-			line = strings.TrimRight(line, "\r\n")
-			for _, ft := range tests {
-				if c, ok := faildata["constraint"].(string); ok && c != "" && !evalCondition(t, c, name, ft.opts) {
-					continue
-				}
-				st := stat(key)
-				st.total++
-				if reason := checkSample(ft, line, faildata, ref, loc); reason != "" {
-					st.failures = append(st.failures, fmt.Sprintf("%s:%d [%s]: %s\n    %s", file, lnnum, ft.name, reason, line))
-					continue
-				}
-				st.pass++
-			}
+			st.pass++
 		}
-		fh.Close()
 	}
 }
 
-// optsKey mimics fail2ban's str(dict) naming of option combinations, so
-// the same options share one filter (and one scanner state).
-func optsKey(opts map[string]any) string {
-	var ks []string
-	for k := range opts {
-		if !strings.HasPrefix(k, "test.") {
-			ks = append(ks, k)
-		}
-	}
-	if len(ks) == 0 {
-		return ""
-	}
-	sort.Strings(ks)
-	var b strings.Builder
-	for _, k := range ks {
-		fmt.Fprintf(&b, "[%s=%v]", k, opts[k])
-	}
-	return b.String()
-}
-
-func checkSample(ft *suiteFilter, line string, want map[string]any, ref time.Time, loc *time.Location) string {
-	if ft.err != nil {
-		return "filter does not load: " + ft.err.Error()
+func checkSample(run *samplelog.Run, sc *scanner, loadErr error, c samplelog.Case, ref time.Time, loc *time.Location) string {
+	if loadErr != nil {
+		return "filter does not load: " + loadErr.Error()
 	}
 	var rs []result
-	if lt, _ := ft.opts["logtype"].(string); lt == "journal" {
-		if p, ok := ft.opts["test.prefix-line"].(string); ok {
-			line = p + line
-		}
+	if run.Journal() {
 		d := ref
-		_, rs = ft.sc.scan(line, ref, true, &d)
+		_, rs = sc.scan(c.Text, ref, true, &d)
 	} else {
-		_, rs = ft.sc.scan(line, ref, true, nil)
+		_, rs = sc.scan(c.Text, ref, true, nil)
 	}
 	var found []result
 	for _, r := range rs {
@@ -344,7 +186,8 @@ func checkSample(ft *suiteFilter, line string, want map[string]any, ref time.Tim
 		}
 		found = append(found, r)
 	}
-	shouldMatch, _ := want["match"].(bool)
+	want := c.Want
+	shouldMatch := c.Match()
 	if len(found) == 0 {
 		if shouldMatch {
 			return "no match, want one"

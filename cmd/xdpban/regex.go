@@ -28,16 +28,28 @@ func cmdRegex(e *env, args []string) int {
 	jsonOut := fs.Bool("json", false, "print one JSON object: lines, matched, missed, ignored, elapsed_s, matches")
 	jailName := fs.String("jail", "", "replay the log through jail `NAME`'s maxretry/findtime/bantime and list the bans")
 	f2bDir := fs.String("fail2ban-config", "", "read jails and filters from fail2ban's configuration `DIR` (e.g. /etc/fail2ban)")
+	nowFlag := fs.String("now", "", "take `TIME` (RFC 3339) as the current time when inferring the year of dates without one, to replay a log from an earlier year")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(e.stdout, "usage: xdpban regex LOG|LINE FILTER|REGEX [--json] [--jail NAME] [--config DIR] [--fail2ban-config DIR]")
+			fmt.Fprintln(e.stdout, "usage: xdpban regex LOG|LINE FILTER|REGEX [--json] [--jail NAME] [--now TIME] [--config DIR] [--fail2ban-config DIR]")
 			return exitOK
 		}
 		return e.fail("regex", err)
 	}
 	if len(pos) < 1 || len(pos) > 2 || (len(pos) == 1 && *jailName == "") {
 		return e.fail("regex", usageErr("want LOG|LINE and FILTER|REGEX (FILTER may be left out with --jail): xdpban regex /var/log/auth.log sshd"))
+	}
+
+	var ref time.Time
+	if *nowFlag != "" {
+		ref, err = time.Parse(time.RFC3339, *nowFlag)
+		if err != nil {
+			return e.fail("regex", usageErr("--now %q: want an RFC 3339 time such as 2024-12-31T23:00:00Z", *nowFlag))
+		}
+		// Dates without a zone are read in the zone of the reference
+		// time: keep that the local one, as without --now.
+		ref = ref.Local()
 	}
 
 	var cfg *config.Config
@@ -78,7 +90,7 @@ func cmdRegex(e *env, args []string) int {
 		return e.fail("regex", err)
 	}
 	defer closeIn()
-	opt := logwatch.ReplayOptions{Jail: jail}
+	opt := logwatch.ReplayOptions{Jail: jail, Ref: ref}
 	if cfg != nil {
 		opt.Widen = bans.Widen{IPv6: cfg.Daemon.IPv6Prefix}
 	}

@@ -115,6 +115,12 @@ func New(opt Options) (*Daemon, error) {
 		}
 		d.widen = bans.Widen{IPv6: v6}
 	}
+	// A broken filter or action is the operator's to fix before anything
+	// is attached: compiling at Run would come after the backend and the
+	// restore, leaving a half-started daemon to report it.
+	if _, err := d.prepare(opt.Config); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -243,7 +249,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		Out: decisions, Positions: positions, History: history, Logger: d.log, Now: d.opt.Now,
 	})
 	defer d.engine.StopAll()
-	if err := d.startJails(runCtx, d.cfg, ""); err != nil {
+	p, err := d.prepare(d.cfg)
+	if err != nil {
+		return err
+	}
+	if err := d.startJails(runCtx, d.cfg, p, ""); err != nil {
 		return err
 	}
 	go d.runBanAfter(runCtx, backend, decisions) // banafter.go
@@ -314,25 +324,45 @@ func (d *Daemon) purge() {
 	}
 }
 
-// startJails starts (or reloads) the enabled jails of cfg, only the one
-// named when jail is set, and stops the ones no longer enabled.
-func (d *Daemon) startJails(ctx context.Context, cfg *config.Config, jail string) error {
+// prepared is a configuration's jails compiled and checked, not yet
+// applied.
+type prepared struct {
+	actions map[string][]actions.Action
+	specs   []logwatch.JailSpec
+}
+
+// prepare compiles every jail's actions and filters. Reload applies
+// nothing unless all of it compiles, so a bad file never leaves some
+// jails on the new configuration and others on the old.
+func (d *Daemon) prepare(cfg *config.Config) (prepared, error) {
+	p := prepared{actions: map[string][]actions.Action{}}
 	for _, j := range cfg.Jails {
 		acts, err := actions.Build(j.Actions)
 		if err != nil {
-			return fmt.Errorf("jail %s (%s): %w", j.Name, j.Source, err)
+			return p, fmt.Errorf("jail %s (%s): %w", j.Name, j.Source, err)
 		}
+		p.actions[j.Name] = acts
+	}
+	if d.opt.Jails == nil {
+		return p, nil
+	}
+	var err error
+	p.specs, err = d.opt.Jails(cfg, d.widen)
+	return p, err
+}
+
+// startJails starts (or reloads) the enabled jails of cfg, only the one
+// named when jail is set, and stops the ones no longer enabled.
+func (d *Daemon) startJails(ctx context.Context, cfg *config.Config, p prepared, jail string) error {
+	for _, j := range cfg.Jails {
 		if jail == "" || jail == j.Name {
-			d.runner.SetJail(j.Name, acts)
+			d.runner.SetJail(j.Name, p.actions[j.Name])
 		}
 	}
 	if d.opt.Jails == nil {
 		return nil
 	}
-	specs, err := d.opt.Jails(cfg, d.widen)
-	if err != nil {
-		return err
-	}
+	specs := p.specs
 	want := map[string]bool{}
 	for _, s := range specs {
 		if jail != "" && s.Jail.Name != jail {
@@ -681,7 +711,11 @@ func (d *Daemon) Reload(ctx context.Context, jail string) error {
 	if d.runCtx == nil || d.engine == nil {
 		return errors.New("daemon not running")
 	}
-	if err := d.startJails(d.runCtx, cfg, jail); err != nil {
+	p, err := d.prepare(cfg)
+	if err != nil {
+		return fmt.Errorf("%w: configuration not reloaded, the running one stays: %w", control.ErrBadRequest, err)
+	}
+	if err := d.startJails(d.runCtx, cfg, p, jail); err != nil {
 		return err
 	}
 	d.mu.Lock()

@@ -32,7 +32,8 @@ const (
 type Match struct {
 	// Host is the address from <HOST>/<ADDR>/<IP4>/<IP6>, unmapped
 	// (::ffff:192.0.2.1 is 192.0.2.1). Invalid when the capture was a
-	// hostname (HostName holds it; xdpban never resolves names).
+	// hostname or not a valid address (HostName holds it as written;
+	// xdpban never resolves names nor bans such a match).
 	Host     netip.Addr
 	HostName string
 	User     string    // <F-USER>, informative only

@@ -211,18 +211,25 @@ func (s *scanner) Scan(line string, ref time.Time) (Verdict, []Match) {
 			continue
 		}
 		m := Match{User: r.g["user"], Time: r.t, Line: line}
-		if ip := r.g["ip4"]; ip != "" {
-			m.Host, _ = netip.ParseAddr(ip)
-		} else if ip := r.g["ip6"]; ip != "" {
+		ip := r.g["ip4"]
+		if ip == "" {
+			ip = r.g["ip6"]
+		}
+		if ip != "" {
 			m.Host, _ = netip.ParseAddr(ip)
 		}
 		m.Host = m.Host.Unmap()
 		if !m.Host.IsValid() {
+			// A hostname, or text the regex took for an address
+			// that is not one (999.1.1.1, 192.030.0.6: octal or
+			// decimal?): kept as written, as fail2ban records it, so
+			// `xdpban regex` counts the failure; nobody is banned
+			// for it. A bare failure id names nobody at all.
 			m.HostName = r.g["dns"]
 			if m.HostName == "" {
-				// An address the regex took for one but that is
-				// not (999.1.1.1), or a bare failure id: nobody
-				// to ban.
+				m.HostName = ip
+			}
+			if m.HostName == "" {
 				continue
 			}
 		}

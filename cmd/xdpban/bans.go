@@ -47,6 +47,11 @@ func cmdBan(e *env, args []string) int {
 	if _, err := daemon.ParseBanTime(*forS); err != nil {
 		return e.fail("ban", usageErr("--for: %v", err))
 	}
+	if *jail == "" {
+		// The daemon would file it under the default jail while this
+		// command reported an empty one: say so instead of guessing.
+		return e.fail("ban", usageErr("--jail: empty jail name: leave --jail out for the %s jail", daemon.DefaultJail))
+	}
 	var items []control.BanItem
 	switch {
 	case *from != "" && len(pos) > 0:
@@ -213,8 +218,10 @@ func nonNil(s []string) []string {
 }
 
 // remote turns a daemon's bad-request answer into a usage error (exit 2).
+// An unknown jail is a name the operator typed; "not banned" stays exit 1
+// (documented) so scripts can tell it from a typo.
 func remote(err error) error {
-	if errors.Is(err, control.ErrBadRequest) || errors.Is(err, control.ErrForbidden) {
+	if errors.Is(err, control.ErrBadRequest) || errors.Is(err, control.ErrForbidden) || errors.Is(err, control.ErrUnknownJail) {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return err
@@ -350,6 +357,9 @@ func cmdStatus(e *env, args []string) int {
 	}
 	if len(pos) > 1 {
 		return e.fail("status", usageErr("usage: xdpban status [JAIL] [--json]"))
+	}
+	if len(pos) == 1 && pos[0] == "" {
+		return e.fail("status", usageErr("empty jail name: usage: xdpban status [JAIL] [--json]"))
 	}
 	if err := e.requireRoot("status"); err != nil {
 		return e.fail("status", err)
@@ -497,6 +507,9 @@ func cmdReload(e *env, args []string) int {
 	}
 	if len(pos) > 1 {
 		return e.fail("reload", usageErr("usage: xdpban reload [JAIL]"))
+	}
+	if len(pos) == 1 && pos[0] == "" {
+		return e.fail("reload", usageErr("empty jail name: usage: xdpban reload [JAIL]"))
 	}
 	if err := e.requireRoot("reload"); err != nil {
 		return e.fail("reload", err)

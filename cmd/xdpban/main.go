@@ -174,7 +174,8 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, errHelp
 			}
-			return nil, usageErr("%s: %v: see 'xdpban help'", fs.Name(), err)
+			// fail already names the command: "xdpban: ban: <flag error>".
+			return nil, usageErr("%v: see '%s --help'", err, fs.Name())
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary be the xdpban binary: the namespace tests
@@ -63,7 +64,10 @@ func TestBadInputExitCodes(t *testing.T) {
 		{[]string{"ban", "192.0.2.1", "--for", "-5m"}, `invalid ban duration "-5m"`},
 		{[]string{"ban", "192.0.2.1", "--jail", "a b"}, `invalid jail name "a b"`},
 		{[]string{"ban", "192.0.2.1", "--from-file", "x"}, "not both"},
-		{[]string{"ban", "--nope"}, "flag provided but not defined: -nope"},
+		{[]string{"ban", "--nope"}, "xdpban: ban: flag provided but not defined: -nope: see 'xdpban ban --help'"},
+		{[]string{"ban", "192.0.2.1", "--jail", ""}, "--jail: empty jail name"},
+		{[]string{"status", ""}, "xdpban: status: empty jail name"},
+		{[]string{"reload", ""}, "xdpban: reload: empty jail name"},
 		{[]string{"unban"}, "xdpban: unban: no address"},
 		{[]string{"unban", "--all", "192.0.2.1"}, "not both"},
 		{[]string{"unban", "2001:db8::/129"}, `invalid CIDR "2001:db8::/129"`},
@@ -159,5 +163,59 @@ func TestCommandHelp(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("ban --help lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// jailConf makes a configuration directory holding jail.local (and no
+// ban log), for commands that read one.
+func jailConf(t *testing.T, jails string) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeConf(t, dir, "xdpban.local", "[xdpban]\nbanlog = none\n")
+	writeConf(t, dir, "jail.local", jails)
+	return dir
+}
+
+func TestRunRefusesBrokenFilterAsBadInput(t *testing.T) {
+	logf := t.TempDir() + "/auth.log"
+	os.WriteFile(logf, nil, 0o644)
+	conf := jailConf(t, "[web]\nenabled = true\nfilter = nosuchfilter\nlogpath = "+logf+"\n")
+	code, out, errs := cli(t, "", "run", "--dry-run", "--config", conf, "--socket", t.TempDir()+"/s.sock")
+	if code != exitUsage || !strings.Contains(errs, conf+"/jail.local:1") || !strings.Contains(errs, `"nosuchfilter"`) ||
+		strings.Count(errs, "\n") != 1 || out != "" {
+		t.Fatalf("run with a missing filter: exit %d, stdout %q, stderr %q; want exit 2 and one line naming jail.local:1", code, out, errs)
+	}
+}
+
+func TestRunLogsUnusedSettings(t *testing.T) {
+	logf := t.TempDir() + "/auth.log"
+	os.WriteFile(logf, nil, 0o644)
+	conf := jailConf(t, "[sshd]\nenabled = true\nlogpath = "+logf+"\nmaxretyr = 3\n")
+	var out, errb syncBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, ctx: ctx}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(e, []string{"run", "--dry-run", "--config", conf, "--socket", t.TempDir() + "/s.sock"})
+	}()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(errb.String(), "xdpban running") {
+		select {
+		case code := <-done:
+			t.Fatalf("daemon exited %d: %s", code, errb.String())
+		case <-deadline:
+			t.Fatalf("daemon not running after 10s: %s", errb.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	// The misspelt key is named with its file and line in the daemon's own
+	// log, not only by `xdpban check`.
+	if !strings.Contains(errb.String(), "configuration setting not used") || !strings.Contains(errb.String(), "jail.local:4: maxretyr") {
+		t.Fatalf("daemon log does not report the unused maxretyr:\n%s", errb.String())
 	}
 }

@@ -624,7 +624,7 @@ func TestStatusOutput(t *testing.T) {
 			t.Errorf("status sshd lacks %q:\n%s", want, js)
 		}
 	}
-	if code, _, errs := w.cli(t, "status", "nosuchjail"); code != exitFailure || !strings.Contains(errs, `unknown jail "nosuchjail"`) {
+	if code, _, errs := w.cli(t, "status", "nosuchjail"); code != exitUsage || !strings.Contains(errs, `unknown jail "nosuchjail"`) {
 		t.Fatalf("status of unknown jail: %d %q", code, errs)
 	}
 	// Without the daemon the CLI reads the pinned maps itself.
@@ -874,7 +874,7 @@ func TestReloadPicksUpJailChanges(t *testing.T) {
 	if out := w.mustCLI(t, "reload", "testjail"); !strings.Contains(out, "reloaded jail testjail") {
 		t.Fatalf("reload testjail: %q", out)
 	}
-	if code, _, errs := w.cli(t, "reload", "nosuch"); code != exitFailure || !strings.Contains(errs, `unknown jail "nosuch"`) {
+	if code, _, errs := w.cli(t, "reload", "nosuch"); code != exitUsage || !strings.Contains(errs, `unknown jail "nosuch"`) {
 		t.Fatalf("reload nosuch: %d %q", code, errs)
 	}
 	os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(strings.Replace(jailConfig(logPath, 3), "maxretry = 3", "maxretry = lots", 1)), 0o644)

@@ -61,10 +61,16 @@ func cmdRun(e *env, args []string) int {
 	if err := e.requireRoot("run"); err != nil {
 		return e.fail("run", err)
 	}
+	// log is set once the configuration names the log format; reloads
+	// then report their notes too.
+	var log *slog.Logger
 	load := func() (*config.Config, error) {
 		cfg, err := loadConfig(e.config, *f2b)
 		if err != nil {
 			return nil, err
+		}
+		if log != nil {
+			logNotes(log, cfg)
 		}
 		d := &cfg.Daemon
 		// Flags beat the configuration.
@@ -89,10 +95,11 @@ func cmdRun(e *env, args []string) int {
 	if err != nil {
 		return e.fail("run", usageErr("configuration: %v", err))
 	}
-	log, err := newLogger(e.stderr, cfg.Daemon.LogFormat, cfg.Daemon.LogLevel)
+	log, err = newLogger(e.stderr, cfg.Daemon.LogFormat, cfg.Daemon.LogLevel)
 	if err != nil {
 		return e.fail("run", err)
 	}
+	logNotes(log, cfg)
 	for _, b := range cfg.Broken {
 		log.Warn("fail2ban jail skipped: cannot be translated", "jail", b.Name, "source", b.Source, "err", b.Err)
 	}
@@ -153,6 +160,21 @@ func cmdRun(e *env, args []string) int {
 	}
 	sdNotify(e.getenv, "STOPPING=1")
 	return exitOK
+}
+
+// logNotes warns about what the enabled jails set but xdpban does not
+// use (a misspelt key, a file that is not there yet): `xdpban check`
+// lists the same, but an operator who only restarts the service must see
+// it in the daemon's log.
+func logNotes(log *slog.Logger, cfg *config.Config) {
+	for _, j := range cfg.Jails {
+		if !j.Enabled {
+			continue
+		}
+		for _, n := range j.Notes {
+			log.Warn("configuration setting not used", "jail", j.Name, "note", n)
+		}
+	}
 }
 
 // setIf sets *dst to a flag's value when the flag was given.

@@ -202,7 +202,7 @@ func (c *Core) Unban(ctx context.Context, ps []netip.Prefix, jail string) (int, 
 		if len(other) > 0 {
 			return 0, fmt.Errorf("%s banned by another jail: unban without --jail, or name that jail: %w", joinMax(other, 5), bans.ErrNotBanned)
 		}
-		return 0, fmt.Errorf("%s: %w", joinMax(prefixStrings(ps), 5), bans.ErrNotBanned)
+		return 0, fmt.Errorf("%s: %w: see 'xdpban list' for the bans in force", joinMax(prefixStrings(ps), 5), bans.ErrNotBanned)
 	}
 	c.forget(removed, "manual")
 	return n, nil

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/samplelog"
+	"github.com/xdpban/xdpban/logwatch"
+)
+
+// fail2ban's sample suite through `xdpban regex --fail2ban-config
+// /etc/fail2ban --json`, the command a fail2ban user would try first: each
+// sample log, with each filter mode its annotations list, is fed to the
+// real binary and every annotation is checked against what it printed.
+// (logwatch's TestFail2banSamples runs the same samples through the
+// engine directly and also checks users and double matches, which the
+// command does not print.)
+
+const (
+	f2bSampleLogs = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs"
+	f2bTestFilter = "/usr/lib/python3/dist-packages/fail2ban/tests/config/filter.d"
+	// fail2ban's tests run at TEST_NOW (2005-08-14 10:00 UTC) with
+	// TZ=CET-01CEST-02: the year of yearless dates and the zone of
+	// zoneless ones come from there.
+	f2bTestNow = "2005-08-14T10:00:00Z"
+	f2bTestTZ  = "Europe/Berlin"
+)
+
+// Filters whose every sample annotation must pass (issue 7); the rest
+// must reach 95% together.
+var f2bMustPass = []string{
+	"sshd", "sshd/sshd-journal", "nginx-http-auth", "nginx-limit-req",
+	"apache-auth", "postfix", "dovecot", "vsftpd", "recidive",
+}
+
+// fail2ban's test filters include common.conf by a path into its
+// source tree.
+var includeCommon = regexp.MustCompile(`(?m)^before = .*common\.conf$`)
+
+type sampleStats struct {
+	checks, pass int
+	failures     []string
+}
+
+// regexOutput is the part of `xdpban regex --json` the suite reads.
+type regexOutput struct {
+	Lines   int                    `json:"lines"`
+	Matches []logwatch.ReplayMatch `json:"matches"`
+}
+
+func TestFail2banSamplesThroughRegexCommand(t *testing.T) {
+	if _, err := os.Stat(f2bSampleLogs); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("fail2ban sample logs missing at %s (CI=true): install the fail2ban package", f2bSampleLogs)
+		}
+		t.Skipf("fail2ban sample logs not installed at %s: install the fail2ban package", f2bSampleLogs)
+	}
+	berlin, err := time.LoadLocation(f2bTestTZ)
+	if err != nil {
+		t.Fatalf("load %s: %v", f2bTestTZ, err)
+	}
+
+	// The stock filters run from /etc/fail2ban itself; fail2ban's test
+	// filters (zzz-*) from a copy of the tree they are added to, with
+	// their include of common.conf pointed at the copy's.
+	type target struct{ name, dir string }
+	var targets []target
+	confs, _ := filepath.Glob("/etc/fail2ban/filter.d/*.conf")
+	for _, c := range confs {
+		n := strings.TrimSuffix(filepath.Base(c), ".conf")
+		if !strings.HasSuffix(n, "common") {
+			targets = append(targets, target{n, "/etc/fail2ban"})
+		}
+	}
+	zzz, _ := filepath.Glob(filepath.Join(f2bTestFilter, "zzz-*.conf"))
+	if len(zzz) > 0 {
+		tree := copyFail2banTree(t, "/etc/fail2ban")
+		for _, c := range zzz {
+			data, err := os.ReadFile(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data = includeCommon.ReplaceAll(data, []byte("before = common.conf"))
+			if err := os.WriteFile(filepath.Join(tree, "filter.d", filepath.Base(c)), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			targets = append(targets, target{strings.TrimSuffix(filepath.Base(c), ".conf"), tree})
+		}
+	}
+
+	work := t.TempDir()
+	stats := map[string]*sampleStats{}
+	invocations := 0
+	for _, tg := range targets {
+		if _, err := os.Stat(filepath.Join(f2bSampleLogs, tg.name)); err != nil {
+			continue // no sample log for it in fail2ban either
+		}
+		runs, err := samplelog.Read(f2bSampleLogs, tg.name)
+		if err != nil {
+			t.Fatalf("sample log %s: %v", tg.name, err)
+		}
+		for _, r := range runs {
+			if len(r.Cases) == 0 {
+				continue
+			}
+			invocations++
+			got, errText := regexOnSample(t, work, tg.dir, r)
+			for i, c := range r.Cases {
+				st := stats[c.Key]
+				if st == nil {
+					st = &sampleStats{}
+					stats[c.Key] = st
+				}
+				st.checks++
+				reason := errText
+				if reason == "" {
+					reason = checkRegexMatch(c, got[i+1], berlin)
+				}
+				if reason != "" {
+					st.failures = append(st.failures, fmt.Sprintf("%s:%d [%s]: %s\n    %s", c.File, c.LineNo, r.Spec(), reason, c.Text))
+					continue
+				}
+				st.pass++
+			}
+		}
+	}
+
+	var keys []string
+	checks, pass := 0, 0
+	for k, s := range stats {
+		keys = append(keys, k)
+		checks += s.checks
+		pass += s.pass
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "| filter | checks | passed | rate | reason for failures |\n|---|---:|---:|---:|---|\n")
+	for _, k := range keys {
+		s := stats[k]
+		reason := ""
+		if len(s.failures) > 0 {
+			reason = fmt.Sprintf("%d failing, first: %s", len(s.failures), strings.SplitN(s.failures[0], "\n", 2)[0])
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %.1f%% | %s |\n", k, s.checks, s.pass, 100*float64(s.pass)/float64(s.checks), reason)
+	}
+	rate := 100 * float64(pass) / float64(max(checks, 1))
+	fmt.Fprintf(&b, "| **all %d filters** | %d | %d | %.1f%% | |\n", len(keys), checks, pass, rate)
+	t.Logf("fail2ban sample suite through `xdpban regex --fail2ban-config` (%d invocations; a check is one annotated line under one filter mode):\n%s", invocations, b.String())
+	for _, k := range keys {
+		for _, f := range stats[k].failures {
+			t.Logf("FAIL %s: %s", k, f)
+		}
+	}
+	for _, k := range f2bMustPass {
+		s := stats[k]
+		switch {
+		case s == nil || s.checks == 0:
+			t.Errorf("filter %s: no sample line was checked", k)
+		case s.pass != s.checks:
+			t.Errorf("filter %s: %d of %d sample checks pass, want all", k, s.pass, s.checks)
+		}
+	}
+	if rate < 95 {
+		t.Errorf("all filters: %.1f%% of sample checks pass (%d of %d), want at least 95%%", rate, pass, checks)
+	}
+}
+
+// regexOnSample writes the run's lines to a log and runs `xdpban regex`
+// on it with the run's filter and modes, as a separate process so the
+// zone of zoneless dates is fail2ban's test zone. It returns the matches
+// by line, or why the command failed.
+func regexOnSample(t *testing.T, work, f2bDir string, r *samplelog.Run) (map[int][]logwatch.ReplayMatch, string) {
+	t.Helper()
+	var text strings.Builder
+	for _, c := range r.Cases {
+		text.WriteString(c.Text)
+		text.WriteByte('\n')
+	}
+	log := filepath.Join(work, "sample.log")
+	if err := os.WriteFile(log, []byte(text.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "regex", "--fail2ban-config", f2bDir, "--json", "--now", f2bTestNow, log, r.Spec())
+	cmd.Env = append(os.Environ(), "XDPBAN_TEST_AS_MAIN=1", "TZ="+f2bTestTZ)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Sprintf("xdpban regex %s: %v: %s", r.Spec(), err, strings.TrimSpace(stderr.String()))
+	}
+	var res regexOutput
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("xdpban regex %s --json: %v\n%s", r.Spec(), err, out)
+	}
+	if res.Lines != len(r.Cases) {
+		t.Fatalf("xdpban regex %s read %d lines of %d", r.Spec(), res.Lines, len(r.Cases))
+	}
+	byLine := map[int][]logwatch.ReplayMatch{}
+	for _, m := range res.Matches {
+		byLine[m.Line] = append(byLine[m.Line], m)
+	}
+	return byLine, ""
+}
+
+// checkRegexMatch says why what `xdpban regex` found on a line is not
+// what its annotation wants, or "".
+func checkRegexMatch(c samplelog.Case, got []logwatch.ReplayMatch, loc *time.Location) string {
+	if !c.Match() {
+		if len(got) > 0 {
+			return fmt.Sprintf("matched (host %q), want no match", got[0].Host)
+		}
+		return ""
+	}
+	if len(got) == 0 {
+		return "no match, want one"
+	}
+	m := got[0]
+	if h := c.Str("host"); h != "" && !sameSampleHost(h, m.Host) {
+		return fmt.Sprintf("host %q, want %q", m.Host, h)
+	}
+	if ts := c.Str("time"); ts != "" {
+		// The command prints whole seconds.
+		w, err := time.ParseInLocation("2006-1-2T15:04:05", strings.SplitN(ts, ".", 2)[0], loc)
+		if err != nil {
+			return "bad time annotation " + ts
+		}
+		if m.Time == "" {
+			return fmt.Sprintf("no time printed, want %s", ts)
+		}
+		g, err := time.Parse(time.RFC3339, m.Time)
+		if err != nil {
+			return fmt.Sprintf("time %q printed: %v", m.Time, err)
+		}
+		if !g.Equal(w) {
+			return fmt.Sprintf("time %s, want %s", g.In(loc).Format(time.RFC3339), w.Format(time.RFC3339))
+		}
+	}
+	return ""
+}
+
+func sameSampleHost(want, got string) bool {
+	if strings.EqualFold(want, got) {
+		return true
+	}
+	a, err1 := netip.ParseAddr(want)
+	b, err2 := netip.ParseAddr(got)
+	return err1 == nil && err2 == nil && a.Unmap() == b.Unmap()
+}

@@ -148,7 +148,7 @@ type seqWriter struct {
 	n    int
 }
 
-func (w *seqWriter) reopen(t *testing.T) {
+func (w *seqWriter) reopen(t testing.TB) {
 	if w.f != nil {
 		w.f.Close()
 	}
@@ -160,7 +160,7 @@ func (w *seqWriter) reopen(t *testing.T) {
 	w.f = f
 }
 
-func (w *seqWriter) run(t *testing.T, total, rate int) {
+func (w *seqWriter) run(t testing.TB, total, rate int) {
 	const burst = 50
 	tick := time.NewTicker(time.Second * burst / time.Duration(rate))
 	defer tick.Stop()
@@ -195,45 +195,21 @@ func seqs(t *testing.T, lines []string) map[int]int {
 }
 
 // TestFollowRenameRotationUnderLoad: 10k lines/s, the file renamed away
-// every 300 ms and recreated; the writer keeps writing to the old file
-// for a while before it reopens (as daemons do until their HUP). Every
-// line must arrive exactly once.
+// every 300 ms, with and without logrotate's create; the writer keeps
+// writing to the old file for a while before it reopens (as daemons do
+// until their HUP). Every line must arrive exactly once. The same scenario
+// is BenchmarkFollowRotation's, which runs nxadm/tail on it too.
 func TestFollowRenameRotationUnderLoad(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "auth.log")
-	w := &seqWriter{path: p}
-	w.reopen(t)
-	_, c, _ := startFollower(t, FollowOptions{Globs: []string{p}})
-	const total = 20000
-	done := make(chan struct{})
-	go func() { defer close(done); w.run(t, total, 10000) }()
-	for i := 0; ; i++ {
-		select {
-		case <-done:
-		case <-time.After(300 * time.Millisecond):
-			if err := os.Rename(p, fmt.Sprintf("%s.%d", p, i)); err != nil {
-				t.Fatal(err)
+	for _, sc := range []rotationScenario{renameCreate, renameNoCreate} {
+		t.Run(sc.name, func(t *testing.T) {
+			o := runRotation(t, sc, startOurs)
+			if o.lost != 0 || o.dup != 0 || o.foreign != 0 {
+				t.Fatalf("%d lines lost, %d duplicated, %d torn over %d rotations; want none", o.lost, o.dup, o.foreign, o.rotations)
 			}
-			// Late writes to the renamed file, then the reopen.
-			time.Sleep(20 * time.Millisecond)
-			w.mu.Lock()
-			w.reopen(t)
-			w.mu.Unlock()
-			continue
-		}
-		break
-	}
-	got := c.waitN(t, total, 10*time.Second)
-	time.Sleep(200 * time.Millisecond)
-	got = c.snapshot()
-	m := seqs(t, got)
-	for i := 0; i < total; i++ {
-		if m[i] != 1 {
-			t.Fatalf("seq %d seen %d times (want exactly once); %d lines in all", i, m[i], len(got))
-		}
-	}
-	if len(got) != total {
-		t.Fatalf("%d lines, want %d", len(got), total)
+			if o.rotations < 3 {
+				t.Fatalf("only %d rotations happened", o.rotations)
+			}
+		})
 	}
 }
 
@@ -276,64 +252,17 @@ func TestFollowGlobAlsoMatchingRotatedNames(t *testing.T) {
 // truncation exist only in the copy; each line must be read by us or be
 // in the copy, and nothing read twice.
 func TestFollowCopyTruncateUnderLoad(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "auth.log")
-	w := &seqWriter{path: p}
-	w.reopen(t)
-	_, c, _ := startFollower(t, FollowOptions{Globs: []string{p}})
-	const total = 20000
-	done := make(chan struct{})
-	go func() { defer close(done); w.run(t, total, 10000) }()
-	var copies []string
-	for i := 0; ; i++ {
-		select {
-		case <-done:
-		case <-time.After(300 * time.Millisecond):
-			w.mu.Lock() // logrotate's copy and truncate race the writer; holding the lock removes loss that is not ours
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cp := fmt.Sprintf("%s.%d", p, i)
-			os.WriteFile(cp, b, 0o644)
-			copies = append(copies, cp)
-			if err := os.Truncate(p, 0); err != nil {
-				t.Fatal(err)
-			}
-			w.mu.Unlock()
-			continue
-		}
-		break
+	o := runRotation(t, copyTruncate, startOurs)
+	if o.dup != 0 || o.foreign != 0 {
+		t.Fatalf("%d lines duplicated, %d torn; want none", o.dup, o.foreign)
 	}
-	time.Sleep(500 * time.Millisecond)
-	got := c.snapshot()
-	m := seqs(t, got)
-	inCopy := map[int]bool{}
-	for _, cp := range copies {
-		b, _ := os.ReadFile(cp)
-		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			if s := seqRe.FindStringSubmatch(l); s != nil {
-				n, _ := strconv.Atoi(s[1])
-				inCopy[n] = true
-			}
-		}
+	if o.lost != o.lostInCopy {
+		t.Fatalf("%d lines lost, only %d of them in a rotated copy: the rest were readable", o.lost, o.lostInCopy)
 	}
-	missed := 0
-	for i := 0; i < total; i++ {
-		if m[i] > 1 {
-			t.Fatalf("seq %d read %d times", i, m[i])
-		}
-		if m[i] == 0 {
-			if !inCopy[i] {
-				t.Fatalf("seq %d neither read nor in a rotated copy", i)
-			}
-			missed++
-		}
+	if o.rotations < 3 {
+		t.Fatalf("only %d rotations happened", o.rotations)
 	}
-	t.Logf("copytruncate: %d of %d lines read, %d only in the rotated copies (%d rotations)", len(got), total, missed, len(copies))
-	if len(copies) < 3 {
-		t.Fatalf("only %d rotations happened", len(copies))
-	}
+	t.Logf("copytruncate: %d lines read, %d only in the rotated copies (%d rotations)", o.delivered, o.lostInCopy, o.rotations)
 }
 
 func TestFollowFileAppearingLaterDeletedAndRecreated(t *testing.T) {

@@ -130,6 +130,34 @@ func LoadDaemon(dir string) (Daemon, error) {
 	return parseDaemon(df)
 }
 
+// checkFileKinds refuses a directory where base.conf, base.local or a
+// base.d/*.conf|*.local file is expected, and a base.d that is not a
+// directory: read as "no such file", the operator's settings would be
+// silently left out (a jail.local made with mkdir by mistake).
+func checkFileKinds(base string) error {
+	files := []string{base + ".conf", base + ".local"}
+	if st, err := os.Stat(base + ".d"); err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s.d is a file, not a directory: move it aside (files in it are read as %s.d/*.conf and *.local): %w", base, filepath.Base(base), ErrInvalid)
+		}
+		ents, err := os.ReadDir(base + ".d")
+		if err != nil {
+			return fmt.Errorf("read %s.d: %w", base, err)
+		}
+		for _, e := range ents {
+			if n := e.Name(); !strings.HasPrefix(n, ".") && (strings.HasSuffix(n, ".conf") || strings.HasSuffix(n, ".local")) {
+				files = append(files, filepath.Join(base+".d", n))
+			}
+		}
+	}
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.IsDir() {
+			return fmt.Errorf("%s is a directory where a configuration file is expected: remove or rename it: %w", f, ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // loadTree layers dir/base.{conf,d,local} over the shipped base.conf
 // (used only when dir has no base.conf). extra are [DEFAULT] values set
 // below everything, for the shipped files' %(name)s references.
@@ -140,6 +168,9 @@ func loadTree(dir, base string, extra map[string]string) (*ini.File, error) {
 	}
 	var files []string
 	if dir != "" {
+		if err := checkFileKinds(filepath.Join(dir, base)); err != nil {
+			return nil, err
+		}
 		files = ini.BaseFiles(filepath.Join(dir, base))
 	}
 	if dir == "" || len(files) == 0 || files[0] != filepath.Join(dir, base+".conf") {
@@ -835,15 +866,17 @@ func (r jailReader) jail(name string) (Jail, error) {
 		v, _ := r.f.Raw(name, "logpath")
 		switch {
 		case len(missing) == 0:
-		case len(missing) == len(j.LogPaths) && j.Backend == "auto" && len(j.JournalMatch) > 0:
-			// fail2ban would refuse the jail; the journal is where
-			// such a host logs.
+		case len(missing) == len(j.LogPaths) && j.Backend == "auto" && len(j.JournalMatch) > 0 && strings.Contains(v.Text, "%("):
+			// A distribution default (%(sshd_log)s) names no file
+			// here: fail2ban would refuse the jail; the journal is
+			// where such a host logs. A path the operator wrote is
+			// followed instead (below), even before it exists.
 			j.Backend = "journal"
 			// Our own embedded sshd jail does this by design: no note.
 			if !r.own {
 				r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s: reading the journal (%s) instead", strings.Join(missing, " "), strings.Join(j.JournalMatch, " ")))
 			}
-		case !r.own:
+		default:
 			r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s yet (fail2ban would refuse the jail; xdpban watches for it to appear)", strings.Join(missing, " ")))
 		}
 	}

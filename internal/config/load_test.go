@@ -463,3 +463,63 @@ func TestSSHDLogpathOverridesJournalDefault(t *testing.T) {
 		t.Fatalf("sshd with logpath %s: backend %q logpaths %v, want auto on the file", logf, ssh.Backend, ssh.LogPaths)
 	}
 }
+
+func TestDirectoryWhereFileExpected(t *testing.T) {
+	for _, c := range []struct{ dir, file, want string }{
+		{"jail.local", "", "jail.local is a directory where a configuration file is expected"},
+		{"jail.d/ssh.local", "", "ssh.local is a directory where a configuration file is expected"},
+		{"xdpban.conf", "", "xdpban.conf is a directory where a configuration file is expected"},
+		{"", "jail.d", "jail.d is a file, not a directory"},
+	} {
+		dir := t.TempDir()
+		if c.dir != "" {
+			if err := os.MkdirAll(filepath.Join(dir, c.dir), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.file != "" {
+			if err := os.WriteFile(filepath.Join(dir, c.file), []byte("[sshd]\nenabled = false\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := Load(dir)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s%s: Load error %v, want %q", c.dir, c.file, err, c.want)
+		}
+	}
+}
+
+func TestOperatorLogpathNotYetThereIsFollowed(t *testing.T) {
+	old := authLog
+	authLog = filepath.Join(t.TempDir(), "missing.log")
+	defer func() { authLog = old }()
+	dir := t.TempDir()
+	glob := filepath.Join(dir, "logs", "sshd-*.log")
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = true\nlogpath = "+glob+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssh, _ := c.Jail("sshd")
+	// The operator named files: they are watched for, not swapped for the
+	// journal behind the operator's back, and the wait is reported.
+	if ssh.Backend != "auto" || !reflect.DeepEqual(ssh.LogPaths, []string{glob}) {
+		t.Fatalf("sshd on a glob matching nothing yet: backend %q logpaths %v, want auto on %s", ssh.Backend, ssh.LogPaths, glob)
+	}
+	if notes := strings.Join(ssh.Notes, "\n"); !strings.Contains(notes, "jail.local:3: logpath: no file matches "+glob+" yet") {
+		t.Fatalf("notes %q do not report the missing file", notes)
+	}
+	// The shipped default (%(sshd_log)s) on a host without it still reads
+	// the journal.
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = true\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	if ssh, _ = c.Jail("sshd"); ssh.Backend != "journal" {
+		t.Fatalf("default sshd without %s: backend %q, want journal", authLog, ssh.Backend)
+	}
+}

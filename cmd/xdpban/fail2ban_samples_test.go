@@ -255,3 +255,30 @@ func sameSampleHost(want, got string) bool {
 	b, err2 := netip.ParseAddr(got)
 	return err1 == nil && err2 == nil && a.Unmap() == b.Unmap()
 }
+
+// TestRegexNow: --now is the clock yearless dates are read against, so a
+// log from an earlier year replays on its own dates; a bad value is bad
+// input.
+func TestRegexNow(t *testing.T) {
+	const line = "Feb 28 12:00:00 h sshd[1]: Failed password for root from 192.0.2.7 port 1 ssh2"
+	for _, c := range []struct{ now, year string }{
+		{"2021-03-01T00:00:00Z", "2021-"},
+		{"2021-01-15T00:00:00Z", "2020-"}, // Feb 28 would be ahead of the clock: last year's
+	} {
+		code, out, errOut := cli(t, "", "regex", "--json", "--now", c.now, line, "sshd")
+		if code != exitOK {
+			t.Fatalf("--now %s: exit %d: %s", c.now, code, errOut)
+		}
+		var res regexOutput
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("--now %s: %v\n%s", c.now, err, out)
+		}
+		if len(res.Matches) != 1 || !strings.HasPrefix(res.Matches[0].Time, c.year+"02-28T") {
+			t.Errorf("--now %s: matches %+v, want one on %s02-28", c.now, res.Matches, c.year)
+		}
+	}
+	code, _, errOut := cli(t, "", "regex", "--now", "last tuesday", line, "sshd")
+	if code != exitUsage || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, `--now "last tuesday"`) {
+		t.Errorf("bad --now: exit %d, stderr %q; want 2 and one line naming it", code, errOut)
+	}
+}

@@ -3,6 +3,9 @@ package logwatch
 import (
 	"bytes"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,4 +74,107 @@ func TestFastDates(t *testing.T) {
 			t.Errorf("%s: the fast matcher decided only %d lines", p, decided)
 		}
 	}
+}
+
+// TestLitSet compares the one-pass search with strings.Contains on every
+// substring-sized cut of generated text, for sets with short, long,
+// overlapping and colliding strings.
+func TestLitSet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	const alpha = "ab F:iled "
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alpha[rng.IntN(len(alpha))]
+		}
+		return string(b)
+	}
+	for round := 0; round < 300; round++ {
+		var pats []string
+		for k := 1 + rng.IntN(6); k > 0; k-- {
+			pats = append(pats, word(2+rng.IntN(8)))
+		}
+		if round == 0 {
+			pats = []string{"Failed ", "nvalid user ", "llegal user ", " not allowed because account is locked"}
+		}
+		s := newLitSet(pats)
+		for i := 0; i < 200; i++ {
+			text := word(rng.IntN(60))
+			want := false
+			for _, p := range pats {
+				want = want || strings.Contains(text, p)
+			}
+			if got := s.in(text); got != want {
+				t.Fatalf("set %q in %q: %v, want %v", pats, text, got, want)
+			}
+		}
+	}
+}
+
+// TestASCIIVariants runs every expression of every filter (xdpban's and
+// fail2ban's) that has an ASCII variant on every ASCII line of fail2ban's
+// sample logs and of loggen's log, through both spellings: matches and
+// group spans must be identical.
+func TestASCIIVariants(t *testing.T) {
+	var filters []*Filter
+	for _, name := range []string{"sshd", "sshd[mode=aggressive]", "nginx-http-auth", "nginx-limit-req", "apache-auth", "postfix", "dovecot", "vsftpd", "recidive"} {
+		f, err := LoadFilter(nil, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filters = append(filters, f)
+	}
+	confs, _ := filepath.Glob(filepath.Join(f2bConfig, "filter.d", "*.conf"))
+	for _, c := range confs {
+		n := strings.TrimSuffix(filepath.Base(c), ".conf")
+		if f, err := LoadFilter([]string{f2bConfig}, n, nil); err == nil {
+			filters = append(filters, f)
+		}
+	}
+	var lines []string
+	logs, _ := filepath.Glob(filepath.Join(f2bTests, "files", "logs", "*"))
+	logs = append(logs, filepath.Join("..", "testdata", "logs", "auth-sample.log"))
+	for _, p := range logs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(data), "\n") {
+			if isASCII(l) && !strings.HasPrefix(l, "#") {
+				lines = append(lines, l)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := loggen.Generate(&buf, loggen.Options{Lines: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, strings.Split(buf.String(), "\n")...)
+	if len(lines) < 4000 || len(filters) < 20 {
+		t.Fatalf("only %d lines and %d filters to compare on", len(lines), len(filters))
+	}
+	compared, matched := 0, 0
+	for _, f := range filters {
+		all := append(append([]*pyRegex{f.pref}, f.fails...), f.ignores...)
+		for _, r := range all {
+			if r == nil || r.asc == nil {
+				continue
+			}
+			for _, l := range lines {
+				want := r.re2.FindStringSubmatchIndex(l)
+				got := r.asc.FindStringSubmatchIndex(l)
+				if !slices.Equal(want, got) {
+					t.Fatalf("filter %s, %q on %q: ASCII spelling gives %v, the Unicode one %v", f.Name, r.src, l, got, want)
+				}
+				compared++
+				if want != nil {
+					matched++
+				}
+			}
+		}
+	}
+	if matched < 1000 {
+		t.Fatalf("only %d of %d comparisons matched: the lines do not exercise the filters", matched, compared)
+	}
+	t.Logf("%d comparisons, %d matches", compared, matched)
 }

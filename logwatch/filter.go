@@ -46,6 +46,8 @@ type Filter struct {
 	// lits: when every failregex has a requirement, a single-line filter
 	// rejects a line meeting none of them without running anything else.
 	lits []requirement
+	// litIdx finds any alternative of any of lits in one pass.
+	litIdx *litSet
 
 	timeouts atomic.Uint64
 }
@@ -128,6 +130,12 @@ func compileFilter(s filterSpec) (*Filter, error) {
 	}
 	if !allLits || multi {
 		f.lits = nil
+	} else {
+		var all []string
+		for _, q := range f.lits {
+			all = append(all, q...)
+		}
+		f.litIdx = newLitSet(all)
 	}
 	if f.dates, err = newDateDetector(s.datepattern); err != nil {
 		return nil, fmt.Errorf("%w %s (%s): %w", ErrFilter, s.name, s.source, err)
@@ -283,7 +291,11 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 	}
 	// The cheap reject: the failregexes run on the line with its date cut
 	// out, so that is where their literals are looked for.
-	if f.lits != nil {
+	if f.lits != nil && tl.pre == "" && f.litIdx != nil {
+		if !f.litIdx.in(tl.post) {
+			return Miss, nil
+		}
+	} else if f.lits != nil {
 		hit := false
 	outer:
 		for _, q := range f.lits {

@@ -573,8 +573,13 @@ func validGroupName(s string) bool {
 
 // pyRegex is a compiled translated expression on either engine.
 type pyRegex struct {
-	src   string
-	re2   *regexp.Regexp
+	src string
+	re2 *regexp.Regexp
+	// asc is re2 with its Unicode classes cut down to ASCII, for ASCII
+	// input: the same program with the same answers there (every class
+	// test on an ASCII byte gives the same result), but class tests are
+	// a fraction of the cost. nil when re2 has no such class.
+	asc   *regexp.Regexp
 	net   *regexp2.Regexp
 	names []string // group names by index (index 0: whole match)
 	why   string
@@ -622,6 +627,11 @@ func compilePy(src string, multiline bool) (*pyRegex, error) {
 		if err == nil {
 			r.re2 = re
 			r.names = re.SubexpNames()
+			if a := asciiClasses.Replace(expr); a != expr {
+				if ra, err := regexp.Compile(a); err == nil && ra.NumSubexp() == re.NumSubexp() {
+					r.asc = ra
+				}
+			}
 			r.reqs = requirements(expr)
 			return r, nil
 		}
@@ -654,6 +664,29 @@ func compilePy(src string, multiline bool) (*pyRegex, error) {
 	return r, nil
 }
 
+// asciiClasses rewrites the translation's Unicode sets (only setFor
+// writes \p{…}: the translator refuses \p in a pattern) to their ASCII
+// members.
+var asciiClasses = strings.NewReplacer(pySpaceSet, `\t-\r\x1c-\x20`, pyWordSet, `0-9A-Za-z_`, pyDigitSet, `0-9`)
+
+// isASCII reports whether s has no byte above 0x7f, 8 bytes at a time.
+func isASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		if w&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // hasGroup reports whether the expression defines the named group.
 func (r *pyRegex) hasGroup(name string) bool {
 	for _, n := range r.names {
@@ -676,7 +709,11 @@ func (r *pyRegex) search(s string) (*pyMatch, error) {
 		}
 	}
 	if r.re2 != nil {
-		loc := r.re2.FindStringSubmatchIndex(s)
+		re := r.re2
+		if r.asc != nil && isASCII(s) {
+			re = r.asc
+		}
+		loc := re.FindStringSubmatchIndex(s)
 		if loc == nil {
 			return nil, nil
 		}

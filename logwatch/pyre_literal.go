@@ -188,3 +188,74 @@ func reqsOf(re *syntax.Regexp) []requirement {
 	}
 	return nil
 }
+
+// litSet finds whether a text contains any of a set of strings in one
+// pass (Wu-Manber with 2-byte blocks): the window of the shortest
+// string's length slides by as much as the block at its end allows, so
+// a line with none of the strings costs about len/shortest table
+// look-ups instead of one substring scan per string.
+type litSet struct {
+	pats []string
+	m    int // length of the shortest string (>= 2)
+	// shift[h] is how far the window may move when the block ending it
+	// hashes to h; 0: some string's first m bytes may end here.
+	shift  [litHashSize]uint8
+	bucket [litHashSize][]uint16 // strings to verify when shift is 0
+}
+
+const litHashSize = 1 << 12
+
+func litHash(a, b byte) int { return (int(a)<<5 ^ int(b)) & (litHashSize - 1) }
+
+// newLitSet returns nil when some string is shorter than 2 bytes (a
+// block) or there are too many to index.
+func newLitSet(pats []string) *litSet {
+	if len(pats) == 0 || len(pats) > 1<<16 {
+		return nil
+	}
+	m := -1
+	for _, p := range pats {
+		if m < 0 || len(p) < m {
+			m = len(p)
+		}
+	}
+	if m < 2 {
+		return nil
+	}
+	// Shifts above 255 do not fit; a shorter window is still correct.
+	m = min(m, 255)
+	s := &litSet{pats: pats, m: m}
+	for i := range s.shift {
+		s.shift[i] = uint8(m - 1)
+	}
+	for i, p := range pats {
+		for j := 1; j < m; j++ {
+			h := litHash(p[j-1], p[j])
+			if sh := uint8(m - 1 - j); sh < s.shift[h] {
+				s.shift[h] = sh
+			}
+		}
+		h := litHash(p[m-2], p[m-1])
+		s.bucket[h] = append(s.bucket[h], uint16(i))
+	}
+	return s
+}
+
+// in reports whether text contains one of the strings.
+func (s *litSet) in(text string) bool {
+	for pos := s.m - 1; pos < len(text); {
+		h := litHash(text[pos-1], text[pos])
+		if sh := s.shift[h]; sh > 0 {
+			pos += int(sh)
+			continue
+		}
+		start := pos - s.m + 1
+		for _, i := range s.bucket[h] {
+			if strings.HasPrefix(text[start:], s.pats[i]) {
+				return true
+			}
+		}
+		pos++
+	}
+	return false
+}

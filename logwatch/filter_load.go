@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -81,6 +82,13 @@ func readFilterFile(dirs []string, name string) (*ini.File, string, error) {
 	}
 	for _, d := range dirs {
 		for _, base := range []string{filepath.Join(d, "filter.d", name), filepath.Join(d, name)} {
+			// A directory in the file's place would otherwise be
+			// passed over for the shipped filter of the same name.
+			for _, p := range []string{base + ".conf", base + ".local"} {
+				if st, err := os.Stat(p); err == nil && st.IsDir() {
+					return nil, "", fmt.Errorf("%w %s: %s is a directory where the filter file is expected: remove or rename it", ErrFilter, name, p)
+				}
+			}
 			if len(ini.BaseFiles(base)) == 0 {
 				continue
 			}
@@ -247,6 +255,15 @@ func resolveFilter(f *ini.File, name, source string, args map[string]string) (fi
 		return out
 	}
 	s.failregex = lines(opts["failregex"])
+	for i, l := range s.failregex {
+		// fail2ban leaves an undefined <name> as text; a whole line of
+		// it is an argument naming what the filter lacks (sshd's
+		// <mdre-<mode>> with mode = extreme), not a regex to report as
+		// "has no <HOST>".
+		if m := undefinedTagRE.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
+			return filterSpec{}, fmt.Errorf("%w %s (%s): failregex %d is <%s>, which the filter does not define: check the filter's arguments%s", ErrFilter, name, source, i+1, m[1], argText(args))
+		}
+	}
 	s.ignoreregex = lines(opts["ignoreregex"])
 	s.prefregex = strings.TrimSpace(opts["prefregex"])
 	s.datepattern = opts["datepattern"]
@@ -265,9 +282,25 @@ func resolveFilter(f *ini.File, name, source string, args map[string]string) (fi
 	return s, nil
 }
 
+// argText is a filter's arguments for an error message: " (mode=x)".
+func argText(args map[string]string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	var kv []string
+	for k, v := range args {
+		kv = append(kv, k+"="+v)
+	}
+	sort.Strings(kv)
+	return " (" + strings.Join(kv, ", ") + ")"
+}
+
 var (
-	tagRE    = regexp.MustCompile(`<([^ <>]+)>`)
-	secOptRE = regexp.MustCompile(`^([\w\-]+)/([^\s>]+)$`)
+	// undefinedTagRE is a line that is only an option reference: regex
+	// tags (<HOST>, <F-USER>) are upper case, option names are not.
+	undefinedTagRE = regexp.MustCompile(`^<([^ <>]*[a-z][^ <>]*)>$`)
+	tagRE          = regexp.MustCompile(`<([^ <>]+)>`)
+	secOptRE       = regexp.MustCompile(`^([\w\-]+)/([^\s>]+)$`)
 )
 
 const maxTagReplace = 25

@@ -76,4 +76,7 @@ install: build ## install binary, systemd unit, default config and filters (PREF
 run: deps build ## run the daemon protecting this host's default-route interfaces (root)
 	./$(BIN) run
 
-.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch build install test fuzz run bench-daemon
+demo: deps build ## watch xdpban ban an SSH password guesser and drop it in XDP, in throwaway namespaces (root, ~35s)
+	$(GO) run ./internal/demo -xdpban $(BIN)
+
+.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch build install test fuzz run bench-daemon demo

@@ -4,15 +4,7 @@ import (
 	"context"
 )
 
-func sectionFlood(ctx context.Context, o opts, s *Section) error {
-	s.Skipped = "not implemented yet in benchreport"
-	return nil
-}
 func sectionLogMatch(ctx context.Context, o opts, s *Section) error {
-	s.Skipped = "not implemented yet in benchreport"
-	return nil
-}
-func sectionControl(ctx context.Context, o opts, s *Section) error {
 	s.Skipped = "not implemented yet in benchreport"
 	return nil
 }

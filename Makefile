@@ -11,7 +11,7 @@ SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 # Debian packages the build, tests and benchmarks need.
-APT_PKGS := clang llvm libbpf-dev linux-libc-dev bpftool iptables iproute2 ipset fail2ban
+APT_PKGS := clang llvm libbpf-dev linux-libc-dev bpftool iptables iproute2 ipset fail2ban tzdata
 APT_BENCH_PKGS := xdp-tools netsniff-ng
 
 .DEFAULT_GOAL := help

@@ -30,6 +30,14 @@ import (
 // "truncation"), reads whole lines into memory whatever their length and
 // does not expose the inode a position belongs to. Following by name with
 // one inotify watch per directory fixes all of these in ~400 lines.
+//
+// Measured against it in the same run (BenchmarkFollowRotation and
+// BenchmarkFollowThroughput in follow_peer_test.go, `make bench-follow`;
+// figures there): at 10k lines/s with rename-and-create rotation
+// nxadm/tail loses ~200 lines per rotation (the writes to the renamed
+// file before the writer reopens), this follower none; with copytruncate
+// neither loses a readable line; neither duplicates; reading a
+// pre-written file this follower delivers ~11x the lines/s.
 
 // DefaultMaxLine caps one log line. Longer lines are skipped and counted,
 // and never held in memory beyond this.

@@ -46,6 +46,9 @@ authlog: ## write the 1M-line benchmark auth.log (testdata/logs/auth-1m.log, det
 bench-logwatch: authlog ## log matching/counting throughput on the 1M-line auth.log, ratios vs fail2ban-regex
 	XDPBAN_AUTHLOG=$(CURDIR)/testdata/logs/auth-1m.log $(GO) test -run '^$$' -bench 'BenchmarkAuthLog' -benchtime 1x -count 3 ./logwatch/
 
+bench-follow: ## log follower vs nxadm/tail: lines lost/duplicated per rotation at 10k lines/s, lines/s
+	$(GO) test -run '^$$' -bench 'BenchmarkFollow(Rotation|Throughput)$$' -benchtime 1x -count 3 ./logwatch/
+
 bench-daemon: ## ban latency: `xdpban ban` vs `fail2ban-client banip`, socket ban vs bare map add (root)
 	$(GO) test -run '^$$' -bench 'BenchmarkCLIBan|BenchmarkSocketBan' -benchtime 100x -count 3 ./cmd/xdpban/
 
@@ -79,4 +82,4 @@ run: deps build ## run the daemon protecting this host's default-route interface
 demo: deps build ## watch xdpban ban an SSH password guesser and drop it in XDP, in throwaway namespaces (root, ~35s)
 	$(GO) run ./internal/demo -xdpban $(BIN)
 
-.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch build install test fuzz run bench-daemon demo
+.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch bench-follow build install test fuzz run bench-daemon demo

@@ -52,7 +52,7 @@ func (o Options) check() error {
 // Result is what the demo saw happen, for its test.
 type Result struct {
 	FailedAtBan     int           // the jail's failure count when the ban showed
-	BanAfter        time.Duration // last failure logged → ban listed
+	BanAfter        time.Duration // last failure logged → ban listed (20 ms polls)
 	LoginBlocked    bool          // a login attempt during the ban got no answer
 	DroppedPackets  uint64        // the ban entry's packet counter, last reading
 	XDPDropped      uint64        // the program's global dropped counter
@@ -121,6 +121,7 @@ type demo struct {
 	sent    atomic.Int64
 	arrived atomic.Int64
 	sshPID  atomic.Int64
+	failNS  atomic.Int64 // when the fake sshd last logged a failure
 	res     Result
 }
 
@@ -400,6 +401,7 @@ func (d *demo) fakeSSHD(ln net.Listener) {
 		if f, err := os.OpenFile(d.authLog, os.O_WRONLY|os.O_APPEND, 0); err == nil {
 			_, _ = f.WriteString(line)
 			f.Close()
+			d.failNS.Store(time.Now().UnixNano())
 		}
 		c.Close()
 	}
@@ -489,13 +491,11 @@ func (d *demo) play(ctx context.Context) error {
 	d.trafficSince(t0, "so far")
 
 	n.step(fmt.Sprintf("The attacker guesses root's password over SSH; the jail bans after %d failures", d.o.MaxRetry))
-	var lastFail time.Time
 	for i := 1; i <= d.o.MaxRetry; i++ {
 		banner, err := d.login(ctx)
 		if err != nil {
 			return fmt.Errorf("login attempt %d before any ban got no answer: %w", i, err)
 		}
-		lastFail = time.Now()
 		n.say("attempt %d: %s answered, password rejected; the bastion's auth.log now ends with:", i, banner)
 		n.block(lastLine(d.authLog))
 		if i == (d.o.MaxRetry+1)/2 && i < d.o.MaxRetry {
@@ -526,13 +526,13 @@ func (d *demo) play(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no ban 15s after %d failures", d.o.MaxRetry)
 		}
-		if err := wait(ctx, 50*time.Millisecond); err != nil {
+		if err := wait(ctx, 20*time.Millisecond); err != nil {
 			return err
 		}
 	}
 	bannedAt := time.Now()
 	atBan := d.snapshot()
-	d.res.BanAfter = bannedAt.Sub(lastFail)
+	d.res.BanAfter = bannedAt.Sub(time.Unix(0, d.failNS.Load()))
 	// The map entry comes first, the jail's books right after it.
 	var js control.JailStatus
 	var err error

@@ -41,6 +41,18 @@ type dateTemplate struct {
 type dateHit struct {
 	start, end int
 	t          time.Time
+	// lazy, when set, holds fields whose conversion cannot fail, done
+	// by time() (most lines are never matched: their date is never
+	// needed).
+	lazy lazyDate
+}
+
+// time returns the instant of the hit.
+func (h *dateHit) time() time.Time {
+	if h.lazy.set {
+		return h.lazy.time()
+	}
+	return h.t
 }
 
 // Python's strptime directives as fail2ban overrides them.
@@ -408,8 +420,8 @@ func (t *dateTemplate) match(line string, ref time.Time) (dateHit, bool) {
 			}
 			break
 		}
-		if sp, ok := m.spans[g]; ok {
-			start, end = sp[0], sp[1]
+		if a, b, ok := m.span(g); ok {
+			start, end = a, b
 			break
 		}
 	}
@@ -590,7 +602,7 @@ func civilDate(year, month, day, hour, minute, sec, nsec int, hasYear, assumeTod
 	}
 	// Reject days a month does not have (time.Date would normalise
 	// Feb 30 to March 2).
-	if day > daysIn(time.Month(month), year) && hasYear {
+	if hasYear && day > daysIn(time.Month(month), year) {
 		return time.Time{}, false
 	}
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc)

@@ -129,9 +129,20 @@ func fastSyslog(line string, ref time.Time) (dateHit, bool, bool) {
 	if hour > 23 {
 		return dateHit{}, false, false
 	}
-	t, ok := civilDate(ref.Year(), month, day, hour, m0*10+m1, s0*10+s1, 0, false, false, ref.Location(), ref)
-	if !ok {
-		return dateHit{}, false, false
-	}
-	return dateHit{start: 0, end: n, t: t}, true, true
+	// Month 1-12, day 1-29, hour 0-23, minute and second 0-59: the
+	// conversion cannot fail, so it can wait until the time is needed.
+	lz := lazyDate{set: true, month: int8(month), day: int8(day), hour: int8(hour), minute: int8(m0*10 + m1), sec: int8(s0*10 + s1), ref: ref}
+	return dateHit{start: 0, end: n, lazy: lz}, true, true
+}
+
+// lazyDate is a year-less, zone-less date whose fields are in range.
+type lazyDate struct {
+	set                           bool
+	month, day, hour, minute, sec int8
+	ref                           time.Time
+}
+
+func (d lazyDate) time() time.Time {
+	t, _ := civilDate(d.ref.Year(), int(d.month), int(d.day), int(d.hour), int(d.minute), int(d.sec), 0, false, false, d.ref.Location(), d.ref)
+	return t
 }

@@ -65,7 +65,7 @@ func TestFastDates(t *testing.T) {
 				}
 				decided++
 				wh, wok := slow.match(l, ref)
-				if ok != wok || h.start != wh.start || h.end != wh.end || !h.t.Equal(wh.t) {
+				if ok != wok || h.start != wh.start || h.end != wh.end || !h.time().Equal(wh.t) {
 					t.Fatalf("%s on %q (ref %s): fast gives %v %+v, the regex %v %+v", p, l, ref, ok, h, wok, wh)
 				}
 			}

@@ -192,7 +192,8 @@ type scanner struct {
 	f            *Filter
 	lastTemplate int
 	buf          []tupleLine
-	lastDate     time.Time
+	// lastDate is the last date seen, converted only when needed.
+	lastDate     dateHit
 	lastDateText string
 	mlf          map[string]*mlfEntry
 	mlfOrder     []string
@@ -268,23 +269,25 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 	line = strings.TrimSuffix(line, "\r")
 	f := s.f
 	var tl tupleLine
-	var date time.Time
+	// date is converted to a time only for a line that gets past the
+	// literal check.
+	var date dateHit
 	if journalDate != nil {
-		date = *journalDate
+		date.t = *journalDate
 		tl = tupleLine{date: s.lastDateText, post: line}
 	} else if h, ok := f.dates.find(line, ref, &s.lastTemplate); ok {
 		tl = tupleLine{pre: line[:h.start], date: line[h.start:h.end], post: line[h.end:]}
 		if h.start == h.end {
 			// fail2ban: an empty (optional) date is the last one
 			// seen if recent, else now.
-			if !s.lastDate.IsZero() && s.lastDate.After(ref.Add(-time.Minute)) {
-				tl, date = tupleLine{date: s.lastDateText, post: line}, s.lastDate
+			if last := s.lastDate.time(); !last.IsZero() && last.After(ref.Add(-time.Minute)) {
+				tl, date.t = tupleLine{date: s.lastDateText, post: line}, last
 			} else {
-				date = ref
+				date.t = ref
 			}
 		} else {
-			date = h.t
-			s.lastDate, s.lastDateText = date, tl.date
+			date = h
+			s.lastDate, s.lastDateText = h, tl.date
 		}
 	} else {
 		tl = tupleLine{post: line}
@@ -310,7 +313,7 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 			return Miss, nil
 		}
 	}
-	return s.findFailure(tl, date, checkAll)
+	return s.findFailure(tl, date.time(), checkAll)
 }
 
 func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool) (Verdict, []result) {

@@ -593,18 +593,38 @@ type pyRegex struct {
 type pyMatch struct {
 	start, end int
 	groups     map[string]string
-	spans      map[string][2]int
+	spans      []namedSpan
 	// g1, g1e: span of group 1 (date templates use it), -1 when unset.
 	g1, g1e int
+}
+
+type namedSpan struct {
+	name string
+	a, b int
 }
 
 func (m *pyMatch) set(name string, s string, a, b int) {
 	if m.groups == nil {
 		m.groups = make(map[string]string, 4)
-		m.spans = make(map[string][2]int, 4)
 	}
 	m.groups[name] = s
-	m.spans[name] = [2]int{a, b}
+	for i := range m.spans {
+		if m.spans[i].name == name {
+			m.spans[i] = namedSpan{name, a, b}
+			return
+		}
+	}
+	m.spans = append(m.spans, namedSpan{name, a, b})
+}
+
+// span returns the byte span of a named group that took part.
+func (m *pyMatch) span(name string) (int, int, bool) {
+	for _, sp := range m.spans {
+		if sp.name == name {
+			return sp.a, sp.b, true
+		}
+	}
+	return 0, 0, false
 }
 
 // errTimeout is returned by search when regexp2 gave up on a line.

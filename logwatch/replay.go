@@ -93,7 +93,17 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 			return nil, err
 		}
 	}
-	counts := map[string]int{}
+	// Per-address tallies keyed by the address: one String() per
+	// address rather than per match. Names (no address) count apart.
+	type tally struct {
+		host string
+		n    int
+	}
+	byAddr := map[netip.Addr]*tally{}
+	byName := map[string]*tally{}
+	// Consecutive matches often share their second: format it once.
+	var lastT time.Time
+	lastTS := ""
 	start := time.Now()
 	br := bufio.NewReaderSize(r, 64<<10)
 	var long []byte
@@ -131,16 +141,27 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 			case Fail:
 				res.Matched++
 				for _, m := range ms {
-					host := m.HostName
+					var tl *tally
 					if m.Host.IsValid() {
-						host = m.Host.String()
+						if tl = byAddr[m.Host]; tl == nil {
+							tl = &tally{host: m.Host.String()}
+							byAddr[m.Host] = tl
+						}
+					} else if tl = byName[m.HostName]; tl == nil {
+						tl = &tally{host: m.HostName}
+						byName[m.HostName] = tl
 					}
+					tl.n++
 					ts := ""
 					if !m.Time.IsZero() {
-						ts = m.Time.Format(time.RFC3339)
+						// == (not Equal): the same instant in another
+						// location formats differently.
+						if m.Time != lastT || lastTS == "" {
+							lastT, lastTS = m.Time, m.Time.Format(time.RFC3339)
+						}
+						ts = lastTS
 					}
-					res.Matches = append(res.Matches, ReplayMatch{Line: res.Lines, Host: host, Time: ts})
-					counts[host]++
+					res.Matches = append(res.Matches, ReplayMatch{Line: res.Lines, Host: tl.host, Time: ts})
 					if sim != nil && m.Host.IsValid() {
 						sim.failure(m, res.Lines)
 					}
@@ -160,6 +181,16 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 	}
 	res.Elapsed = time.Since(start)
 	res.ElapsedS = res.Elapsed.Seconds()
+	// A name that reads like an address counts with that address, as
+	// when both were counted by their text.
+	counts := make(map[string]int, len(byAddr)+len(byName))
+	for _, tl := range byAddr {
+		counts[tl.host] += tl.n
+	}
+	for _, tl := range byName {
+		counts[tl.host] += tl.n
+	}
+	res.Hosts = make([]HostCount, 0, len(counts))
 	for h, n := range counts {
 		res.Hosts = append(res.Hosts, HostCount{Host: h, Matches: n})
 	}

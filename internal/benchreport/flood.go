@@ -219,6 +219,13 @@ func (e *chainEnforcer) remove(ctx context.Context) error {
 	return restoreIn(ctx, e.ns, &in)
 }
 
+// noEnforcer is the host with nothing loaded: the floor of the receive
+// path that every enforcement adds to.
+type noEnforcer struct{}
+
+func (noEnforcer) xdpDropped() (uint64, error)  { return 0, nil }
+func (noEnforcer) remove(context.Context) error { return nil }
+
 // checkClean fails when an enforcement left anything in the host
 // namespace that would tax the next one's figures.
 func checkClean(ctx context.Context, p *Pair) error {
@@ -651,6 +658,15 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 	s.Table = &Table{Header: []string{"bans", "tool", "drops/s", "CPU ms/Mpkt dropped", "×xdpban", "banned got through",
 		"unbanned passed/s", "CPU ms/Mpkt passed", "×xdpban"}}
 	var through, cleanDropped uint64
+	base, err := f.run(ctx, noEnforcer{}, false)
+	if err != nil {
+		return fmt.Errorf("flood without enforcement: %w", err)
+	}
+	cleanDropped += base.cleanDropped
+	s.add(Figure{Case: "no bans", Tool: "none", Metric: "unbanned_passed_per_s", Value: perSec(base.passed, base.elapsed), Unit: "pkt/s"})
+	s.add(Figure{Case: "no bans", Tool: "none", Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(base.cpu, base.passed), Unit: "ms"})
+	s.Table.Rows = append(s.Table.Rows, []string{"0", "none (no enforcement)", "—", "—", "—", "—",
+		num(s.find("no bans", "none", "unbanned_passed_per_s")), num(s.find("no bans", "none", "cpu_ms_per_mpkt_passed")), "—"})
 	for _, n := range sizes {
 		addrs := floodBanList(n)
 		for _, peer := range peers {
@@ -724,6 +740,16 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 		s.target(fmt.Sprintf("iptables-chain/xdpban CPU per Mpkt dropped at %s", hi), r, "x", false, 10)
 	}
 
+	hiN := sizes[len(sizes)-1]
+	var loads []string
+	for _, peer := range peers {
+		if v := s.find(hi, peer.tool, "load_s"); !math.IsNaN(v) {
+			loads = append(loads, fmt.Sprintf("%s %.2f s", peer.tool, v))
+		}
+	}
+	if len(loads) > 0 {
+		s.note("Loading %s bans (setup included): %s.", group(strconv.Itoa(hiN)), strings.Join(loads, ", "))
+	}
 	for _, sk := range skipped {
 		s.note("Skipped %s.", sk)
 	}
@@ -737,6 +763,7 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 	}
 	s.note("xdpban: the loader's program on the host veth (%s mode), one /32 entry per ban. ipset: xdpban's own netfilter fallback (fallback.ModeIPSet): chain xdpban jumped to from INPUT, one `-m set --match-set xdpban-v4 src -j DROP` rule, a hash:net set with timeout, counters and comments. iptables-chain: what fail2ban's iptables actions build: chain %s jumped to from INPUT, one `-s ADDR/32 -j DROP` rule per ban (loaded with one iptables-restore), RETURN last; %s.",
 		mode, f2bChain, iptablesVariant())
+	s.note("On a veth, XDP costs more than on a NIC: frames from a socket reach the host veth as socket buffers, which the veth copies into an XDP buffer before the program runs (and, for XDP_PASS, hands to GRO, which a veth turns on while an XDP program is attached), while a driver with native XDP runs the program before any socket buffer exists. The xdpban figures here are an upper bound; that copy is why xdpban's cost for passed packets is above the netfilter peers' with short lists. Section 1 gives the program's own cost. The `none` row is the same unbanned flood with nothing loaded.")
 	s.note("Ban lists: the %d banned flood sources spread evenly through the list, fillers from 240.0.0.0/4 (never on the wire). In the chain, a banned packet walks on average half the rules and an unbanned one all of them; hash lookups (XDP, ipset) do not depend on the order.", floodSources)
 	return nil
 }

@@ -133,7 +133,21 @@ func New(t testing.TB) *Pair {
 	p := &Pair{HostIf: "xb-h" + id, AttackerIf: "xb-a" + id}
 	p.Host = newNS(t, "xbh-"+id)
 	p.Attacker = newNS(t, "xba-"+id)
+	p.AddVeth(t)
+	return p
+}
 
+// DeleteVeth deletes the veth, as an operator rebuilding an interface
+// does: whatever was attached to it is gone with it. AddVeth makes it
+// again under the same names and addresses.
+func (p *Pair) DeleteVeth(t testing.TB) {
+	t.Helper()
+	ipCmd(t, "-n", p.Host.Name, "link", "del", p.HostIf)
+}
+
+// AddVeth makes the veth pair with both ends configured.
+func (p *Pair) AddVeth(t testing.TB) {
+	t.Helper()
 	ipCmd(t, "-n", p.Host.Name, "link", "add", p.HostIf, "type", "veth",
 		"peer", "name", p.AttackerIf, "netns", p.Attacker.Name)
 	for _, side := range []struct {
@@ -161,7 +175,6 @@ func New(t testing.TB) *Pair {
 		ipCmd(t, "-n", p.Host.Name, "neigh", "replace", a.String(), "lladdr", attMAC,
 			"dev", p.HostIf, "nud", "permanent")
 	}
-	return p
 }
 
 // AddAttackerAddr gives the attacker another source address (any

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -375,6 +377,12 @@ func (x *XDP) interfaces() ([]bans.IfaceStatus, error) {
 			continue
 		}
 		out = append(out, bans.IfaceStatus{Name: name, Mode: x.mode(filepath.Join(x.pin, e.Name()))})
+	}
+	// Interfaces deleted under the daemon have no pin left (reattach.go).
+	for _, name := range slices.Sorted(maps.Keys(x.links)) {
+		if x.links[name] == nil {
+			out = append(out, bans.IfaceStatus{Name: name, Mode: "gone"})
+		}
 	}
 	return out, nil
 }

@@ -718,7 +718,9 @@ func OpenPinned(pinPath string) (*XDP, error) {
 
 func (x *XDP) closeFDs() {
 	for _, l := range x.links {
-		l.Close()
+		if l != nil { // nil: lost with its interface (reattach.go)
+			l.Close()
+		}
 	}
 	x.links = nil
 	if x.prog != nil {

@@ -89,6 +89,8 @@ type Daemon struct {
 	stop   context.CancelCauseFunc
 	// detached: enforcement was removed; do not Close over it.
 	detached bool
+	// gone are the protected interfaces found deleted (ifaces.go).
+	gone map[string]bool
 }
 
 // New checks the options; Run does the work.
@@ -272,6 +274,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	tick := time.NewTicker(d.opt.SweepEvery)
 	defer tick.Stop()
+	ticks := 0
 	purge := time.NewTicker(time.Hour)
 	defer purge.Stop()
 	for {
@@ -287,6 +290,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		case <-tick.C:
 			if d.core == nil {
 				continue
+			}
+			if ticks++; ticks%ifaceCheckEvery == 0 {
+				d.checkInterfaces(backend)
 			}
 			if _, err := d.core.Sweep(runCtx); err != nil && runCtx.Err() == nil {
 				d.log.Error("expiry sweep failed", "err", err)

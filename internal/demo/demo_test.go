@@ -304,3 +304,29 @@ func TestDemoKilledIsSweptNextRun(t *testing.T) {
 		sweepStale()
 	}
 }
+
+// TestBadInput: a bad flag or value is one line on stderr and exit 2,
+// before anything is created (no root needed).
+func TestBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"-bantime", "3s"},
+		{"-bantime", "soon"},
+		{"-bantime", "1500ms"},
+		{"-maxretry", "0"},
+		{"-xdpban", "/nonexistent/xdpban"},
+		{"-nosuchflag"},
+		{"extra"},
+	} {
+		_, demo := binaries(t)
+		var stderr bytes.Buffer
+		cmd := exec.Command(demo, args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if cmd.ProcessState.ExitCode() != 2 {
+			t.Errorf("demo %v: %v, want exit 2; stderr: %s", args, err, stderr.String())
+		}
+		if lines := strings.Count(stderr.String(), "\n"); lines != 1 || !strings.HasPrefix(stderr.String(), "demo: ") {
+			t.Errorf("demo %v: stderr is not one line: %q", args, stderr.String())
+		}
+	}
+}

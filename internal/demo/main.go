@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,14 +34,20 @@ func cli(args []string) int {
 	fs.StringVar(&o.XDPBan, "xdpban", o.XDPBan, "xdpban `BINARY` to run (make build)")
 	fs.DurationVar(&o.BanTime, "bantime", o.BanTime, "how long the ban lasts (the jail's bantime)")
 	fs.IntVar(&o.MaxRetry, "maxretry", o.MaxRetry, "failed logins before the ban (the jail's maxretry)")
+	fs.SetOutput(io.Discard)
+	const usage = "usage: go run ./internal/demo [-xdpban BINARY] [-bantime D] [-maxretry N]"
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stdout)
+			fmt.Println(usage)
+			fs.PrintDefaults()
 			return 0
 		}
+		fmt.Fprintf(os.Stderr, "demo: %v: %s\n", err, usage)
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "demo: unexpected argument %q: usage: go run ./internal/demo [-xdpban BINARY] [-bantime D] [-maxretry N]\n", fs.Arg(0))
+		fmt.Fprintf(os.Stderr, "demo: unexpected argument %q: %s\n", fs.Arg(0), usage)
 		return 2
 	}
 	if err := o.check(); err != nil {

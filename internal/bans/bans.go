@@ -96,7 +96,8 @@ type Status struct {
 // IfaceStatus is one interface the backend protects.
 type IfaceStatus struct {
 	Name string `json:"name"`
-	// Mode is "native", "generic" or, for netfilter, "netfilter".
+	// Mode is "native", "generic", "offload", "gone" (the interface was
+	// deleted; XDP comes back when it does) or, for netfilter, "netfilter".
 	Mode string `json:"mode"`
 }
 

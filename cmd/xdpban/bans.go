@@ -68,7 +68,7 @@ func cmdBan(e *env, args []string) int {
 		return e.fail("ban", usageErr("no address: usage: xdpban ban ADDR|CIDR [--for DURATION] [--jail NAME], or --from-file FILE"))
 	default:
 		for _, a := range pos {
-			if _, err := (bans.Widen{}).Parse(a); err != nil {
+			if err := checkBanAddr(a); err != nil {
 				return e.fail("ban", usageErr("%v", err))
 			}
 			items = append(items, control.BanItem{Addr: a, Jail: *jail, For: *forS})
@@ -181,7 +181,7 @@ func (e *env) readBanFile(name, jail, forS string) ([]control.BanItem, error) {
 		if s == "" {
 			continue
 		}
-		if _, err := (bans.Widen{}).Parse(s); err != nil {
+		if err := checkBanAddr(s); err != nil {
 			nbad++
 			if len(bad) < maxReported {
 				bad = append(bad, fmt.Sprintf("line %d: %v", line, err))
@@ -208,6 +208,16 @@ func (e *env) readBanFile(name, jail, forS string) ([]control.BanItem, error) {
 		return nil, usageErr("%s: %d bad lines%s; nothing was banned: fix them and run again", fileName(name), nbad, more)
 	}
 	return items, nil
+}
+
+// checkBanAddr is the client-side check of one address to ban, so that
+// every bad one is reported before anything is sent.
+func checkBanAddr(a string) error {
+	p, err := (bans.Widen{}).Parse(a)
+	if err != nil {
+		return err
+	}
+	return daemon.CheckWidth(p)
 }
 
 func nonNil(s []string) []string {

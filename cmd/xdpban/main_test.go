@@ -67,6 +67,8 @@ func TestBadInputExitCodes(t *testing.T) {
 		{[]string{"ban", "--nope"}, "xdpban: ban: flag provided but not defined: -nope: see 'xdpban ban --help'"},
 		{[]string{"ban", "192.0.2.1", "--jail", ""}, "--jail: empty jail name"},
 		{[]string{"status", ""}, "xdpban: status: empty jail name"},
+		{[]string{"ban", "0.0.0.0/0"}, "xdpban: ban: 0.0.0.0/0 is too wide a ban"},
+		{[]string{"ban", "192.0.2.1", "::/1"}, "::/1 is too wide a ban"},
 		{[]string{"reload", ""}, "xdpban: reload: empty jail name"},
 		{[]string{"unban"}, "xdpban: unban: no address"},
 		{[]string{"unban", "--all", "192.0.2.1"}, "not both"},

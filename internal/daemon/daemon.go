@@ -488,6 +488,9 @@ func ParseItems(items []control.BanItem, w bans.Widen, now time.Time) ([]bans.Ba
 	out := make([]bans.Ban, 0, len(items))
 	for i, it := range items {
 		p, err := w.Parse(it.Addr)
+		if err == nil {
+			err = CheckWidth(p)
+		}
 		if err != nil {
 			if len(items) > 1 {
 				return nil, fmt.Errorf("item %d: %w", i+1, err)
@@ -512,6 +515,26 @@ func ParseItems(items []control.BanItem, w bans.Widen, now time.Time) ([]bans.Ba
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// Widest prefixes a ban may name. 0.0.0.0/0 (or /1 …) drops a large part
+// of the internet, the operator's own session included: a typo for /32
+// far more often than a wish, and one that locks the operator out.
+const (
+	minBanBits4 = 8
+	minBanBits6 = 16
+)
+
+// CheckWidth refuses a prefix wider than a ban may be.
+func CheckWidth(p netip.Prefix) error {
+	min, fam := minBanBits4, "IPv4"
+	if p.Addr().Is6() {
+		min, fam = minBanBits6, "IPv6"
+	}
+	if p.Bits() < min {
+		return fmt.Errorf("%s is too wide a ban: it would drop a large share of all %s traffic, your own session likely included; ban a /%d or narrower", p, fam, min)
+	}
+	return nil
 }
 
 // DefaultBanTime is a CLI ban's duration unless --for says otherwise.

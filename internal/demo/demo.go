@@ -115,7 +115,6 @@ type demo struct {
 	socket  string
 	authLog string
 	client  *control.Client
-	daemon  *exec.Cmd
 	dlog    chan string   // the daemon's log lines with msg=ban/unban
 	running chan struct{} // closed when the daemon logs that it runs
 	sent    atomic.Int64
@@ -241,7 +240,6 @@ func (d *demo) startDaemon(ctx context.Context) error {
 	if err := <-started; err != nil {
 		return fmt.Errorf("start xdpban run: %w", err)
 	}
-	d.daemon = cmd
 	d.res.Created = append(d.res.Created, fmt.Sprintf("pid %d", cmd.Process.Pid))
 	go d.relayDaemonLog(stderr, logged)
 	d.u.push(func() {

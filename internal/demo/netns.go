@@ -129,17 +129,6 @@ func (n *ns) do(f func() error) error {
 	return <-errc
 }
 
-// output runs a command in the namespace. nsenter, unlike `ip netns
-// exec`, leaves the mounts alone, so /sys/fs/bpf stays the real bpffs.
-func (n *ns) output(name string, args ...string) (string, error) {
-	cmd := exec.Command("nsenter", append([]string{"--net=" + n.path(), "--", name}, args...)...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("in netns %s: %s %s: %w: %s", n.name, name, strings.Join(args, " "), err, bytes.TrimSpace(out))
-	}
-	return string(out), nil
-}
-
 // mac is the hardware address of dev in the namespace, asked over
 // netlink: /sys/class/net shows the namespace /sys was mounted in.
 func (n *ns) mac(dev string) (string, error) {

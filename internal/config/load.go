@@ -130,6 +130,15 @@ func LoadDaemon(dir string) (Daemon, error) {
 	return parseDaemon(df)
 }
 
+func allDirs(paths []string) bool {
+	for _, p := range paths {
+		if st, err := os.Stat(p); err != nil || !st.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
 // checkFileKinds refuses a directory where base.conf, base.local or a
 // base.d/*.conf|*.local file is expected, and a base.d that is not a
 // directory: read as "no such file", the operator's settings would be
@@ -854,8 +863,16 @@ func (r jailReader) jail(name string) (Jail, error) {
 	if j.Backend != "journal" {
 		var missing []string
 		for _, l := range j.LogPaths {
-			if m, _ := filepath.Glob(l); len(m) == 0 {
+			m, _ := filepath.Glob(l)
+			if len(m) == 0 {
 				missing = append(missing, l)
+				continue
+			}
+			// Followed, a directory yields no line: the jail would
+			// look alive and never see a failure.
+			if allDirs(m) {
+				v, _ := r.f.Raw(name, "logpath")
+				return j, g.bad(name, "logpath", lp, v.Pos, "%s is a directory: name the log files in it, e.g. %s", l, filepath.Join(l, "*.log"))
 			}
 		}
 		if len(j.JournalMatch) == 0 && len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) > 0 {

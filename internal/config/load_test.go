@@ -523,3 +523,26 @@ func TestOperatorLogpathNotYetThereIsFollowed(t *testing.T) {
 		t.Fatalf("default sshd without %s: backend %q, want journal", authLog, ssh.Backend)
 	}
 }
+
+func TestLogpathDirectoryRefused(t *testing.T) {
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = true\nlogpath = "+logs+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(dir)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "jail.local:3") || !strings.Contains(err.Error(), logs+" is a directory: name the log files in it") {
+		t.Fatalf("logpath naming a directory: %v", err)
+	}
+	// A glob that also matches files is fine.
+	os.WriteFile(filepath.Join(logs, "a.log"), nil, 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = true\nlogpath = "+logs+"/*\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err != nil {
+		t.Fatalf("glob over files: %v", err)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/xdpban/xdpban/fallback"
@@ -386,8 +385,10 @@ func startReceiver(p *Pair) (*receiver, error) {
 type flooder struct {
 	p   *Pair
 	rcv *receiver
-	// cfg is the trafgen configuration per flood kind.
-	cfg map[bool]string
+	// sender makes the sender of one flood kind (banned sources or not).
+	sender func(banned bool) floodSender
+	// senderNote says which sender ran, for the notes.
+	senderNote string
 	// count bounds each flood in packets, window in time.
 	count  int
 	window time.Duration
@@ -397,9 +398,9 @@ type flooder struct {
 // source cycles through floodSources addresses from base. The IPv4
 // checksum is recomputed per packet; the UDP checksum is 0 (none, legal
 // for IPv4).
-func trafgenConfig(dst, src string, base netip.Addr) string {
-	mac := func(s string) string {
-		return "0x" + strings.ReplaceAll(strings.TrimSpace(s), ":", ", 0x")
+func trafgenConfig(dst, src net.HardwareAddr, base netip.Addr) string {
+	mac := func(m net.HardwareAddr) string {
+		return "0x" + strings.ReplaceAll(m.String(), ":", ", 0x")
 	}
 	b, h := base.As4(), hostV4.As4()
 	return fmt.Sprintf(`{
@@ -412,25 +413,50 @@ func trafgenConfig(dst, src string, base netip.Addr) string {
 `, mac(dst), mac(src), b[0], b[1], b[2], b[3], int(b[3])+floodSources-1, h[0], h[1], h[2], h[3], floodPort)
 }
 
+func nsMAC(ctx context.Context, ns *NS, dev string) (net.HardwareAddr, error) {
+	out, err := ns.Output(ctx, "cat", "/sys/class/net/"+dev+"/address")
+	if err != nil {
+		return nil, err
+	}
+	m, err := net.ParseMAC(strings.TrimSpace(out))
+	if err != nil {
+		return nil, fmt.Errorf("address of %s in netns %s: %w", dev, ns.Name, err)
+	}
+	return m, nil
+}
+
 func newFlooder(ctx context.Context, o opts, p *Pair) (*flooder, error) {
-	hostMAC, err := p.Host.Output(ctx, "cat", "/sys/class/net/"+p.HostIf+"/address")
+	hostMAC, err := nsMAC(ctx, p.Host, p.HostIf)
 	if err != nil {
 		return nil, err
 	}
-	attMAC, err := p.Attacker.Output(ctx, "cat", "/sys/class/net/"+p.AttackerIf+"/address")
+	attMAC, err := nsMAC(ctx, p.Attacker, p.AttackerIf)
 	if err != nil {
 		return nil, err
 	}
-	f := &flooder{p: p, cfg: map[bool]string{}, count: 20000000, window: 3 * time.Second}
+	f := &flooder{p: p, count: 20000000, window: 3 * time.Second}
 	if o.quick {
 		f.count, f.window = 2000000, time.Second
 	}
-	for banned, base := range map[bool]netip.Addr{true: floodBanned, false: floodClean} {
-		path := filepath.Join(o.work, fmt.Sprintf("flood-banned-%v.cfg", banned))
-		if err := os.WriteFile(path, []byte(trafgenConfig(hostMAC, attMAC, base)), 0o644); err != nil {
-			return nil, fmt.Errorf("write trafgen config: %w", err)
+	bases := map[bool]netip.Addr{true: floodBanned, false: floodClean}
+	if _, err := exec.LookPath("trafgen"); err == nil {
+		cfg := map[bool]string{}
+		for banned, base := range bases {
+			path := filepath.Join(o.work, fmt.Sprintf("flood-banned-%v.cfg", banned))
+			if err := os.WriteFile(path, []byte(trafgenConfig(hostMAC, attMAC, base)), 0o644); err != nil {
+				return nil, fmt.Errorf("write trafgen config: %w", err)
+			}
+			cfg[banned] = path
 		}
-		f.cfg[banned] = path
+		f.sender = func(banned bool) floodSender {
+			return &trafgenSender{ns: p.Attacker, dev: p.AttackerIf, cfg: cfg[banned], count: f.count}
+		}
+		f.senderNote = "trafgen (netsniff-ng), one sender process (-P 1) through the qdisc layer (-q)"
+	} else {
+		f.sender = func(banned bool) floodSender {
+			return &packetSender{ns: p.Attacker, dev: p.AttackerIf, frames: floodFrames(hostMAC, attMAC, bases[banned]), count: f.count}
+		}
+		f.senderNote = "trafgen not found (install netsniff-ng for the usual sender), so a Go AF_PACKET socket, one sendto per frame, one thread"
 	}
 	if f.rcv, err = startReceiver(p); err != nil {
 		return nil, err
@@ -494,34 +520,17 @@ func (f *flooder) run(ctx context.Context, e enforcer, banned bool) (floodResult
 	if err != nil {
 		return r, err
 	}
-	cmd := exec.Command("ip", "netns", "exec", f.p.Attacker.Name, "trafgen",
-		"-o", f.p.AttackerIf, "-i", f.cfg[banned], "-n", strconv.Itoa(f.count),
-		// One sender process; leave the machine's socket memory
-		// defaults and IRQ affinities alone.
-		"-P", "1", "--no-sock-mem", "-Q", "-C", "-q")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	// trafgen forks its sender: signal the group, not just the parent.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return r, fmt.Errorf("start trafgen: %w", err)
+	snd := f.sender(banned)
+	done, err := snd.start()
+	if err != nil {
+		return r, err
 	}
-	pgid := cmd.Process.Pid
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
 	exited := false
 	stop := func() {
-		if exited {
-			return
+		if !exited {
+			snd.stop(done)
+			exited = true
 		}
-		_ = syscall.Kill(-pgid, syscall.SIGINT)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			<-done
-		}
-		exited = true
 	}
 	defer stop()
 
@@ -538,13 +547,13 @@ func (f *flooder) run(ctx context.Context, e enforcer, banned bool) (floodResult
 		select {
 		case err := <-done:
 			exited = true
-			return r, fmt.Errorf("trafgen exited before sending: %v: %s", err, bytes.TrimSpace(out.Bytes()))
+			return r, fmt.Errorf("%s ended before sending: %v: %s", snd.name(), err, snd.output())
 		case <-ctx.Done():
 			return r, ctx.Err()
 		case <-time.After(10 * time.Millisecond):
 		}
 		if time.Since(warm) > 5*time.Second {
-			return r, fmt.Errorf("trafgen sent nothing in 5s: %s", bytes.TrimSpace(out.Bytes()))
+			return r, fmt.Errorf("%s sent nothing in 5s: %s", snd.name(), snd.output())
 		}
 	}
 	s0, err := f.snap(e)
@@ -557,7 +566,7 @@ func (f *flooder) run(ctx context.Context, e enforcer, banned bool) (floodResult
 		// The packet bound was reached first: the window ends there.
 		exited = true
 		if err != nil {
-			return r, fmt.Errorf("trafgen: %w: %s", err, bytes.TrimSpace(out.Bytes()))
+			return r, fmt.Errorf("%s: %w: %s", snd.name(), err, snd.output())
 		}
 	case <-ctx.Done():
 		return r, ctx.Err()
@@ -614,6 +623,24 @@ func msPerMpkt(cpu time.Duration, n uint64) float64 {
 	return float64(cpu.Milliseconds()) / (float64(n) / 1e6)
 }
 
+// softirqAccounting says how exact /proc/stat's softirq time is on this
+// kernel: exact with IRQ_TIME_ACCOUNTING, sampled at the tick without.
+func softirqAccounting() string {
+	var cfg []byte
+	if b, err := exec.Command("zcat", "/proc/config.gz").Output(); err == nil {
+		cfg = b
+	} else if b, err := os.ReadFile("/boot/config-" + probeMachine().Kernel); err == nil {
+		cfg = b
+	}
+	switch {
+	case bytes.Contains(cfg, []byte("\nCONFIG_IRQ_TIME_ACCOUNTING=y")):
+		return "This kernel accounts softirq time exactly (IRQ_TIME_ACCOUNTING)"
+	case len(cfg) > 0:
+		return "This kernel samples softirq time at the tick (no IRQ_TIME_ACCOUNTING), so each figure carries a few % of sampling noise"
+	}
+	return "Softirq time is sampled at the tick unless the kernel has IRQ_TIME_ACCOUNTING (its config was not readable), so figures may carry a few % of sampling noise"
+}
+
 func iptablesVariant() string {
 	out, err := exec.Command("iptables", "-V").CombinedOutput()
 	if err != nil {
@@ -624,10 +651,6 @@ func iptablesVariant() string {
 
 // sectionFlood measures section 2.
 func sectionFlood(ctx context.Context, o opts, s *Section) error {
-	if _, err := exec.LookPath("trafgen"); err != nil {
-		s.Skipped = "trafgen not found: install netsniff-ng (apt-get install netsniff-ng, or `make deps-bench`)"
-		return nil
-	}
 	sizes := []int{10, 1000, 10000, 100000}
 	if o.quick {
 		sizes = []int{10, 1000, 10000}
@@ -753,9 +776,9 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 	for _, sk := range skipped {
 		s.note("Skipped %s.", sk)
 	}
-	s.note("Traffic: trafgen (netsniff-ng) in the attacker namespace, one sender process (-P 1), 64-byte IPv4/UDP frames to port %d over the veth, cycling through %d sources: banned 198.51.100.1–%d, unbanned 203.0.113.1–%d. Each flood is bounded at %s packets and measured over a %s window after a warm-up; the sender is then stopped and the host drained.",
-		floodPort, floodSources, floodSources, floodSources, group(strconv.Itoa(f.count)), f.window)
-	s.note("Host CPU: the softirq time of all CPUs in /proc/stat over the window, divided by the packets dropped (banned flood) or passed to UDP (unbanned flood). The veth delivers in NET_RX softirq on the sending CPU (no IRQ, no RPS), so that softirq time is the host's whole receive path: XDP, or IP input with netfilter and, for passed packets, UDP delivery. The sender's own cost (trafgen, AF_PACKET, veth transmit) is system time and not counted. This kernel samples softirq time at the tick (no IRQ_TIME_ACCOUNTING), so each figure carries a few %% of sampling noise; the sender and host share the CPU, so drops/s is the pair's throughput, not the enforcement's ceiling.")
+	s.note("Traffic: %s, in the attacker namespace; 64-byte IPv4/UDP frames to port %d over the veth, cycling through %d sources: banned 198.51.100.1–%d, unbanned 203.0.113.1–%d. Each flood is bounded at %s packets and measured over a %s window after a warm-up; the sender is then stopped and the host drained.",
+		f.senderNote, floodPort, floodSources, floodSources, floodSources, group(strconv.Itoa(f.count)), f.window)
+	s.note("Host CPU: the softirq time of all CPUs in /proc/stat over the window, divided by the packets dropped (banned flood) or passed to UDP (unbanned flood). The veth delivers in NET_RX softirq on the sending CPU (no IRQ, no RPS), so that softirq time is the host's whole receive path: XDP, or IP input with netfilter and, for passed packets, UDP delivery. The sender's own cost (its AF_PACKET socket and the veth transmit) is system time and not counted. %s. The sender and host share the CPU, so drops/s is the pair's throughput, not the enforcement's ceiling.", softirqAccounting())
 	s.note("Dropped = XDP's drop counter (xdpban) or IP InReceives − InDelivers in the host namespace (netfilter drops in INPUT); passed = UDP InDatagrams + NoPorts + InErrors. Banned got through = datagrams from banned sources that reached UDP or the receiver socket in the host namespace, counted over each whole flood and its drain.")
 	mode := xdpMode
 	if mode == "" {

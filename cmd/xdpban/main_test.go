@@ -189,6 +189,18 @@ func TestRunRefusesBrokenFilterAsBadInput(t *testing.T) {
 	}
 }
 
+func TestRunSocketPathNamingAFile(t *testing.T) {
+	conf := jailConf(t, "[sshd]\nenabled = false\n")
+	victim := conf + "/jail.local"
+	code, _, errs := cli(t, "", "run", "--dry-run", "--config", conf, "--socket", victim)
+	if code != exitUsage || !strings.Contains(errs, "socket "+victim+" exists and is not a socket") || strings.Count(errs, "\n") != 1 {
+		t.Fatalf("run --socket on a file: exit %d, %q", code, errs)
+	}
+	if b, err := os.ReadFile(victim); err != nil || !strings.Contains(string(b), "[sshd]") {
+		t.Fatalf("the file named by --socket was touched: %q %v", b, err)
+	}
+}
+
 func TestRunLogsUnusedSettings(t *testing.T) {
 	logf := t.TempDir() + "/auth.log"
 	os.WriteFile(logf, nil, 0o644)

@@ -95,6 +95,11 @@ func cmdRun(e *env, args []string) int {
 	if err != nil {
 		return e.fail("run", usageErr("configuration: %v", err))
 	}
+	if st, err := os.Lstat(cfg.Daemon.Socket); err == nil && st.Mode().Type() != os.ModeSocket {
+		// Checked before anything is attached; control.Listen refuses
+		// it too (it never deletes what is not a socket).
+		return e.fail("run", usageErr("socket %s exists and is not a socket: choose another --socket (or socket = in [xdpban])", cfg.Daemon.Socket))
+	}
 	log, err = newLogger(e.stderr, cfg.Daemon.LogFormat, cfg.Daemon.LogLevel)
 	if err != nil {
 		return e.fail("run", err)

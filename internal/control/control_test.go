@@ -189,6 +189,27 @@ func TestStaleSocketReplacedLiveOneRefused(t *testing.T) {
 	}
 }
 
+func TestSocketPathNamingAFileIsLeftAlone(t *testing.T) {
+	dir := t.TempDir()
+	for _, path := range []string{filepath.Join(dir, "jail.local"), dir} {
+		if path != dir {
+			if err := os.WriteFile(path, []byte("[sshd]\nenabled = true\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := Listen(path, &memHandler{}, nil)
+		if !errors.Is(err, ErrBadPath) || !strings.Contains(err.Error(), path) {
+			t.Fatalf("Listen on %s: %v, want ErrBadPath naming it", path, err)
+		}
+		if _, err := os.Stat(path); err != nil {
+			t.Fatalf("%s was removed: %v", path, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "jail.local")); string(b) != "[sshd]\nenabled = true\n" {
+		t.Fatalf("file content changed: %q", b)
+	}
+}
+
 // raw sends a hand-made HTTP request and returns status and body.
 func raw(t *testing.T, path, method, url string, body io.Reader) (int, string) {
 	t.Helper()

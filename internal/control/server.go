@@ -21,6 +21,9 @@ import (
 // ErrInUse: another daemon answers on the socket.
 var ErrInUse = errors.New("control socket in use by a running daemon")
 
+// ErrBadPath: the socket path names something else.
+var ErrBadPath = errors.New("not a socket")
+
 // Server serves a Handler on a unix socket.
 type Server struct {
 	h    Handler
@@ -53,7 +56,12 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("control socket directory %s: %w", dir, err)
 		}
 	}
-	if _, err := os.Lstat(path); err == nil {
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode().Type() != os.ModeSocket {
+			// Never delete what is not ours: a mistyped --socket
+			// could name a configuration file.
+			return nil, fmt.Errorf("control socket %s: %w: the path exists and is not a socket: choose another --socket (or socket = in [xdpban])", path, ErrBadPath)
+		}
 		c, derr := net.DialTimeout("unix", path, time.Second)
 		if derr == nil {
 			c.Close()

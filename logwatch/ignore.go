@@ -7,10 +7,18 @@ import (
 )
 
 // alwaysIgnored are never banned whatever the configuration says: banning
-// loopback only breaks the host's own services.
+// loopback only breaks the host's own services. The unspecified,
+// broadcast and multicast addresses are never the source of a connection,
+// so a log line naming one is forged or garbled (an application logging
+// a client-supplied header); banning 0.0.0.0 would drop DHCP requests.
 var alwaysIgnored = []netip.Prefix{
 	netip.MustParsePrefix("127.0.0.0/8"),
 	netip.MustParsePrefix("::1/128"),
+	netip.MustParsePrefix("0.0.0.0/32"),
+	netip.MustParsePrefix("::/128"),
+	netip.MustParsePrefix("255.255.255.255/32"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("ff00::/8"),
 }
 
 // IgnoreList is a jail's ignoreip plus, with ignoreself, the host's own

@@ -61,6 +61,16 @@ func TestIgnoreList(t *testing.T) {
 		{"127.200.0.1", true},
 		{"::1", true},
 		{"192.0.2.1", false},
+		// Never a connection's source: a forged or garbled log line.
+		{"0.0.0.0", true},
+		{"::", true},
+		{"::ffff:0.0.0.0", true},
+		{"255.255.255.255", true},
+		{"224.0.0.1", true},
+		{"239.255.255.250", true},
+		{"ff02::1", true},
+		{"223.255.255.255", false},
+		{"240.0.0.1", false},
 	} {
 		if got := l.Ignored(netip.MustParseAddr(c.a)); got != c.want {
 			t.Errorf("Ignored(%s) = %v, want %v", c.a, got, c.want)

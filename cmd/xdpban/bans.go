@@ -174,6 +174,10 @@ func (e *env) readBanFile(name, jail, forS string) ([]control.BanItem, error) {
 	for sc.Scan() {
 		line++
 		s := sc.Text()
+		if line == 1 {
+			// Editors on Windows start UTF-8 files with a byte-order mark.
+			s = strings.TrimPrefix(s, "\ufeff")
+		}
 		if i := strings.IndexByte(s, '#'); i >= 0 {
 			s = s[:i]
 		}

@@ -116,6 +116,12 @@ func TestFromFileReportsEveryBadLine(t *testing.T) {
 	if out != "" {
 		t.Errorf("stdout %q", out)
 	}
+	// A byte-order mark and CRLF line ends (a list saved on Windows) are
+	// not bad lines: the only error left is the missing daemon.
+	code, _, errs = cli(t, "\ufeff192.0.2.1\r\n198.51.100.0/24 \r\n", "--socket", empty+"/none.sock", "--pin-path", empty+"/pins", "ban", "--from-file", "-")
+	if code != exitFailure || strings.Contains(errs, "bad line") || !strings.Contains(errs, "no daemon answers") {
+		t.Fatalf("BOM and CRLF: exit %d, %q", code, errs)
+	}
 	code, _, errs = cli(t, "# nothing\n\n", "--socket", empty+"/none.sock", "ban", "--from-file", "-")
 	if code != exitUsage || !strings.Contains(errs, "no addresses in it") {
 		t.Fatalf("empty file: exit %d, %q", code, errs)

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Reattach checks every protected interface's link. Deleting an interface
@@ -30,13 +31,36 @@ func (x *XDP) Reattach() (gone, back []string, err error) {
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(x.links)) {
 		l := x.links[name]
-		ifi, ierr := net.InterfaceByName(name)
-		if ierr == nil && l != nil && sameIfindex(l, ifi.Index) == nil {
+		// One netlink request per interface: net.InterfaceByName lists
+		// them all, every few seconds on a host with thousands.
+		dev, lerr := netlink.LinkByName(name)
+		var notFound netlink.LinkNotFoundError
+		if lerr != nil && !errors.As(lerr, &notFound) {
+			// A failed lookup says nothing about the link: leave it.
+			errs = append(errs, fmt.Errorf("look up interface %s: %w", name, lerr))
 			continue
 		}
 		if l != nil {
-			// Defunct: the kernel already took it off the old
-			// device; drop our hold and its pin.
+			info, err := l.Info()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("read the xdp link of %s: %w", name, err))
+				continue
+			}
+			ifindex := 0
+			if xi := info.XDP(); xi != nil {
+				ifindex = int(xi.Ifindex)
+			}
+			switch {
+			case lerr == nil && ifindex == dev.Attrs().Index:
+				continue // healthy
+			case lerr != nil && ifindex != 0:
+				// Renamed, not deleted: the program still runs on
+				// that device; nothing to attach under this name.
+				continue
+			}
+			// Defunct (ifindex 0: the kernel took it off the deleted
+			// device) or the name now belongs to a new device: drop
+			// our hold and its pin.
 			_ = l.Detach()
 			l.Close()
 			x.links[name] = nil
@@ -44,11 +68,11 @@ func (x *XDP) Reattach() (gone, back []string, err error) {
 				errs = append(errs, fmt.Errorf("unpin the lost link of %s: %w", name, rerr))
 			}
 		}
-		if ierr != nil {
+		if lerr != nil {
 			gone = append(gone, name)
 			continue
 		}
-		nl, aerr := x.attach(x.pin, false, name, ifi.Index)
+		nl, aerr := x.attach(x.pin, false, name, dev.Attrs().Index)
 		if aerr != nil {
 			errs = append(errs, fmt.Errorf("reattach %s: %w", name, aerr))
 			continue

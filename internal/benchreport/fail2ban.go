@@ -126,6 +126,8 @@ action = stamp
 		}
 		select {
 		case err := <-f.done:
+			// Reaped here: stop must not wait for it again.
+			f.cmd = nil
 			return nil, fmt.Errorf("fail2ban-server exited while starting: %v: %s", err, lastLines(string(b), 3))
 		case <-ctx.Done():
 			return nil, ctx.Err()

@@ -90,6 +90,8 @@ func cmdRegex(e *env, args []string) int {
 		return e.fail("regex", err)
 	}
 	defer closeIn()
+	sample := &headBuf{max: 64 << 10}
+	in = io.TeeReader(in, sample)
 	opt := logwatch.ReplayOptions{Jail: jail, Ref: ref}
 	if cfg != nil {
 		opt.Widen = bans.Widen{IPv6: cfg.Daemon.IPv6Prefix}
@@ -106,7 +108,57 @@ func cmdRegex(e *env, args []string) int {
 		return exitOK
 	}
 	printReplay(e.stdout, name, filter, res, jail)
+	if res.Matched == 0 && looksRFC5424(sample.b.String()) {
+		spec := filter.Name
+		if len(pos) == 2 {
+			spec = pos[1]
+		}
+		if !strings.Contains(spec, "logtype") {
+			fmt.Fprintf(e.stdout, "\nHint: the lines look like RFC 5424 syslog (<PRI>1 TIMESTAMP HOST APP PID MSGID ...), which needs logtype=rfc5424: try %s\n", withArg(spec, "logtype=rfc5424"))
+		}
+	}
 	return exitOK
+}
+
+// headBuf keeps the first max bytes written to it (a sample of the log).
+type headBuf struct {
+	b   strings.Builder
+	max int
+}
+
+func (h *headBuf) Write(p []byte) (int, error) {
+	if room := h.max - h.b.Len(); room > 0 {
+		h.b.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+var rfc5424Line = regexp.MustCompile(`^<\d{1,3}>1 \d{4}-\d\d-\d\dT`)
+
+// looksRFC5424 reports whether most sampled lines are RFC 5424 syslog,
+// which fail2ban's filters (and so xdpban's) only read with
+// logtype=rfc5424: without it every line misses, silently.
+func looksRFC5424(sample string) bool {
+	n, hits := 0, 0
+	for _, l := range strings.Split(sample, "\n") {
+		if l = strings.TrimSpace(l); l == "" {
+			continue
+		}
+		n++
+		if rfc5424Line.MatchString(l) {
+			hits++
+		}
+	}
+	return n > 0 && hits*2 > n
+}
+
+// withArg adds key=value to a filter spec: sshd → sshd[logtype=rfc5424],
+// sshd[mode=aggressive] → sshd[mode=aggressive, logtype=rfc5424].
+func withArg(spec, kv string) string {
+	if strings.HasSuffix(spec, "]") {
+		return strings.TrimSuffix(spec, "]") + ", " + kv + "]"
+	}
+	return spec + "[" + kv + "]"
 }
 
 func configName(dir, f2b string) string {

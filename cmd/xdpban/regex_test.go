@@ -85,3 +85,26 @@ func TestRegexBadInputExits2WithOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestRegexHintsRFC5424(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "auth.log")
+	lines := "<38>1 2025-03-01T12:00:00.123456+01:00 host sshd 1234 - - Failed password for root from 192.0.2.10 port 22 ssh2\n" +
+		"<38>1 2025-03-01T12:00:01.5+01:00 host sshd 1234 - - Failed password for root from 192.0.2.11 port 22 ssh2\n"
+	if err := os.WriteFile(log, []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli(t, "", "regex", log, "sshd[mode=aggressive]")
+	if code != 0 || !strings.Contains(out, "0 matched") || !strings.Contains(out, "try sshd[mode=aggressive, logtype=rfc5424]") {
+		t.Fatalf("RFC 5424 log without logtype: exit %d, no hint:\n%s%s", code, out, errs)
+	}
+	// The hint is right: with it both lines match, and no hint is given.
+	code, out, errs = cli(t, "", "regex", log, "sshd[mode=aggressive, logtype=rfc5424]")
+	if code != 0 || !strings.Contains(out, "2 matched") || strings.Contains(out, "Hint") {
+		t.Fatalf("with logtype=rfc5424: exit %d:\n%s%s", code, out, errs)
+	}
+	// An ordinary syslog file that misses gets no such hint.
+	code, out, _ = cli(t, "", "regex", "Nov 24 10:00:01 web1 sshd[1]: Accepted publickey for root from 192.0.2.1 port 1 ssh2", "sshd")
+	if code != 0 || strings.Contains(out, "Hint") {
+		t.Fatalf("classic syslog line: hint given:\n%s", out)
+	}
+}

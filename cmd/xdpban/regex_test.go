@@ -99,12 +99,12 @@ func TestRegexHintsRFC5424(t *testing.T) {
 	}
 	// The hint is right: with it both lines match, and no hint is given.
 	code, out, errs = cli(t, "", "regex", log, "sshd[mode=aggressive, logtype=rfc5424]")
-	if code != 0 || !strings.Contains(out, "2 matched") || strings.Contains(out, "Hint") {
+	if code != 0 || !strings.Contains(out, "2 matched") || strings.Contains(out, "Hint:") {
 		t.Fatalf("with logtype=rfc5424: exit %d:\n%s%s", code, out, errs)
 	}
 	// An ordinary syslog file that misses gets no such hint.
 	code, out, _ = cli(t, "", "regex", "Nov 24 10:00:01 web1 sshd[1]: Accepted publickey for root from 192.0.2.1 port 1 ssh2", "sshd")
-	if code != 0 || strings.Contains(out, "Hint") {
+	if code != 0 || strings.Contains(out, "Hint:") {
 		t.Fatalf("classic syslog line: hint given:\n%s", out)
 	}
 }

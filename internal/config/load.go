@@ -130,13 +130,27 @@ func LoadDaemon(dir string) (Daemon, error) {
 	return parseDaemon(df)
 }
 
-func allDirs(paths []string) bool {
+// notRegular says what the paths are when none is a regular file
+// ("directory", "device", "named pipe", "socket"), "" otherwise.
+func notRegular(paths []string) string {
+	kind := ""
 	for _, p := range paths {
-		if st, err := os.Stat(p); err != nil || !st.IsDir() {
-			return false
+		st, err := os.Stat(p)
+		if err != nil || st.Mode().IsRegular() {
+			return ""
+		}
+		switch t := st.Mode().Type(); {
+		case t&os.ModeDir != 0:
+			kind = "directory"
+		case t&os.ModeNamedPipe != 0:
+			kind = "named pipe"
+		case t&os.ModeSocket != 0:
+			kind = "socket"
+		default:
+			kind = "device"
 		}
 	}
-	return true
+	return kind
 }
 
 // checkFileKinds refuses a directory where base.conf, base.local or a
@@ -869,10 +883,17 @@ func (r jailReader) jail(name string) (Jail, error) {
 				continue
 			}
 			// Followed, a directory yields no line: the jail would
-			// look alive and never see a failure.
-			if allDirs(m) {
+			// look alive and never see a failure. A device or pipe
+			// cannot be followed by position (and /dev/zero never
+			// ends).
+			switch kind := notRegular(m); kind {
+			case "":
+			case "directory":
 				v, _ := r.f.Raw(name, "logpath")
 				return j, g.bad(name, "logpath", lp, v.Pos, "%s is a directory: name the log files in it, e.g. %s", l, filepath.Join(l, "*.log"))
+			default:
+				v, _ := r.f.Raw(name, "logpath")
+				return j, g.bad(name, "logpath", lp, v.Pos, "%s is a %s, not a log file: name the file the service writes", l, kind)
 			}
 		}
 		if len(j.JournalMatch) == 0 && len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) > 0 {

@@ -537,6 +537,12 @@ func TestLogpathDirectoryRefused(t *testing.T) {
 	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "jail.local:3") || !strings.Contains(err.Error(), logs+" is a directory: name the log files in it") {
 		t.Fatalf("logpath naming a directory: %v", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = true\nlogpath = /dev/zero\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "/dev/zero is a device, not a log file") {
+		t.Fatalf("logpath naming a device: %v", err)
+	}
 	// A glob that also matches files is fine.
 	os.WriteFile(filepath.Join(logs, "a.log"), nil, 0o644)
 	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = true\nlogpath = "+logs+"/*\n"), 0o644); err != nil {

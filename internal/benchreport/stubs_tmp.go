@@ -8,7 +8,3 @@ func sectionLogMatch(ctx context.Context, o opts, s *Section) error {
 	s.Skipped = "not implemented yet in benchreport"
 	return nil
 }
-func sectionControl(ctx context.Context, o opts, s *Section) error {
-	s.Skipped = "not implemented yet in benchreport"
-	return nil
-}

@@ -76,12 +76,12 @@ pidfile = %s
 dbfile = %s
 dbpurgeage = 1d
 `, filepath.Join(dir, "fail2ban.log"), f.sock, filepath.Join(dir, "f2b.pid"), filepath.Join(dir, "f2b.sqlite3")),
-		// %% is fail2ban's escape for a literal %.
+		// fail2ban reads %% as a literal %, and Sprintf halves %%%% to %%.
 		"action.d/stamp.conf": fmt.Sprintf(`[Definition]
 actionstart =
 actionstop =
 actioncheck =
-actionban = echo "<ip> $(date +%%s.%%N)" >> %s
+actionban = echo "<ip> $(date +%%%%s.%%%%N)" >> %s
 actionunban =
 `, f.stamps),
 		"jail.conf": fmt.Sprintf(`[DEFAULT]

@@ -52,6 +52,9 @@ bench-follow: ## log follower vs nxadm/tail: lines lost/duplicated per rotation 
 bench-daemon: ## ban latency: `xdpban ban` vs `fail2ban-client banip`, socket ban vs bare map add (root)
 	$(GO) test -run '^$$' -bench 'BenchmarkCLIBan|BenchmarkSocketBan' -benchtime 100x -count 3 ./cmd/xdpban/
 
+bench: deps-bench build ## the side-by-side report against xdp-filter, fail2ban, iptables and ipset: bench/results.md and .json (root, under 15 min)
+	$(GO) run ./internal/benchreport -out bench -bin $(BIN)
+
 build: ## build bin/xdpban (uses the committed BPF object; no clang needed)
 	$(GO) build -o $(BIN) ./cmd/xdpban
 
@@ -82,4 +85,4 @@ run: deps build ## run the daemon protecting this host's default-route interface
 demo: deps build ## watch xdpban ban an SSH password guesser and drop it in XDP, in throwaway namespaces (root, ~35s)
 	$(GO) run ./internal/demo -xdpban $(BIN)
 
-.PHONY: help deps deps-bench generate bench-xdp authlog bench-logwatch bench-follow build install test fuzz run bench-daemon demo
+.PHONY: help deps deps-bench bench generate bench-xdp authlog bench-logwatch bench-follow build install test fuzz run bench-daemon demo

@@ -84,6 +84,9 @@ func cmdRun(e *env, args []string) int {
 		if len(ifaces) > 0 {
 			d.Interfaces = append([]string(nil), ifaces...)
 		}
+		// "--iface eth0,eth0" or "interfaces = eth0 eth0" would attach
+		// twice and fail as if another program held the interface.
+		d.Interfaces = unique(d.Interfaces)
 		orDefault(&d.Socket, control.DefaultSocket)
 		orDefault(&d.PinPath, daemon.DefaultPinPath)
 		orDefault(&d.StateDir, daemon.DefaultStateDir)
@@ -180,6 +183,19 @@ func logNotes(log *slog.Logger, cfg *config.Config) {
 			log.Warn("configuration setting not used", "jail", j.Name, "note", n)
 		}
 	}
+}
+
+// unique drops repeated names, keeping the first of each.
+func unique(names []string) []string {
+	seen := map[string]bool{}
+	out := names[:0:0]
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // setIf sets *dst to a flag's value when the flag was given.

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/netnstest"
+)
+
+// statusIfaces is `xdpban status --json`'s interfaces.
+func statusIfaces(t *testing.T, w *world) []string {
+	t.Helper()
+	code, out, errs := w.cli(t, "status", "--json")
+	if code != 0 {
+		t.Fatalf("status: %d %s", code, errs)
+	}
+	var st control.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, i := range st.Interfaces {
+		got = append(got, i.Name+" "+i.Mode)
+	}
+	return got
+}
+
+// TestInterfaceNamedTwice: a repeated --iface is one interface, not a
+// failed second attach.
+func TestInterfaceNamedTwice(t *testing.T) {
+	w := newWorld(t)
+	w.start(t, "--iface", w.p.HostIf+","+w.p.HostIf)
+	if got := statusIfaces(t, w); len(got) != 1 || got[0] != w.p.HostIf+" native" {
+		t.Fatalf("interfaces %v, want [%s native]", got, w.p.HostIf)
+	}
+}
+
+// TestDaemonReattachesRecreatedInterface: the protected interface is
+// deleted and made again under the running daemon; it says so, and the
+// banned source is dropped again on the new interface without a restart.
+func TestDaemonReattachesRecreatedInterface(t *testing.T) {
+	w := newWorld(t)
+	d := w.start(t)
+	a := netnstest.AttackerV4
+	if code, _, errs := w.cli(t, "ban", a.String()); code != 0 {
+		t.Fatalf("ban: %s", errs)
+	}
+	w.p.DeleteVeth(t)
+	waitFor := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !strings.Contains(d.out.String(), what) {
+			if time.Now().After(deadline) {
+				t.Fatalf("daemon never logged %q:\n%s", what, d.out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("protected interface gone")
+	if got := statusIfaces(t, w); len(got) != 1 || got[0] != w.p.HostIf+" gone" {
+		t.Fatalf("interfaces while deleted: %v, want [%s gone]", got, w.p.HostIf)
+	}
+	w.p.AddVeth(t)
+	waitFor("protected interface back")
+	r := w.p.Listen(t, testPort+100)
+	s := w.p.Sender(t, a, testPort+100)
+	if got := netnstest.Deliver(t, s, r, 20, 300*time.Millisecond); got != 0 {
+		t.Fatalf("%d of 20 datagrams from the banned %s arrived on the re-created interface", got, a)
+	}
+	if got := statusIfaces(t, w); len(got) != 1 || got[0] != w.p.HostIf+" native" {
+		t.Fatalf("interfaces after reattach: %v, want [%s native]", got, w.p.HostIf)
+	}
+	// The control: an unbanned source passes on the new interface.
+	if code, _, errs := w.cli(t, "unban", a.String()); code != 0 {
+		t.Fatalf("unban: %s", errs)
+	}
+	if got := netnstest.Deliver(t, s, r, 20, 300*time.Millisecond); got != 20 {
+		t.Fatalf("%d of 20 arrived after unban, want all", got)
+	}
+}

@@ -24,6 +24,10 @@ import (
 // requestTimeout bounds one CLI request to the daemon.
 const requestTimeout = 2 * time.Minute
 
+// pingTimeout is how long the CLI waits for a daemon on the socket to
+// answer before saying it is stuck (a variable for tests).
+var pingTimeout = 5 * time.Second
+
 func (e *env) socketPath() string {
 	if e.socket != "" {
 		return e.socket
@@ -50,7 +54,7 @@ func (e *env) stateDirPath() string {
 // an error for anything else (permission).
 func (e *env) daemonClient(ctx context.Context) (*control.Client, error) {
 	c := control.NewClient(e.socketPath())
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	err := c.Ping(pctx)
 	switch {
@@ -59,6 +63,11 @@ func (e *env) daemonClient(ctx context.Context) (*control.Client, error) {
 	case errors.Is(err, control.ErrNoDaemon):
 		c.Close()
 		return nil, nil
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		// Something holds the socket and never answers: a stopped or
+		// stuck daemon. The maps must not be touched behind it.
+		c.Close()
+		return nil, fmt.Errorf("the daemon on %s does not answer (waited %s): it is stopped or stuck; see its log (journalctl -u xdpban) or restart it", e.socketPath(), pingTimeout)
 	default:
 		c.Close()
 		return nil, err

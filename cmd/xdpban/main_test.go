@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -237,5 +238,32 @@ func TestRunLogsUnusedSettings(t *testing.T) {
 	// log, not only by `xdpban check`.
 	if !strings.Contains(errb.String(), "configuration setting not used") || !strings.Contains(errb.String(), "jail.local:4: maxretyr") {
 		t.Fatalf("daemon log does not report the unused maxretyr:\n%s", errb.String())
+	}
+}
+
+func TestStuckDaemonIsNamed(t *testing.T) {
+	sock := t.TempDir() + "/s.sock"
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// Accepts and never answers: a daemon stopped with SIGSTOP.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	old := pingTimeout
+	pingTimeout = 200 * time.Millisecond
+	defer func() { pingTimeout = old }()
+	code, out, errs := cli(t, "", "--socket", sock, "list")
+	if code != exitFailure || out != "" || strings.Count(errs, "\n") != 1 ||
+		!strings.Contains(errs, "the daemon on "+sock+" does not answer") || !strings.Contains(errs, "restart it") {
+		t.Fatalf("stuck daemon: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"sort"
@@ -55,18 +56,35 @@ type Core struct {
 	stripes [256]sync.Mutex
 	seed    maphash.Seed
 
-	mu       sync.Mutex
-	active   map[netip.Prefix]bans.Ban // mirror of the store's bans
-	totalBan map[string]int            // per jail, since start
+	mu sync.Mutex
+	// active mirrors the store's bans (mirror.go packs it).
+	active  map[mkey]mval
+	jails   []string
+	jailIdx map[string]uint32
+	// nextExpiry is the earliest expiry in active (unix ns; MaxInt64
+	// when nothing expires): sweeps before it have nothing to do, so a
+	// million long bans cost no CPU between their expiries.
+	nextExpiry int64
+	// lastFull is when Sweep last asked the backend for every expired
+	// entry, the ones the mirror does not know included.
+	lastFull time.Time
+	totalBan map[string]int // per jail, since start
 }
+
+// fullSweepEvery bounds how long an expired entry the mirror does not
+// know (left in the kernel behind the daemon's back) may hold a slot.
+// Such an entry drops nothing: the XDP program ignores expired entries.
+const fullSweepEvery = 10 * time.Minute
 
 // NewCore returns a Core; call Restore before using it.
 func NewCore(b bans.Backend, st *store.Store, bl *banlog.Log, log *slog.Logger) *Core {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Core{Backend: b, Store: st, BanLog: bl, Log: log, Now: time.Now,
-		seed: maphash.MakeSeed(), active: map[netip.Prefix]bans.Ban{}, totalBan: map[string]int{}}
+	c := &Core{Backend: b, Store: st, BanLog: bl, Log: log, Now: time.Now,
+		seed: maphash.MakeSeed(), totalBan: map[string]int{}}
+	c.resetMirror(0)
+	return c
 }
 
 // lock takes the stripes of ps in ascending order (no deadlock between
@@ -130,10 +148,9 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	}
 	c.mu.Lock()
 	for _, b := range bs {
-		if old, ok := c.active[b.Prefix]; ok && c.Metrics != nil {
+		if old, ok := c.put(b); ok && c.Metrics != nil {
 			c.Metrics.BansActive.WithLabelValues(old.Jail).Dec()
 		}
-		c.active[b.Prefix] = b
 		c.totalBan[b.Jail]++
 		if c.Metrics != nil {
 			c.Metrics.BansActive.WithLabelValues(b.Jail).Inc()
@@ -173,7 +190,7 @@ func (c *Core) Unban(ctx context.Context, ps []netip.Prefix, jail string) (int, 
 	var other []string
 	c.mu.Lock()
 	for _, p := range ps {
-		b, ok := c.active[p]
+		b, ok := c.lookup(p)
 		if !ok {
 			// Not in the mirror: perhaps only in the kernel (a ban the
 			// store never saw). Delete anyway; the backend counts.
@@ -215,11 +232,11 @@ func (c *Core) forget(bs []bans.Ban, why string) {
 	c.mu.Lock()
 	var gone []bans.Ban
 	for _, b := range bs {
-		old, ok := c.active[b.Prefix]
+		old, ok := c.lookup(b.Prefix)
 		if !ok {
 			continue
 		}
-		delete(c.active, b.Prefix)
+		delete(c.active, keyOf(b.Prefix))
 		if c.Metrics != nil {
 			c.Metrics.BansActive.WithLabelValues(old.Jail).Dec()
 			c.Metrics.UnbansTotal.WithLabelValues(old.Jail, why).Inc()
@@ -241,8 +258,8 @@ func (c *Core) UnbanAll(ctx context.Context, jail string) (int, error) {
 	defer c.gate.Unlock()
 	c.mu.Lock()
 	all := make([]bans.Ban, 0, len(c.active))
-	for _, b := range c.active {
-		if jail == "" || b.Jail == jail {
+	for k, v := range c.active {
+		if b := c.ban(k, v); jail == "" || b.Jail == jail {
 			all = append(all, b)
 		}
 	}
@@ -291,37 +308,73 @@ func (c *Core) List(ctx context.Context) ([]bans.Ban, error) {
 
 // Sweep removes the bans that have ended from the backend and the store,
 // logging each unban. It returns how many ended.
+//
+// It works from the mirror: nothing to do before the earliest expiry, and
+// then only the ended prefixes are deleted, so its cost follows the bans
+// that end, not the bans held. Every fullSweepEvery the backend is also
+// asked for whatever it holds expired, for entries the mirror lacks.
 func (c *Core) Sweep(ctx context.Context) (int, error) {
 	c.gate.Lock()
 	defer c.gate.Unlock()
 	now := c.Now()
-	expired, err := c.Backend.Expire(ctx, now)
-	if err != nil {
-		return 0, fmt.Errorf("expire bans: %w", err)
+	full := now.Sub(c.lastFull) >= fullSweepEvery
+	c.mu.Lock()
+	due := now.UnixNano() >= c.nextExpiry
+	c.mu.Unlock()
+	if !due && !full {
+		return 0, nil
 	}
 	seen := map[netip.Prefix]bool{}
 	var ps []netip.Prefix
-	for _, b := range expired {
-		seen[b.Prefix] = true
-		ps = append(ps, b.Prefix)
-	}
-	// Bans the backend no longer held (evicted, or removed behind our
-	// back) end in the store at their time too.
-	var ended []bans.Ban
-	c.mu.Lock()
-	for p, b := range c.active {
-		if b.Expired(now) {
-			ended = append(ended, b)
-			if !seen[p] {
-				ps = append(ps, p)
-			}
+	if full {
+		expired, err := c.Backend.Expire(ctx, now)
+		if err != nil {
+			return 0, fmt.Errorf("expire bans: %w", err)
+		}
+		c.lastFull = now
+		for _, b := range expired {
+			seen[b.Prefix] = true
+			ps = append(ps, b.Prefix)
 		}
 	}
+	// The mirror's ended bans, including those the backend no longer
+	// held (evicted, or removed behind our back): they end in the store
+	// at their time too.
+	var ended []bans.Ban
+	var del []netip.Prefix
+	c.mu.Lock()
+	next := int64(math.MaxInt64)
+	ns := now.UnixNano()
+	for k, v := range c.active {
+		if v.expired(ns) {
+			b := c.ban(k, v)
+			ended = append(ended, b)
+			if !seen[b.Prefix] {
+				del = append(del, b.Prefix)
+			}
+		} else if e := v.expires(); e != 0 && e < next {
+			next = e
+		}
+	}
+	c.nextExpiry = next
 	c.mu.Unlock()
+	ps = append(ps, del...)
 	if len(ps) == 0 {
 		return 0, nil
 	}
+	if len(del) > 0 {
+		if _, err := c.Backend.Delete(ctx, del...); err != nil {
+			// Not done: the next tick tries again.
+			c.mu.Lock()
+			c.nextExpiry = ns
+			c.mu.Unlock()
+			return 0, fmt.Errorf("lift %d ended bans: %w", len(ps), err)
+		}
+	}
 	if _, err := c.Store.DeleteBans(ps...); err != nil {
+		c.mu.Lock()
+		c.nextExpiry = ns
+		c.mu.Unlock()
 		return 0, err
 	}
 	c.forget(ended, "expired")
@@ -360,13 +413,15 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 	}
 	var add []bans.Ban
 	var drop []netip.Prefix
-	active := make(map[netip.Prefix]bans.Ban, len(stored))
+	active := make(map[netip.Prefix]bool, len(stored))
+	var keep []bans.Ban
 	for _, b := range stored {
 		if b.Expired(now) {
 			drop = append(drop, b.Prefix)
 			continue
 		}
-		active[b.Prefix] = b
+		active[b.Prefix] = true
+		keep = append(keep, b)
 		k, ok := inKernel[b.Prefix]
 		if ok && k.Jail == b.Jail && sameExpiry(k.Expires, b.Expires) {
 			r.Kept++
@@ -385,7 +440,8 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 		k.Packets, k.Bytes = 0, 0
 		imp = append(imp, k)
-		active[k.Prefix] = k
+		active[k.Prefix] = true
+		keep = append(keep, k)
 	}
 	if len(add) > 0 {
 		if err := c.Backend.Add(ctx, add...); err != nil {
@@ -410,10 +466,13 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 		r.Imported = len(imp)
 	}
 	c.mu.Lock()
-	c.active = active
+	c.resetMirror(len(keep))
+	for _, b := range keep {
+		c.put(b)
+	}
 	if c.Metrics != nil {
 		c.Metrics.BansActive.Reset()
-		for _, b := range active {
+		for _, b := range keep {
 			c.Metrics.BansActive.WithLabelValues(b.Jail).Inc()
 		}
 	}
@@ -437,14 +496,32 @@ func sameExpiry(a, b time.Time) bool {
 // per jail when jail is set.
 func (c *Core) Active(jail string) []bans.Ban {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	var out []bans.Ban
-	for _, b := range c.active {
-		if jail == "" || b.Jail == jail {
-			out = append(out, b)
+	for k, v := range c.active {
+		if jail == "" || c.jails[v.jail()] == jail {
+			out = append(out, c.ban(k, v))
 		}
 	}
+	c.mu.Unlock()
 	store.SortBans(out)
+	return out
+}
+
+// Counts is the number of active bans per jail, without listing them
+// (status asks for it; the list can be a million long).
+func (c *Core) Counts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	per := make([]int, len(c.jails))
+	for _, v := range c.active {
+		per[v.jail()]++
+	}
+	out := map[string]int{}
+	for i, n := range per {
+		if n > 0 {
+			out[c.jails[i]] += n
+		}
+	}
 	return out
 }
 
@@ -452,8 +529,7 @@ func (c *Core) Active(jail string) []bans.Ban {
 func (c *Core) Lookup(p netip.Prefix) (bans.Ban, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b, ok := c.active[p]
-	return b, ok
+	return c.lookup(p)
 }
 
 // TotalBanned is the number of bans jail made since the daemon started.

@@ -630,8 +630,12 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	if d.st != nil {
 		st.DB = d.st.Path()
 	}
+	var counts map[string]int
 	if d.core != nil {
-		st.Bans = len(d.core.Active(""))
+		counts = d.core.Counts()
+		for _, n := range counts {
+			st.Bans += n
+		}
 	}
 	d.mu.Lock()
 	cfg := d.cfg
@@ -645,10 +649,7 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	// Like fail2ban-client status: the jails that run, then (below) the
 	// ones that only hold bans; the many disabled jails stay out.
 	for _, j := range cfg.Jails {
-		banned := 0
-		if d.core != nil {
-			banned = len(d.core.Active(j.Name))
-		}
+		banned := counts[j.Name]
 		if !running[j.Name] && banned == 0 {
 			continue
 		}
@@ -661,9 +662,9 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 			known[j.Name] = true
 		}
 		extra := map[string]int{}
-		for _, b := range d.core.Active("") {
-			if !known[b.Jail] {
-				extra[b.Jail]++
+		for jail, n := range counts {
+			if !known[jail] {
+				extra[jail] = n
 			}
 		}
 		for _, n := range slices.Sorted(mapKeys(extra)) {

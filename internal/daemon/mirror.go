@@ -1,0 +1,115 @@
+package daemon
+
+import (
+	"encoding/binary"
+	"math"
+	"net/netip"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+// The mirror of active bans is the daemon's largest structure (a bulk
+// import puts a million bans in it), so it is kept flat: keys and values
+// are byte arrays without pointers, which the garbage collector never
+// scans and which pack a map slot into 30 bytes. A map of netip.Prefix to
+// bans.Ban costs four times that, and its pointers are scanned on every
+// collection.
+
+// mkey is a prefix: family (4 or 6), the 16-byte address (IPv4 in the
+// first four), then the length. The store's key layout.
+type mkey [18]byte
+
+func keyOf(p netip.Prefix) mkey {
+	var k mkey
+	a := p.Addr()
+	if a.Is4() {
+		k[0] = 4
+		b := a.As4()
+		copy(k[1:], b[:])
+	} else {
+		k[0] = 6
+		b := a.As16()
+		copy(k[1:], b[:])
+	}
+	k[17] = byte(p.Bits())
+	return k
+}
+
+func (k mkey) prefix() netip.Prefix {
+	if k[0] == 4 {
+		return netip.PrefixFrom(netip.AddrFrom4([4]byte(k[1:5])), int(k[17]))
+	}
+	return netip.PrefixFrom(netip.AddrFrom16([16]byte(k[1:17])), int(k[17]))
+}
+
+// mval is a ban's expiry (unix ns, 0 when permanent) and its jail's
+// index in Core.jails.
+type mval [12]byte
+
+func (v mval) expires() int64 { return int64(binary.LittleEndian.Uint64(v[:8])) }
+func (v mval) jail() uint32   { return binary.LittleEndian.Uint32(v[8:]) }
+
+// expired is bans.Ban.Expired on the packed form.
+func (v mval) expired(now int64) bool {
+	e := v.expires()
+	return e != 0 && now >= e
+}
+
+// val packs b; the caller holds c.mu.
+func (c *Core) val(b bans.Ban) mval {
+	var v mval
+	if !b.Expires.IsZero() {
+		binary.LittleEndian.PutUint64(v[:8], uint64(b.Expires.UnixNano()))
+	}
+	id, ok := c.jailIdx[b.Jail]
+	if !ok {
+		id = uint32(len(c.jails))
+		c.jails = append(c.jails, b.Jail)
+		c.jailIdx[b.Jail] = id
+	}
+	binary.LittleEndian.PutUint32(v[8:], id)
+	return v
+}
+
+// ban unpacks an entry; the caller holds c.mu.
+func (c *Core) ban(k mkey, v mval) bans.Ban {
+	b := bans.Ban{Prefix: k.prefix(), Jail: c.jails[v.jail()]}
+	if e := v.expires(); e != 0 {
+		b.Expires = time.Unix(0, e)
+	}
+	return b
+}
+
+// put records b in the mirror and returns the ban it replaced; the
+// caller holds c.mu.
+func (c *Core) put(b bans.Ban) (old bans.Ban, replaced bool) {
+	k := keyOf(b.Prefix)
+	if ov, ok := c.active[k]; ok {
+		old, replaced = c.ban(k, ov), true
+	}
+	v := c.val(b)
+	c.active[k] = v
+	if e := v.expires(); e != 0 && e < c.nextExpiry {
+		c.nextExpiry = e
+	}
+	return old, replaced
+}
+
+// lookup is the mirror's ban on exactly p; the caller holds c.mu.
+func (c *Core) lookup(p netip.Prefix) (bans.Ban, bool) {
+	k := keyOf(p)
+	v, ok := c.active[k]
+	if !ok {
+		return bans.Ban{}, false
+	}
+	return c.ban(k, v), true
+}
+
+// resetMirror empties the mirror; the caller holds c.mu.
+func (c *Core) resetMirror(size int) {
+	c.active = make(map[mkey]mval, size)
+	c.jails = c.jails[:0]
+	c.jailIdx = map[string]uint32{}
+	c.nextExpiry = math.MaxInt64
+}

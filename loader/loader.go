@@ -53,6 +53,9 @@ var (
 	// ErrIncompatible: pinned maps were made by a different layout, map
 	// size or ipv6_prefix and cannot be reused.
 	ErrIncompatible = errors.New("pinned xdp maps incompatible")
+	// ErrPinPath: pin_path is not under a bpf filesystem (a setting to
+	// fix, not a host limit).
+	ErrPinPath = errors.New("pin path not on a bpf filesystem")
 )
 
 var nativeEndian = binary.NativeEndian
@@ -183,15 +186,22 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// pinPathError is ErrPinPath with its own message (which already says
+// what is wrong and what to do).
+type pinPathError struct{ error }
+
+func (e pinPathError) Is(target error) bool { return target == ErrPinPath }
+func (e pinPathError) Unwrap() error        { return e.error }
+
 // checkBPFFS makes sure pins will land on bpffs: pinning elsewhere fails
 // with an obscure EPERM, and a rename across filesystems is not atomic.
 func checkBPFFS(dir string) error {
 	var st unix.Statfs_t
 	if err := unix.Statfs(dir, &st); err != nil {
-		return fmt.Errorf("pin path parent %s: %w: create it on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)", dir, err)
+		return pinPathError{fmt.Errorf("pin path parent %s: %w: create it on a bpf filesystem (mount -t bpf bpf /sys/fs/bpf)", dir, err)}
 	}
 	if uint32(st.Type) != uint32(unix.BPF_FS_MAGIC) {
-		return fmt.Errorf("pin path parent %s is not on a bpf filesystem: mount one (mount -t bpf bpf /sys/fs/bpf) or choose a pin_path under /sys/fs/bpf", dir)
+		return pinPathError{fmt.Errorf("pin path parent %s is not on a bpf filesystem: mount one (mount -t bpf bpf /sys/fs/bpf) or choose a pin_path under /sys/fs/bpf", dir)}
 	}
 	return nil
 }

@@ -81,3 +81,17 @@ func TestDaemonReattachesRecreatedInterface(t *testing.T) {
 		t.Fatalf("%d of 20 arrived after unban, want all", got)
 	}
 }
+
+// TestRunPinPathNotOnBPFFS: a pin_path outside bpffs is a setting to fix
+// (exit 2, one line), and nothing is attached.
+func TestRunPinPathNotOnBPFFS(t *testing.T) {
+	w := newWorld(t)
+	bad := t.TempDir() + "/pins"
+	code, out := w.cliIn(t, "run", "--iface", w.p.HostIf, "--backend", "xdp", "--banlog", "none", "--pin-path", bad)
+	if code != exitUsage || !strings.Contains(out, "is not on a bpf filesystem") || strings.Count(out, "xdpban: ") != 1 {
+		t.Fatalf("run --pin-path %s: exit %d:\n%s", bad, code, out)
+	}
+	if o, _ := w.p.Host.Output("ip", "-d", "link", "show", w.p.HostIf); strings.Contains(o, "prog/xdp") {
+		t.Fatalf("an XDP program was attached despite the refusal:\n%s", o)
+	}
+}

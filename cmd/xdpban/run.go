@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +22,7 @@ import (
 	"github.com/xdpban/xdpban/internal/control"
 	"github.com/xdpban/xdpban/internal/daemon"
 	"github.com/xdpban/xdpban/internal/enforce"
+	"github.com/xdpban/xdpban/loader"
 	"github.com/xdpban/xdpban/logwatch"
 )
 
@@ -164,6 +166,9 @@ func cmdRun(e *env, args []string) int {
 	}()
 	if err := d.Run(ctx); err != nil {
 		sdNotify(e.getenv, "STOPPING=1")
+		if errors.Is(err, loader.ErrPinPath) {
+			err = fmt.Errorf("%w: %w", errUsage, err) // a setting to fix: exit 2
+		}
 		return e.fail("run", err)
 	}
 	sdNotify(e.getenv, "STOPPING=1")

@@ -381,7 +381,7 @@ func (d *Daemon) startJails(ctx context.Context, cfg *config.Config, p prepared,
 	}
 	if jail != "" {
 		if !want[jail] {
-			return fmt.Errorf("%w %q: not an enabled jail in the configuration", control.ErrUnknownJail, jail)
+			return fmt.Errorf("%w %q: not an enabled jail in the configuration: set enabled = true in its section, or see 'xdpban status' for the jails", control.ErrUnknownJail, jail)
 		}
 		return nil
 	}

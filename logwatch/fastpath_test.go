@@ -2,12 +2,14 @@ package logwatch
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/xdpban/xdpban/internal/loggen"
@@ -97,15 +99,26 @@ func TestLitSet(t *testing.T) {
 		if round == 0 {
 			pats = []string{"Failed ", "nvalid user ", "llegal user ", " not allowed because account is locked"}
 		}
-		s := newLitSet(pats)
+		owners := make([]uint64, len(pats))
+		for k := range owners {
+			owners[k] = 1 << rng.IntN(4)
+		}
+		s := newLitSet(pats, owners)
 		for i := 0; i < 200; i++ {
 			text := word(rng.IntN(60))
 			want := false
-			for _, p := range pats {
-				want = want || strings.Contains(text, p)
+			var wantMask uint64
+			for k, p := range pats {
+				if strings.Contains(text, p) {
+					want = true
+					wantMask |= owners[k]
+				}
 			}
 			if got := s.in(text); got != want {
 				t.Fatalf("set %q in %q: %v, want %v", pats, text, got, want)
+			}
+			if got := s.mask(text); got != wantMask {
+				t.Fatalf("set %q (owners %v) on %q: mask %b, want %b", pats, owners, text, got, wantMask)
 			}
 		}
 	}
@@ -177,4 +190,64 @@ func TestASCIIVariants(t *testing.T) {
 		t.Fatalf("only %d of %d comparisons matched: the lines do not exercise the filters", matched, compared)
 	}
 	t.Logf("%d comparisons, %d matches", compared, matched)
+}
+
+// TestEachLine compares eachLine with a plain split on random texts
+// (empty lines, no final newline, lines around the length cap and the
+// chunk size) read in random pieces.
+func TestEachLine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	type got struct {
+		line    string
+		tooLong bool
+	}
+	for round := 0; round < 400; round++ {
+		maxLine := 1 + rng.IntN(40)
+		if round%10 == 0 {
+			maxLine = lineChunk + rng.IntN(100)
+		}
+		var b strings.Builder
+		for k := rng.IntN(30); k > 0; k-- {
+			n := rng.IntN(2 * maxLine)
+			if round%10 == 0 && rng.IntN(3) == 0 {
+				n = lineChunk - 50 + rng.IntN(200)
+			}
+			b.WriteString(strings.Repeat(string(rune('a'+rng.IntN(26))), n))
+			if k > 1 || rng.IntN(2) == 0 {
+				b.WriteByte('\n')
+			}
+		}
+		text := b.String()
+		var want []got
+		if text != "" {
+			parts := strings.Split(text, "\n")
+			if strings.HasSuffix(text, "\n") {
+				parts = parts[:len(parts)-1]
+			}
+			for _, p := range parts {
+				if len(p) > maxLine {
+					want = append(want, got{"", true})
+				} else {
+					want = append(want, got{p, false})
+				}
+			}
+		}
+		var r io.Reader = strings.NewReader(text)
+		switch round % 3 {
+		case 1:
+			if round%10 == 0 {
+				break // large: one byte at a time is just slow
+			}
+			r = iotest.OneByteReader(r)
+		case 2:
+			r = iotest.HalfReader(r)
+		}
+		var have []got
+		if err := eachLine(r, maxLine, func(l string, tooLong bool) { have = append(have, got{l, tooLong}) }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(have, want) {
+			t.Fatalf("round %d (max %d) on %q:\n got %v\nwant %v", round, maxLine, text, have, want)
+		}
+	}
 }

@@ -46,7 +46,8 @@ type Filter struct {
 	// lits: when every failregex has a requirement, a single-line filter
 	// rejects a line meeting none of them without running anything else.
 	lits []requirement
-	// litIdx finds any alternative of any of lits in one pass.
+	// litIdx finds, in one pass, which failregexes' first requirement
+	// (lits[i]) a line meets (at most 64 failregexes).
 	litIdx *litSet
 
 	timeouts atomic.Uint64
@@ -130,12 +131,16 @@ func compileFilter(s filterSpec) (*Filter, error) {
 	}
 	if !allLits || multi {
 		f.lits = nil
-	} else {
+	} else if len(f.lits) <= 64 {
 		var all []string
-		for _, q := range f.lits {
-			all = append(all, q...)
+		var owners []uint64
+		for i, q := range f.lits {
+			for _, alt := range q {
+				all = append(all, alt)
+				owners = append(owners, 1<<i)
+			}
 		}
-		f.litIdx = newLitSet(all)
+		f.litIdx = newLitSet(all, owners)
 	}
 	if f.dates, err = newDateDetector(s.datepattern); err != nil {
 		return nil, fmt.Errorf("%w %s (%s): %w", ErrFilter, s.name, s.source, err)
@@ -252,7 +257,7 @@ func (s *scanner) Scan(line string, ref time.Time) (Verdict, []Match) {
 
 // usable reports whether a line can be matched at all.
 func usable(line string) bool {
-	if len(line) > MaxLineLen || !utf8.ValidString(line) {
+	if len(line) > MaxLineLen || !isASCII(line) && !utf8.ValidString(line) {
 		return false
 	}
 	return strings.IndexByte(line, 0) < 0
@@ -294,8 +299,10 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 	}
 	// The cheap reject: the failregexes run on the line with its date cut
 	// out, so that is where their literals are looked for.
+	cand := allFails
 	if f.lits != nil && tl.pre == "" && f.litIdx != nil {
-		if !f.litIdx.in(tl.post) {
+		// Which failregexes can match at all: the others are not run.
+		if cand = f.litIdx.mask(tl.post); cand == 0 {
 			return Miss, nil
 		}
 	} else if f.lits != nil {
@@ -313,10 +320,16 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 			return Miss, nil
 		}
 	}
-	return s.findFailure(tl, date.time(), checkAll)
+	return s.findFailure(tl, date.time(), checkAll, cand)
 }
 
-func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool) (Verdict, []result) {
+// allFails: no failregex is known not to match.
+const allFails = ^uint64(0)
+
+// findFailure runs the expressions on the line. A failregex i < 64 whose
+// bit in cand is clear lacks its first requirement in the line (so in any
+// part of it) and is skipped; one whose bit is set has it in tl.post.
+func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool, cand uint64) (Verdict, []result) {
 	f := s.f
 	var org []tupleLine
 	var buf string
@@ -361,10 +374,16 @@ func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool) (Verd
 	}
 	var out []result
 	for i, fr := range f.fails {
+		if i < 64 && cand&(1<<i) == 0 {
+			continue
+		}
 		if buf == "" {
 			buf = joinTuplesMaybe(s.buf, multi)
 		}
-		m, err := fr.search(buf)
+		// The first requirement was seen in tl.post; when that is the
+		// text searched, it need not be looked for again.
+		known := cand != allFails && buf == tl.post && tl.pre == ""
+		m, err := fr.searchKnown(buf, known)
 		if err != nil {
 			f.timeouts.Add(1)
 			continue

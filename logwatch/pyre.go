@@ -594,6 +594,7 @@ type pyMatch struct {
 	start, end int
 	groups     map[string]string
 	spans      []namedSpan
+	spanBuf    [4]namedSpan // spans' first backing array: no allocation
 	// g1, g1e: span of group 1 (date templates use it), -1 when unset.
 	g1, g1e int
 }
@@ -606,6 +607,7 @@ type namedSpan struct {
 func (m *pyMatch) set(name string, s string, a, b int) {
 	if m.groups == nil {
 		m.groups = make(map[string]string, 4)
+		m.spans = m.spanBuf[:0]
 	}
 	m.groups[name] = s
 	for i := range m.spans {
@@ -723,7 +725,17 @@ func (r *pyRegex) usesBacktracking() bool { return r.net != nil }
 // search finds the leftmost match in s. A nil match and nil error is a
 // miss; errTimeout means regexp2 gave up.
 func (r *pyRegex) search(s string) (*pyMatch, error) {
-	for _, q := range r.reqs {
+	return r.searchKnown(s, false)
+}
+
+// searchKnown is search when the caller may already know that s meets
+// the first requirement (firstMet).
+func (r *pyRegex) searchKnown(s string, firstMet bool) (*pyMatch, error) {
+	reqs := r.reqs
+	if firstMet && len(reqs) > 0 {
+		reqs = reqs[1:]
+	}
+	for _, q := range reqs {
 		if !q.in(s) {
 			return nil, nil
 		}

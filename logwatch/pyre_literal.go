@@ -196,7 +196,10 @@ func reqsOf(re *syntax.Regexp) []requirement {
 // look-ups instead of one substring scan per string.
 type litSet struct {
 	pats []string
-	m    int // length of the shortest string (>= 2)
+	// owners[i] has a bit for each expression pats[i] is a requirement
+	// of.
+	owners []uint64
+	m      int // length of the shortest string (>= 2)
 	// shift[h] is how far the window may move when the block ending it
 	// hashes to h; 0: some string's first m bytes may end here.
 	shift  [litHashSize]uint8
@@ -208,8 +211,8 @@ const litHashSize = 1 << 12
 func litHash(a, b byte) int { return (int(a)<<5 ^ int(b)) & (litHashSize - 1) }
 
 // newLitSet returns nil when some string is shorter than 2 bytes (a
-// block) or there are too many to index.
-func newLitSet(pats []string) *litSet {
+// block) or there are too many to index. owners may be nil.
+func newLitSet(pats []string, owners []uint64) *litSet {
 	if len(pats) == 0 || len(pats) > 1<<16 {
 		return nil
 	}
@@ -224,7 +227,7 @@ func newLitSet(pats []string) *litSet {
 	}
 	// Shifts above 255 do not fit; a shorter window is still correct.
 	m = min(m, 255)
-	s := &litSet{pats: pats, m: m}
+	s := &litSet{pats: pats, owners: owners, m: m}
 	for i := range s.shift {
 		s.shift[i] = uint8(m - 1)
 	}
@@ -239,6 +242,26 @@ func newLitSet(pats []string) *litSet {
 		s.bucket[h] = append(s.bucket[h], uint16(i))
 	}
 	return s
+}
+
+// mask ORs the owners of every string text contains.
+func (s *litSet) mask(text string) uint64 {
+	var out uint64
+	for pos := s.m - 1; pos < len(text); {
+		h := litHash(text[pos-1], text[pos])
+		if sh := s.shift[h]; sh > 0 {
+			pos += int(sh)
+			continue
+		}
+		start := pos - s.m + 1
+		for _, i := range s.bucket[h] {
+			if strings.HasPrefix(text[start:], s.pats[i]) {
+				out |= s.owners[i]
+			}
+		}
+		pos++
+	}
+	return out
 }
 
 // in reports whether text contains one of the strings.

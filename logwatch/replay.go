@@ -1,13 +1,13 @@
 package logwatch
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
@@ -105,79 +105,52 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 	var lastT time.Time
 	lastTS := ""
 	start := time.Now()
-	br := bufio.NewReaderSize(r, 64<<10)
-	var long []byte
-	tooLong := false
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// Part of a line longer than the buffer: keep it only up to
-			// the cap.
-			if !tooLong && len(long)+len(chunk) <= opt.MaxLine {
-				long = append(long, chunk...)
-			} else {
-				tooLong, long = true, long[:0]
-			}
-			continue
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("read log at line %d: %w", res.Lines+1, err)
-		}
-		if len(chunk) == 0 && len(long) == 0 && !tooLong {
-			break
-		}
-		line := chunk
-		if len(long) > 0 {
-			long = append(long, chunk...)
-			line = long
-		}
-		line = bytes.TrimSuffix(line, []byte("\n"))
+	err := eachLine(r, opt.MaxLine, func(line string, tooLong bool) {
 		res.Lines++
-		if tooLong || len(line) > opt.MaxLine {
+		if tooLong {
 			res.Skipped++
-		} else {
-			v, ms := sc.Scan(string(line), opt.Ref)
-			switch v {
-			case Fail:
-				res.Matched++
-				for _, m := range ms {
-					var tl *tally
-					if m.Host.IsValid() {
-						if tl = byAddr[m.Host]; tl == nil {
-							tl = &tally{host: m.Host.String()}
-							byAddr[m.Host] = tl
-						}
-					} else if tl = byName[m.HostName]; tl == nil {
-						tl = &tally{host: m.HostName}
-						byName[m.HostName] = tl
+			return
+		}
+		v, ms := sc.Scan(line, opt.Ref)
+		switch v {
+		case Fail:
+			res.Matched++
+			for _, m := range ms {
+				var tl *tally
+				if m.Host.IsValid() {
+					if tl = byAddr[m.Host]; tl == nil {
+						tl = &tally{host: m.Host.String()}
+						byAddr[m.Host] = tl
 					}
-					tl.n++
-					ts := ""
-					if !m.Time.IsZero() {
-						// == (not Equal): the same instant in another
-						// location formats differently.
-						if m.Time != lastT || lastTS == "" {
-							lastT, lastTS = m.Time, m.Time.Format(time.RFC3339)
-						}
-						ts = lastTS
-					}
-					res.Matches = append(res.Matches, ReplayMatch{Line: res.Lines, Host: tl.host, Time: ts})
-					if sim != nil && m.Host.IsValid() {
-						sim.failure(m, res.Lines)
-					}
+				} else if tl = byName[m.HostName]; tl == nil {
+					tl = &tally{host: m.HostName}
+					byName[m.HostName] = tl
 				}
-			case Ignored:
-				res.Ignored++
-			case Skipped:
-				res.Skipped++
-			default:
-				res.Missed++
+				tl.n++
+				ts := ""
+				if !m.Time.IsZero() {
+					// == (not Equal): the same instant in another
+					// location formats differently.
+					if m.Time != lastT || lastTS == "" {
+						lastT, lastTS = m.Time, m.Time.Format(time.RFC3339)
+					}
+					ts = lastTS
+				}
+				res.Matches = append(res.Matches, ReplayMatch{Line: res.Lines, Host: tl.host, Time: ts})
+				if sim != nil && m.Host.IsValid() {
+					sim.failure(m, res.Lines)
+				}
 			}
+		case Ignored:
+			res.Ignored++
+		case Skipped:
+			res.Skipped++
+		default:
+			res.Missed++
 		}
-		long, tooLong = long[:0], false
-		if err != nil {
-			break
-		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read log at line %d: %w", res.Lines+1, err)
 	}
 	res.Elapsed = time.Since(start)
 	res.ElapsedS = res.Elapsed.Seconds()
@@ -272,4 +245,78 @@ func (s *replayJail) failure(m Match, line int) {
 		s.banned[key] = b.Until
 	}
 	s.bans = append(s.bans, b)
+}
+
+// lineChunk bounds the text converted to one string at a time: lines
+// are substrings of it (no copy per line), and a scanner keeping one of
+// them (the last date seen) keeps no more than this alive.
+const lineChunk = 64 << 10
+
+// eachLine calls fn for every line of r (without its "\n"; a last line
+// without one counts), with tooLong set and no text for a line longer
+// than maxLine bytes.
+func eachLine(r io.Reader, maxLine int, fn func(line string, tooLong bool)) error {
+	buf := make([]byte, 0, max(1<<20, 2*(maxLine+1)))
+	skipping := false // inside a line already known to be too long
+	emit := func(text string) {
+		for len(text) > 0 {
+			i := strings.IndexByte(text, '\n')
+			line := text
+			if i >= 0 {
+				line, text = text[:i], text[i+1:]
+			} else {
+				text = ""
+			}
+			switch {
+			case skipping:
+				skipping = false
+				fn("", true)
+			case len(line) > maxLine:
+				fn("", true)
+			default:
+				fn(line, false)
+			}
+		}
+	}
+	for eof := false; !eof; {
+		old := len(buf)
+		n, err := r.Read(buf[old:cap(buf)])
+		buf = buf[:old+n]
+		if errors.Is(err, io.EOF) {
+			eof = true
+		} else if err != nil {
+			return err
+		}
+		// What was kept from before has no newline: look in the new
+		// bytes only.
+		end := 0
+		if i := bytes.LastIndexByte(buf[old:], '\n'); i >= 0 {
+			end = old + i + 1
+		}
+		if eof {
+			end = len(buf)
+		}
+		for done := 0; done < end; {
+			cut := done + bytes.LastIndexByte(buf[done:min(end, done+lineChunk)], '\n') + 1
+			if cut == done {
+				// A line longer than a chunk: it is a chunk of its own.
+				cut = end
+				if i := bytes.IndexByte(buf[done:end], '\n'); i >= 0 {
+					cut = done + i + 1
+				}
+			}
+			emit(string(buf[done:cut]))
+			done = cut
+		}
+		buf = buf[:copy(buf, buf[end:])]
+		if len(buf) > maxLine {
+			// The unfinished line is already too long: drop what there
+			// is and the rest up to its end.
+			skipping, buf = true, buf[:0]
+		}
+	}
+	if skipping {
+		fn("", true)
+	}
+	return nil
 }

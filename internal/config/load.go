@@ -176,8 +176,17 @@ func checkFileKinds(base string) error {
 		}
 	}
 	for _, f := range files {
-		if st, err := os.Stat(f); err == nil && st.IsDir() {
+		st, err := os.Stat(f)
+		if err == nil && st.IsDir() {
 			return fmt.Errorf("%s is a directory where a configuration file is expected: remove or rename it: %w", f, ErrInvalid)
+		}
+		if err != nil {
+			// A dangling symlink (its target on a filesystem not
+			// mounted) would read as "no such file" and the shipped
+			// defaults would run instead of the operator's jails.
+			if target, lerr := os.Readlink(f); lerr == nil {
+				return fmt.Errorf("%s links to %s, which cannot be read (%w): restore it or remove the link: %w", f, target, err, ErrInvalid)
+			}
 		}
 	}
 	return nil

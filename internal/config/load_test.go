@@ -487,6 +487,13 @@ func TestDirectoryWhereFileExpected(t *testing.T) {
 			t.Errorf("%s%s: Load error %v, want %q", c.dir, c.file, err, c.want)
 		}
 	}
+	dir := t.TempDir()
+	if err := os.Symlink("/nonexistent/jail.local", filepath.Join(dir, "jail.local")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "jail.local links to /nonexistent/jail.local, which cannot be read") {
+		t.Errorf("dangling jail.local symlink: %v", err)
+	}
 }
 
 func TestOperatorLogpathNotYetThereIsFollowed(t *testing.T) {

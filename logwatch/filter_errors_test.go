@@ -32,3 +32,17 @@ func TestFilterFileThatIsADirectory(t *testing.T) {
 		t.Fatalf("filter.d/sshd.conf a directory: %v", err)
 	}
 }
+
+func TestFilterFileDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "filter.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nonexistent/sshd.conf", filepath.Join(dir, "filter.d", "sshd.conf")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadFilter([]string{dir}, "sshd", nil)
+	if !errors.Is(err, ErrFilter) || !strings.Contains(err.Error(), "links to /nonexistent/sshd.conf, which cannot be read") {
+		t.Fatalf("dangling filter.d/sshd.conf: %v", err)
+	}
+}

@@ -85,8 +85,12 @@ func readFilterFile(dirs []string, name string) (*ini.File, string, error) {
 			// A directory in the file's place would otherwise be
 			// passed over for the shipped filter of the same name.
 			for _, p := range []string{base + ".conf", base + ".local"} {
-				if st, err := os.Stat(p); err == nil && st.IsDir() {
+				st, err := os.Stat(p)
+				if err == nil && st.IsDir() {
 					return nil, "", fmt.Errorf("%w %s: %s is a directory where the filter file is expected: remove or rename it", ErrFilter, name, p)
+				}
+				if target, lerr := os.Readlink(p); err != nil && lerr == nil {
+					return nil, "", fmt.Errorf("%w %s: %s links to %s, which cannot be read (%w): restore it or remove the link", ErrFilter, name, p, target, err)
 				}
 			}
 			if len(ini.BaseFiles(base)) == 0 {

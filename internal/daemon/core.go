@@ -58,7 +58,7 @@ type Core struct {
 
 	mu sync.Mutex
 	// active mirrors the store's bans (mirror.go packs it).
-	active  map[mkey]mval
+	active  *table
 	jails   []string
 	jailIdx map[string]uint32
 	// nextExpiry is the earliest expiry in active (unix ns; MaxInt64
@@ -83,7 +83,7 @@ func NewCore(b bans.Backend, st *store.Store, bl *banlog.Log, log *slog.Logger) 
 	}
 	c := &Core{Backend: b, Store: st, BanLog: bl, Log: log, Now: time.Now,
 		seed: maphash.MakeSeed(), totalBan: map[string]int{}}
-	c.resetMirror(0)
+	c.resetMirror()
 	return c
 }
 
@@ -236,7 +236,7 @@ func (c *Core) forget(bs []bans.Ban, why string) {
 		if !ok {
 			continue
 		}
-		delete(c.active, keyOf(b.Prefix))
+		c.active.del(keyOf(b.Prefix))
 		if c.Metrics != nil {
 			c.Metrics.BansActive.WithLabelValues(old.Jail).Dec()
 			c.Metrics.UnbansTotal.WithLabelValues(old.Jail, why).Inc()
@@ -257,12 +257,13 @@ func (c *Core) UnbanAll(ctx context.Context, jail string) (int, error) {
 	c.gate.Lock()
 	defer c.gate.Unlock()
 	c.mu.Lock()
-	all := make([]bans.Ban, 0, len(c.active))
-	for k, v := range c.active {
+	all := make([]bans.Ban, 0, c.active.len())
+	c.active.each(func(k mkey, v mval) bool {
 		if b := c.ban(k, v); jail == "" || b.Jail == jail {
 			all = append(all, b)
 		}
-	}
+		return true
+	})
 	c.mu.Unlock()
 	if jail == "" {
 		n, err := c.Backend.Flush(ctx)
@@ -345,7 +346,7 @@ func (c *Core) Sweep(ctx context.Context) (int, error) {
 	c.mu.Lock()
 	next := int64(math.MaxInt64)
 	ns := now.UnixNano()
-	for k, v := range c.active {
+	c.active.each(func(k mkey, v mval) bool {
 		if v.expired(ns) {
 			b := c.ban(k, v)
 			ended = append(ended, b)
@@ -355,7 +356,8 @@ func (c *Core) Sweep(ctx context.Context) (int, error) {
 		} else if e := v.expires(); e != 0 && e < next {
 			next = e
 		}
-	}
+		return true
+	})
 	c.nextExpiry = next
 	c.mu.Unlock()
 	ps = append(ps, del...)
@@ -466,7 +468,7 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 		r.Imported = len(imp)
 	}
 	c.mu.Lock()
-	c.resetMirror(len(keep))
+	c.resetMirror()
 	for _, b := range keep {
 		c.put(b)
 	}
@@ -497,11 +499,12 @@ func sameExpiry(a, b time.Time) bool {
 func (c *Core) Active(jail string) []bans.Ban {
 	c.mu.Lock()
 	var out []bans.Ban
-	for k, v := range c.active {
+	c.active.each(func(k mkey, v mval) bool {
 		if jail == "" || c.jails[v.jail()] == jail {
 			out = append(out, c.ban(k, v))
 		}
-	}
+		return true
+	})
 	c.mu.Unlock()
 	store.SortBans(out)
 	return out
@@ -513,9 +516,10 @@ func (c *Core) Counts() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	per := make([]int, len(c.jails))
-	for _, v := range c.active {
+	c.active.each(func(_ mkey, v mval) bool {
 		per[v.jail()]++
-	}
+		return true
+	})
 	out := map[string]int{}
 	for i, n := range per {
 		if n > 0 {

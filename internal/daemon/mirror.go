@@ -12,9 +12,9 @@ import (
 // The mirror of active bans is the daemon's largest structure (a bulk
 // import puts a million bans in it), so it is kept flat: keys and values
 // are byte arrays without pointers, which the garbage collector never
-// scans and which pack a map slot into 30 bytes. A map of netip.Prefix to
-// bans.Ban costs four times that, and its pointers are scanned on every
-// collection.
+// scans, packed into a table (table.go) at about 31 bytes a ban. A map of
+// netip.Prefix to bans.Ban costs five to eight times that, and its
+// pointers are scanned on every collection.
 
 // mkey is a prefix: family (4 or 6), the 16-byte address (IPv4 in the
 // first four), then the length. The store's key layout.
@@ -85,11 +85,11 @@ func (c *Core) ban(k mkey, v mval) bans.Ban {
 // caller holds c.mu.
 func (c *Core) put(b bans.Ban) (old bans.Ban, replaced bool) {
 	k := keyOf(b.Prefix)
-	if ov, ok := c.active[k]; ok {
+	if ov, ok := c.active.get(k); ok {
 		old, replaced = c.ban(k, ov), true
 	}
 	v := c.val(b)
-	c.active[k] = v
+	c.active.put(k, v)
 	if e := v.expires(); e != 0 && e < c.nextExpiry {
 		c.nextExpiry = e
 	}
@@ -99,7 +99,7 @@ func (c *Core) put(b bans.Ban) (old bans.Ban, replaced bool) {
 // lookup is the mirror's ban on exactly p; the caller holds c.mu.
 func (c *Core) lookup(p netip.Prefix) (bans.Ban, bool) {
 	k := keyOf(p)
-	v, ok := c.active[k]
+	v, ok := c.active.get(k)
 	if !ok {
 		return bans.Ban{}, false
 	}
@@ -107,8 +107,11 @@ func (c *Core) lookup(p netip.Prefix) (bans.Ban, bool) {
 }
 
 // resetMirror empties the mirror; the caller holds c.mu.
-func (c *Core) resetMirror(size int) {
-	c.active = make(map[mkey]mval, size)
+func (c *Core) resetMirror() {
+	if c.active != nil {
+		c.active.free()
+	}
+	c.active = newTable()
 	c.jails = c.jails[:0]
 	c.jailIdx = map[string]uint32{}
 	c.nextExpiry = math.MaxInt64

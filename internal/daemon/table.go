@@ -1,0 +1,173 @@
+package daemon
+
+import (
+	"bytes"
+	"slices"
+	"sort"
+
+	"golang.org/x/sys/unix"
+)
+
+// table holds the mirror's entries in two parts: a sorted slab of packed
+// records (the bulk, at 31 bytes an entry with no per-entry overhead) and
+// a small map of keys added since the slab was last rebuilt. Values of
+// keys already in the slab are changed in place and deletions only mark
+// the record, so the map only ever holds new keys; it is merged into the
+// slab when it reaches an eighth of it. A Go map of a million entries
+// costs two to three times the slab, depending on where its tables are
+// in their growth.
+//
+// The slab is mapped outside the Go heap: as heap it would count towards
+// the collector's goal, which then lets the process hold twice the slab;
+// mapped, a rebuild returns the old slab to the kernel at once.
+type table struct {
+	slab   []byte // sorted records: key, value, live flag
+	mapped bool   // slab is an mmap of its own
+	dead   int    // records in slab marked deleted
+	delta  map[mkey]mval
+}
+
+const (
+	keyLen = len(mkey{})
+	valLen = len(mval{})
+	recLen = keyLen + valLen + 1
+	// minDelta keeps small tables (tests, a quiet bastion) in the map
+	// alone.
+	minDelta = 4096
+)
+
+func newTable() *table { return &table{delta: map[mkey]mval{}} }
+
+func (t *table) slabLen() int { return len(t.slab) / recLen }
+
+func (t *table) rec(i int) []byte { return t.slab[i*recLen : (i+1)*recLen] }
+
+// find is the slab index of k, or -1.
+func (t *table) find(k mkey) int {
+	n := t.slabLen()
+	i := sort.Search(n, func(i int) bool { return bytes.Compare(t.rec(i)[:keyLen], k[:]) >= 0 })
+	if i < n && bytes.Equal(t.rec(i)[:keyLen], k[:]) {
+		return i
+	}
+	return -1
+}
+
+func (t *table) get(k mkey) (mval, bool) {
+	if v, ok := t.delta[k]; ok {
+		return v, true
+	}
+	if i := t.find(k); i >= 0 {
+		r := t.rec(i)
+		if r[recLen-1] == 1 {
+			return mval(r[keyLen : keyLen+valLen]), true
+		}
+	}
+	return mval{}, false
+}
+
+func (t *table) put(k mkey, v mval) {
+	if _, ok := t.delta[k]; ok {
+		t.delta[k] = v
+		return
+	}
+	if i := t.find(k); i >= 0 {
+		r := t.rec(i)
+		copy(r[keyLen:], v[:])
+		if r[recLen-1] == 0 {
+			r[recLen-1] = 1
+			t.dead--
+		}
+		return
+	}
+	t.delta[k] = v
+	if len(t.delta) >= max(minDelta, t.slabLen()/8) {
+		t.merge()
+	}
+}
+
+func (t *table) del(k mkey) {
+	if _, ok := t.delta[k]; ok {
+		delete(t.delta, k)
+		return
+	}
+	if i := t.find(k); i >= 0 {
+		if r := t.rec(i); r[recLen-1] == 1 {
+			r[recLen-1] = 0
+			t.dead++
+			// Mostly deleted (a mass expiry): give the memory back.
+			if t.dead > t.slabLen()/2 {
+				t.merge()
+			}
+		}
+	}
+}
+
+func (t *table) len() int { return t.slabLen() - t.dead + len(t.delta) }
+
+// each calls f for every entry until it returns false.
+func (t *table) each(f func(k mkey, v mval) bool) {
+	for i := range t.slabLen() {
+		r := t.rec(i)
+		if r[recLen-1] == 1 && !f(mkey(r[:keyLen]), mval(r[keyLen:keyLen+valLen])) {
+			return
+		}
+	}
+	for k, v := range t.delta {
+		if !f(k, v) {
+			return
+		}
+	}
+}
+
+// merge rebuilds the slab from its live records and the delta.
+func (t *table) merge() {
+	add := make([]mkey, 0, len(t.delta))
+	for k := range t.delta {
+		add = append(add, k)
+	}
+	slices.SortFunc(add, func(a, b mkey) int { return bytes.Compare(a[:], b[:]) })
+	size := (t.slabLen() - t.dead + len(add)) * recLen
+	out, mapped := allocSlab(size)
+	out = out[:size]
+	w, i, j, n := 0, 0, 0, t.slabLen()
+	for i < n || j < len(add) {
+		if i < n && (j == len(add) || bytes.Compare(t.rec(i)[:keyLen], add[j][:]) < 0) {
+			if r := t.rec(i); r[recLen-1] == 1 {
+				w += copy(out[w:], r)
+			}
+			i++
+			continue
+		}
+		v := t.delta[add[j]]
+		w += copy(out[w:], add[j][:])
+		w += copy(out[w:], v[:])
+		out[w] = 1
+		w++
+		j++
+	}
+	t.free()
+	t.slab, t.mapped, t.dead = out, mapped, 0
+	clear(t.delta)
+}
+
+// allocSlab maps n bytes of anonymous memory, or takes them from the heap
+// when the kernel refuses.
+func allocSlab(n int) (b []byte, mapped bool) {
+	if n == 0 {
+		return nil, false
+	}
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return make([]byte, n), false
+	}
+	return b, true
+}
+
+// free returns the slab to the kernel; the table must not be used after
+// unless it is rebuilt.
+func (t *table) free() {
+	if t.mapped && len(t.slab) > 0 {
+		_ = unix.Munmap(t.slab)
+	}
+	t.slab, t.mapped = nil, false
+}

@@ -129,7 +129,10 @@ type EngineOptions struct {
 // Engine runs jails: one follower (files and/or journal) per jail, one
 // Window per jail. Start, Stop and Stats may be called concurrently.
 type Engine struct {
-	opt   EngineOptions
+	opt EngineOptions
+	// saver is opt.Positions when it is the caller's (durable) store:
+	// writes happen off the reading path, flushed when a jail stops.
+	saver *asyncPositions
 	mu    sync.Mutex
 	jails map[string]*jailRun
 }
@@ -145,13 +148,17 @@ func NewEngine(opt EngineOptions) *Engine {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	var saver *asyncPositions
 	if opt.Positions == nil {
 		opt.Positions = NewMemPositions()
+	} else {
+		saver = newAsyncPositions(opt.Positions, opt.Logger)
+		opt.Positions = saver
 	}
 	if opt.Journalctl == "" {
 		opt.Journalctl = "journalctl"
 	}
-	return &Engine{opt: opt, jails: map[string]*jailRun{}}
+	return &Engine{opt: opt, saver: saver, jails: map[string]*jailRun{}}
 }
 
 // Run starts the jails and blocks until ctx is done, then stops them.
@@ -385,6 +392,11 @@ func (e *Engine) Stop(name string) error {
 	}
 	r.cancel()
 	<-r.done
+	if e.saver != nil {
+		// A stopped jail's positions are written when Stop returns:
+		// the daemon closes the store next.
+		e.saver.flush()
+	}
 	return nil
 }
 

@@ -202,6 +202,7 @@ type scanner struct {
 	lastDateText string
 	mlf          map[string]*mlfEntry
 	mlfOrder     []string
+	lineASCII    bool // the line being scanned has no byte above 0x7f
 }
 
 // result is one failregex hit, with what the sample suite checks.
@@ -255,12 +256,17 @@ func (s *scanner) Scan(line string, ref time.Time) (Verdict, []Match) {
 	return Fail, out
 }
 
-// usable reports whether a line can be matched at all.
-func usable(line string) bool {
-	if len(line) > MaxLineLen || !isASCII(line) && !utf8.ValidString(line) {
-		return false
+// usable reports whether a line can be matched at all, and whether it is
+// ASCII.
+func usable(line string) (ok, ascii bool) {
+	if len(line) > MaxLineLen {
+		return false, false
 	}
-	return strings.IndexByte(line, 0) < 0
+	ascii = isASCII(line)
+	if !ascii && !utf8.ValidString(line) {
+		return false, false
+	}
+	return strings.IndexByte(line, 0) < 0, ascii
 }
 
 // scan is fail2ban's processLine + findFailure. checkAll runs every
@@ -268,9 +274,11 @@ func usable(line string) bool {
 // journalDate, when non-nil, is the entry's time from the journal and no
 // date is looked for in the line.
 func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *time.Time) (Verdict, []result) {
-	if !usable(line) {
+	ok, ascii := usable(line)
+	if !ok {
 		return Skipped, nil
 	}
+	s.lineASCII = ascii
 	line = strings.TrimSuffix(line, "\r")
 	f := s.f
 	var tl tupleLine
@@ -383,7 +391,8 @@ func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool, cand 
 		// The first requirement was seen in tl.post; when that is the
 		// text searched, it need not be looked for again.
 		known := cand != allFails && buf == tl.post && tl.pre == ""
-		m, err := fr.searchKnown(buf, known)
+		// A single-line buffer is a part of the line.
+		m, err := fr.searchKnown(buf, known, !multi && s.lineASCII)
 		if err != nil {
 			f.timeouts.Add(1)
 			continue

@@ -725,24 +725,24 @@ func (r *pyRegex) usesBacktracking() bool { return r.net != nil }
 // search finds the leftmost match in s. A nil match and nil error is a
 // miss; errTimeout means regexp2 gave up.
 func (r *pyRegex) search(s string) (*pyMatch, error) {
-	return r.searchKnown(s, false)
+	return r.searchKnown(s, false, false)
 }
 
 // searchKnown is search when the caller may already know that s meets
-// the first requirement (firstMet).
-func (r *pyRegex) searchKnown(s string, firstMet bool) (*pyMatch, error) {
-	reqs := r.reqs
-	if firstMet && len(reqs) > 0 {
-		reqs = reqs[1:]
-	}
-	for _, q := range reqs {
-		if !q.in(s) {
-			return nil, nil
+// the first requirement (firstMet: the others are not looked for either,
+// as they seldom reject a line that meets the most selective one) or
+// that s is ASCII.
+func (r *pyRegex) searchKnown(s string, firstMet, ascii bool) (*pyMatch, error) {
+	if !firstMet {
+		for _, q := range r.reqs {
+			if !q.in(s) {
+				return nil, nil
+			}
 		}
 	}
 	if r.re2 != nil {
 		re := r.re2
-		if r.asc != nil && isASCII(s) {
+		if r.asc != nil && (ascii || isASCII(s)) {
 			re = r.asc
 		}
 		loc := re.FindStringSubmatchIndex(s)

@@ -80,6 +80,9 @@ type filterSpec struct {
 	datepattern  string
 	journalmatch []string
 	useDNS       bool
+	// failPos is "file:line" of the failregex key when it comes from
+	// the filter file, for errors.
+	failPos string
 }
 
 func compileFilter(s filterSpec) (*Filter, error) {
@@ -103,14 +106,24 @@ func compileFilter(s filterSpec) (*Filter, error) {
 		}
 	}
 	allLits := true
+	where := s.source
+	if s.failPos != "" {
+		where = s.failPos
+	}
 	for i, fr := range s.failregex {
 		x := expandTags(fr, s.useDNS)
 		r, err := compilePy(x, multi)
 		if err != nil {
-			return nil, fmt.Errorf("%w %s (%s): failregex %d: %w", ErrFilter, s.name, s.source, i+1, err)
+			// A mistake in the operator's text fails the same way
+			// before <HOST> is expanded: report it there, where the
+			// offset points into what they wrote.
+			if _, werr := compilePy(fr, multi); x != fr && werr != nil {
+				err = werr
+			}
+			return nil, fmt.Errorf("%w %s (%s): failregex %d: %w", ErrFilter, s.name, where, i+1, err)
 		}
 		if !hasFailureID(r) && (f.pref == nil || !hasFailureID(f.pref)) {
-			return nil, fmt.Errorf("%w %s (%s): failregex %d %q has no <HOST>, <ADDR>, <F-ID> or <F-MLFID>: add one so xdpban knows whom to ban", ErrFilter, s.name, s.source, i+1, fr)
+			return nil, fmt.Errorf("%w %s (%s): failregex %d %q has no <HOST>, <ADDR>, <F-ID> or <F-MLFID>: add one so xdpban knows whom to ban", ErrFilter, s.name, where, i+1, fr)
 		}
 		f.FailRegex = append(f.FailRegex, x)
 		f.fails = append(f.fails, r)

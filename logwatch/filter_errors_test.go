@@ -2,6 +2,7 @@ package logwatch
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,5 +45,24 @@ func TestFilterFileDanglingSymlink(t *testing.T) {
 	_, err := LoadFilter([]string{dir}, "sshd", nil)
 	if !errors.Is(err, ErrFilter) || !strings.Contains(err.Error(), "links to /nonexistent/sshd.conf, which cannot be read") {
 		t.Fatalf("dangling filter.d/sshd.conf: %v", err)
+	}
+}
+
+func TestBadFailregexReportedWhereWritten(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "filter.d", "broken.conf")
+	if err := os.MkdirAll(filepath.Dir(conf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte("[Definition]\n# a comment\nfailregex = ^ok <HOST>$\n            ^Failed (password for <HOST>\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadFilter([]string{dir}, "broken", nil)
+	msg := fmt.Sprint(err)
+	// The file and line of failregex, the entry, and the regex as the
+	// operator wrote it, not the kilobyte <HOST> expands to.
+	if !errors.Is(err, ErrFilter) || !strings.Contains(msg, conf+":3") || !strings.Contains(msg, "failregex 2") ||
+		!strings.Contains(msg, `"^Failed (password for <HOST>"`) || strings.Contains(msg, "ip4") {
+		t.Fatalf("bad failregex: %v", err)
 	}
 }

@@ -259,6 +259,11 @@ func resolveFilter(f *ini.File, name, source string, args map[string]string) (fi
 		return out
 	}
 	s.failregex = lines(opts["failregex"])
+	if _, fromJail := args["failregex"]; !fromJail {
+		if v, ok := f.Raw("Definition", "failregex"); ok && v.Pos.File != "" {
+			s.failPos = v.Pos.String()
+		}
+	}
 	for i, l := range s.failregex {
 		// fail2ban leaves an undefined <name> as text; a whole line of
 		// it is an argument naming what the filter lacks (sshd's

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
 // DefaultPath is where the ban log goes unless `banlog` says otherwise.
@@ -85,6 +87,10 @@ func Addr(p netip.Prefix) string {
 // Ban logs a ban.
 func (l *Log) Ban(jail string, p netip.Prefix, expires time.Time) {
 	l.write("Ban", jail, p)
+	l.slogBan(jail, p, expires)
+}
+
+func (l *Log) slogBan(jail string, p netip.Prefix, expires time.Time) {
 	args := []any{"jail", jail, "addr", p.String()}
 	if expires.IsZero() {
 		args = append(args, "permanent", true)
@@ -92,6 +98,47 @@ func (l *Log) Ban(jail string, p netip.Prefix, expires time.Time) {
 		args = append(args, "expires", expires.UTC().Format(time.RFC3339))
 	}
 	l.log.Info("ban", args...)
+}
+
+// slogBatch is the largest batch logged ban by ban through slog; larger
+// ones (a --from-file import) get one summary line there, since the ban
+// log file already has every ban and a million-line import would
+// otherwise write a million lines twice.
+const slogBatch = 100
+
+// BanBatch logs many bans with one write to the file.
+func (l *Log) BanBatch(bs []bans.Ban) {
+	if len(bs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	if l.w != nil {
+		ts := l.now().Format(timeLayout)
+		buf := make([]byte, 0, 64*1024)
+		for i, b := range bs {
+			buf = fmt.Appendf(buf, "%s xdpban.actions [%d]: NOTICE  [%s] Ban %s\n", ts, l.pid, b.Jail, Addr(b.Prefix))
+			if len(buf) >= 60*1024 || i == len(bs)-1 {
+				if _, err := l.w.Write(buf); err != nil {
+					l.log.Error("write ban log failed", "path", l.path, "err", err)
+					break
+				}
+				buf = buf[:0]
+			}
+		}
+	}
+	l.mu.Unlock()
+	if len(bs) <= slogBatch || l.path == "" {
+		for _, b := range bs {
+			l.slogBan(b.Jail, b.Prefix, b.Expires)
+		}
+		return
+	}
+	jails := map[string]int{}
+	for _, b := range bs {
+		jails[b.Jail]++
+	}
+	l.log.Info("bans", "count", len(bs), "jails", jails, "first", bs[0].Prefix.String(),
+		"last", bs[len(bs)-1].Prefix.String(), "banlog", l.path)
 }
 
 // Unban logs an unban; why is "expired", "manual", "flush" or similar.

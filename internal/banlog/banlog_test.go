@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
 func TestLinesInFail2banFormat(t *testing.T) {
@@ -86,5 +88,35 @@ func TestReopenAfterRotation(t *testing.T) {
 	b, _ := os.ReadFile(path)
 	if !strings.HasSuffix(strings.TrimSpace(string(b)), "Ban 192.0.2.2") || strings.Contains(string(b), "192.0.2.1") {
 		t.Fatalf("after reopen the new file holds %q", b)
+	}
+}
+
+func TestBanBatch(t *testing.T) {
+	for _, n := range []int{3, 150} {
+		path := filepath.Join(t.TempDir(), "xdpban.log")
+		var slogBuf bytes.Buffer
+		l, err := Open(path, slog.New(slog.NewTextHandler(&slogBuf, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.now = func() time.Time { return time.Date(2026, 3, 4, 5, 6, 7, 89e6, time.Local) }
+		var bs []bans.Ban
+		var want strings.Builder
+		for i := range n {
+			p := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i)}), 64)
+			bs = append(bs, bans.Ban{Prefix: p, Jail: "import", Expires: time.Now().Add(time.Hour)})
+			fmt.Fprintf(&want, "2026-03-04 05:06:07,089 xdpban.actions [%d]: NOTICE  [import] Ban %s\n", os.Getpid(), p.Addr())
+		}
+		l.BanBatch(bs)
+		l.Close()
+		got, _ := os.ReadFile(path)
+		if string(got) != want.String() {
+			t.Fatalf("%d bans: ban log\n%s\nwant\n%s", n, got, want.String())
+		}
+		lines := strings.Count(slogBuf.String(), "msg=ban ")
+		summary := strings.Count(slogBuf.String(), "msg=bans count=150 ")
+		if (n == 3 && (lines != 3 || summary != 0)) || (n == 150 && (lines != 0 || summary != 1)) {
+			t.Fatalf("%d bans: %d slog ban lines, %d summaries:\n%s", n, lines, summary, slogBuf.String())
+		}
 	}
 }

@@ -158,9 +158,7 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 		}
 	}
 	c.mu.Unlock()
-	for _, b := range bs {
-		c.BanLog.Ban(b.Jail, b.Prefix, b.Expires)
-	}
+	c.BanLog.BanBatch(bs)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -191,6 +192,10 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func run(e *env, args []string) int {
+	// Libraries log through slog's default (the loader's detach, for
+	// one); a client command prints its one result line and nothing
+	// else. `run` installs the daemon's own logger as the default.
+	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if e.ctx == nil {
 		e.ctx = context.Background()
 	}

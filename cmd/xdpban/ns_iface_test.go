@@ -95,3 +95,15 @@ func TestRunPinPathNotOnBPFFS(t *testing.T) {
 		t.Fatalf("an XDP program was attached despite the refusal:\n%s", o)
 	}
 }
+
+// TestDirectDetachPrintsOneLine: without a daemon, detach says what it
+// did in one line; the loader's own log line stays out of it.
+func TestDirectDetachPrintsOneLine(t *testing.T) {
+	w := newWorld(t)
+	d := w.start(t)
+	d.stop(t)
+	code, out := w.cliIn(t, "detach")
+	if code != 0 || strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "detached "+w.pin) {
+		t.Fatalf("direct detach: exit %d, output %q, want one line", code, out)
+	}
+}

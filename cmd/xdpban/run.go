@@ -109,6 +109,7 @@ func cmdRun(e *env, args []string) int {
 	if err != nil {
 		return e.fail("run", err)
 	}
+	slog.SetDefault(log)
 	logNotes(log, cfg)
 	for _, b := range cfg.Broken {
 		log.Warn("fail2ban jail skipped: cannot be translated", "jail", b.Name, "source", b.Source, "err", b.Err)

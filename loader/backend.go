@@ -22,12 +22,19 @@ import (
 // Add implements bans.Backend. Re-adding a banned prefix replaces its
 // jail and expiry but keeps its drop counters, so a ban extended by
 // bantime.increment still shows everything it dropped.
+//
+// Single addresses (the bulk of a --from-file import) are written with
+// batch updates: a lookup per ban (for the counters) and one update
+// syscall per batch instead of one per ban. The kernel takes no
+// BPF_NOEXIST on batches, so the lookup cannot be saved.
 func (x *XDP) Add(ctx context.Context, bs ...bans.Ban) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.checkOpen(); err != nil {
 		return err
 	}
+	var v4 batch[[4]byte]
+	var v6 batch[[16]byte]
 	for _, b := range bs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -40,25 +47,95 @@ func (x *XDP) Add(ctx context.Context, bs ...bans.Ban) error {
 		if err != nil {
 			return fmt.Errorf("ban %s: %w", p, err)
 		}
-		m := x.tbl[s.t]
-		var v xdpbanBanEntry
-		existed := m.Lookup(s.key, &v) == nil
-		v.ExpiresNs = toBoot(b.Expires)
-		v.JailId = id
-		if err := m.Update(s.key, &v, ebpf.UpdateAny); err != nil {
-			if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) {
-				return fmt.Errorf("ban %s: %s is full at %d entries: raise its map size in [xdpban] and restart: %w",
-					p, s.t, m.MaxEntries(), bans.ErrFull)
+		v := xdpbanBanEntry{ExpiresNs: toBoot(b.Expires), JailId: id}
+		if s.t == tV4 || s.t == tV6 {
+			var old xdpbanBanEntry
+			if x.tbl[s.t].Lookup(s.key, &old) == nil {
+				old.ExpiresNs, old.JailId = v.ExpiresNs, v.JailId
+				v = old
 			}
-			return fmt.Errorf("ban %s in %s: %w", p, s.t, err)
 		}
-		if !existed && (s.t == tV4Net || s.t == tV6Net) {
-			if err := x.bumpNet(s.t, 1); err != nil {
-				return err
+		switch s.t {
+		case tV4:
+			v4.add(s.key.([4]byte), v, p)
+			if len(v4.keys) == batchSize {
+				err = flushBatch(x, tV4, &v4)
 			}
+		case tV6:
+			v6.add(s.key.([16]byte), v, p)
+			if len(v6.keys) == batchSize {
+				err = flushBatch(x, tV6, &v6)
+			}
+		default:
+			err = x.addOne(p, s, v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := flushBatch(x, tV4, &v4); err != nil {
+		return err
+	}
+	return flushBatch(x, tV6, &v6)
+}
+
+type batch[K any] struct {
+	keys []K
+	vals []xdpbanBanEntry
+	ps   []netip.Prefix
+}
+
+func (b *batch[K]) add(k K, v xdpbanBanEntry, p netip.Prefix) {
+	b.keys, b.vals, b.ps = append(b.keys, k), append(b.vals, v), append(b.ps, p)
+}
+
+func flushBatch[K any](x *XDP, t table, b *batch[K]) error {
+	m := x.tbl[t]
+	for off := 0; off < len(b.keys); {
+		n, err := m.BatchUpdate(b.keys[off:], b.vals[off:], nil)
+		off += n
+		switch {
+		case err == nil:
+			off = len(b.keys)
+		case errors.Is(err, ebpf.ErrNotSupported):
+			// No batch API (before 5.6): one at a time.
+			for ; off < len(b.keys); off++ {
+				if err := m.Update(b.keys[off], &b.vals[off], ebpf.UpdateAny); err != nil {
+					return x.addErr(b.ps[off], t, err)
+				}
+			}
+		default:
+			return x.addErr(b.ps[min(off, len(b.ps)-1)], t, err)
+		}
+	}
+	b.keys, b.vals, b.ps = b.keys[:0], b.vals[:0], b.ps[:0]
+	return nil
+}
+
+// addOne puts one ban, keeping the counters of an entry already there.
+func (x *XDP) addOne(p netip.Prefix, s slot, nv xdpbanBanEntry) error {
+	m := x.tbl[s.t]
+	var v xdpbanBanEntry
+	existed := m.Lookup(s.key, &v) == nil
+	v.ExpiresNs = nv.ExpiresNs
+	v.JailId = nv.JailId
+	if err := m.Update(s.key, &v, ebpf.UpdateAny); err != nil {
+		return x.addErr(p, s.t, err)
+	}
+	if !existed && (s.t == tV4Net || s.t == tV6Net) {
+		if err := x.bumpNet(s.t, 1); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (x *XDP) addErr(p netip.Prefix, t table, err error) error {
+	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) {
+		return fmt.Errorf("ban %s: %s is full at %d entries: raise its map size in [xdpban] and restart: %w",
+			p, t, x.tbl[t].MaxEntries(), bans.ErrFull)
+	}
+	return fmt.Errorf("ban %s in %s: %w", p, t, err)
 }
 
 // Delete implements bans.Backend.

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -250,4 +251,98 @@ func TestEachLine(t *testing.T) {
 			t.Fatalf("round %d (max %d) on %q:\n got %v\nwant %v", round, maxLine, text, have, want)
 		}
 	}
+}
+
+// TestLitSplit runs every expression of every filter (xdpban's and
+// fail2ban's) that can be cut at a literal, whole and cut, on fail2ban's
+// sample logs, loggen's log and crafted lines where the literal occurs
+// twice or sits in the user name: same match, same groups, or the cut
+// declines.
+func TestLitSplit(t *testing.T) {
+	var filters []*Filter
+	for _, name := range []string{"sshd", "sshd[mode=aggressive]", "nginx-http-auth", "nginx-limit-req", "apache-auth", "postfix", "dovecot", "vsftpd", "recidive"} {
+		f, err := LoadFilter(nil, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filters = append(filters, f)
+	}
+	confs, _ := filepath.Glob(filepath.Join(f2bConfig, "filter.d", "*.conf"))
+	for _, c := range confs {
+		n := strings.TrimSuffix(filepath.Base(c), ".conf")
+		if f, err := LoadFilter([]string{f2bConfig}, n, nil); err == nil {
+			filters = append(filters, f)
+		}
+	}
+	var lines []string
+	logs, _ := filepath.Glob(filepath.Join(f2bTests, "files", "logs", "*"))
+	logs = append(logs, filepath.Join("..", "testdata", "logs", "auth-sample.log"))
+	for _, p := range logs {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		lines = append(lines, strings.Split(string(data), "\n")...)
+	}
+	var buf bytes.Buffer
+	if _, err := loggen.Generate(&buf, loggen.Options{Lines: 3000}); err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, strings.Split(buf.String(), "\n")...)
+	// The date is cut out before failregexes run: give them both forms.
+	n := len(lines)
+	for _, l := range lines[:n] {
+		if len(l) > 16 {
+			lines = append(lines, l[15:])
+		}
+	}
+	lines = append(lines,
+		" web1 sshd[1]: Failed password for Failed from 192.0.2.1 port 22 ssh2",
+		" web1 sshd[1]: Failed password for x from 192.0.2.1 port 22 ssh2 Failed ",
+		" web1 sshd[1]: Invalid user x user  from 192.0.2.1 port 22",
+		" web1 sshd[1]: Invalid user from 192.0.2.1 port 22",
+		" <a.b> sshd[1]: Failed password for x from 192.0.2.1 port 22",
+		" host Failed sshd[1]: Failed password for x from 192.0.2.1 port 22",
+		// The first "Failed " is in the prefix: only the second one
+		// gives a match.
+		" <a Failed b.c> sshd[1]: Failed password for x from 192.0.2.1 port 22")
+	splits, decided, matched := 0, 0, 0
+	for _, f := range filters {
+		all := append(append([]*pyRegex{f.pref}, f.fails...), f.ignores...)
+		for _, r := range all {
+			if r == nil {
+				continue
+			}
+			for _, v := range []struct {
+				re *regexp.Regexp
+				sp *litSplit
+			}{{r.re2, r.split}, {r.asc, r.splitAsc}} {
+				if v.sp == nil {
+					continue
+				}
+				splits++
+				for _, l := range lines {
+					if v.re == r.asc && !isASCII(l) {
+						continue
+					}
+					got, dec := v.sp.find(l)
+					if !dec {
+						continue
+					}
+					decided++
+					want := v.re.FindStringSubmatchIndex(l)
+					if !slices.Equal(got, want) {
+						t.Fatalf("filter %s, cut at %q, %q on %q: cut gives %v, whole %v", f.Name, v.sp.lit, r.src, l, got, want)
+					}
+					if want != nil {
+						matched++
+					}
+				}
+			}
+		}
+	}
+	if splits < 20 || matched < 1000 {
+		t.Fatalf("only %d cut expressions and %d matches compared: the test exercises nothing", splits, matched)
+	}
+	t.Logf("%d cut expressions, %d lines decided by the cut, %d matches", splits, decided, matched)
 }

@@ -579,10 +579,13 @@ type pyRegex struct {
 	// input: the same program with the same answers there (every class
 	// test on an ASCII byte gives the same result), but class tests are
 	// a fraction of the cost. nil when re2 has no such class.
-	asc   *regexp.Regexp
-	net   *regexp2.Regexp
-	names []string // group names by index (index 0: whole match)
-	why   string
+	asc *regexp.Regexp
+	// split and splitAsc cut re2 and asc at a literal (see litSplit),
+	// nil when their shape does not allow it.
+	split, splitAsc *litSplit
+	net             *regexp2.Regexp
+	names           []string // group names by index (index 0: whole match)
+	why             string
 	// reqs are substrings every match contains (most selective first): a
 	// line lacking one is a miss without running the engine.
 	reqs []requirement
@@ -649,9 +652,10 @@ func compilePy(src string, multiline bool) (*pyRegex, error) {
 		if err == nil {
 			r.re2 = re
 			r.names = re.SubexpNames()
+			r.split = newLitSplit(expr, re)
 			if a := asciiClasses.Replace(expr); a != expr {
 				if ra, err := regexp.Compile(a); err == nil && ra.NumSubexp() == re.NumSubexp() {
-					r.asc = ra
+					r.asc, r.splitAsc = ra, newLitSplit(a, ra)
 				}
 			}
 			r.reqs = requirements(expr)
@@ -741,11 +745,18 @@ func (r *pyRegex) searchKnown(s string, firstMet, ascii bool) (*pyMatch, error) 
 		}
 	}
 	if r.re2 != nil {
-		re := r.re2
+		re, sp := r.re2, r.split
 		if r.asc != nil && (ascii || isASCII(s)) {
-			re = r.asc
+			re, sp = r.asc, r.splitAsc
 		}
-		loc := re.FindStringSubmatchIndex(s)
+		var loc []int
+		decided := false
+		if sp != nil {
+			loc, decided = sp.find(s)
+		}
+		if !decided {
+			loc = re.FindStringSubmatchIndex(s)
+		}
 		if loc == nil {
 			return nil, nil
 		}

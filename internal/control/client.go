@@ -40,8 +40,13 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
 // Ping reports whether a daemon answers (nil) or ErrNoDaemon.
 func (c *Client) Ping(ctx context.Context) error {
-	var st Status
-	return c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	err := c.do(ctx, http.MethodGet, "/v1/ping", nil, nil)
+	if errors.Is(err, ErrBadRequest) {
+		// A daemon from before /v1/ping (the CLI was upgraded first).
+		var st Status
+		return c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	}
+	return err
 }
 
 // Ban asks the daemon to ban items; it returns the canonical prefixes

@@ -25,8 +25,9 @@ import (
 // memHandler is an in-memory daemon: enough to check what crosses the
 // socket, not the daemon's own logic (tested in internal/daemon).
 type memHandler struct {
-	mu   sync.Mutex
-	bans map[netip.Prefix]bans.Ban
+	mu       sync.Mutex
+	bans     map[netip.Prefix]bans.Ban
+	statuses int
 }
 
 func (h *memHandler) Ban(_ context.Context, items []BanItem) ([]bans.Ban, error) {
@@ -81,6 +82,9 @@ func (h *memHandler) List(context.Context) ([]bans.Ban, error) {
 }
 
 func (h *memHandler) Status(context.Context) (Status, error) {
+	h.mu.Lock()
+	h.statuses++
+	h.mu.Unlock()
 	return Status{Status: bans.Status{Backend: "mem"}, Mode: "daemon", Bans: len(h.bans)}, nil
 }
 
@@ -319,5 +323,45 @@ func TestNonRootPeerRefused(t *testing.T) {
 	}
 	if len(h.bans) != 0 {
 		t.Fatalf("non-root peer banned %v", h.bans)
+	}
+}
+
+// Ping (every CLI command's first request) does not ask for the status,
+// which walks the kernel maps; against a daemon without /v1/ping it
+// falls back to the status.
+func TestPingSkipsStatus(t *testing.T) {
+	path, h, _ := serve(t)
+	c := NewClient(path)
+	defer c.Close()
+	for range 3 {
+		if err := c.Ping(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.statuses != 0 {
+		t.Fatalf("3 pings asked the handler for its status %d times", h.statuses)
+	}
+
+	old := filepath.Join(t.TempDir(), "old.sock")
+	ln, err := net.Listen("unix", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var statusAsked bool
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/status" {
+			statusAsked = true
+			io.WriteString(w, `{"backend":"xdp","mode":"daemon"}`)
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"error":"unknown command","kind":"bad_request"}`)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	oc := NewClient(old)
+	defer oc.Close()
+	if err := oc.Ping(context.Background()); err != nil || !statusAsked {
+		t.Fatalf("ping of a daemon without /v1/ping = %v (status asked: %v)", err, statusAsked)
 	}
 }

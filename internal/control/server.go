@@ -147,6 +147,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/unban", s.unban)
 	mux.HandleFunc("GET /v1/list", s.list)
 	mux.HandleFunc("GET /v1/status", s.status)
+	// Every CLI command pings first; status walks the kernel maps, which
+	// takes most of a second at a million bans.
+	mux.HandleFunc("GET /v1/ping", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, struct{}{}) })
 	mux.HandleFunc("GET /v1/status/{jail}", s.jailStatus)
 	mux.HandleFunc("POST /v1/reload", s.reload)
 	mux.HandleFunc("POST /v1/detach", s.detach)

@@ -394,9 +394,14 @@ func (d *Daemon) startJails(ctx context.Context, cfg *config.Config, p prepared,
 }
 
 // consume applies the jails' decisions, in batches: under an attack from
-// many addresses one store commit covers all decisions waiting.
+// many addresses one store commit covers all decisions waiting. Batches
+// are applied concurrently (pipeline.go) so none waits for another's
+// commit before it is enforced.
 func (d *Daemon) consume(ctx context.Context, in <-chan logwatch.Decision) {
 	const maxBatch = 1024
+	pl := newApplyPipeline(maxInflight, func(dec logwatch.Decision) netip.Prefix { return d.widen.Addr(dec.Addr) },
+		func(b []logwatch.Decision) { d.apply(ctx, b) })
+	defer pl.wait()
 	for {
 		var batch []logwatch.Decision
 		select {
@@ -414,7 +419,7 @@ func (d *Daemon) consume(ctx context.Context, in <-chan logwatch.Decision) {
 				break drain
 			}
 		}
-		d.apply(ctx, batch)
+		pl.submit(batch)
 	}
 }
 

@@ -35,6 +35,7 @@ func (x *XDP) Add(ctx context.Context, bs ...bans.Ban) error {
 	}
 	var v4 batch[[4]byte]
 	var v6 batch[[16]byte]
+	clock := newBootClock()
 	for _, b := range bs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -47,7 +48,7 @@ func (x *XDP) Add(ctx context.Context, bs ...bans.Ban) error {
 		if err != nil {
 			return fmt.Errorf("ban %s: %w", p, err)
 		}
-		v := xdpbanBanEntry{ExpiresNs: toBoot(b.Expires), JailId: id}
+		v := xdpbanBanEntry{ExpiresNs: clock.toBoot(b.Expires), JailId: id}
 		if s.t == tV4 || s.t == tV6 {
 			var old xdpbanBanEntry
 			if x.tbl[s.t].Lookup(s.key, &old) == nil {

@@ -1,5 +1,6 @@
-// Package logwatch is the fail2ban job: it follows logs (files through
-// github.com/nxadm/tail, or the systemd journal), matches each line
+// Package logwatch is the fail2ban job: it follows logs (files with its
+// own inotify follower, measured against github.com/nxadm/tail in
+// follow_peer_test.go, or the systemd journal), matches each line
 // against a jail's filter, counts failures per address in a sliding
 // window, and emits ban decisions.
 //

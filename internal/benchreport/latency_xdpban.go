@@ -131,13 +131,18 @@ func (d *xdpbanDaemon) stop() {
 	d.cmd = nil
 }
 
-func xdpbanLatency(ctx context.Context, o opts, runs int) (latencyRun, error) {
+// xdpbanLatency times runs bans; with noise the log takes noiseRate
+// other lines/s meanwhile.
+func xdpbanLatency(ctx context.Context, o opts, runs int, noise bool) (latencyRun, error) {
 	var res latencyRun
 	p, err := newPair()
 	if err != nil {
 		return res, err
 	}
 	dir := filepath.Join(o.work, "xdpban-latency")
+	if noise {
+		dir += "-busy"
+	}
 	logPath := filepath.Join(dir, "auth.log")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, fmt.Errorf("scratch dir: %w", err)
@@ -153,6 +158,13 @@ func xdpbanLatency(ctx context.Context, o opts, runs int) (latencyRun, error) {
 	if _, err := d.banRun(ctx, p, logPath, netip.MustParseAddr("203.0.113.250")); err != nil {
 		return res, fmt.Errorf("warm-up run: %w", err)
 	}
+	if noise {
+		stop, err := logNoise(logPath)
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
 	for _, a := range latencySources(runs) {
 		c, err := d.banRun(ctx, p, logPath, a)
 		if err != nil {
@@ -163,7 +175,7 @@ func xdpbanLatency(ctx context.Context, o opts, runs int) (latencyRun, error) {
 		res.lost += c.cut.Lost
 	}
 	res.interval /= time.Duration(len(res.ms))
-	slog.Info("xdpban latency", "runs", len(res.ms), "p50_ms", median(res.ms), "probe_interval", res.interval)
+	slog.Info("xdpban latency", "runs", len(res.ms), "busy_log", noise, "p50_ms", median(res.ms), "probe_interval", res.interval)
 	return res, nil
 }
 

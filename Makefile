@@ -49,8 +49,8 @@ bench-logwatch: authlog ## log matching on the 1M-line auth.log on one core: shi
 bench-follow: ## log follower vs nxadm/tail: lines lost/duplicated per rotation at 10k lines/s, lines/s
 	$(GO) test -run '^$$' -bench 'BenchmarkFollow(Rotation|Throughput)$$' -benchtime 1x -count 3 ./logwatch/
 
-bench-daemon: ## ban latency: `xdpban ban` vs `fail2ban-client banip`, socket ban vs bare map add (root)
-	$(GO) test -run '^$$' -bench 'BenchmarkCLIBan|BenchmarkSocketBan' -benchtime 100x -count 3 ./cmd/xdpban/
+bench-daemon: ## ban latency: `xdpban ban` vs `fail2ban-client banip`, socket ban vs bare map add, log line to first drop (root)
+	$(GO) test -run '^$$' -bench 'BenchmarkCLIBan|BenchmarkSocketBan|BenchmarkLogBanLatency' -benchtime 100x -count 3 ./cmd/xdpban/
 
 bench: deps-bench build ## the side-by-side report against xdp-filter, fail2ban, iptables and ipset: bench/results.md and .json (root, under 15 min)
 	$(GO) run ./internal/benchreport -out bench -bin $(BIN)

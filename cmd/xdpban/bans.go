@@ -12,6 +12,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -90,15 +92,8 @@ func cmdBan(e *env, args []string) int {
 	}
 	if c != nil {
 		defer c.Close()
-		for i := 0; i < len(items); i += banChunk {
-			got, err := c.Ban(ctx, items[i:min(i+banChunk, len(items))])
-			if err != nil {
-				if len(banned) > 0 {
-					err = fmt.Errorf("%w (the first %d were banned)", err, len(banned))
-				}
-				return e.fail("ban", remote(err))
-			}
-			banned = append(banned, got...)
+		if banned, err = sendBans(ctx, c, items); err != nil {
+			return e.fail("ban", remote(err))
 		}
 	} else {
 		d, err := e.openDirect(ctx)
@@ -136,6 +131,63 @@ func cmdBan(e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "banned %d addresses in jail %s %s\n", len(banned), *jail, what)
 	}
 	return exitOK
+}
+
+// bansInFlight is how many chunks of a large ban are sent at once: the
+// daemon commits concurrent requests in one fsync and enforces one chunk
+// while it decodes the next.
+const bansInFlight = 4
+
+// sendBans sends items in chunks, several at a time, and returns the
+// banned prefixes in the items' order. Concurrent chunks may apply out of
+// order, which only matters for a prefix given twice: --from-file gives
+// every line the same jail and duration.
+func sendBans(ctx context.Context, c *control.Client, items []control.BanItem) ([]string, error) {
+	n := (len(items) + banChunk - 1) / banChunk
+	res := make([][]string, n)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		next  atomic.Int64
+		mu    sync.Mutex
+		first error
+	)
+	for range min(bansInFlight, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				got, err := c.Ban(ctx, items[i*banChunk:min((i+1)*banChunk, len(items))])
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				res[i] = got
+			}
+		}()
+	}
+	wg.Wait()
+	var banned []string
+	for _, r := range res {
+		banned = append(banned, r...)
+	}
+	if first != nil {
+		if len(banned) > 0 {
+			first = fmt.Errorf("%w (%d were banned before it)", first, len(banned))
+		}
+		return nil, first
+	}
+	return banned, nil
 }
 
 func durText(s string) string {

@@ -130,51 +130,18 @@ func TestLitSet(t *testing.T) {
 // sample logs and of loggen's log, through both spellings: matches and
 // group spans must be identical.
 func TestASCIIVariants(t *testing.T) {
-	var filters []*Filter
-	for _, name := range []string{"sshd", "sshd[mode=aggressive]", "nginx-http-auth", "nginx-limit-req", "apache-auth", "postfix", "dovecot", "vsftpd", "recidive"} {
-		f, err := LoadFilter(nil, name, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		filters = append(filters, f)
-	}
-	confs, _ := filepath.Glob(filepath.Join(f2bConfig, "filter.d", "*.conf"))
-	for _, c := range confs {
-		n := strings.TrimSuffix(filepath.Base(c), ".conf")
-		if f, err := LoadFilter([]string{f2bConfig}, n, nil); err == nil {
-			filters = append(filters, f)
-		}
-	}
-	var lines []string
-	logs, _ := filepath.Glob(filepath.Join(f2bTests, "files", "logs", "*"))
-	logs = append(logs, filepath.Join("..", "testdata", "logs", "auth-sample.log"))
-	for _, p := range logs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(data), "\n") {
-			if isASCII(l) && !strings.HasPrefix(l, "#") {
-				lines = append(lines, l)
-			}
-		}
-	}
-	var buf bytes.Buffer
-	if _, err := loggen.Generate(&buf, loggen.Options{Lines: 3000}); err != nil {
-		t.Fatal(err)
-	}
-	lines = append(lines, strings.Split(buf.String(), "\n")...)
-	if len(lines) < 4000 || len(filters) < 20 {
-		t.Fatalf("only %d lines and %d filters to compare on", len(lines), len(filters))
-	}
 	compared, matched := 0, 0
-	for _, f := range filters {
+	for _, c := range fastpathCorpus(t) {
+		f := c.f
 		all := append(append([]*pyRegex{f.pref}, f.fails...), f.ignores...)
 		for _, r := range all {
 			if r == nil || r.asc == nil {
 				continue
 			}
-			for _, l := range lines {
+			for _, l := range c.lines {
+				if !isASCII(l) {
+					continue
+				}
 				want := r.re2.FindStringSubmatchIndex(l)
 				got := r.asc.FindStringSubmatchIndex(l)
 				if !slices.Equal(want, got) {
@@ -259,43 +226,7 @@ func TestEachLine(t *testing.T) {
 // twice or sits in the user name: same match, same groups, or the cut
 // declines.
 func TestLitSplit(t *testing.T) {
-	var filters []*Filter
-	for _, name := range []string{"sshd", "sshd[mode=aggressive]", "nginx-http-auth", "nginx-limit-req", "apache-auth", "postfix", "dovecot", "vsftpd", "recidive"} {
-		f, err := LoadFilter(nil, name, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		filters = append(filters, f)
-	}
-	confs, _ := filepath.Glob(filepath.Join(f2bConfig, "filter.d", "*.conf"))
-	for _, c := range confs {
-		n := strings.TrimSuffix(filepath.Base(c), ".conf")
-		if f, err := LoadFilter([]string{f2bConfig}, n, nil); err == nil {
-			filters = append(filters, f)
-		}
-	}
 	var lines []string
-	logs, _ := filepath.Glob(filepath.Join(f2bTests, "files", "logs", "*"))
-	logs = append(logs, filepath.Join("..", "testdata", "logs", "auth-sample.log"))
-	for _, p := range logs {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		lines = append(lines, strings.Split(string(data), "\n")...)
-	}
-	var buf bytes.Buffer
-	if _, err := loggen.Generate(&buf, loggen.Options{Lines: 3000}); err != nil {
-		t.Fatal(err)
-	}
-	lines = append(lines, strings.Split(buf.String(), "\n")...)
-	// The date is cut out before failregexes run: give them both forms.
-	n := len(lines)
-	for _, l := range lines[:n] {
-		if len(l) > 16 {
-			lines = append(lines, l[15:])
-		}
-	}
 	lines = append(lines,
 		" web1 sshd[1]: Failed password for Failed from 192.0.2.1 port 22 ssh2",
 		" web1 sshd[1]: Failed password for x from 192.0.2.1 port 22 ssh2 Failed ",
@@ -306,8 +237,10 @@ func TestLitSplit(t *testing.T) {
 		// The first "Failed " is in the prefix: only the second one
 		// gives a match.
 		" <a Failed b.c> sshd[1]: Failed password for x from 192.0.2.1 port 22")
-	splits, decided, matched := 0, 0, 0
-	for _, f := range filters {
+	crafted := lines
+	splits, decided, matched, dfas := 0, 0, 0, 0
+	for _, c := range fastpathCorpus(t) {
+		f, lines := c.f, append(c.lines, crafted...)
 		all := append(append([]*pyRegex{f.pref}, f.fails...), f.ignores...)
 		for _, r := range all {
 			if r == nil {
@@ -321,9 +254,20 @@ func TestLitSplit(t *testing.T) {
 					continue
 				}
 				splits++
-				for _, l := range lines {
+				for li, l := range lines {
 					if v.re == r.asc && !isASCII(l) {
 						continue
+					}
+					// The prefix DFA against the prefix regexp on
+					// every head of the line.
+					if v.sp.preDFA != nil && li%16 == 0 {
+						dfas++
+						for k := 0; k <= len(l) && k < 40; k++ {
+							m, ok := v.sp.preDFA.full(l[:k])
+							if ok && m != v.sp.pre.MatchString(l[:k]) {
+								t.Fatalf("filter %s, prefix %s on %q: DFA says %v", f.Name, v.sp.pre, l[:k], m)
+							}
+						}
 					}
 					got, dec := v.sp.find(l)
 					if !dec {
@@ -341,8 +285,73 @@ func TestLitSplit(t *testing.T) {
 			}
 		}
 	}
-	if splits < 20 || matched < 1000 {
+	if splits < 20 || matched < 1000 || dfas == 0 {
 		t.Fatalf("only %d cut expressions and %d matches compared: the test exercises nothing", splits, matched)
 	}
-	t.Logf("%d cut expressions, %d lines decided by the cut, %d matches", splits, decided, matched)
+	t.Logf("%d cut expressions, %d lines decided by the cut, %d matches, %d lines' heads through a prefix DFA", splits, decided, matched, dfas)
+}
+
+// corpusFilter is a filter and the lines to check its fast paths on.
+type corpusFilter struct {
+	f     *Filter
+	lines []string
+}
+
+// fastpathCorpus: xdpban's filters on every sample log, fail2ban's on
+// their own sample log (files/logs/NAME); all of them on loggen's lines
+// and on xdpban's sample auth.log; every line also with its first 15
+// bytes (a syslog date) cut, as failregexes see it.
+func fastpathCorpus(t *testing.T) []corpusFilter {
+	read := func(p string) []string {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil
+		}
+		var out []string
+		for _, l := range strings.Split(string(data), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	var buf bytes.Buffer
+	if _, err := loggen.Generate(&buf, loggen.Options{Lines: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	common := append(strings.Split(buf.String(), "\n"), read(filepath.Join("..", "testdata", "logs", "auth-sample.log"))...)
+	var all []string
+	logs, _ := filepath.Glob(filepath.Join(f2bTests, "files", "logs", "*"))
+	for _, p := range logs {
+		all = append(all, read(p)...)
+	}
+	withCut := func(ls []string) []string {
+		out := append([]string(nil), ls...)
+		for _, l := range ls {
+			if len(l) > 16 {
+				out = append(out, l[15:])
+			}
+		}
+		return out
+	}
+	var out []corpusFilter
+	for _, name := range []string{"sshd", "sshd[mode=aggressive]", "nginx-http-auth", "nginx-limit-req", "apache-auth", "postfix", "dovecot", "vsftpd", "recidive"} {
+		f, err := LoadFilter(nil, name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, corpusFilter{f, withCut(append(append([]string(nil), common...), all...))})
+	}
+	confs, _ := filepath.Glob(filepath.Join(f2bConfig, "filter.d", "*.conf"))
+	for _, c := range confs {
+		n := strings.TrimSuffix(filepath.Base(c), ".conf")
+		if f, err := LoadFilter([]string{f2bConfig}, n, nil); err == nil {
+			own := read(filepath.Join(f2bTests, "files", "logs", n))
+			out = append(out, corpusFilter{f, withCut(append(own, common...))})
+		}
+	}
+	if len(out) < 20 {
+		t.Fatalf("only %d filters to check on: install fail2ban", len(out))
+	}
+	return out
 }

@@ -20,9 +20,11 @@ import (
 // what comes before it (^, \A, \b, \B). Any other shape, or a line where
 // the literal occurs twice, runs the whole expression.
 type litSplit struct {
-	lit  string
-	pre  *regexp.Regexp // \A(?:prefix)\z
-	rest *regexp.Regexp // \A(?:rest)
+	lit string
+	pre *regexp.Regexp // \A(?:prefix)\z
+	// preDFA answers for pre on an ASCII prefix (nil: too many states).
+	preDFA *byteDFA
+	rest   *regexp.Regexp // \A(?:rest)
 }
 
 // minSplitLit keeps the cut on a selective literal.
@@ -66,7 +68,8 @@ func newLitSplit(expr string, full *regexp.Regexp) *litSplit {
 		}
 		return b.String()
 	}
-	p, err := regexp.Compile(`\A(?:` + join(pre) + `)\z`)
+	preExpr := join(pre)
+	p, err := regexp.Compile(`\A(?:` + preExpr + `)\z`)
 	if err != nil {
 		return nil
 	}
@@ -84,7 +87,7 @@ func newLitSplit(expr string, full *regexp.Regexp) *litSplit {
 			return nil
 		}
 	}
-	return &litSplit{lit: string(re.Sub[k].Rune), pre: p, rest: r}
+	return &litSplit{lit: string(re.Sub[k].Rune), pre: p, preDFA: newByteDFA(preExpr), rest: r}
 }
 
 // splitSafe: inPrefix, no capture and no assertion at all; otherwise no
@@ -117,7 +120,14 @@ func (sp *litSplit) find(s string) (loc []int, decided bool) {
 	if strings.Contains(s[i+1:], sp.lit) {
 		return nil, false
 	}
-	if !sp.pre.MatchString(s[:i]) {
+	ok, known := false, false
+	if sp.preDFA != nil {
+		ok, known = sp.preDFA.full(s[:i])
+	}
+	if !known {
+		ok = sp.pre.MatchString(s[:i])
+	}
+	if !ok {
 		return nil, true
 	}
 	off := i + len(sp.lit)

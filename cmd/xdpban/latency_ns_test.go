@@ -80,7 +80,7 @@ func startLatencyWorld(t *testing.T, w *world, load latencyLoad) (string, func()
 	// The socket answers before the jails start.
 	c := control.NewClient(w.socket)
 	defer c.Close()
-	waitFor(t, 10*time.Second, "testjail following "+logPath, func() bool {
+	waitFor(t, 30*time.Second, "testjail following "+logPath, func() bool {
 		js, err := c.JailStatus(context.Background(), "testjail")
 		return err == nil && slices.Contains(js.Files, logPath)
 	})

@@ -139,14 +139,16 @@ action = stamp
 	}
 }
 
-// backend is the log backend fail2ban chose (pyinotify, polling, ...).
+// backend is the log backend fail2ban chose for backend = auto, from its
+// log line "Jail 'sshd' uses pyinotify {}" (poller, Gamin, pyinotify,
+// systemd).
 func (f *fail2ban) backend() string {
 	b, _ := os.ReadFile(filepath.Join(f.dir, "fail2ban.log"))
+	const mark = "Jail 'sshd' uses "
 	for _, l := range strings.Split(string(b), "\n") {
-		if i := strings.Index(l, "using backend '"); i >= 0 {
-			rest := l[i+len("using backend '"):]
-			if j := strings.IndexByte(rest, '\''); j >= 0 {
-				return rest[:j]
+		if _, rest, ok := strings.Cut(l, mark); ok {
+			if name, _, _ := strings.Cut(rest, " "); name != "" {
+				return "auto (" + name + ")"
 			}
 		}
 	}

@@ -217,11 +217,12 @@ func (c Cut) Dropped() int { return c.Sent - c.First }
 func (c Cut) Since(t0 time.Time) time.Duration { return c.FirstSent.Sub(t0) }
 
 // WaitCut waits until nothing sent during the last quiet has arrived (and
-// at least 10 datagrams were sent in that time), stops the stream, lets
-// stragglers in, and returns the cut. It fails when the stream is still
-// flowing after limit.
+// at least 10 datagrams were sent in that time) and still nothing more
+// has 20 ms later, stops the stream, lets stragglers in, and returns the
+// cut. It fails when the stream is still flowing after limit.
 func (p *Probe) WaitCut(ctx context.Context, quiet, limit time.Duration) (Cut, error) {
 	const minQuiet = 10
+	const settle = 20 * time.Millisecond
 	deadline := time.Now().Add(limit)
 	for {
 		p.mu.Lock()
@@ -232,7 +233,16 @@ func (p *Probe) WaitCut(ctx context.Context, quiet, limit time.Duration) (Cut, e
 			return Cut{}, serr
 		}
 		if cut {
-			break
+			// A receiver starved for longer than quiet looks like a
+			// cut; one that catches up within settle was not one.
+			time.Sleep(settle)
+			p.mu.Lock()
+			moved := p.top+1 != next
+			p.mu.Unlock()
+			if !moved {
+				break
+			}
+			continue
 		}
 		if time.Now().After(deadline) {
 			return Cut{}, fmt.Errorf("probe from %s: datagrams still arriving %v after the start of the wait (%d sent, last arrived #%d)", p.send.LocalAddr(), limit, sent, next-1)
@@ -245,7 +255,7 @@ func (p *Probe) WaitCut(ctx context.Context, quiet, limit time.Duration) (Cut, e
 	p.halt()
 	// Let anything still queued on the host be read: only then is the
 	// cut final.
-	time.Sleep(20 * time.Millisecond)
+	time.Sleep(settle)
 	p.recv.Close()
 	p.wg.Wait()
 

@@ -28,6 +28,16 @@ import (
 // syscall per batch instead of one per ban. The kernel takes no
 // BPF_NOEXIST on batches, so the lookup cannot be saved.
 func (x *XDP) Add(ctx context.Context, bs ...bans.Ban) error {
+	return x.add(ctx, false, bs)
+}
+
+// AddNew implements bans.NewAdder: the caller knows none of bs is in
+// force, so single addresses are written without reading them first.
+func (x *XDP) AddNew(ctx context.Context, bs ...bans.Ban) error {
+	return x.add(ctx, true, bs)
+}
+
+func (x *XDP) add(ctx context.Context, fresh bool, bs []bans.Ban) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.checkOpen(); err != nil {
@@ -49,7 +59,7 @@ func (x *XDP) Add(ctx context.Context, bs ...bans.Ban) error {
 			return fmt.Errorf("ban %s: %w", p, err)
 		}
 		v := xdpbanBanEntry{ExpiresNs: clock.toBoot(b.Expires), JailId: id}
-		if s.t == tV4 || s.t == tV6 {
+		if !fresh && (s.t == tV4 || s.t == tV6) {
 			var old xdpbanBanEntry
 			if x.tbl[s.t].Lookup(s.key, &old) == nil {
 				old.ExpiresNs, old.JailId = v.ExpiresNs, v.JailId

@@ -81,6 +81,14 @@ type Backend interface {
 	Detach() error
 }
 
+// NewAdder is a Backend that adds faster when the caller knows none of
+// the bans is in force (the daemon knows from its mirror): it skips
+// reading entries back for their counters. An entry there after all
+// (expired, not yet swept) is replaced with its counters reset.
+type NewAdder interface {
+	AddNew(ctx context.Context, bs ...Ban) error
+}
+
 // Status is what `xdpban status` prints about a backend.
 type Status struct {
 	Backend    string        `json:"backend"`

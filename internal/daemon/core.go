@@ -127,7 +127,11 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	}
 	unlock := c.lock(ps)
 	defer unlock()
-	if err := c.Backend.Add(ctx, bs...); err != nil {
+	add := c.Backend.Add
+	if na, ok := c.Backend.(bans.NewAdder); ok && c.allNew(ps) {
+		add = na.AddNew
+	}
+	if err := add(ctx, bs...); err != nil {
 		return fmt.Errorf("enforce %d bans: %w", len(bs), err)
 	}
 	if c.Metrics != nil {
@@ -160,6 +164,19 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	c.mu.Unlock()
 	c.BanLog.BanBatch(bs)
 	return nil
+}
+
+// allNew reports whether none of ps is banned; the caller holds their
+// stripes, so the answer stays true until it lets go.
+func (c *Core) allNew(ps []netip.Prefix) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		if _, ok := c.active.get(keyOf(p)); ok {
+			return false
+		}
+	}
+	return true
 }
 
 func banTime(b bans.Ban, now time.Time) time.Duration {

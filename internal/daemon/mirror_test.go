@@ -136,3 +136,47 @@ func TestMirrorAcrossRestore(t *testing.T) {
 		f.open(t)
 	}
 }
+
+// newAdder records which add path the Core took.
+type newAdder struct {
+	*memBackend
+	fresh, plain int
+}
+
+func (b *newAdder) AddNew(ctx context.Context, bs ...bans.Ban) error {
+	b.fresh++
+	return b.memBackend.Add(ctx, bs...)
+}
+
+func (b *newAdder) Add(ctx context.Context, bs ...bans.Ban) error {
+	b.plain++
+	return b.memBackend.Add(ctx, bs...)
+}
+
+// Bans none of which is in force take the backend's fast path; a batch
+// with one already banned takes the path that keeps counters.
+func TestBanUsesAddNewOnlyForNewPrefixes(t *testing.T) {
+	f := newFixture(t)
+	nb := &newAdder{memBackend: f.be}
+	f.core.Backend = nb
+	ctx := context.Background()
+	a := bans.Ban{Prefix: pfx("192.0.2.1/32"), Jail: "sshd", Expires: f.now.Add(time.Hour)}
+	b := bans.Ban{Prefix: pfx("2001:db8:1::/64"), Jail: "sshd", Expires: f.now.Add(time.Hour)}
+	if err := f.core.Ban(ctx, []bans.Ban{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	if nb.fresh != 1 || nb.plain != 0 {
+		t.Fatalf("new bans: AddNew %d, Add %d; want 1, 0", nb.fresh, nb.plain)
+	}
+	c := bans.Ban{Prefix: pfx("192.0.2.3/32"), Jail: "sshd", Expires: f.now.Add(time.Hour)}
+	a.Expires = f.now.Add(2 * time.Hour)
+	if err := f.core.Ban(ctx, []bans.Ban{c, a}); err != nil {
+		t.Fatal(err)
+	}
+	if nb.fresh != 1 || nb.plain != 1 {
+		t.Fatalf("a re-ban: AddNew %d, Add %d; want 1, 1", nb.fresh, nb.plain)
+	}
+	if got, _ := f.be.has(a.Prefix); !got.Expires.Equal(a.Expires) {
+		t.Fatalf("re-ban not applied: %+v", got)
+	}
+}

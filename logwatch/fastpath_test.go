@@ -260,12 +260,19 @@ func TestLitSplit(t *testing.T) {
 					}
 					// The prefix DFA against the prefix regexp on
 					// every head of the line.
-					if v.sp.preDFA != nil && li%16 == 0 {
+					// Each piece's DFA against its regexp on pieces of
+					// the line.
+					for _, p := range v.sp.pieces {
+						if p.dfa == nil || li%64 != 0 {
+							continue
+						}
 						dfas++
-						for k := 0; k <= len(l) && k < 40; k++ {
-							m, ok := v.sp.preDFA.full(l[:k])
-							if ok && m != v.sp.pre.MatchString(l[:k]) {
-								t.Fatalf("filter %s, prefix %s on %q: DFA says %v", f.Name, v.sp.pre, l[:k], m)
+						for k := 0; k < len(l) && k < 60; k += 5 {
+							for e := k; e <= len(l) && e < k+40; e++ {
+								m, ok := p.dfa.full(l[k:e])
+								if ok && m != p.re.MatchString(l[k:e]) {
+									t.Fatalf("filter %s, piece %s on %q: DFA says %v", f.Name, p.re, l[k:e], m)
+								}
 							}
 						}
 					}
@@ -276,7 +283,7 @@ func TestLitSplit(t *testing.T) {
 					decided++
 					want := v.re.FindStringSubmatchIndex(l)
 					if !slices.Equal(got, want) {
-						t.Fatalf("filter %s, cut at %q, %q on %q: cut gives %v, whole %v", f.Name, v.sp.lit, r.src, l, got, want)
+						t.Fatalf("filter %s, cut at %q, %q on %q: cut gives %v, whole %v", f.Name, v.sp.lits, r.src, l, got, want)
 					}
 					if want != nil {
 						matched++

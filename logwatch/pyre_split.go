@@ -7,55 +7,86 @@ import (
 )
 
 // A failregex is nearly always "^" + a prefix shared by every filter
-// (%(__prefix_line)s: host, daemon, pid…) + a literal ("Failed ") + the
-// rest with the captures. Go's backtracker pays for every branch of the
-// prefix on every line. When the literal occurs exactly once in a line,
-// the match has to put it there, so the expression matches if and only if
-// the prefix matches all the text before it and the rest matches from
-// just after it; and the prefix, free of captures, has no say in the
-// groups. Both halves are smaller programs on shorter texts.
+// (%(__prefix_line)s: host, daemon, pid…) + a literal ("Failed ") + more
+// pieces and literals (" for ", " from ", " port ") with the captures in
+// between. Go's backtracker pays for every branch of the whole program on
+// every byte. When each literal occurs exactly once in the text left
+// after the previous one, a match has to put the literals there, so the
+// expression matches if and only if every piece matches all of the text
+// between its literals (the last one: from its literal on); and because
+// the engine takes the highest-priority path, the groups are those of
+// each piece's own highest-priority match. Pieces are small programs on
+// short texts, and those without captures are walked by a DFA.
 //
-// That holds only when neither half looks across the cut: the prefix has
-// no capture and no assertion (^, $, \b…), the rest no assertion about
-// what comes before it (^, \A, \b, \B). Any other shape, or a line where
-// the literal occurs twice, runs the whole expression.
+// That holds only when no piece looks across a cut: no assertion (^, $,
+// \b…) in any piece but the last, and none about what comes before it in
+// the last one (^, \A, \b, \B). Any other shape, or a text where a
+// literal occurs twice, runs the whole expression.
 type litSplit struct {
-	lit string
-	pre *regexp.Regexp // \A(?:prefix)\z
-	// preDFA answers for pre on an ASCII prefix (nil: too many states).
-	preDFA *byteDFA
-	rest   *regexp.Regexp // \A(?:rest)
+	lits   []string   // L1…Ln
+	pieces []cutPiece // P0…Pn: P0 L1 P1 … Ln Pn
+	groups int        // the whole expression's capture count
 }
 
-// minSplitLit keeps the cut on a selective literal.
+type cutPiece struct {
+	// re is \A(?:P)\z, or \A(?:P) for a last piece that does not end
+	// with $.
+	re *regexp.Regexp
+	// dfa answers for re on ASCII text when P has no capture and ends
+	// with the text (nil otherwise).
+	dfa *byteDFA
+}
+
+// minSplitLit keeps the cuts on selective literals.
 const minSplitLit = 4
 
-// newLitSplit returns the split of the RE2 expression expr (as compiled
+// maxCuts bounds the pieces.
+const maxCuts = 4
+
+// newLitSplit returns the cut of the RE2 expression expr (as compiled
 // into full), or nil.
 func newLitSplit(expr string, full *regexp.Regexp) *litSplit {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil || re.Op != syntax.OpConcat || len(re.Sub) < 3 || re.Sub[0].Op != syntax.OpBeginText {
 		return nil
 	}
-	k := -1
-	for i := 2; i < len(re.Sub)-1; i++ {
-		s := re.Sub[i]
-		if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 && len(string(s.Rune)) >= minSplitLit {
-			k = i
+	subs := re.Sub[1:]
+	// Cut while the pieces before the cuts have no capture (a DFA walks
+	// them): a piece with captures costs a regexp call of its own, which
+	// costs more than the shorter program saves; from the first capture
+	// on, the rest is one piece.
+	var cuts []int
+	from := 0
+	for i, s := range subs {
+		if len(cuts) == maxCuts {
 			break
 		}
-	}
-	if k < 0 {
-		return nil
-	}
-	pre, rest := re.Sub[1:k], re.Sub[k+1:]
-	for _, s := range pre {
-		if !splitSafe(s, true) {
-			return nil
+		if s.Op == syntax.OpLiteral && s.Flags&syntax.FoldCase == 0 && len(string(s.Rune)) >= minSplitLit && i > 0 {
+			if hasCapture(subs[from:i]) {
+				break
+			}
+			cuts = append(cuts, i)
+			from = i + 1
 		}
 	}
-	for _, s := range rest {
-		if !splitSafe(s, false) {
+	// Every piece but the last is matched on a cut text: no assertion
+	// in it may look at either end.
+	for len(cuts) > 0 {
+		ok := true
+		for _, s := range subs[:cuts[len(cuts)-1]] {
+			ok = ok && noAssertion(s)
+		}
+		if ok {
+			break
+		}
+		cuts = cuts[:len(cuts)-1]
+	}
+	if len(cuts) == 0 {
+		return nil
+	}
+	last := subs[cuts[len(cuts)-1]+1:]
+	for _, s := range last {
+		if !noLookBehind(s) {
 			return nil
 		}
 	}
@@ -68,41 +99,93 @@ func newLitSplit(expr string, full *regexp.Regexp) *litSplit {
 		}
 		return b.String()
 	}
-	preExpr := join(pre)
-	p, err := regexp.Compile(`\A(?:` + preExpr + `)\z`)
-	if err != nil {
-		return nil
-	}
-	r, err := regexp.Compile(`\A(?:` + join(rest) + `)`)
-	if err != nil {
-		return nil
+	sp := &litSplit{groups: full.NumSubexp()}
+	var names []string
+	from = 0
+	for j := 0; j <= len(cuts); j++ {
+		to := len(subs)
+		if j < len(cuts) {
+			to = cuts[j]
+			sp.lits = append(sp.lits, string(subs[to].Rune))
+		}
+		part, anchored := subs[from:to], true
+		if j == len(cuts) {
+			// The last piece is anchored at the end only when the
+			// expression is (then the DFA can take it).
+			anchored = len(part) > 0 && part[len(part)-1].Op == syntax.OpEndText
+			if anchored {
+				part = part[:len(part)-1]
+			}
+			for _, s := range part {
+				anchored = anchored && noAssertion(s)
+			}
+			if !anchored {
+				part = subs[from:to]
+			}
+		}
+		body := join(part)
+		src := `\A(?:` + body + `)`
+		if anchored {
+			src += `\z`
+		}
+		r, err := regexp.Compile(src)
+		if err != nil {
+			return nil
+		}
+		p := cutPiece{re: r}
+		if anchored && r.NumSubexp() == 0 {
+			p.dfa = newByteDFA(body)
+		}
+		names = append(names, r.SubexpNames()[1:]...)
+		sp.pieces = append(sp.pieces, p)
+		if j < len(cuts) {
+			from = cuts[j] + 1
+		}
 	}
 	// The groups must be the whole expression's, in the same order.
-	if p.NumSubexp() != 0 || r.NumSubexp() != full.NumSubexp() {
+	fullNames := full.SubexpNames()[1:]
+	if len(names) != len(fullNames) {
 		return nil
 	}
-	names, fullNames := r.SubexpNames(), full.SubexpNames()
 	for i := range names {
 		if names[i] != fullNames[i] {
 			return nil
 		}
 	}
-	return &litSplit{lit: string(re.Sub[k].Rune), pre: p, preDFA: newByteDFA(preExpr), rest: r}
+	return sp
 }
 
-// splitSafe: inPrefix, no capture and no assertion at all; otherwise no
-// assertion about the text before.
-func splitSafe(re *syntax.Regexp, inPrefix bool) bool {
+func hasCapture(subs []*syntax.Regexp) bool {
+	for _, s := range subs {
+		if s.Op == syntax.OpCapture || hasCapture(s.Sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// noAssertion: no ^ $ \A \z \b \B anywhere in re.
+func noAssertion(re *syntax.Regexp) bool {
 	switch re.Op {
-	case syntax.OpBeginLine, syntax.OpBeginText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+	case syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
 		return false
-	case syntax.OpEndLine, syntax.OpEndText, syntax.OpCapture:
-		if inPrefix {
+	}
+	for _, s := range re.Sub {
+		if !noAssertion(s) {
 			return false
 		}
 	}
+	return true
+}
+
+// noLookBehind: no assertion about the text before a position.
+func noLookBehind(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpBeginLine, syntax.OpBeginText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return false
+	}
 	for _, s := range re.Sub {
-		if !splitSafe(s, inPrefix) {
+		if !noLookBehind(s) {
 			return false
 		}
 	}
@@ -110,36 +193,54 @@ func splitSafe(re *syntax.Regexp, inPrefix bool) bool {
 }
 
 // find returns what FindStringSubmatchIndex of the whole expression
-// returns, and decided false when the line must go to the whole
-// expression (the literal occurs more than once).
+// returns, and decided false when the text must go to the whole
+// expression (a literal occurs twice where it is looked for).
 func (sp *litSplit) find(s string) (loc []int, decided bool) {
-	i := strings.Index(s, sp.lit)
-	if i < 0 {
-		return nil, true
+	// Where each piece starts and ends.
+	var bounds [2 * (maxCuts + 1)]int
+	from := 0
+	for j, lit := range sp.lits {
+		i := strings.Index(s[from:], lit)
+		if i < 0 {
+			return nil, true
+		}
+		if strings.Contains(s[from+i+1:], lit) {
+			return nil, false
+		}
+		bounds[2*j], bounds[2*j+1] = from, from+i
+		from += i + len(lit)
 	}
-	if strings.Contains(s[i+1:], sp.lit) {
-		return nil, false
-	}
-	ok, known := false, false
-	if sp.preDFA != nil {
-		ok, known = sp.preDFA.full(s[:i])
-	}
-	if !known {
-		ok = sp.pre.MatchString(s[:i])
-	}
-	if !ok {
-		return nil, true
-	}
-	off := i + len(sp.lit)
-	loc = sp.rest.FindStringSubmatchIndex(s[off:])
-	if loc == nil {
-		return nil, true
-	}
-	for j := range loc {
-		if loc[j] >= 0 {
-			loc[j] += off
+	n := len(sp.lits)
+	bounds[2*n], bounds[2*n+1] = from, len(s)
+	loc = make([]int, 2*(sp.groups+1))
+	g := 1
+	for j, p := range sp.pieces {
+		text := s[bounds[2*j]:bounds[2*j+1]]
+		if p.dfa != nil {
+			ok, known := p.dfa.full(text)
+			if !known {
+				ok = p.re.MatchString(text)
+			}
+			if !ok {
+				return nil, true
+			}
+			continue
+		}
+		pl := p.re.FindStringSubmatchIndex(text)
+		if pl == nil {
+			return nil, true
+		}
+		if j == len(sp.pieces)-1 {
+			bounds[2*j+1] = bounds[2*j] + pl[1]
+		}
+		for k := 2; k < len(pl); k += 2 {
+			loc[2*g], loc[2*g+1] = -1, -1
+			if pl[k] >= 0 {
+				loc[2*g], loc[2*g+1] = pl[k]+bounds[2*j], pl[k+1]+bounds[2*j]
+			}
+			g++
 		}
 	}
-	loc[0] = 0
+	loc[0], loc[1] = 0, bounds[2*n+1]
 	return loc, true
 }

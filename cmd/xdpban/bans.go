@@ -134,8 +134,9 @@ func cmdBan(e *env, args []string) int {
 }
 
 // bansInFlight is how many chunks of a large ban are sent at once: the
-// daemon commits concurrent requests in one fsync and enforces one chunk
-// while it decodes the next.
+// daemon decodes and parses one chunk while it enforces and commits
+// another. (Chunks this size take nearly all of the daemon's prefix
+// locks, so their commits do not share an fsync.)
 const bansInFlight = 4
 
 // sendBans sends items in chunks, several at a time, and returns the

@@ -652,11 +652,16 @@ func compilePy(src string, multiline bool) (*pyRegex, error) {
 		if err == nil {
 			r.re2 = re
 			r.names = re.SubexpNames()
-			r.split = newLitSplit(expr, re)
 			if a := asciiClasses.Replace(expr); a != expr {
 				if ra, err := regexp.Compile(a); err == nil && ra.NumSubexp() == re.NumSubexp() {
 					r.asc, r.splitAsc = ra, newLitSplit(a, ra)
 				}
+			}
+			// With Unicode classes the cut is for ASCII lines only:
+			// spelling the huge classes back costs more at load than
+			// the rare non-ASCII line would save.
+			if r.asc == nil {
+				r.split = newLitSplit(expr, re)
 			}
 			r.reqs = requirements(expr)
 			return r, nil

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"regexp/syntax"
 	"slices"
+	"sync"
 )
 
 // byteDFA answers one question: does a capture-free, assertion-free
@@ -21,8 +22,21 @@ type byteDFA struct {
 
 const maxDFAStates = 2000
 
-// newByteDFA builds the DFA of expr (RE2 syntax), or returns nil.
+// dfaCache shares DFAs: the failregexes of a filter begin with the same
+// prefix, and filters are loaded again on every reload.
+var dfaCache sync.Map // expr -> *byteDFA (nil: none)
+
+// newByteDFA returns the DFA of expr (RE2 syntax), or nil.
 func newByteDFA(expr string) *byteDFA {
+	if d, ok := dfaCache.Load(expr); ok {
+		return d.(*byteDFA)
+	}
+	d := buildByteDFA(expr)
+	dfaCache.Store(expr, d)
+	return d
+}
+
+func buildByteDFA(expr string) *byteDFA {
 	re, err := syntax.Parse(expr, syntax.Perl)
 	if err != nil {
 		return nil
@@ -36,17 +50,46 @@ func newByteDFA(expr string) *byteDFA {
 			return nil // an assertion: not this DFA's business
 		}
 	}
+	// takes[pc] has bit b set when instruction pc consumes byte b.
+	takes := make([][2]uint64, len(prog.Inst))
+	for pc := range prog.Inst {
+		for b := 0; b < 128; b++ {
+			if consumes(&prog.Inst[pc], rune(b)) {
+				takes[pc][b>>6] |= 1 << (b & 63)
+			}
+		}
+	}
+	// Bytes that every instruction treats alike share a class: the
+	// subset construction runs once per class, not per byte.
+	var class [128]int
+	var reps []int // a byte of each class
+	cols := map[string]int{}
+	for b := 0; b < 128; b++ {
+		col := make([]byte, 0, len(prog.Inst))
+		for pc := range takes {
+			col = append(col, byte(takes[pc][b>>6]>>(b&63)&1))
+		}
+		id, ok := cols[string(col)]
+		if !ok {
+			id = len(reps)
+			cols[string(col)] = id
+			reps = append(reps, b)
+		}
+		class[b] = id
+	}
 	// closure follows the instructions that consume nothing and keeps
 	// the ones that consume a byte or match.
+	seen := make([]uint32, len(prog.Inst)) // generation marks
+	gen := uint32(0)
 	closure := func(pcs []uint32) []uint32 {
-		seen := map[uint32]bool{}
+		gen++
 		var out []uint32
 		var walk func(pc uint32)
 		walk = func(pc uint32) {
-			if seen[pc] {
+			if seen[pc] == gen {
 				return
 			}
-			seen[pc] = true
+			seen[pc] = gen
 			in := &prog.Inst[pc]
 			switch in.Op {
 			case syntax.InstAlt, syntax.InstAltMatch:
@@ -97,14 +140,18 @@ func newByteDFA(expr string) *byteDFA {
 		if len(sets) > maxDFAStates {
 			return nil
 		}
-		for b := 0; b < 128; b++ {
+		byClass := make([]int32, len(reps))
+		for c, b := range reps {
 			var to []uint32
 			for _, pc := range sets[id] {
-				if consumes(&prog.Inst[pc], rune(b)) {
+				if takes[pc][b>>6]&(1<<(b&63)) != 0 {
 					to = append(to, prog.Inst[pc].Out)
 				}
 			}
-			d.next[id*128+b] = add(closure(to))
+			byClass[c] = add(closure(to))
+		}
+		for b := 0; b < 128; b++ {
+			d.next[id*128+b] = byClass[class[b]]
 		}
 	}
 	return d

@@ -1,6 +1,7 @@
 package logwatch
 
 import (
+	"fmt"
 	"regexp"
 	"regexp/syntax"
 	"strings"
@@ -93,9 +94,9 @@ func newLitSplit(expr string, full *regexp.Regexp) *litSplit {
 	join := func(subs []*syntax.Regexp) string {
 		var b strings.Builder
 		for _, s := range subs {
-			// A sub's own spelling leaves out the parentheses its
-			// place in the concatenation made unneeded (a|b).
-			b.WriteString("(?:" + s.String() + ")")
+			b.WriteString("(?:")
+			writeRE(&b, s)
+			b.WriteString(")")
 		}
 		return b.String()
 	}
@@ -243,4 +244,114 @@ func (sp *litSplit) find(s string) (loc []int, decided bool) {
 	}
 	loc[0], loc[1] = 0, bounds[2*n+1]
 	return loc, true
+}
+
+// writeRE spells a parsed expression back for regexp.Compile. syntax's
+// own String works out which classes are closed under case folding by
+// folding every rune of every class: seconds for a filter full of [^\s]
+// with Unicode ranges. Here every piece is spelled explicitly instead
+// (classes as ranges, flags scoped to the node that has them).
+func writeRE(b *strings.Builder, re *syntax.Regexp) {
+	switch re.Op {
+	case syntax.OpNoMatch:
+		b.WriteString(`[^\x00-\x{10FFFF}]`)
+	case syntax.OpEmptyMatch:
+		b.WriteString(`(?:)`)
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			b.WriteString(`(?i:`)
+		}
+		for _, r := range re.Rune {
+			writeRune(b, r)
+		}
+		if re.Flags&syntax.FoldCase != 0 {
+			b.WriteString(`)`)
+		}
+	case syntax.OpCharClass:
+		if len(re.Rune) == 0 {
+			b.WriteString(`[^\x00-\x{10FFFF}]`)
+			return
+		}
+		b.WriteByte('[')
+		for i := 0; i < len(re.Rune); i += 2 {
+			writeRune(b, re.Rune[i])
+			if re.Rune[i+1] != re.Rune[i] {
+				b.WriteByte('-')
+				writeRune(b, re.Rune[i+1])
+			}
+		}
+		b.WriteByte(']')
+	case syntax.OpAnyCharNotNL:
+		b.WriteString(`(?-s:.)`)
+	case syntax.OpAnyChar:
+		b.WriteString(`(?s:.)`)
+	case syntax.OpBeginLine:
+		b.WriteString(`(?m:^)`)
+	case syntax.OpEndLine:
+		b.WriteString(`(?m:$)`)
+	case syntax.OpBeginText:
+		b.WriteString(`\A`)
+	case syntax.OpEndText:
+		b.WriteString(`\z`)
+	case syntax.OpWordBoundary:
+		b.WriteString(`\b`)
+	case syntax.OpNoWordBoundary:
+		b.WriteString(`\B`)
+	case syntax.OpCapture:
+		if re.Name != "" {
+			b.WriteString(`(?P<` + re.Name + `>`)
+		} else {
+			b.WriteByte('(')
+		}
+		writeRE(b, re.Sub[0])
+		b.WriteByte(')')
+	case syntax.OpStar, syntax.OpPlus, syntax.OpQuest, syntax.OpRepeat:
+		b.WriteString(`(?:`)
+		writeRE(b, re.Sub[0])
+		b.WriteByte(')')
+		switch re.Op {
+		case syntax.OpStar:
+			b.WriteByte('*')
+		case syntax.OpPlus:
+			b.WriteByte('+')
+		case syntax.OpQuest:
+			b.WriteByte('?')
+		default:
+			if re.Max < 0 {
+				fmt.Fprintf(b, "{%d,}", re.Min)
+			} else {
+				fmt.Fprintf(b, "{%d,%d}", re.Min, re.Max)
+			}
+		}
+		if re.Flags&syntax.NonGreedy != 0 {
+			b.WriteByte('?')
+		}
+	case syntax.OpConcat:
+		b.WriteString(`(?:`)
+		for _, s := range re.Sub {
+			writeRE(b, s)
+		}
+		b.WriteByte(')')
+	case syntax.OpAlternate:
+		b.WriteString(`(?:`)
+		for i, s := range re.Sub {
+			if i > 0 {
+				b.WriteByte('|')
+			}
+			writeRE(b, s)
+		}
+		b.WriteByte(')')
+	default:
+		// An operator this spelling does not know: make the piece
+		// fail to compile, so the expression is not cut.
+		b.WriteString(`(`)
+	}
+}
+
+func writeRune(b *strings.Builder, r rune) {
+	if r < 0x80 && (r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == ' ') {
+		b.WriteRune(r)
+		return
+	}
+	fmt.Fprintf(b, `\x{%x}`, r)
 }

@@ -1,0 +1,163 @@
+package nspair
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/vishvananda/netns"
+)
+
+// NetnsDir is where `ip netns` keeps its namespaces' bind mounts.
+const NetnsDir = "/var/run/netns"
+
+// NS is a named network namespace of this process.
+type NS struct {
+	Name   string
+	handle netns.NsHandle
+	once   sync.Once
+	err    error
+}
+
+func newNS(name string) (*NS, error) {
+	if err := ip("netns", "add", name); err != nil {
+		return nil, err
+	}
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		_ = ip("netns", "del", name)
+		return nil, fmt.Errorf("open netns %s: %w", name, err)
+	}
+	return &NS{Name: name, handle: h}, nil
+}
+
+// close closes the handle and deletes the namespace, once.
+func (n *NS) close() error {
+	n.once.Do(func() {
+		n.handle.Close()
+		n.err = ip("netns", "del", n.Name)
+	})
+	return n.err
+}
+
+// Handle is an open handle on the namespace (for netlink.NewHandleAt and
+// the like), valid until the pair is closed.
+func (n *NS) Handle() netns.NsHandle { return n.handle }
+
+// Path is the namespace's bind mount, usable with `nsenter --net=`.
+func (n *NS) Path() string { return filepath.Join(NetnsDir, n.Name) }
+
+// Do runs f on an OS thread switched into the namespace. Sockets, BPF
+// links and netlink sockets created inside f belong to the namespace and
+// stay there after f returns. The thread is switched back before it is
+// released; if that fails the thread is left locked so the Go runtime
+// retires it instead of reusing a thread in the wrong namespace.
+func (n *NS) Do(f func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("get current netns: %w", err)
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(n.handle); err != nil {
+			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
+			return
+		}
+		ferr := f()
+		if err := netns.Set(orig); err != nil {
+			// The thread stays locked and dies with this goroutine.
+			errc <- fmt.Errorf("return from netns %s: %w", n.Name, err)
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// Command is a command that will run inside the namespace (`ip netns
+// exec`, which also remounts /sys for it: use nsenter --net=Path() for a
+// program that needs the bpffs).
+func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// Output runs a command inside the namespace and returns its combined
+// output, also on error.
+func (n *NS) Output(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := n.Command(ctx, name, args...)
+	var b bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &b, &b
+	if err := cmd.Run(); err != nil {
+		return b.String(), fmt.Errorf("in netns %s: %s %s: %w: %s", n.Name, name, strings.Join(args, " "), err, bytes.TrimSpace(b.Bytes()))
+	}
+	return b.String(), nil
+}
+
+func ip(args ...string) error {
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Sweep deletes the namespaces named "<prefix><pid>-..." whose pid is
+// gone (see Stale) and returns their names.
+func Sweep(prefix string) ([]string, error) {
+	ents, err := os.ReadDir(NetnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sweep stale namespaces: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		if !Stale(e.Name(), prefix) {
+			continue
+		}
+		if err := ip("netns", "del", e.Name()); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
+}
+
+// SweepDir removes the entries of dir named "<prefix><pid>-..." whose pid
+// is gone (pin dirs on the bpffs, scratch dirs) and returns their paths.
+func SweepDir(dir, prefix string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sweep stale entries of %s: %w", dir, err)
+	}
+	var removed []string
+	var errs []error
+	for _, e := range ents {
+		if !Stale(e.Name(), prefix) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(path); err != nil {
+			errs = append(errs, fmt.Errorf("remove stale %s: %w", path, err))
+			continue
+		}
+		removed = append(removed, path)
+	}
+	return removed, errors.Join(errs...)
+}

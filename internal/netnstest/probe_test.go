@@ -2,6 +2,7 @@ package netnstest
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,9 @@ func TestProbeTimesACut(t *testing.T) {
 		t.Fatalf("WaitCut on a flowing stream: %v, want a time-out", err)
 	}
 	t0 := time.Now()
-	ipCmd(t, "-n", p.Host.Name, "addr", "del", HostV4.String()+"/24", "dev", p.HostIf)
+	if out, err := exec.Command("ip", "-n", p.Host.Name, "addr", "del", HostV4.String()+"/24", "dev", p.HostIf).CombinedOutput(); err != nil {
+		t.Fatalf("ip addr del: %v: %s", err, out)
+	}
 	t1 := time.Now()
 	c, err := pr.WaitCut(ctx, 20*time.Millisecond, 5*time.Second)
 	if err != nil {

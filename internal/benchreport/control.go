@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/nspair"
 )
 
 // Section 5: the control plane. How fast an operator (or a script) can
@@ -164,7 +165,7 @@ func sectionControl(ctx context.Context, o opts, s *Section) error {
 // daemonProc is an `xdpban run` of this run, in the host namespace.
 type daemonProc struct {
 	bin, dir, sock, pin, state, conf, out string
-	p                                     *Pair
+	p                                     *nspair.Pair
 	cmd                                   *exec.Cmd
 	done                                  chan error
 }
@@ -172,7 +173,7 @@ type daemonProc struct {
 // startDaemon writes a configuration (the given [xdpban] keys, no jail
 // following this machine's logs) and runs the daemon on the pair's host
 // interface until its socket answers.
-func startDaemon(ctx context.Context, o opts, p *Pair, dir string, keys map[string]int) (*daemonProc, error) {
+func startDaemon(ctx context.Context, o opts, p *nspair.Pair, dir string, keys map[string]int) (*daemonProc, error) {
 	d := &daemonProc{
 		bin:   o.bin,
 		p:     p,
@@ -608,7 +609,7 @@ type ipsetResult struct {
 
 // ipsetRestore loads the list into a hash:net set with timeouts in ns,
 // with one `ipset restore`, and checks the set holds every line.
-func ipsetRestore(ctx context.Context, ns *NS, list string, n int) (ipsetResult, error) {
+func ipsetRestore(ctx context.Context, ns *nspair.NS, list string, n int) (ipsetResult, error) {
 	var r ipsetResult
 	if _, err := exec.LookPath("ipset"); err != nil {
 		return r, fmt.Errorf("ipset not found: install ipset (apt-get install ipset, or `make deps`)")
@@ -682,13 +683,13 @@ func ipsetRestore(ctx context.Context, ns *NS, list string, n int) (ipsetResult,
 
 // sendFrom sends n UDP datagrams from src (an address the attacker
 // gets) to the host.
-func sendFrom(p *Pair, src netip.Addr, n int) error {
-	if err := p.addAttackerAddr(src); err != nil {
+func sendFrom(p *nspair.Pair, src netip.Addr, n int) error {
+	if err := p.AddAttackerAddr(src); err != nil {
 		return err
 	}
 	// A fresh IPv6 address is usable at once: nodad.
 	return p.Attacker.Do(func() error {
-		c, err := net.DialUDP("udp6", &net.UDPAddr{IP: src.AsSlice()}, &net.UDPAddr{IP: hostV6.AsSlice(), Port: 9})
+		c, err := net.DialUDP("udp6", &net.UDPAddr{IP: src.AsSlice()}, &net.UDPAddr{IP: nspair.HostV6.AsSlice(), Port: 9})
 		if err != nil {
 			return fmt.Errorf("udp from %s: %w", src, err)
 		}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/nspair"
 )
 
 // fail2ban is a fail2ban-server of this run: its own configuration,
@@ -51,7 +53,7 @@ func fail2banVersion() string {
 
 // startFail2ban writes the configuration and starts the server in ns,
 // and returns once the jail is running.
-func startFail2ban(ctx context.Context, ns *NS, dir string) (*fail2ban, error) {
+func startFail2ban(ctx context.Context, ns *nspair.NS, dir string) (*fail2ban, error) {
 	f := &fail2ban{
 		dir:    dir,
 		log:    filepath.Join(dir, "auth.log"),

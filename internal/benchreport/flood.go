@@ -21,6 +21,7 @@ import (
 	"github.com/xdpban/xdpban/fallback"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/internal/nspair"
 	"github.com/xdpban/xdpban/loader"
 )
 
@@ -84,7 +85,7 @@ type enforcer interface {
 
 type floodPeer struct {
 	tool    string
-	install func(ctx context.Context, p *Pair, addrs []netip.Addr) (enforcer, error)
+	install func(ctx context.Context, p *nspair.Pair, addrs []netip.Addr) (enforcer, error)
 }
 
 // quietLogger keeps the backends' per-open Info lines out of the run's
@@ -107,7 +108,7 @@ type xdpEnforcer struct{ x *loader.XDP }
 // or generic), for the notes.
 var xdpMode string
 
-func installXDP(ctx context.Context, p *Pair, addrs []netip.Addr) (enforcer, error) {
+func installXDP(ctx context.Context, p *nspair.Pair, addrs []netip.Addr) (enforcer, error) {
 	var x *loader.XDP
 	err := p.Host.Do(func() error {
 		var err error
@@ -154,7 +155,7 @@ func (e *xdpEnforcer) remove(context.Context) error {
 
 type ipsetEnforcer struct{ b *fallback.IPTables }
 
-func installIPSet(ctx context.Context, p *Pair, addrs []netip.Addr) (enforcer, error) {
+func installIPSet(ctx context.Context, p *nspair.Pair, addrs []netip.Addr) (enforcer, error) {
 	b, err := fallback.Open(ctx, fallback.Options{
 		Mode:    fallback.ModeIPSet,
 		Netns:   p.Host.Path(),
@@ -183,9 +184,9 @@ func (e *ipsetEnforcer) remove(context.Context) error {
 // chainEnforcer is what fail2ban's iptables actions build: a chain jumped
 // to from INPUT, one "-s ADDR -j DROP" rule per ban, newest on top,
 // RETURN at the end.
-type chainEnforcer struct{ ns *NS }
+type chainEnforcer struct{ ns *nspair.NS }
 
-func installChain(ctx context.Context, p *Pair, addrs []netip.Addr) (enforcer, error) {
+func installChain(ctx context.Context, p *nspair.Pair, addrs []netip.Addr) (enforcer, error) {
 	var in bytes.Buffer
 	fmt.Fprintf(&in, "*filter\n:%s - [0:0]\n-A INPUT -j %s\n", f2bChain, f2bChain)
 	// fail2ban inserts each ban at the top (-I chain 1): the list, in
@@ -201,7 +202,7 @@ func installChain(ctx context.Context, p *Pair, addrs []netip.Addr) (enforcer, e
 	return &chainEnforcer{ns: p.Host}, nil
 }
 
-func restoreIn(ctx context.Context, ns *NS, in *bytes.Buffer) error {
+func restoreIn(ctx context.Context, ns *nspair.NS, in *bytes.Buffer) error {
 	cmd := ns.Command(ctx, "iptables-restore", "--noflush", "--wait", "10")
 	cmd.Stdin = in
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -227,7 +228,7 @@ func (noEnforcer) remove(context.Context) error { return nil }
 
 // checkClean fails when an enforcement left anything in the host
 // namespace that would tax the next one's figures.
-func checkClean(ctx context.Context, p *Pair) error {
+func checkClean(ctx context.Context, p *nspair.Pair) error {
 	out, err := p.Host.Output(ctx, "iptables-save")
 	if err != nil {
 		return err
@@ -286,7 +287,7 @@ func readSoftirq() (uint64, error) {
 // nsFile reads a /proc/net file of a namespace: /proc/thread-self/net is
 // the calling thread's namespace, and Do runs on a thread switched into
 // it.
-func nsFile(ns *NS, name string) ([]byte, error) {
+func nsFile(ns *nspair.NS, name string) ([]byte, error) {
 	var b []byte
 	err := ns.Do(func() error {
 		var err error
@@ -347,7 +348,7 @@ type receiver struct {
 	banned, cleanRx atomic.Uint64
 }
 
-func startReceiver(p *Pair) (*receiver, error) {
+func startReceiver(p *nspair.Pair) (*receiver, error) {
 	r := &receiver{}
 	err := p.Host.Do(func() error {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: floodPort})
@@ -383,7 +384,7 @@ func startReceiver(p *Pair) (*receiver, error) {
 
 // flooder runs bounded floods from the attacker namespace.
 type flooder struct {
-	p   *Pair
+	p   *nspair.Pair
 	rcv *receiver
 	// sender makes the sender of one flood kind (banned sources or not).
 	sender func(banned bool) floodSender
@@ -402,7 +403,7 @@ func trafgenConfig(dst, src net.HardwareAddr, base netip.Addr) string {
 	mac := func(m net.HardwareAddr) string {
 		return "0x" + strings.ReplaceAll(m.String(), ":", ", 0x")
 	}
-	b, h := base.As4(), hostV4.As4()
+	b, h := base.As4(), nspair.HostV4.As4()
 	return fmt.Sprintf(`{
   %s, %s, 0x08, 0x00,
   0x45, 0x00, const16(50), const16(0), 0x40, 0x00, 64, 17, csumip(14, 33),
@@ -413,24 +414,12 @@ func trafgenConfig(dst, src net.HardwareAddr, base netip.Addr) string {
 `, mac(dst), mac(src), b[0], b[1], b[2], b[3], int(b[3])+floodSources-1, h[0], h[1], h[2], h[3], floodPort)
 }
 
-func nsMAC(ctx context.Context, ns *NS, dev string) (net.HardwareAddr, error) {
-	out, err := ns.Output(ctx, "cat", "/sys/class/net/"+dev+"/address")
+func newFlooder(ctx context.Context, o opts, p *nspair.Pair) (*flooder, error) {
+	hostMAC, err := p.Host.MAC(p.HostIf)
 	if err != nil {
 		return nil, err
 	}
-	m, err := net.ParseMAC(strings.TrimSpace(out))
-	if err != nil {
-		return nil, fmt.Errorf("address of %s in netns %s: %w", dev, ns.Name, err)
-	}
-	return m, nil
-}
-
-func newFlooder(ctx context.Context, o opts, p *Pair) (*flooder, error) {
-	hostMAC, err := nsMAC(ctx, p.Host, p.HostIf)
-	if err != nil {
-		return nil, err
-	}
-	attMAC, err := nsMAC(ctx, p.Attacker, p.AttackerIf)
+	attMAC, err := p.Attacker.MAC(p.AttackerIf)
 	if err != nil {
 		return nil, err
 	}

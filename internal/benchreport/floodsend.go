@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpban/xdpban/internal/nspair"
 )
 
 // floodSender sends one bounded flood from the attacker namespace.
@@ -49,7 +51,7 @@ func (l *lockedBuffer) String() string {
 
 // trafgenSender runs netsniff-ng's trafgen in the attacker namespace.
 type trafgenSender struct {
-	ns       *NS
+	ns       *nspair.NS
 	dev, cfg string
 	count    int
 	out      lockedBuffer
@@ -93,7 +95,7 @@ func (t *trafgenSender) stop(done <-chan error) {
 // socket in the attacker namespace writing prebuilt frames, one sendto
 // per frame.
 type packetSender struct {
-	ns     *NS
+	ns     *nspair.NS
 	dev    string
 	frames [][]byte
 	count  int

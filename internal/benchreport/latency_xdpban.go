@@ -14,6 +14,7 @@ import (
 
 	"github.com/xdpban/xdpban/internal/control"
 	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair"
 )
 
 // The xdpban half of section 4: `xdpban run` (the real binary) in the
@@ -46,7 +47,7 @@ type xdpbanDaemon struct {
 	client *control.Client
 }
 
-func startXdpban(ctx context.Context, o opts, p *Pair, dir, logPath string) (*xdpbanDaemon, error) {
+func startXdpban(ctx context.Context, o opts, p *nspair.Pair, dir, logPath string) (*xdpbanDaemon, error) {
 	if _, err := os.Stat(o.bin); err != nil {
 		return nil, fmt.Errorf("xdpban binary %s: %w: run `make build` or pass -bin", o.bin, err)
 	}
@@ -185,8 +186,8 @@ type banRunResult struct {
 }
 
 // banRun is one run from attacker address a.
-func (d *xdpbanDaemon) banRun(ctx context.Context, p *Pair, logPath string, a netip.Addr) (banRunResult, error) {
-	if err := p.addAttackerAddr(a); err != nil {
+func (d *xdpbanDaemon) banRun(ctx context.Context, p *nspair.Pair, logPath string, a netip.Addr) (banRunResult, error) {
+	if err := p.AddAttackerAddr(a); err != nil {
 		return banRunResult{}, err
 	}
 	pr, err := openProbe(p, a)
@@ -228,8 +229,8 @@ func (d *xdpbanDaemon) banRun(ctx context.Context, p *Pair, logPath string, a ne
 
 // openProbe opens the probe's sockets: the receiver in the host
 // namespace, the sender bound to a in the attacker namespace.
-func openProbe(p *Pair, a netip.Addr) (*netnstest.Probe, error) {
-	dst := netip.AddrPortFrom(hostV4, latencyPort)
+func openProbe(p *nspair.Pair, a netip.Addr) (*netnstest.Probe, error) {
+	dst := netip.AddrPortFrom(nspair.HostV4, latencyPort)
 	var recv, send *net.UDPConn
 	err := p.Host.Do(func() error {
 		var err error

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/xdpban/xdpban/internal/nspair"
 )
 
 // Section 1: the per-packet cost of the XDP program itself, measured with
@@ -65,7 +66,7 @@ func frame(src netip.Addr) []byte {
 		ip[0] = 0x45
 		binary.BigEndian.PutUint16(ip[2:], 20+8+22)
 		ip[8], ip[9] = 64, 17
-		s, d := src.As4(), hostV4.As4()
+		s, d := src.As4(), nspair.HostV4.As4()
 		copy(ip[12:], s[:])
 		copy(ip[16:], d[:])
 		binary.BigEndian.PutUint16(ip[10:], ipChecksum(ip))
@@ -76,7 +77,7 @@ func frame(src netip.Addr) []byte {
 	ip[0] = 0x60
 	binary.BigEndian.PutUint16(ip[4:], 8+2)
 	ip[6], ip[7] = 17, 64
-	s, d := src.As16(), hostV6.As16()
+	s, d := src.As16(), nspair.HostV6.As16()
 	copy(ip[8:], s[:])
 	copy(ip[24:], d[:])
 	return append(append(append(eth, ip...), udp(2)...), make([]byte, 2)...)

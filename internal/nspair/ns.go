@@ -26,6 +26,13 @@ type NS struct {
 	err    error
 }
 
+// NewNS creates a lone namespace "<prefix><NewID>-<role>", for a program
+// that needs isolating but no traffic (a fail2ban server with stamp-only
+// actions). The caller must Close it.
+func NewNS(prefix, role string) (*NS, error) {
+	return newNS(prefix + NewID() + "-" + role)
+}
+
 func newNS(name string) (*NS, error) {
 	if err := ip("netns", "add", name); err != nil {
 		return nil, err
@@ -38,8 +45,9 @@ func newNS(name string) (*NS, error) {
 	return &NS{Name: name, handle: h}, nil
 }
 
-// close closes the handle and deletes the namespace, once.
-func (n *NS) close() error {
+// Close closes the handle and deletes the namespace, once: whatever was
+// inside (veth ends, XDP links, netfilter rules, ipsets) goes with it.
+func (n *NS) Close() error {
 	n.once.Do(func() {
 		n.handle.Close()
 		n.err = ip("netns", "del", n.Name)

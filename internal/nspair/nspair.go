@@ -110,7 +110,7 @@ func (p *Pair) Close() error {
 	var errs []error
 	for _, n := range []*NS{p.Attacker, p.Host} {
 		if n != nil {
-			errs = append(errs, n.close())
+			errs = append(errs, n.Close())
 		}
 	}
 	return errors.Join(errs...)

@@ -98,12 +98,23 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 	type tally struct {
 		host string
 		n    int
+		id   int32 // index in hosts
 	}
 	byAddr := map[netip.Addr]*tally{}
 	byName := map[string]*tally{}
+	var hosts []string
 	// Consecutive matches often share their second: format it once.
 	var lastT time.Time
-	lastTS := ""
+	times := []string{""} // 0: no date
+	lastTS := int32(0)
+	// Matches are kept as indexes until the end: a slice without
+	// pointers is not scanned by every GC cycle, and a log with a
+	// million failures makes many.
+	type rawMatch struct {
+		line       int
+		host, time int32
+	}
+	var raw []rawMatch
 	start := time.Now()
 	err := eachLine(r, opt.MaxLine, func(line string, tooLong bool) {
 		res.Lines++
@@ -119,24 +130,27 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 				var tl *tally
 				if m.Host.IsValid() {
 					if tl = byAddr[m.Host]; tl == nil {
-						tl = &tally{host: m.Host.String()}
+						tl = &tally{host: m.Host.String(), id: int32(len(hosts))}
+						hosts = append(hosts, tl.host)
 						byAddr[m.Host] = tl
 					}
 				} else if tl = byName[m.HostName]; tl == nil {
-					tl = &tally{host: m.HostName}
+					tl = &tally{host: m.HostName, id: int32(len(hosts))}
+					hosts = append(hosts, tl.host)
 					byName[m.HostName] = tl
 				}
 				tl.n++
-				ts := ""
+				ts := int32(0)
 				if !m.Time.IsZero() {
 					// == (not Equal): the same instant in another
 					// location formats differently.
-					if m.Time != lastT || lastTS == "" {
-						lastT, lastTS = m.Time, m.Time.Format(time.RFC3339)
+					if m.Time != lastT || lastTS == 0 {
+						lastT, lastTS = m.Time, int32(len(times))
+						times = append(times, m.Time.Format(time.RFC3339))
 					}
 					ts = lastTS
 				}
-				res.Matches = append(res.Matches, ReplayMatch{Line: res.Lines, Host: tl.host, Time: ts})
+				raw = append(raw, rawMatch{line: res.Lines, host: tl.id, time: ts})
 				if sim != nil && m.Host.IsValid() {
 					sim.failure(m, res.Lines)
 				}
@@ -151,6 +165,10 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read log at line %d: %w", res.Lines+1, err)
+	}
+	res.Matches = make([]ReplayMatch, len(raw))
+	for i, m := range raw {
+		res.Matches[i] = ReplayMatch{Line: m.line, Host: hosts[m.host], Time: times[m.time]}
 	}
 	res.Elapsed = time.Since(start)
 	res.ElapsedS = res.Elapsed.Seconds()

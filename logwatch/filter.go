@@ -216,6 +216,7 @@ type scanner struct {
 	mlf          map[string]*mlfEntry
 	mlfOrder     []string
 	lineASCII    bool // the line being scanned has no byte above 0x7f
+	one          [1]tupleLine
 }
 
 // result is one failregex hit, with what the sample suite checks.
@@ -363,7 +364,10 @@ func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool, cand 
 		org = s.buf
 		buf = joinTuples(org)
 	} else {
-		org = []tupleLine{tl}
+		// The scanner's own one-line buffer: a single-line filter
+		// never reads s.buf from an earlier line.
+		s.one[0] = tl
+		org = s.one[:]
 		s.buf = org
 		buf = tl.text()
 	}

@@ -213,7 +213,6 @@ func (sp *litSplit) find(s string) (loc []int, decided bool) {
 	}
 	n := len(sp.lits)
 	bounds[2*n], bounds[2*n+1] = from, len(s)
-	loc = make([]int, 2*(sp.groups+1))
 	g := 1
 	for j, p := range sp.pieces {
 		text := s[bounds[2*j]:bounds[2*j+1]]
@@ -234,13 +233,26 @@ func (sp *litSplit) find(s string) (loc []int, decided bool) {
 		if j == len(sp.pieces)-1 {
 			bounds[2*j+1] = bounds[2*j] + pl[1]
 		}
+		if loc == nil && len(pl) == 2*(sp.groups+1) {
+			// The usual shape: one piece holds every group. Its
+			// result becomes the whole one (shifted below; the whole
+			// match's span is written last).
+			loc = pl
+		} else if loc == nil {
+			loc = make([]int, 2*(sp.groups+1))
+		}
 		for k := 2; k < len(pl); k += 2 {
+			// Read before writing: loc may be pl (then g == k/2).
+			a, b := pl[k], pl[k+1]
 			loc[2*g], loc[2*g+1] = -1, -1
-			if pl[k] >= 0 {
-				loc[2*g], loc[2*g+1] = pl[k]+bounds[2*j], pl[k+1]+bounds[2*j]
+			if a >= 0 {
+				loc[2*g], loc[2*g+1] = a+bounds[2*j], b+bounds[2*j]
 			}
 			g++
 		}
+	}
+	if loc == nil {
+		loc = make([]int, 2*(sp.groups+1))
 	}
 	loc[0], loc[1] = 0, bounds[2*n+1]
 	return loc, true

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/nspair"
 )
 
 // Options are the demo's settings.
@@ -108,7 +109,7 @@ type demo struct {
 	o       Options
 	n       *narrator
 	u       *undo
-	net     *network
+	net     *nspair.Pair
 	dir     string // scratch dir
 	cfg     string // scratch config dir
 	pin     string
@@ -156,7 +157,7 @@ func (d *demo) setup(ctx context.Context) error {
 	if removed := sweepStale(); len(removed) > 0 {
 		d.n.say("removed what an earlier, killed demo left behind: %s", strings.Join(removed, ", "))
 	}
-	id := runName()
+	id := nspair.NewID()
 	var err error
 	if d.dir, err = os.MkdirTemp("", tmpPrefix+id+"-"); err != nil {
 		return fmt.Errorf("scratch dir: %w", err)
@@ -169,9 +170,9 @@ func (d *demo) setup(ctx context.Context) error {
 	if d.net, err = newNetwork(d.u, id); err != nil {
 		return err
 	}
-	d.res.Created = append(d.res.Created, "netns "+d.net.bastion.name, "netns "+d.net.attacker.name)
-	d.n.say("netns %-26s %s on %s (the protected SSH server)", d.net.bastion.name, bastionV4, d.net.bastionIf)
-	d.n.say("netns %-26s %s on %s", d.net.attacker.name, attackerV4, d.net.attackerIf)
+	d.res.Created = append(d.res.Created, "netns "+d.net.Host.Name, "netns "+d.net.Attacker.Name)
+	d.n.say("netns %-26s %s on %s (the protected SSH server)", d.net.Host.Name, nspair.HostV4, d.net.HostIf)
+	d.n.say("netns %-26s %s on %s", d.net.Attacker.Name, nspair.AttackerV4, d.net.AttackerIf)
 	d.n.say("one veth pair between them, documentation addresses, no default route")
 
 	d.cfg = filepath.Join(d.dir, "etc")
@@ -186,7 +187,7 @@ func (d *demo) setup(ctx context.Context) error {
 	// Small maps: the shipped sizes preallocate a million entries.
 	daemonConf := fmt.Sprintf("[xdpban]\nbackend = xdp\ninterfaces = %s\npin_path = %s\nsocket = %s\nstate_dir = %s\nbanlog = %s\n"+
 		"map_size_v4 = 1024\nmap_size_v6 = 1024\nmap_size_v4_net = 64\nmap_size_v6_net = 64\n",
-		d.net.bastionIf, d.pin, d.socket, filepath.Join(d.dir, "state"), filepath.Join(d.dir, "xdpban.log"))
+		d.net.HostIf, d.pin, d.socket, filepath.Join(d.dir, "state"), filepath.Join(d.dir, "xdpban.log"))
 	jailConf := fmt.Sprintf("[sshd]\nlogpath  = %s\nbackend  = file\nmaxretry = %d\nfindtime = 10m\nbantime  = %ds\nbantime.increment = false\n",
 		d.authLog, d.o.MaxRetry, int(d.o.BanTime.Seconds()))
 	if err := os.WriteFile(filepath.Join(d.cfg, "xdpban.local"), []byte(daemonConf), 0o644); err != nil {
@@ -209,7 +210,7 @@ func (d *demo) setup(ctx context.Context) error {
 
 // startDaemon runs `xdpban run` in the bastion and waits for its socket.
 func (d *demo) startDaemon(ctx context.Context) error {
-	args := []string{"--net=" + d.net.bastion.path(), "--", d.o.XDPBan, "--config", d.cfg, "run", "--detach-on-exit"}
+	args := []string{"--net=" + d.net.Host.Path(), "--", d.o.XDPBan, "--config", d.cfg, "run", "--detach-on-exit"}
 	d.n.say("starting the daemon in the bastion: %s --config %s run --detach-on-exit", d.o.XDPBan, d.cfg)
 	cmd := exec.Command("nsenter", args...)
 	// nsenter execs xdpban in place, so the daemon is this process's
@@ -321,12 +322,12 @@ func (d *demo) relayDaemonLog(r io.Reader, done chan<- struct{}) {
 func (d *demo) startServices() error {
 	var ln net.Listener
 	var sink *net.UDPConn
-	err := d.net.bastion.do(func() error {
+	err := d.net.Host.Do(func() error {
 		var err error
-		if ln, err = net.Listen("tcp4", fmt.Sprintf("%s:%d", bastionV4, sshPort)); err != nil {
+		if ln, err = net.Listen("tcp4", fmt.Sprintf("%s:%d", nspair.HostV4, sshPort)); err != nil {
 			return fmt.Errorf("listen on port %d: %w", sshPort, err)
 		}
-		sink, err = net.ListenUDP("udp4", &net.UDPAddr{IP: bastionV4.AsSlice(), Port: udpPort})
+		sink, err = net.ListenUDP("udp4", &net.UDPAddr{IP: nspair.HostV4.AsSlice(), Port: udpPort})
 		return err
 	})
 	if err != nil {
@@ -349,9 +350,9 @@ func (d *demo) startServices() error {
 	}()
 
 	var src *net.UDPConn
-	err = d.net.attacker.do(func() error {
+	err = d.net.Attacker.Do(func() error {
 		var err error
-		src, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: bastionV4.AsSlice(), Port: udpPort})
+		src, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: nspair.HostV4.AsSlice(), Port: udpPort})
 		return err
 	})
 	if err != nil {
@@ -410,11 +411,11 @@ func (d *demo) fakeSSHD(ln net.Listener) {
 // returns the banner, or the error when nothing answered.
 func (d *demo) login(ctx context.Context) (string, error) {
 	var banner string
-	err := d.net.attacker.do(func() error {
+	err := d.net.Attacker.Do(func() error {
 		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		var dl net.Dialer
-		c, err := dl.DialContext(dctx, "tcp4", fmt.Sprintf("%s:%d", bastionV4, sshPort))
+		c, err := dl.DialContext(dctx, "tcp4", fmt.Sprintf("%s:%d", nspair.HostV4, sshPort))
 		if err != nil {
 			return err
 		}
@@ -475,13 +476,13 @@ func (d *demo) banEntry(ctx context.Context) (*control.Entry, error) {
 
 func (d *demo) play(ctx context.Context) error {
 	n := d.n
-	n.step("xdpban is running in the bastion, XDP attached to " + d.net.bastionIf)
+	n.step("xdpban is running in the bastion, XDP attached to " + d.net.HostIf)
 	n.say("(every `xdpban ...` below is `%s --config %s ...`)", d.o.XDPBan, d.cfg)
 	if err := d.xdpban(ctx, nil, "status", "sshd"); err != nil {
 		return err
 	}
 
-	n.step(fmt.Sprintf("The attacker starts sending traffic: %d UDP packets a second to %s:%d", udpRate, bastionV4, udpPort))
+	n.step(fmt.Sprintf("The attacker starts sending traffic: %d UDP packets a second to %s:%d", udpRate, nspair.HostV4, udpPort))
 	t0 := d.snapshot()
 	if err := wait(ctx, d.o.Pace); err != nil {
 		return err

@@ -38,7 +38,8 @@ type Config struct {
 	// finds a dead owner's namespaces by it.
 	Prefix string
 	// IfPrefix starts both veth ends' names, "<IfPrefix><random><r>"
-	// with r the role's first letter; at most 8 bytes (IFNAMSIZ).
+	// with the ID's random part and r the role's first letter; at most 8
+	// bytes (IFNAMSIZ).
 	IfPrefix string
 	// HostRole and AttackerRole end the namespace names; "host" and
 	// "attacker" when empty.
@@ -81,7 +82,12 @@ func New(c Config) (p *Pair, err error) {
 	if c.ID == "" {
 		c.ID = NewID()
 	}
-	short := randomHex()
+	// The veth names share the namespaces' random part, so one can be
+	// told from the other's name; a caller's own ID may not have one.
+	_, short, _ := strings.Cut(c.ID, "-")
+	if len(short) != 6 {
+		short = randomHex()
+	}
 	p = &Pair{
 		ID:         c.ID,
 		HostIf:     c.IfPrefix + short + c.HostRole[:1],

@@ -12,6 +12,16 @@
 //   - follow*.go / journal*.go: following sources, persisted positions.
 //   - window.go / jail.go: per-jail counting and ban decisions.
 //   - replay.go: `xdpban regex`, the fail2ban-regex of xdpban.
+//
+// The common line costs little and gets the same answer as the plain
+// path, each shortcut checked against it in fastpath_test.go: a
+// hand-written matcher for syslog dates (date_fast.go), converted to a
+// time only for lines that get past one pass over the failregexes'
+// required literals (pyre_literal.go), which also says which failregexes
+// can match at all; ASCII spellings of the Unicode classes for ASCII
+// lines; and failregexes cut at literals that occur once in the line,
+// the capture-free pieces walked by a DFA (pyre_split.go, pyre_dfa.go).
+// BenchmarkAuthLog (make bench-logwatch) measures it on loggen's log.
 package logwatch
 
 import (

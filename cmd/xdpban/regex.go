@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -95,6 +96,12 @@ func cmdRegex(e *env, args []string) int {
 	opt := logwatch.ReplayOptions{Jail: jail, Ref: ref}
 	if cfg != nil {
 		opt.Widen = bans.Widen{IPv6: cfg.Daemon.IPv6Prefix}
+	}
+	// A replay is a short batch job whose matches are kept to the end:
+	// collecting less often buys ~10% of throughput for a few times the
+	// live heap. GOGC set by the operator wins.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	res, err := logwatch.Replay(in, filter.NewScanner(), opt)
 	if err != nil {

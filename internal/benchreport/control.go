@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/xdpban/xdpban/internal/control"
@@ -42,16 +41,13 @@ func sectionControl(ctx context.Context, o opts, s *Section) error {
 	if o.quick {
 		cliRuns, sockBans, importN = 20, 400, 100_000
 	}
-	if _, err := os.Stat(o.bin); err != nil {
-		return fmt.Errorf("xdpban binary %s: %w: run `make build` first", o.bin, err)
-	}
 	p, err := newPair()
 	if err != nil {
 		return err
 	}
-	d, err := startDaemon(ctx, o, p, filepath.Join(o.work, "control"), map[string]int{
+	d, err := startDaemon(ctx, o, p, filepath.Join(o.work, "control"), daemonConf{keys: map[string]int{
 		"map_size_v4": 1 << 20, "map_size_v6": mapSizeV6, "map_size_v4_net": 1024, "map_size_v6_net": 1024,
-	})
+	}})
 	if err != nil {
 		return err
 	}
@@ -160,119 +156,6 @@ func sectionControl(ctx context.Context, o opts, s *Section) error {
 	row(fmt.Sprintf("`xdpban ban ADDR` with %s bans active", num(float64(mem.active))), "xdpban", xr1, "bans/s", fmt.Sprintf("%.2f× the rate with none", ratio(xr1, xr)))
 	s.note("Memory: VmRSS of the daemon after the import, measured %s after it returned; idle CPU over %s after that. The XDP maps are kernel memory and not in the RSS. Enforcement checked: %d of %d packets from an imported prefix were dropped.", memSettle, idleWindow, mem.dropped, dropProbe)
 	return nil
-}
-
-// daemonProc is an `xdpban run` of this run, in the host namespace.
-type daemonProc struct {
-	bin, dir, sock, pin, state, conf, out string
-	p                                     *nspair.Pair
-	cmd                                   *exec.Cmd
-	done                                  chan error
-}
-
-// startDaemon writes a configuration (the given [xdpban] keys, no jail
-// following this machine's logs) and runs the daemon on the pair's host
-// interface until its socket answers.
-func startDaemon(ctx context.Context, o opts, p *nspair.Pair, dir string, keys map[string]int) (*daemonProc, error) {
-	d := &daemonProc{
-		bin:   o.bin,
-		p:     p,
-		dir:   dir,
-		sock:  filepath.Join(dir, "run", "xdpban.sock"),
-		pin:   pinDir(),
-		state: filepath.Join(dir, "state"),
-		conf:  filepath.Join(dir, "etc"),
-		out:   filepath.Join(dir, "daemon.log"),
-		done:  make(chan error, 1),
-	}
-	if err := os.MkdirAll(d.conf, 0o755); err != nil {
-		return nil, fmt.Errorf("daemon config dir: %w", err)
-	}
-	var b strings.Builder
-	b.WriteString("[xdpban]\n")
-	for k, v := range keys {
-		fmt.Fprintf(&b, "%s = %d\n", k, v)
-	}
-	if err := os.WriteFile(filepath.Join(d.conf, "xdpban.local"), []byte(b.String()), 0o644); err != nil {
-		return nil, fmt.Errorf("write daemon config: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(d.conf, "jail.local"), []byte("[sshd]\nenabled = false\n"), 0o644); err != nil {
-		return nil, fmt.Errorf("write daemon config: %w", err)
-	}
-	out, err := os.Create(d.out)
-	if err != nil {
-		return nil, fmt.Errorf("daemon log: %w", err)
-	}
-	defer out.Close()
-	// nsenter, not `ip netns exec`: the latter remounts /sys and would
-	// hide the bpffs the pins live on.
-	args := append([]string{"--net=" + p.Host.Path(), "--", d.bin}, d.paths()...)
-	args = append(args, "run", "--iface", p.HostIf, "--backend", "xdp", "--banlog", filepath.Join(dir, "ban.log"))
-	d.cmd = exec.Command("nsenter", args...)
-	d.cmd.Stdout, d.cmd.Stderr = out, out
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start xdpban run: %w", err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	atCleanup(d.stop)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if err := pingDaemon(ctx, d.sock); err == nil {
-			return d, nil
-		}
-		select {
-		case err := <-d.done:
-			d.cmd = nil
-			b, _ := os.ReadFile(d.out)
-			return nil, fmt.Errorf("xdpban run exited at start: %v: %s", err, lastLines(string(b), 3))
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(d.out)
-			return nil, fmt.Errorf("xdpban run: socket not answering after 30s: %s", lastLines(string(b), 3))
-		}
-	}
-}
-
-func pingDaemon(ctx context.Context, sock string) error {
-	c := control.NewClient(sock)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return c.Ping(ctx)
-}
-
-func (d *daemonProc) paths() []string {
-	return []string{"--socket", d.sock, "--pin-path", d.pin, "--state-dir", d.state, "--config", d.conf}
-}
-
-// pid is the daemon's own pid: nsenter without --fork execs the program.
-func (d *daemonProc) pid() (int, error) {
-	if d.cmd == nil || d.cmd.Process == nil {
-		return 0, fmt.Errorf("daemon not running")
-	}
-	pid := d.cmd.Process.Pid
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil || exe != d.bin {
-		return 0, fmt.Errorf("pid %d is %q, not the daemon %s", pid, exe, d.bin)
-	}
-	return pid, nil
-}
-
-func (d *daemonProc) stop() {
-	if d.cmd == nil || d.cmd.Process == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
-	d.cmd = nil
 }
 
 // cli runs one xdpban command against the daemon. The CLI only talks to

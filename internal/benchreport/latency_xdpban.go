@@ -7,12 +7,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/control"
 	"github.com/xdpban/xdpban/internal/netnstest"
 	"github.com/xdpban/xdpban/internal/nspair"
 )
@@ -40,96 +37,30 @@ type latencyRun struct {
 	lost     int           // datagrams missing before a cut, all runs
 }
 
-type xdpbanDaemon struct {
-	cmd    *exec.Cmd
-	done   chan error
-	out    string // the daemon's stdout+stderr file
-	client *control.Client
-}
-
-func startXdpban(ctx context.Context, o opts, p *nspair.Pair, dir, logPath string) (*xdpbanDaemon, error) {
-	if _, err := os.Stat(o.bin); err != nil {
-		return nil, fmt.Errorf("xdpban binary %s: %w: run `make build` or pass -bin", o.bin, err)
-	}
-	conf := filepath.Join(dir, "etc")
-	if err := os.MkdirAll(conf, 0o755); err != nil {
-		return nil, fmt.Errorf("xdpban config dir: %w", err)
-	}
-	files := map[string]string{
-		// Small maps: the defaults preallocate a million entries.
-		"xdpban.local": "[xdpban]\nmap_size_v4 = 16384\nmap_size_v6 = 16384\nmap_size_v4_net = 1024\nmap_size_v6_net = 1024\n",
-		"jail.local": fmt.Sprintf("[sshd]\nenabled = false\n\n[%s]\nenabled = true\nfilter = sshd\nbackend = file\nlogpath = %s\nmaxretry = 1\nfindtime = 10m\nbantime = 1h\n",
-			latencyJail, logPath),
-	}
-	for name, body := range files {
-		if err := os.WriteFile(filepath.Join(conf, name), []byte(body), 0o644); err != nil {
-			return nil, fmt.Errorf("write xdpban %s: %w", name, err)
-		}
-	}
+// startLatencyDaemon runs the daemon with one jail following logPath,
+// ready once the jail follows it.
+func startLatencyDaemon(ctx context.Context, o opts, p *nspair.Pair, dir, logPath string) (*daemonProc, error) {
 	if err := os.WriteFile(logPath, []byte("startup line\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("create the jail's log: %w", err)
 	}
-	sock := filepath.Join(dir, "xdpban.sock")
-	d := &xdpbanDaemon{done: make(chan error, 1), out: filepath.Join(dir, "daemon.log"), client: control.NewClient(sock)}
-	outf, err := os.Create(d.out)
-	if err != nil {
-		return nil, fmt.Errorf("daemon output file: %w", err)
-	}
-	defer outf.Close()
-	// nsenter, not `ip netns exec`: the latter remounts /sys and would
-	// hide the bpffs the daemon pins its maps in.
-	d.cmd = exec.Command("nsenter", "--net="+p.Host.Path(), "--", o.bin,
-		"--socket", sock, "--pin-path", pinDir(), "--state-dir", filepath.Join(dir, "state"), "--config", conf,
-		"run", "--iface", p.HostIf, "--backend", "xdp", "--banlog", filepath.Join(dir, "xdpban.log"), "--detach-on-exit")
-	d.cmd.Stdout, d.cmd.Stderr = outf, outf
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start xdpban run: %w", err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	atCleanup(d.stop)
-
-	// The socket answers before the jails start: ready when the jail
-	// follows the log.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		js, err := d.client.JailStatus(cctx, latencyJail)
-		cancel()
-		if err == nil && len(js.Files) == 1 && js.Files[0] == logPath {
-			return d, nil
-		}
-		select {
-		case werr := <-d.done:
-			return nil, fmt.Errorf("xdpban run exited at start (%v): %s", werr, d.tail())
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("xdpban jail %s not following %s 20s after start (%v): %s", latencyJail, logPath, err, d.tail())
-		}
-	}
-}
-
-func (d *xdpbanDaemon) tail() string {
-	b, _ := os.ReadFile(d.out)
-	return lastLines(string(b), 3)
-}
-
-func (d *xdpbanDaemon) stop() {
-	if d.cmd == nil || d.cmd.Process == nil {
-		return
-	}
-	d.client.Close()
-	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		<-d.done
-	}
-	d.cmd = nil
+	return startDaemon(ctx, o, p, dir, daemonConf{
+		// Small maps: the defaults preallocate a million entries.
+		keys: map[string]int{"map_size_v4": 16384, "map_size_v6": 16384, "map_size_v4_net": 1024, "map_size_v6_net": 1024},
+		jails: fmt.Sprintf("[sshd]\nenabled = false\n\n[%s]\nenabled = true\nfilter = sshd\nbackend = file\nlogpath = %s\nmaxretry = 1\nfindtime = 10m\nbantime = 1h\n",
+			latencyJail, logPath),
+		ready: func(ctx context.Context, d *daemonProc) error {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			js, err := d.client.JailStatus(cctx, latencyJail)
+			if err != nil {
+				return err
+			}
+			if len(js.Files) != 1 || js.Files[0] != logPath {
+				return fmt.Errorf("jail %s follows %v, not %s", latencyJail, js.Files, logPath)
+			}
+			return nil
+		},
+	})
 }
 
 // xdpbanLatency times runs bans; with noise the log takes noiseRate
@@ -148,7 +79,7 @@ func xdpbanLatency(ctx context.Context, o opts, runs int, noise bool) (latencyRu
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, fmt.Errorf("scratch dir: %w", err)
 	}
-	d, err := startXdpban(ctx, o, p, dir, logPath)
+	d, err := startLatencyDaemon(ctx, o, p, dir, logPath)
 	if err != nil {
 		return res, err
 	}
@@ -186,7 +117,7 @@ type banRunResult struct {
 }
 
 // banRun is one run from attacker address a.
-func (d *xdpbanDaemon) banRun(ctx context.Context, p *nspair.Pair, logPath string, a netip.Addr) (banRunResult, error) {
+func (d *daemonProc) banRun(ctx context.Context, p *nspair.Pair, logPath string, a netip.Addr) (banRunResult, error) {
 	if err := p.AddAttackerAddr(a); err != nil {
 		return banRunResult{}, err
 	}

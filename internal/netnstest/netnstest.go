@@ -57,7 +57,8 @@ func (n *NS) Run(t testing.TB, name string, args ...string) string {
 	t.Helper()
 	out, err := n.Output(name, args...)
 	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
+		// The error carries the output.
+		t.Fatal(err)
 	}
 	return out
 }

@@ -162,12 +162,18 @@ func (d *daemonProc) stop() {
 	if d.cmd == nil || d.cmd.Process == nil {
 		return
 	}
-	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-		<-d.done
-	}
+	stopGroup(d.cmd, d.done, 15*time.Second)
 	d.cmd = nil
+}
+
+// stopGroup sends SIGTERM to the process group cmd leads (started with
+// Setpgid) and SIGKILL after grace; done is its Wait's result.
+func stopGroup(cmd *exec.Cmd, done <-chan error, grace time.Duration) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
 }

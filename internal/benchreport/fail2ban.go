@@ -162,13 +162,7 @@ func (f *fail2ban) stop() {
 		return
 	}
 	// The process group: ip netns exec, the server and any action shell.
-	_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-f.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
-		<-f.done
-	}
+	stopGroup(f.cmd, f.done, 5*time.Second)
 	f.cmd = nil
 }
 

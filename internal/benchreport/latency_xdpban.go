@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -121,7 +120,7 @@ func (d *daemonProc) banRun(ctx context.Context, p *nspair.Pair, logPath string,
 	if err := p.AddAttackerAddr(a); err != nil {
 		return banRunResult{}, err
 	}
-	pr, err := openProbe(p, a)
+	pr, err := netnstest.OpenProbe(p, a, latencyPort, probeEvery)
 	if err != nil {
 		return banRunResult{}, err
 	}
@@ -156,29 +155,4 @@ func (d *daemonProc) banRun(ctx context.Context, p *nspair.Pair, logPath string,
 		return res, nil
 	}
 	return res, fmt.Errorf("%s: datagrams stopped arriving but no ban is listed", a)
-}
-
-// openProbe opens the probe's sockets: the receiver in the host
-// namespace, the sender bound to a in the attacker namespace.
-func openProbe(p *nspair.Pair, a netip.Addr) (*netnstest.Probe, error) {
-	dst := netip.AddrPortFrom(nspair.HostV4, latencyPort)
-	var recv, send *net.UDPConn
-	err := p.Host.Do(func() error {
-		var err error
-		recv, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(dst))
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("probe receiver on %s: %w", dst, err)
-	}
-	err = p.Attacker.Do(func() error {
-		var err error
-		send, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)), net.UDPAddrFromAddrPort(dst))
-		return err
-	})
-	if err != nil {
-		recv.Close()
-		return nil, fmt.Errorf("probe sender from %s: %w", a, err)
-	}
-	return netnstest.NewProbe(send, recv, probeEvery), nil
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/xdpban/xdpban/internal/nspair"
 )
 
 // Probe times a ban from the outside: a paced stream of numbered UDP
@@ -62,6 +64,17 @@ func NewProbe(send, recv *net.UDPConn, interval time.Duration) *Probe {
 // interval. It is closed when the test ends.
 func (p *Pair) Probe(t testing.TB, from netip.Addr, port uint16, interval time.Duration) *Probe {
 	t.Helper()
+	pr, err := OpenProbe(p.pair, from, port, interval)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pr.Close)
+	return pr
+}
+
+// OpenProbe is Pair.Probe for a program (make bench): the caller closes
+// the probe.
+func OpenProbe(p *nspair.Pair, from netip.Addr, port uint16, interval time.Duration) (*Probe, error) {
 	to := HostV4
 	if from.Is6() && !from.Is4In6() {
 		to = HostV6
@@ -74,7 +87,7 @@ func (p *Pair) Probe(t testing.TB, from netip.Addr, port uint16, interval time.D
 		return err
 	})
 	if err != nil {
-		t.Fatalf("probe: listen on %s in %s: %v", dst, p.Host.Name, err)
+		return nil, fmt.Errorf("probe: listen on %s in %s: %w", dst, p.Host.Name, err)
 	}
 	err = p.Attacker.Do(func() error {
 		var err error
@@ -83,11 +96,9 @@ func (p *Pair) Probe(t testing.TB, from netip.Addr, port uint16, interval time.D
 	})
 	if err != nil {
 		recv.Close()
-		t.Fatalf("probe: udp socket from %s in %s: %v", from, p.Attacker.Name, err)
+		return nil, fmt.Errorf("probe: udp socket from %s in %s: %w", from, p.Attacker.Name, err)
 	}
-	pr := NewProbe(send, recv, interval)
-	t.Cleanup(pr.Close)
-	return pr
+	return NewProbe(send, recv, interval), nil
 }
 
 // Start starts the stream and returns once warm datagrams have arrived,

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -537,6 +538,11 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(tw, "counter:\t%s\t%d\n", k, st.Counters[k])
 	}
 	fmt.Fprintf(tw, "bans:\t%d\n", st.Bans)
+	for _, j := range st.Jails {
+		if j.RateLimit != "" {
+			fmt.Fprintf(tw, "rate-limited SYNs dropped:\t%s\t%s\t(ratelimit %s)\n", j.Name, rateLimitedText(j.RateLimited), j.RateLimit)
+		}
+	}
 	tw.Flush()
 	names := make([]string, len(st.Jails))
 	for i, j := range st.Jails {
@@ -556,10 +562,24 @@ func printJailStatus(w io.Writer, js control.JailStatus) {
 	} else {
 		fmt.Fprintf(w, "|  `- File list:\t%s\n", strings.Join(js.Files, " "))
 	}
+	if js.RateLimit != "" {
+		fmt.Fprintf(w, "|- Rate limit\n")
+		fmt.Fprintf(w, "|  |- Setting:\t%s\n", js.RateLimit)
+		fmt.Fprintf(w, "|  `- Rate-limited SYNs dropped:\t%s\n", rateLimitedText(js.RateLimited))
+	}
 	fmt.Fprintf(w, "`- Actions\n")
 	fmt.Fprintf(w, "   |- Currently banned:\t%d\n", js.CurrentlyBanned)
 	fmt.Fprintf(w, "   |- Total banned:\t%d\n", js.TotalBanned)
 	fmt.Fprintf(w, "   `- Banned IP list:\t%s\n", strings.Join(js.BannedAddrs, " "))
+}
+
+// rateLimitedText is a jail's rate-limited SYN count, or "n/a" when the
+// backend does not rate-limit (iptables): the limit is set but unenforced.
+func rateLimitedText(n *uint64) string {
+	if n == nil {
+		return "n/a"
+	}
+	return strconv.FormatUint(*n, 10)
 }
 
 func sortedKeys(m map[string]uint64) []string {

@@ -120,6 +120,14 @@ type JailSummary struct {
 	Name    string `json:"name"`
 	Enabled bool   `json:"enabled"`
 	Banned  int    `json:"banned"`
+	// RateLimit is the jail's ratelimit setting ("10/1m,burst=20"),
+	// empty (and left out) when it has none.
+	RateLimit string `json:"ratelimit,omitempty"`
+	// RateLimited is the SYNs the kernel dropped for exceeding the jail's
+	// ratelimit. nil (left out) when the jail has no ratelimit or the
+	// backend does not rate-limit (iptables): a 0 there would claim a
+	// limit that is not enforced.
+	RateLimited *uint64 `json:"ratelimited,omitempty"`
 }
 
 // JailStatus is `xdpban status JAIL --json`, fail2ban-client's fields.
@@ -132,6 +140,9 @@ type JailStatus struct {
 	BannedAddrs     []string `json:"banned"`
 	Files           []string `json:"files"`
 	Journal         []string `json:"journal,omitempty"`
+	// RateLimit and RateLimited as in JailSummary.
+	RateLimit   string  `json:"ratelimit,omitempty"`
+	RateLimited *uint64 `json:"ratelimited,omitempty"`
 }
 
 // ReloadRequest is POST /v1/reload; an empty Jail reloads everything.

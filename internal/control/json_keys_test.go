@@ -49,14 +49,23 @@ func TestJSONKeysAreTheDocumentedOnes(t *testing.T) {
 		{"status interface", bans.IfaceStatus{}, "mode name"},
 		{"status table", bans.TableStatus{}, "capacity entries name"},
 		{"status jail", JailSummary{}, "banned enabled name"},
+		{"status jail with a ratelimit", JailSummary{RateLimit: "5/1s,burst=5", RateLimited: new(uint64)},
+			"banned enabled name ratelimit ratelimited"},
 		{"jail status", JailStatus{Journal: []string{"_COMM=sshd"}},
 			"banned currently_banned currently_failed files journal name total_banned total_failed"},
+		{"jail status with a ratelimit", JailStatus{RateLimit: "5/1s,burst=5", RateLimited: new(uint64)},
+			"banned currently_banned currently_failed files name ratelimit ratelimited total_banned total_failed"},
 		{"ban", BanResponse{}, "banned"},
 		{"unban", UnbanResponse{}, "removed"},
 	} {
 		if got := strings.Join(keysOf(t, c.v), " "); got != c.want {
 			t.Errorf("%s keys: %q, want %q (update README's JSON section with any change)", c.what, got, c.want)
 		}
+	}
+	// ratelimited is a plain number, 0 included, whenever a limit is set.
+	if b, _ := json.Marshal(JailSummary{Name: "s", RateLimit: "5/1s,burst=5", RateLimited: new(uint64)}); string(b) !=
+		`{"name":"s","enabled":false,"banned":0,"ratelimit":"5/1s,burst=5","ratelimited":0}` {
+		t.Errorf("jail summary with a ratelimit and no drops: %s", b)
 	}
 	// expires: RFC 3339 in UTC, null when permanent.
 	b, _ := json.Marshal([]Entry{timed, perm})

@@ -660,6 +660,13 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 		}
 		st.Jails = append(st.Jails, control.JailSummary{Name: j.Name, Enabled: running[j.Name], Banned: banned})
 	}
+	drops, counted, err := d.rateLimitedDrops()
+	if err != nil {
+		return control.Status{}, err
+	}
+	for i := range st.Jails {
+		st.Jails[i].RateLimit, st.Jails[i].RateLimited = rateLimitFields(cfg, st.Jails[i].Name, drops, counted)
+	}
 	// Jails that only exist through bans (manual) are shown too.
 	if d.core != nil {
 		known := map[string]bool{}
@@ -721,6 +728,14 @@ func (d *Daemon) JailStatus(ctx context.Context, jail string) (control.JailStatu
 	if !known {
 		return js, fmt.Errorf("%w %q: it is not running; see 'xdpban status' for the jails", control.ErrUnknownJail, jail)
 	}
+	drops, counted, err := d.rateLimitedDrops()
+	if err != nil {
+		return js, err
+	}
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	js.RateLimit, js.RateLimited = rateLimitFields(cfg, jail, drops, counted)
 	return js, nil
 }
 
@@ -784,6 +799,16 @@ func (d *Daemon) jailCounters() []metrics.JailCounters {
 	if d.engine == nil {
 		return nil
 	}
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	// Read at scrape time, like the backend's dropped packets; a failed
+	// read leaves the figure out (xdpban_backend_up tells the backend's
+	// health) rather than failing the whole scrape.
+	drops, counted, err := d.rateLimitedDrops()
+	if err != nil {
+		d.log.Warn("metrics: rate-limited drops not read", "err", err)
+	}
 	var out []metrics.JailCounters
 	for _, n := range d.engine.Names() {
 		s, err := d.engine.Stats(n)
@@ -791,6 +816,7 @@ func (d *Daemon) jailCounters() []metrics.JailCounters {
 			continue
 		}
 		jc := metrics.JailCounters{Jail: n, Failures: s.TotalFailed}
+		_, jc.RateLimited = rateLimitFields(cfg, n, drops, counted)
 		for _, src := range s.Sources {
 			jc.Sources = append(jc.Sources, metrics.SourceCounters{Log: src.Name, Read: src.LinesRead, Skipped: src.LinesSkipped})
 		}

@@ -42,6 +42,10 @@ type JailCounters struct {
 	Jail     string
 	Failures uint64
 	Sources  []SourceCounters
+	// RateLimited is the SYNs the kernel dropped for exceeding the jail's
+	// ratelimit; nil when the jail has none or the backend does not
+	// rate-limit, so no series claims a limit that is not enforced.
+	RateLimited *uint64
 }
 
 // SourceCounters are one followed log's line totals.
@@ -91,6 +95,8 @@ var (
 		"Lines read, per jail and followed log.", []string{"jail", "log"}, nil)
 	descLinesSkipped = prometheus.NewDesc("xdpban_log_lines_skipped_total",
 		"Lines skipped as unusable (not UTF-8, binary, too long), per jail and followed log.", []string{"jail", "log"}, nil)
+	descRateLimited = prometheus.NewDesc("xdpban_ratelimited_packets_total",
+		"SYNs dropped by the kernel for exceeding the jail's ratelimit (XDP per-CPU counters summed).", []string{"jail"}, nil)
 )
 
 type jailCollector struct{ jails JailsFunc }
@@ -99,11 +105,15 @@ func (c *jailCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descFailures
 	ch <- descLinesRead
 	ch <- descLinesSkipped
+	ch <- descRateLimited
 }
 
 func (c *jailCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, j := range c.jails() {
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(j.Failures), j.Jail)
+		if j.RateLimited != nil {
+			ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(*j.RateLimited), j.Jail)
+		}
 		seen := map[string]bool{}
 		for _, s := range j.Sources {
 			if seen[s.Log] { // a duplicate label set would fail the scrape

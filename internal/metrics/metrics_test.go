@@ -21,7 +21,11 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 			Tables:   []bans.TableStatus{{Name: "bans_v4", Entries: 25, Capacity: 100}},
 		}, nil
 	}, func() []JailCounters {
-		return []JailCounters{{Jail: "sshd", Failures: 11, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2}}}}
+		syns := uint64(17)
+		return []JailCounters{
+			{Jail: "sshd", Failures: 11, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2}}, RateLimited: &syns},
+			{Jail: "nginx", Failures: 1}, // no ratelimit: no series
+		}
 	})
 	m.BansActive.WithLabelValues("sshd").Set(3)
 	m.BansTotal.WithLabelValues("sshd").Add(5)
@@ -53,10 +57,15 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 		`xdpban_table_fill_ratio{table="bans_v4"} 0.25`,
 		`xdpban_ban_latency_seconds_count 1`,
 		`xdpban_backend_up 1`,
+		`xdpban_ratelimited_packets_total{jail="sshd"} 17`,
+		`# TYPE xdpban_ratelimited_packets_total counter`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("scrape lacks %q", want)
 		}
+	}
+	if strings.Contains(string(body), `xdpban_ratelimited_packets_total{jail="nginx"}`) {
+		t.Errorf("a jail without a ratelimit has a rate-limited series:\n%s", body)
 	}
 	cancel()
 	select {

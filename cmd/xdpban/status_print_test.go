@@ -1,0 +1,47 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/control"
+)
+
+func TestStatusTextShowsRateLimitedDrops(t *testing.T) {
+	n := uint64(4321)
+	var b strings.Builder
+	printStatus(&b, control.Status{Status: bans.Status{Backend: "xdp"}, Mode: "daemon", Jails: []control.JailSummary{
+		{Name: "synflood", Enabled: true, RateLimit: "5/1s,burst=5", RateLimited: &n},
+		{Name: "web", Enabled: true, RateLimit: "10/1m,burst=10"}, // backend without a rate limiter
+		{Name: "sshd", Enabled: true},
+	}})
+	out := b.String()
+	for _, want := range []string{
+		"rate-limited SYNs dropped:  synflood  4321  (ratelimit 5/1s,burst=5)",
+		"rate-limited SYNs dropped:  web       n/a   (ratelimit 10/1m,burst=10)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "rate-limited SYNs dropped:  sshd") {
+		t.Errorf("a jail without a ratelimit has a rate-limited line:\n%s", out)
+	}
+
+	b.Reset()
+	printJailStatus(&b, control.JailStatus{Name: "synflood", RateLimit: "5/1s,burst=5", RateLimited: &n})
+	if want := "|- Rate limit\n|  |- Setting:\t5/1s,burst=5\n|  `- Rate-limited SYNs dropped:\t4321\n`- Actions\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("jail status lacks %q:\n%s", want, b.String())
+	}
+	b.Reset()
+	printJailStatus(&b, control.JailStatus{Name: "web", RateLimit: "10/1m,burst=10"})
+	if want := "Rate-limited SYNs dropped:\tn/a\n"; !strings.Contains(b.String(), want) {
+		t.Errorf("jail status on a backend without a rate limiter lacks %q:\n%s", want, b.String())
+	}
+	b.Reset()
+	printJailStatus(&b, control.JailStatus{Name: "sshd"})
+	if strings.Contains(b.String(), "Rate") {
+		t.Errorf("jail without a ratelimit shows a rate limit section:\n%s", b.String())
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,9 +140,14 @@ func TestWatchThroughDaemon(t *testing.T) {
 
 // ratelimit.banafter end to end: a source that keeps sending SYNs over
 // its jail's limit for longer than banafter is banned like a jail's
-// offender, while the limit alone only throttled it.
+// offender, while the limit alone only throttled it. `status JAIL` and
+// the metrics then report exactly the SYNs the limit dropped: every SYN
+// sent either reached the host's TCP, was dropped by the limit, or was
+// dropped by the ban.
 func TestRateLimitBanAfter(t *testing.T) {
 	w := newWorld(t)
+	w.p.Host.Run(t, "ip", "link", "set", "lo", "up")
+	writeTestConfig(t, w.config, "metrics_listen = 127.0.0.1:9798\n")
 	logf := filepath.Join(t.TempDir(), "auth.log")
 	if err := os.WriteFile(logf, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -156,12 +162,16 @@ func TestRateLimitBanAfter(t *testing.T) {
 	a := netnstest.AttackerV4
 	c := control.NewClient(w.socket)
 	defer c.Close()
+	inSegs0 := hostTCPInSegs(t, w)
 	start := time.Now()
 	var banned *control.Entry
+	sent := 0
 	// About 30 SYNs a second for at most 10s (bounded): nobody listens,
 	// so each passing SYN is answered by a RST, each throttled one times
-	// the dial out.
+	// the dial out. The 30ms time-out closes the socket long before the
+	// first SYN retransmission (1s): one dial is one SYN.
 	for i := 0; i < 300 && banned == nil; i++ {
+		sent++
 		w.p.Attacker.Do(func() error {
 			d := net.Dialer{Timeout: 30 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: a.AsSlice()}}
 			if conn, err := d.Dial("tcp", netip.AddrPortFrom(netnstest.HostV4, port).String()); err == nil {
@@ -188,6 +198,92 @@ func TestRateLimitBanAfter(t *testing.T) {
 		t.Fatalf("ban %+v after %v: want jail synflood, no sooner than banafter (2s)", *banned, took)
 	}
 	t.Logf("banned after %v of SYN flood", time.Since(start).Round(time.Millisecond))
+
+	// The flood is over; let the last RSTs and counters settle.
+	time.Sleep(200 * time.Millisecond)
+	received := int(hostTCPInSegs(t, w) - inSegs0)
+	banDrops := int(w.list(t)["192.0.2.2/32"].Packets)
+	var js control.JailStatus
+	if err := json.Unmarshal([]byte(w.mustCLI(t, "status", "synflood", "--json")), &js); err != nil {
+		t.Fatal(err)
+	}
+	if js.RateLimit != "5/1s,burst=5" || js.RateLimited == nil {
+		t.Fatalf("status synflood: ratelimit %q, ratelimited %v: want 5/1s,burst=5 and a count", js.RateLimit, js.RateLimited)
+	}
+	rl := int(*js.RateLimited)
+	t.Logf("sent %d SYNs: %d reached the host, %d rate-limited, %d dropped by the ban", sent, received, rl, banDrops)
+	// About 25 of every 30 SYNs a second are over the limit for >= 2s.
+	if rl < 30 || sent-received != rl+banDrops {
+		t.Fatalf("sent %d, host received %d, ban dropped %d: %d rate-limited by status, want %d (and at least 30)",
+			sent, received, banDrops, rl, sent-received-banDrops)
+	}
+	text := w.mustCLI(t, "status", "synflood")
+	if want := fmt.Sprintf("|- Rate limit\n|  |- Setting:\t5/1s,burst=5\n|  `- Rate-limited SYNs dropped:\t%d\n", rl); !strings.Contains(text, want) {
+		t.Errorf("status synflood lacks %q:\n%s", want, text)
+	}
+	var st control.Status
+	if err := json.Unmarshal([]byte(w.mustCLI(t, "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range st.Jails {
+		if j.Name == "synflood" && (j.RateLimited == nil || int(*j.RateLimited) != rl) {
+			t.Errorf("status --json: synflood ratelimited %v, want %d", j.RateLimited, rl)
+		}
+	}
+	if want := fmt.Sprintf(`xdpban_ratelimited_packets_total{jail="synflood"} %d`, rl); !strings.Contains(scrapeMetrics(t, w), want) {
+		t.Errorf("metrics lack %q", want)
+	}
+}
+
+// hostTCPInSegs is the TCP segments the host's stack received (Tcp
+// InSegs of /proc/net/snmp in the host namespace): what XDP passed.
+func hostTCPInSegs(t *testing.T, w *world) uint64 {
+	t.Helper()
+	out := w.p.Host.Run(t, "cat", "/proc/net/snmp")
+	var names []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != "Tcp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "InSegs" && i < len(f) {
+				v, err := strconv.ParseUint(f[i], 10, 64)
+				if err != nil {
+					t.Fatalf("Tcp InSegs %q: %v", f[i], err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatalf("no Tcp InSegs in the host's /proc/net/snmp:\n%s", out)
+	return 0
+}
+
+// scrapeMetrics reads the daemon's metrics endpoint in the host namespace.
+func scrapeMetrics(t *testing.T, w *world) string {
+	t.Helper()
+	var body string
+	err := w.p.Host.Do(func() error {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:9798", 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+		b, err := io.ReadAll(c)
+		body = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("scrape metrics: %v", err)
+	}
+	return body
 }
 
 func TestWatchRefusedWhenEventsOff(t *testing.T) {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
@@ -89,6 +92,32 @@ func (n *NS) Do(f func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
+}
+
+// MAC is the hardware address of dev in the namespace, asked over
+// netlink: /sys/class/net shows the namespace /sys was mounted in.
+func (n *NS) MAC(dev string) (net.HardwareAddr, error) {
+	h, err := netlink.NewHandleAt(n.handle)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in netns %s: %w", n.Name, err)
+	}
+	defer h.Close()
+	l, err := h.LinkByName(dev)
+	if err != nil {
+		return nil, fmt.Errorf("link %s in netns %s: %w", dev, n.Name, err)
+	}
+	return l.Attrs().HardwareAddr, nil
+}
+
+// sysctl writes a /proc/sys value of the namespace (from a thread in it:
+// /proc/sys/net is the reader's namespace's).
+func (n *NS) sysctl(key, val string) error {
+	return n.Do(func() error {
+		if err := os.WriteFile("/proc/sys/"+key, []byte(val), 0o644); err != nil {
+			return fmt.Errorf("sysctl %s=%s in netns %s: %w", strings.ReplaceAll(key, "/", "."), val, n.Name, err)
+		}
+		return nil
+	})
 }
 
 // Command is a command that will run inside the namespace (`ip netns

@@ -20,8 +20,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-
-	"github.com/vishvananda/netlink"
 )
 
 // Documentation addresses of the pair (RFC 5737 / RFC 3849).
@@ -223,30 +221,4 @@ func randomHex() string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-// MAC is the hardware address of dev in the namespace, asked over
-// netlink: /sys/class/net shows the namespace /sys was mounted in.
-func (n *NS) MAC(dev string) (net.HardwareAddr, error) {
-	h, err := netlink.NewHandleAt(n.handle)
-	if err != nil {
-		return nil, fmt.Errorf("netlink in netns %s: %w", n.Name, err)
-	}
-	defer h.Close()
-	l, err := h.LinkByName(dev)
-	if err != nil {
-		return nil, fmt.Errorf("link %s in netns %s: %w", dev, n.Name, err)
-	}
-	return l.Attrs().HardwareAddr, nil
-}
-
-// sysctl writes a /proc/sys value of the namespace (from a thread in it:
-// /proc/sys/net is the reader's namespace's).
-func (n *NS) sysctl(key, val string) error {
-	return n.Do(func() error {
-		if err := os.WriteFile("/proc/sys/"+key, []byte(val), 0o644); err != nil {
-			return fmt.Errorf("sysctl %s=%s in netns %s: %w", strings.ReplaceAll(key, "/", "."), val, n.Name, err)
-		}
-		return nil
-	})
 }

@@ -172,7 +172,7 @@ func (c *Core) allNew(ps []netip.Prefix) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, p := range ps {
-		if _, ok := c.active.get(keyOf(p)); ok {
+		if _, ok := c.active.get(store.KeyOf(p)); ok {
 			return false
 		}
 	}
@@ -251,7 +251,7 @@ func (c *Core) forget(bs []bans.Ban, why string) {
 		if !ok {
 			continue
 		}
-		c.active.del(keyOf(b.Prefix))
+		c.active.del(store.KeyOf(b.Prefix))
 		if c.Metrics != nil {
 			c.Metrics.BansActive.WithLabelValues(old.Jail).Dec()
 			c.Metrics.UnbansTotal.WithLabelValues(old.Jail, why).Inc()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/store"
 )
 
 // The mirror of active bans is the daemon's largest structure (a bulk
@@ -16,32 +17,8 @@ import (
 // netip.Prefix to bans.Ban costs five to eight times that, and its
 // pointers are scanned on every collection.
 
-// mkey is a prefix: family (4 or 6), the 16-byte address (IPv4 in the
-// first four), then the length. The store's key layout.
-type mkey [18]byte
-
-func keyOf(p netip.Prefix) mkey {
-	var k mkey
-	a := p.Addr()
-	if a.Is4() {
-		k[0] = 4
-		b := a.As4()
-		copy(k[1:], b[:])
-	} else {
-		k[0] = 6
-		b := a.As16()
-		copy(k[1:], b[:])
-	}
-	k[17] = byte(p.Bits())
-	return k
-}
-
-func (k mkey) prefix() netip.Prefix {
-	if k[0] == 4 {
-		return netip.PrefixFrom(netip.AddrFrom4([4]byte(k[1:5])), int(k[17]))
-	}
-	return netip.PrefixFrom(netip.AddrFrom16([16]byte(k[1:17])), int(k[17]))
-}
+// mkey is a prefix in the store's key layout (store.Key).
+type mkey = store.Key
 
 // mval is a ban's expiry (unix ns, 0 when permanent) and its jail's
 // index in Core.jails.
@@ -74,7 +51,7 @@ func (c *Core) val(b bans.Ban) mval {
 
 // ban unpacks an entry; the caller holds c.mu.
 func (c *Core) ban(k mkey, v mval) bans.Ban {
-	b := bans.Ban{Prefix: k.prefix(), Jail: c.jails[v.jail()]}
+	b := bans.Ban{Prefix: k.Prefix(), Jail: c.jails[v.jail()]}
 	if e := v.expires(); e != 0 {
 		b.Expires = time.Unix(0, e)
 	}
@@ -84,7 +61,7 @@ func (c *Core) ban(k mkey, v mval) bans.Ban {
 // put records b in the mirror and returns the ban it replaced; the
 // caller holds c.mu.
 func (c *Core) put(b bans.Ban) (old bans.Ban, replaced bool) {
-	k := keyOf(b.Prefix)
+	k := store.KeyOf(b.Prefix)
 	if ov, ok := c.active.get(k); ok {
 		old, replaced = c.ban(k, ov), true
 	}
@@ -98,7 +75,7 @@ func (c *Core) put(b bans.Ban) (old bans.Ban, replaced bool) {
 
 // lookup is the mirror's ban on exactly p; the caller holds c.mu.
 func (c *Core) lookup(p netip.Prefix) (bans.Ban, bool) {
-	k := keyOf(p)
+	k := store.KeyOf(p)
 	v, ok := c.active.get(k)
 	if !ok {
 		return bans.Ban{}, false

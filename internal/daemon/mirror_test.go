@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/store"
 )
 
 func TestMirrorKeyRoundTrip(t *testing.T) {
@@ -15,8 +16,8 @@ func TestMirrorKeyRoundTrip(t *testing.T) {
 	for _, s := range []string{"192.0.2.7/32", "192.0.2.0/24", "c000:200::/24", "2001:db8::/64",
 		"2001:db8::1/128", "198.51.100.0/25", "2001:db8::/32", "::/16"} {
 		p := pfx(s)
-		k := keyOf(p)
-		if got := k.prefix(); got != p {
+		k := store.KeyOf(p)
+		if got := k.Prefix(); got != p {
 			t.Errorf("%s came back as %s", p, got)
 		}
 		if o, dup := seen[k]; dup {

@@ -129,11 +129,15 @@ func (s *Store) Recovered() string { return s.recovered }
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
-// banKey is the prefix as network-order bytes: the 16-byte address (IPv4
-// as the 4 bytes left-aligned, with a family byte so 192.0.2.0/24 and
-// c000:200::/24 never collide) then the length.
-func banKey(p netip.Prefix) []byte {
-	k := make([]byte, 18)
+// Key is a ban's prefix as network-order bytes: a family byte (4 or 6, so
+// 192.0.2.0/24 and c000:200::/24 never collide), the 16-byte address
+// (IPv4 as the 4 bytes left-aligned), then the length. It is the
+// database's key and, being a flat array, the daemon's in-memory key too.
+type Key [18]byte
+
+// KeyOf is p's Key.
+func KeyOf(p netip.Prefix) Key {
+	var k Key
 	a := p.Addr()
 	if a.Is4() {
 		k[0] = 4
@@ -146,6 +150,17 @@ func banKey(p netip.Prefix) []byte {
 	}
 	k[17] = byte(p.Bits())
 	return k
+}
+
+// Prefix is the prefix k was made from (k must come from KeyOf).
+func (k Key) Prefix() netip.Prefix {
+	p, _ := parseBanKey(k[:])
+	return p
+}
+
+func banKey(p netip.Prefix) []byte {
+	k := KeyOf(p)
+	return k[:]
 }
 
 func parseBanKey(k []byte) (netip.Prefix, error) {

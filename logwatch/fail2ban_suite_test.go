@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -53,42 +52,9 @@ func TestFail2banSamples(t *testing.T) {
 	}
 	ref := time.Unix(f2bTestNowSec, 0).In(berlin)
 
-	type target struct{ name, dir string }
-	var targets []target
-	confs, _ := filepath.Glob(filepath.Join(f2bConfig, "filter.d", "*.conf"))
-	for _, c := range confs {
-		n := strings.TrimSuffix(filepath.Base(c), ".conf")
-		if strings.HasSuffix(n, "common") {
-			continue
-		}
-		targets = append(targets, target{n, f2bConfig})
-	}
-	// fail2ban's own test filters include common.conf through a path
-	// that only exists in its source tree; give them a copy next to
-	// them, as its installer does.
-	zzzDir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(zzzDir, "filter.d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	common, err := os.ReadFile(filepath.Join(f2bConfig, "filter.d", "common.conf"))
+	targets, err := samplelog.Targets(f2bConfig, filepath.Join(f2bTests, "config", "filter.d"), t.TempDir())
 	if err != nil {
-		t.Fatalf("read fail2ban's common.conf: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(zzzDir, "filter.d", "common.conf"), common, 0o644); err != nil {
 		t.Fatal(err)
-	}
-	includeRE := regexp.MustCompile(`(?m)^before = .*common\.conf$`)
-	zzz, _ := filepath.Glob(filepath.Join(f2bTests, "config", "filter.d", "zzz-*.conf"))
-	for _, c := range zzz {
-		data, err := os.ReadFile(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data = includeRE.ReplaceAll(data, []byte("before = common.conf"))
-		if err := os.WriteFile(filepath.Join(zzzDir, "filter.d", filepath.Base(c)), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		targets = append(targets, target{strings.TrimSuffix(filepath.Base(c), ".conf"), zzzDir})
 	}
 
 	stats := map[string]*suiteStats{}
@@ -99,10 +65,10 @@ func TestFail2banSamples(t *testing.T) {
 		return stats[k]
 	}
 	for _, tg := range targets {
-		if _, err := os.Stat(filepath.Join(logsDir, tg.name)); err != nil {
+		if _, err := os.Stat(filepath.Join(logsDir, tg.Name)); err != nil {
 			continue // fail2ban has no sample for it either
 		}
-		runSampleFile(t, tg.name, []string{tg.dir}, logsDir, ref, berlin, stat)
+		runSampleFile(t, tg.Name, []string{tg.Dir}, logsDir, ref, berlin, stat)
 	}
 
 	// Report.

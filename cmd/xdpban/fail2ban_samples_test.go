@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -42,10 +41,6 @@ var f2bMustPass = []string{
 	"apache-auth", "postfix", "dovecot", "vsftpd", "recidive",
 }
 
-// fail2ban's test filters include common.conf by a path into its
-// source tree.
-var includeCommon = regexp.MustCompile(`(?m)^before = .*common\.conf$`)
-
 type sampleStats struct {
 	checks, pass int
 	failures     []string
@@ -70,50 +65,29 @@ func TestFail2banSamplesThroughRegexCommand(t *testing.T) {
 	}
 
 	// The stock filters run from /etc/fail2ban itself; fail2ban's test
-	// filters (zzz-*) from a copy of the tree they are added to, with
-	// their include of common.conf pointed at the copy's.
-	type target struct{ name, dir string }
-	var targets []target
-	confs, _ := filepath.Glob("/etc/fail2ban/filter.d/*.conf")
-	for _, c := range confs {
-		n := strings.TrimSuffix(filepath.Base(c), ".conf")
-		if !strings.HasSuffix(n, "common") {
-			targets = append(targets, target{n, "/etc/fail2ban"})
-		}
-	}
-	zzz, _ := filepath.Glob(filepath.Join(f2bTestFilter, "zzz-*.conf"))
-	if len(zzz) > 0 {
-		tree := copyFail2banTree(t, "/etc/fail2ban")
-		for _, c := range zzz {
-			data, err := os.ReadFile(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = includeCommon.ReplaceAll(data, []byte("before = common.conf"))
-			if err := os.WriteFile(filepath.Join(tree, "filter.d", filepath.Base(c)), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			targets = append(targets, target{strings.TrimSuffix(filepath.Base(c), ".conf"), tree})
-		}
+	// filters (zzz-*) from a copy of the tree they are added to.
+	targets, err := samplelog.Targets("/etc/fail2ban", f2bTestFilter, copyFail2banTree(t, "/etc/fail2ban"))
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	work := t.TempDir()
 	stats := map[string]*sampleStats{}
 	invocations := 0
 	for _, tg := range targets {
-		if _, err := os.Stat(filepath.Join(f2bSampleLogs, tg.name)); err != nil {
+		if _, err := os.Stat(filepath.Join(f2bSampleLogs, tg.Name)); err != nil {
 			continue // no sample log for it in fail2ban either
 		}
-		runs, err := samplelog.Read(f2bSampleLogs, tg.name)
+		runs, err := samplelog.Read(f2bSampleLogs, tg.Name)
 		if err != nil {
-			t.Fatalf("sample log %s: %v", tg.name, err)
+			t.Fatalf("sample log %s: %v", tg.Name, err)
 		}
 		for _, r := range runs {
 			if len(r.Cases) == 0 {
 				continue
 			}
 			invocations++
-			got, errText := regexOnSample(t, work, tg.dir, r)
+			got, errText := regexOnSample(t, work, tg.Dir, r)
 			for i, c := range r.Cases {
 				st := stats[c.Key]
 				if st == nil {

@@ -292,3 +292,55 @@ func readFile(dir, file, name, key string, common *map[string]any, active *[]*Ru
 	}
 	return sc.Err()
 }
+
+// Target is a filter the suite runs: its name and the configuration
+// directory whose filter.d holds it.
+type Target struct{ Name, Dir string }
+
+var includeCommon = regexp.MustCompile(`(?m)^before = .*common\.conf$`)
+
+// Targets lists the stock filters of the fail2ban tree conf (every
+// filter.d/*.conf but the *common includes), then fail2ban's own test
+// filters (testFilters/zzz-*.conf). Those include common.conf through a
+// path that only exists in fail2ban's source tree, so they are copied
+// into scratch/filter.d beside a copy of conf's common.conf, as its
+// installer does, and listed under scratch.
+func Targets(conf, testFilters, scratch string) ([]Target, error) {
+	var out []Target
+	confs, err := filepath.Glob(filepath.Join(conf, "filter.d", "*.conf"))
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range confs {
+		if n := strings.TrimSuffix(filepath.Base(c), ".conf"); !strings.HasSuffix(n, "common") {
+			out = append(out, Target{n, conf})
+		}
+	}
+	zzz, _ := filepath.Glob(filepath.Join(testFilters, "zzz-*.conf"))
+	if len(zzz) == 0 {
+		return out, nil
+	}
+	dir := filepath.Join(scratch, "filter.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	common, err := os.ReadFile(filepath.Join(conf, "filter.d", "common.conf"))
+	if err != nil {
+		return nil, fmt.Errorf("read fail2ban's common.conf: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "common.conf"), common, 0o644); err != nil {
+		return nil, err
+	}
+	for _, c := range zzz {
+		data, err := os.ReadFile(c)
+		if err != nil {
+			return nil, err
+		}
+		data = includeCommon.ReplaceAll(data, []byte("before = common.conf"))
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(c)), data, 0o644); err != nil {
+			return nil, err
+		}
+		out = append(out, Target{strings.TrimSuffix(filepath.Base(c), ".conf"), scratch})
+	}
+	return out, nil
+}

@@ -492,12 +492,37 @@ func (a *atomicCount) add() { a.n.Add(1) }
 // kernel and (after a restart) in the store.
 func TestConcurrentClients(t *testing.T) {
 	w := newWorld(t)
+	// A jail bans from a log a writer appends to while the clients run.
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	appendLines(t, logPath, "startup line\n")
+	writeJailConfig(t, w, logPath, 2)
 	w.start(t)
-	const clients, per = 50, 200
+	const clients, per, logged = 50, 200, 250
 	want := map[string]bool{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	errc := make(chan error, clients)
+	errc := make(chan error, clients+1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		// Each address fails twice (maxretry 2), the second time after
+		// the other addresses' first failures.
+		for round := range 2 {
+			for i := 1; i <= logged; i++ {
+				if _, err := f.WriteString(failLine(fmt.Sprintf("198.51.100.%d", i), round*logged+i)); err != nil {
+					errc <- err
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
 	for g := range clients {
 		wg.Add(1)
 		go func() {
@@ -529,6 +554,13 @@ func TestConcurrentClients(t *testing.T) {
 	close(errc)
 	for err := range errc {
 		t.Fatal(err)
+	}
+	for i := 1; i <= logged; i++ {
+		want[fmt.Sprintf("198.51.100.%d/32", i)] = true
+	}
+	// The jail's last bans may still be on their way from the log.
+	for deadline := time.Now().Add(10 * time.Second); len(w.list(t)) < len(want) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
 	}
 	check := func(when string) {
 		got := w.list(t)

@@ -421,6 +421,29 @@ func (x *XDP) Counters() (map[string]uint64, error) {
 
 // Status implements bans.Backend.
 func (x *XDP) Status(ctx context.Context) (bans.Status, error) {
+	return x.status(ctx, true)
+}
+
+// StatusUncounted implements bans.TableFiller: the ban tables' Entries
+// are -1. rl_buckets, which nobody mirrors, is still counted; it holds
+// at most RL_BUCKETS entries.
+func (x *XDP) StatusUncounted(ctx context.Context) (bans.Status, error) {
+	return x.status(ctx, false)
+}
+
+// TableOf implements bans.TableFiller.
+func (x *XDP) TableOf(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	_, s, err := x.slotFor(p)
+	if err != nil {
+		return ""
+	}
+	return s.t.String()
+}
+
+func (x *XDP) status(ctx context.Context, count bool) (bans.Status, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.checkOpen(); err != nil {
@@ -433,9 +456,12 @@ func (x *XDP) Status(ctx context.Context) (bans.Status, error) {
 	}
 	st.Interfaces = ifs
 	for t := table(0); t < tables; t++ {
-		n := 0
-		if err := x.walk(t, func(entry) error { n++; return ctx.Err() }); err != nil {
-			return st, err
+		n := -1
+		if count {
+			n = 0
+			if err := x.walk(t, func(entry) error { n++; return ctx.Err() }); err != nil {
+				return st, err
+			}
 		}
 		st.Tables = append(st.Tables, bans.TableStatus{Name: t.String(), Entries: n, Capacity: int(x.tbl[t].MaxEntries())})
 	}

@@ -89,6 +89,17 @@ type NewAdder interface {
 	AddNew(ctx context.Context, bs ...Ban) error
 }
 
+// TableFiller is a Backend whose ban tables a caller that mirrors every
+// active ban (the daemon) can count itself: counting them in the kernel
+// means walking a million entries, half a second for one status.
+type TableFiller interface {
+	// StatusUncounted is Status with the Entries of the tables TableOf
+	// names left at -1 for the caller to fill; other tables are counted.
+	StatusUncounted(ctx context.Context) (Status, error)
+	// TableOf names the table ban prefix p is kept in.
+	TableOf(p netip.Prefix) string
+}
+
 // Status is what `xdpban status` prints about a backend.
 type Status struct {
 	Backend    string        `json:"backend"`

@@ -65,6 +65,8 @@ type Core struct {
 	// when nothing expires): sweeps before it have nothing to do, so a
 	// million long bans cost no CPU between their expiries.
 	nextExpiry int64
+	// shapes counts active by family (0 v4, 1 v6) and prefix length.
+	shapes [2][129]int
 	// lastFull is when Sweep last asked the backend for every expired
 	// entry, the ones the mirror does not know included.
 	lastFull time.Time
@@ -251,7 +253,7 @@ func (c *Core) forget(bs []bans.Ban, why string) {
 		if !ok {
 			continue
 		}
-		c.active.del(store.KeyOf(b.Prefix))
+		c.drop(store.KeyOf(b.Prefix))
 		if c.Metrics != nil {
 			c.Metrics.BansActive.WithLabelValues(old.Jail).Dec()
 			c.Metrics.UnbansTotal.WithLabelValues(old.Jail, why).Inc()
@@ -539,6 +541,32 @@ func (c *Core) Counts() map[string]int {
 	for i, n := range per {
 		if n > 0 {
 			out[c.jails[i]] += n
+		}
+	}
+	return out
+}
+
+// TableFills is the number of active bans per backend table, tableOf
+// naming the table of a prefix (bans.TableFiller). It costs at most one
+// tableOf call per family and prefix length in use, whatever the number
+// of bans.
+func (c *Core) TableFills(tableOf func(netip.Prefix) string) map[string]int {
+	c.mu.Lock()
+	shapes := c.shapes
+	c.mu.Unlock()
+	out := map[string]int{}
+	for f, byBits := range shapes {
+		a := netip.IPv4Unspecified()
+		if f == 1 {
+			a = netip.IPv6Unspecified()
+		}
+		for bits, n := range byBits {
+			if n == 0 {
+				continue
+			}
+			if name := tableOf(netip.PrefixFrom(a, bits)); name != "" {
+				out[name] += n
+			}
 		}
 	}
 	return out

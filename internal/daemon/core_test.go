@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -359,4 +360,64 @@ func TestDecisionNeverShortensBan(t *testing.T) {
 	if b, _ := f.be.has(long.Prefix); b.Jail != "sshd" || !b.Expires.Equal(f.now.Add(48*time.Hour)) {
 		t.Errorf("extended ban %+v", b)
 	}
+}
+
+// TestTableFills: the per-table counts status reads instead of walking
+// the kernel follow bans, re-bans of the same prefix, unbans, expiry and
+// a restart, and agree with a walk of the mirror.
+func TestTableFills(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	tableOf := func(p netip.Prefix) string {
+		switch {
+		case p.Addr().Is4() && p.Bits() == 32:
+			return "v4"
+		case p.Addr().Is4():
+			return "v4net"
+		case p.Bits() == 64:
+			return "v6"
+		}
+		return "v6net"
+	}
+	walked := func() map[string]int {
+		out := map[string]int{}
+		for _, b := range f.core.Active("") {
+			out[tableOf(b.Prefix)]++
+		}
+		return out
+	}
+	check := func(step string, want map[string]int) {
+		t.Helper()
+		got := f.core.TableFills(tableOf)
+		if !maps.Equal(got, want) || !maps.Equal(got, walked()) {
+			t.Fatalf("%s: TableFills = %v, mirror walk %v, want %v", step, got, walked(), want)
+		}
+	}
+	check("empty", map[string]int{})
+	f.core.Ban(ctx, []bans.Ban{
+		{Prefix: pfx("192.0.2.1/32"), Jail: "a", Expires: f.now.Add(time.Second)},
+		{Prefix: pfx("192.0.2.2/32"), Jail: "a"},
+		{Prefix: pfx("198.51.100.0/24"), Jail: "b"},
+		{Prefix: pfx("2001:db8:1::/64"), Jail: "a"},
+		{Prefix: pfx("2001:db8::/48"), Jail: "b", Expires: f.now.Add(time.Hour)},
+	})
+	check("banned", map[string]int{"v4": 2, "v4net": 1, "v6": 1, "v6net": 1})
+	// A re-ban (another jail, later expiry) replaces; it adds nothing.
+	f.core.Ban(ctx, []bans.Ban{{Prefix: pfx("192.0.2.2/32"), Jail: "b"}})
+	check("re-banned", map[string]int{"v4": 2, "v4net": 1, "v6": 1, "v6net": 1})
+	if _, err := f.core.Unban(ctx, []netip.Prefix{pfx("198.51.100.0/24"), pfx("203.0.113.9/32")}, ""); err != nil {
+		t.Fatal(err)
+	}
+	check("unbanned", map[string]int{"v4": 2, "v6": 1, "v6net": 1})
+	f.now = f.now.Add(2 * time.Hour)
+	if _, err := f.core.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("swept", map[string]int{"v4": 1, "v6": 1})
+	f.open(t)
+	check("restarted", map[string]int{"v4": 1, "v6": 1})
+	if _, err := f.core.UnbanAll(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed", map[string]int{})
 }

@@ -615,9 +615,26 @@ func (d *Daemon) backendStatus(ctx context.Context) (bans.Status, error) {
 	if d.core == nil {
 		return bans.Status{Backend: "none", Reason: "dry run"}, nil
 	}
-	st, err := d.core.Backend.Status(ctx)
+	// The mirror knows what the tables hold: walking them in the kernel
+	// took 0.5-0.8 s per status (and per metrics scrape) at 1M bans.
+	tf, fill := d.core.Backend.(bans.TableFiller)
+	var st bans.Status
+	var err error
+	if fill {
+		st, err = tf.StatusUncounted(ctx)
+	} else {
+		st, err = d.core.Backend.Status(ctx)
+	}
 	if err != nil {
 		return st, err
+	}
+	if fill {
+		n := d.core.TableFills(tf.TableOf)
+		for i := range st.Tables {
+			if st.Tables[i].Entries < 0 {
+				st.Tables[i].Entries = n[st.Tables[i].Name]
+			}
+		}
 	}
 	if st.Reason == "" {
 		st.Reason = d.reason

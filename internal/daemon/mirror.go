@@ -67,10 +67,33 @@ func (c *Core) put(b bans.Ban) (old bans.Ban, replaced bool) {
 	}
 	v := c.val(b)
 	c.active.put(k, v)
+	if !replaced {
+		c.shape(k, 1)
+	}
 	if e := v.expires(); e != 0 && e < c.nextExpiry {
 		c.nextExpiry = e
 	}
 	return old, replaced
+}
+
+// drop removes k from the mirror; the caller holds c.mu.
+func (c *Core) drop(k mkey) {
+	if _, ok := c.active.get(k); ok {
+		c.active.del(k)
+		c.shape(k, -1)
+	}
+}
+
+// shape counts the mirror's bans by family and prefix length, which is
+// all a backend needs to say which table holds them (TableFills): status
+// then reads table fill without walking a million entries, in the
+// mirror or in the kernel. The caller holds c.mu.
+func (c *Core) shape(k mkey, d int) {
+	f := 0
+	if k[0] == 6 {
+		f = 1
+	}
+	c.shapes[f][min(int(k[len(k)-1]), 128)] += d
 }
 
 // lookup is the mirror's ban on exactly p; the caller holds c.mu.
@@ -89,6 +112,7 @@ func (c *Core) resetMirror() {
 		c.active.free()
 	}
 	c.active = newTable()
+	c.shapes = [2][129]int{}
 	c.jails = c.jails[:0]
 	c.jailIdx = map[string]uint32{}
 	c.nextExpiry = math.MaxInt64

@@ -63,9 +63,10 @@ test: deps ## run every test, privileged ones included (run as root)
 	CGO_ENABLED=1 $(GO) test -count=1 -timeout 25m ./...
 
 fuzz: ## fuzz each parser for FUZZTIME (default 30s)
-	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -ho '^func Fuzz[A-Za-z0-9_]*' | sort -u | sed 's/func //'); do \
-		pkg=$$(dirname $$(grep -rl --include='*_test.go' "^func $$spec(" . | head -1)); \
-		echo "== $$spec in $$pkg"; $(GO) test -run XXX -fuzz "^$$spec$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
+	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's/:func / /' | sort -u | \
+	while read -r file spec; do \
+		pkg=./$$(dirname $${file#./}); \
+		echo "== $$spec in $$pkg"; $(GO) test -run '^$$' -fuzz "^$$spec$$" -fuzztime $${FUZZTIME:-30s} $$pkg || exit 1; \
 	done
 
 install: build ## install binary, systemd unit, default config and filters (PREFIX, DESTDIR, SYSCONFDIR, UNITDIR)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -90,12 +91,26 @@ func startDaemon(ctx context.Context, o opts, p *nspair.Pair, dir string, c daem
 	args = append(args, "run", "--iface", p.HostIf, "--backend", "xdp", "--banlog", filepath.Join(dir, "ban.log"), "--detach-on-exit")
 	d.cmd = exec.Command("nsenter", args...)
 	d.cmd.Stdout, d.cmd.Stderr = out, out
-	// A group of its own, so stop reaches anything it started too.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := d.cmd.Start(); err != nil {
+	// A group of its own, so stop reaches anything it started too; and
+	// told to stop when this run dies without cleaning up (SIGKILL), as
+	// nsenter execs the daemon in place.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	started := make(chan error, 1)
+	go func() {
+		// Pdeathsig fires when the thread that started the child ends,
+		// not the process: this thread is held until the daemon exits.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := d.cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		d.done <- d.cmd.Wait()
+	}()
+	if err := <-started; err != nil {
 		return nil, fmt.Errorf("start xdpban run: %w", err)
 	}
-	go func() { d.done <- d.cmd.Wait() }()
 	d.client = control.NewClient(d.sock)
 	atCleanup(d.stop)
 	const within = 30 * time.Second

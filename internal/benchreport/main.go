@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/nspair"
 )
 
 // opts are the command-line settings every section sees.
@@ -90,7 +92,9 @@ func run() (code int) {
 	}()
 	sweepStale()
 
-	work, err := os.MkdirTemp("", "xdpban-bench-")
+	// Named with the pid (nspair.NewID) so that sweepStale removes it
+	// after a run killed with SIGKILL.
+	work, err := os.MkdirTemp("", pinPrefix+nspair.NewID()+"-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "benchreport: create scratch dir: %v\n", err)
 		return 1

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -46,16 +47,18 @@ func runCleanups() {
 	}
 }
 
-// sweepStale deletes namespaces and pin dirs of earlier runs whose
-// process is gone (a run killed with SIGKILL cannot clean up itself).
+// sweepStale deletes namespaces, pin dirs and scratch dirs of earlier
+// runs whose process is gone (a run killed with SIGKILL cannot clean up
+// itself; its daemon was told to stop by Pdeathsig).
 func sweepStale() {
 	ns, err := nspair.Sweep(nsPrefix)
 	pins, perr := nspair.SweepDir(bpffs, pinPrefix)
-	if len(ns) > 0 || len(pins) > 0 {
-		slog.Info("removed what an earlier run left behind", "netns", ns, "pin_dirs", pins)
+	tmps, terr := nspair.SweepDir(os.TempDir(), pinPrefix)
+	if len(ns) > 0 || len(pins) > 0 || len(tmps) > 0 {
+		slog.Info("removed what an earlier run left behind", "netns", ns, "pin_dirs", pins, "scratch_dirs", tmps)
 	}
-	if err != nil || perr != nil {
-		slog.Warn("sweeping an earlier run's leftovers", "err", err, "pin_err", perr)
+	if err := errors.Join(err, perr, terr); err != nil {
+		slog.Warn("sweeping an earlier run's leftovers", "err", err)
 	}
 }
 

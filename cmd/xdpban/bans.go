@@ -615,8 +615,13 @@ func cmdReload(e *env, args []string) int {
 		return e.fail("reload", fmt.Errorf("no daemon answers on %s: start it with 'xdpban run' (or systemctl start xdpban)", e.socketPath()))
 	}
 	defer c.Close()
-	if err := c.Reload(ctx, jail); err != nil {
+	warns, err := c.Reload(ctx, jail)
+	if err != nil {
 		return e.fail("reload", remote(err))
+	}
+	// The reload happened: warnings do not change the exit code.
+	for _, w := range warns {
+		fmt.Fprintf(e.stderr, "xdpban: reload: warning: %s\n", w)
 	}
 	if jail == "" {
 		fmt.Fprintln(e.stdout, "reloaded")

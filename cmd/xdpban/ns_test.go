@@ -903,14 +903,27 @@ func TestReloadPicksUpJailChanges(t *testing.T) {
 		return ok
 	})
 	// `xdpban reload JAIL` and errors.
-	if out := w.mustCLI(t, "reload", "testjail"); !strings.Contains(out, "reloaded jail testjail") {
-		t.Fatalf("reload testjail: %q", out)
+	if code, out, errs := w.cli(t, "reload", "testjail"); code != 0 || !strings.Contains(out, "reloaded jail testjail") || errs != "" {
+		t.Fatalf("reload testjail: %d %q %q", code, out, errs)
+	}
+	// A setting the daemon does not use is a warning on stderr, one line
+	// each; the reload happened (exit 0) and the ban stays.
+	os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(jailConfig(logPath, 3)+"bantme = 2h\nfoo = bar\n"), 0o644)
+	code, out, errs := w.cli(t, "reload")
+	lines := strings.Split(strings.TrimSuffix(errs, "\n"), "\n")
+	if code != 0 || strings.TrimSpace(out) != "reloaded" || len(lines) != 2 ||
+		!strings.HasPrefix(lines[0], "xdpban: reload: warning: jail testjail: setting not used: ") || !strings.Contains(lines[0], "bantme") ||
+		!strings.HasPrefix(lines[1], "xdpban: reload: warning: jail testjail: setting not used: ") || !strings.Contains(lines[1], "foo") {
+		t.Fatalf("reload with unknown settings: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if _, ok := w.list(t)["192.0.2.2/32"]; !ok {
+		t.Fatal("ban lost after a reload with warnings")
 	}
 	if code, _, errs := w.cli(t, "reload", "nosuch"); code != exitUsage || !strings.Contains(errs, `unknown jail "nosuch"`) {
 		t.Fatalf("reload nosuch: %d %q", code, errs)
 	}
 	os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(strings.Replace(jailConfig(logPath, 3), "maxretry = 3", "maxretry = lots", 1)), 0o644)
-	code, _, errs := w.cli(t, "reload")
+	code, _, errs = w.cli(t, "reload")
 	if code != exitUsage || !strings.Contains(errs, "maxretry") || !strings.Contains(errs, "the running one stays") {
 		t.Fatalf("reload with a bad config: %d %q", code, errs)
 	}

@@ -158,7 +158,9 @@ func cmdRun(e *env, args []string) int {
 				return
 			case <-hup:
 				sdNotify(e.getenv, "RELOADING=1")
-				if err := d.Reload(ctx, ""); err != nil {
+				// The warnings are in the log already (logNotes, the
+				// daemon's own lines).
+				if _, err := d.Reload(ctx, ""); err != nil {
 					log.Error("reload on SIGHUP failed; the previous configuration stays", "err", err)
 				}
 				sdNotify(e.getenv, "READY=1")

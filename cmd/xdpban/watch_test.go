@@ -52,8 +52,8 @@ func (watchHandler) Status(context.Context) (control.Status, error) {
 func (watchHandler) JailStatus(context.Context, string) (control.JailStatus, error) {
 	return control.JailStatus{}, nil
 }
-func (watchHandler) Reload(context.Context, string) error { return nil }
-func (watchHandler) Detach(context.Context) error         { return nil }
+func (watchHandler) Reload(context.Context, string) ([]string, error) { return nil, nil }
+func (watchHandler) Detach(context.Context) error                     { return nil }
 
 func TestWatchStreamsFromDaemon(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "xdpban.sock")

@@ -150,6 +150,15 @@ type ReloadRequest struct {
 	Jail string `json:"jail,omitempty"`
 }
 
+// ReloadResponse is POST /v1/reload's answer. Warnings are what the new
+// configuration asks that is not applied (unknown or fail2ban-only
+// settings, jails that cannot be translated, changes that need a
+// restart): the reload happened, but an operator who only looks at the
+// CLI must see them too. Never null.
+type ReloadResponse struct {
+	Warnings []string `json:"warnings"`
+}
+
 // Handler is what the daemon implements behind the socket.
 type Handler interface {
 	Ban(ctx context.Context, items []BanItem) ([]bans.Ban, error)
@@ -157,7 +166,7 @@ type Handler interface {
 	List(ctx context.Context) ([]bans.Ban, error)
 	Status(ctx context.Context) (Status, error)
 	JailStatus(ctx context.Context, jail string) (JailStatus, error)
-	Reload(ctx context.Context, jail string) error
+	Reload(ctx context.Context, jail string) (warnings []string, err error)
 	Detach(ctx context.Context) error
 }
 

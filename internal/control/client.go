@@ -89,9 +89,14 @@ func (c *Client) JailStatus(ctx context.Context, jail string) (JailStatus, error
 	return st, err
 }
 
-// Reload reloads the configuration (one jail when jail is set).
-func (c *Client) Reload(ctx context.Context, jail string) error {
-	return c.do(ctx, http.MethodPost, "/v1/reload", ReloadRequest{Jail: jail}, nil)
+// Reload reloads the configuration (one jail when jail is set) and
+// returns the daemon's warnings about it.
+func (c *Client) Reload(ctx context.Context, jail string) ([]string, error) {
+	var r ReloadResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/reload", ReloadRequest{Jail: jail}, &r); err != nil {
+		return nil, err
+	}
+	return r.Warnings, nil
 }
 
 // Detach asks the daemon to remove all enforcement it installed.

@@ -28,6 +28,8 @@ type memHandler struct {
 	mu       sync.Mutex
 	bans     map[netip.Prefix]bans.Ban
 	statuses int
+	// warns is what Reload returns, per jail asked ("" for all).
+	warns map[string][]string
 }
 
 func (h *memHandler) Ban(_ context.Context, items []BanItem) ([]bans.Ban, error) {
@@ -95,8 +97,46 @@ func (h *memHandler) JailStatus(_ context.Context, jail string) (JailStatus, err
 	return JailStatus{Name: jail, TotalFailed: 3}, nil
 }
 
-func (h *memHandler) Reload(context.Context, string) error { return nil }
-func (h *memHandler) Detach(context.Context) error         { return nil }
+func (h *memHandler) Reload(_ context.Context, jail string) ([]string, error) {
+	if jail == "nope" {
+		return nil, fmt.Errorf("%w %q: not an enabled jail", ErrUnknownJail, jail)
+	}
+	return h.warns[jail], nil
+}
+func (h *memHandler) Detach(context.Context) error { return nil }
+
+// TestReloadWarnings: a reload's warnings reach the client in order, the
+// key is there (an empty list, never null) when there are none, and a
+// failed reload is an error, not warnings.
+func TestReloadWarnings(t *testing.T) {
+	path, h, _ := serve(t)
+	h.warns = map[string][]string{"sshd": {"jail sshd: setting not used: jail.local:3: bantime.rndtime: fail2ban-only", "second"}}
+	c := NewClient(path)
+	defer c.Close()
+	ctx := context.Background()
+	got, err := c.Reload(ctx, "sshd")
+	if err != nil || strings.Join(got, "|") != strings.Join(h.warns["sshd"], "|") {
+		t.Fatalf("Reload(sshd) = %q, %v; want %q", got, err, h.warns["sshd"])
+	}
+	if got, err := c.Reload(ctx, ""); err != nil || len(got) != 0 {
+		t.Fatalf("Reload() = %q, %v; want no warnings", got, err)
+	}
+	if _, err := c.Reload(ctx, "nope"); !errors.Is(err, ErrUnknownJail) {
+		t.Fatalf("Reload(nope) = %v, want ErrUnknownJail", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", path)
+	}}}
+	resp, err := hc.Post("http://xdpban/v1/reload", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || strings.TrimSpace(string(raw)) != `{"warnings":[]}` {
+		t.Fatalf("reload without warnings: %d %s, want 200 {\"warnings\":[]}", resp.StatusCode, raw)
+	}
+}
 
 func serve(t *testing.T) (string, *memHandler, *Server) {
 	t.Helper()

@@ -57,6 +57,7 @@ func TestJSONKeysAreTheDocumentedOnes(t *testing.T) {
 			"banned currently_banned currently_failed files name ratelimit ratelimited total_banned total_failed"},
 		{"ban", BanResponse{}, "banned"},
 		{"unban", UnbanResponse{}, "removed"},
+		{"reload", ReloadResponse{}, "warnings"},
 	} {
 		if got := strings.Join(keysOf(t, c.v), " "); got != c.want {
 			t.Errorf("%s keys: %q, want %q (update README's JSON section with any change)", c.what, got, c.want)

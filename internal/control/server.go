@@ -264,11 +264,15 @@ func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if err := s.h.Reload(r.Context(), req.Jail); err != nil {
+	warns, err := s.h.Reload(r.Context(), req.Jail)
+	if err != nil {
 		s.fail(w, "reload", err)
 		return
 	}
-	writeJSON(w, struct{}{})
+	if warns == nil {
+		warns = []string{}
+	}
+	writeJSON(w, ReloadResponse{Warnings: warns})
 }
 
 func (s *Server) detach(w http.ResponseWriter, r *http.Request) {

@@ -758,38 +758,65 @@ func (d *Daemon) JailStatus(ctx context.Context, jail string) (control.JailStatu
 
 // Reload implements control.Handler: re-reads the configuration and
 // restarts the jails (only the one named when jail is set). Bans stay.
-func (d *Daemon) Reload(ctx context.Context, jail string) error {
+// The warnings (also in the log) go back to whoever asked for the
+// reload, who otherwise sees only that it worked.
+func (d *Daemon) Reload(ctx context.Context, jail string) ([]string, error) {
 	cfg := d.cfg
 	if d.opt.LoadConfig != nil {
 		var err error
 		cfg, err = d.opt.LoadConfig()
 		if err != nil {
 			// The operator's file to fix; the old configuration stays.
-			return fmt.Errorf("%w: configuration not reloaded, the running one stays: %w", control.ErrBadRequest, err)
+			return nil, fmt.Errorf("%w: configuration not reloaded, the running one stays: %w", control.ErrBadRequest, err)
 		}
 	}
+	warns := reloadWarnings(cfg, jail)
 	old := d.cfg.Daemon
 	if cfg.Daemon.Backend != old.Backend || !slices.Equal(cfg.Daemon.Interfaces, old.Interfaces) || cfg.Daemon.IPv6Prefix != old.IPv6Prefix {
-		d.log.Warn("backend, interfaces or ipv6_prefix changed: restart the daemon to apply them")
+		const w = "backend, interfaces or ipv6_prefix changed: restart the daemon to apply them"
+		d.log.Warn(w)
+		warns = append(warns, w)
 	}
 	if err := d.bl.Reopen(); err != nil {
 		d.log.Error("reopen ban log failed", "err", err)
+		warns = append(warns, fmt.Sprintf("reopen ban log: %v: bans and unbans are not logged there", err))
 	}
 	if d.runCtx == nil || d.engine == nil {
-		return errors.New("daemon not running")
+		return nil, errors.New("daemon not running")
 	}
 	p, err := d.prepare(cfg)
 	if err != nil {
-		return fmt.Errorf("%w: configuration not reloaded, the running one stays: %w", control.ErrBadRequest, err)
+		return nil, fmt.Errorf("%w: configuration not reloaded, the running one stays: %w", control.ErrBadRequest, err)
 	}
 	if err := d.startJails(d.runCtx, cfg, p, jail); err != nil {
-		return err
+		return nil, err
 	}
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
-	d.log.Info("configuration reloaded", "jail", jail)
-	return nil
+	d.log.Info("configuration reloaded", "jail", jail, "warnings", len(warns))
+	return warns, nil
+}
+
+// reloadWarnings lists what cfg sets for the reloaded jails (all when
+// jail is empty) that is not applied: settings not used (Notes) and
+// fail2ban jails that could not be translated.
+func reloadWarnings(cfg *config.Config, jail string) []string {
+	var out []string
+	for _, j := range cfg.Jails {
+		if !j.Enabled || (jail != "" && j.Name != jail) {
+			continue
+		}
+		for _, n := range j.Notes {
+			out = append(out, fmt.Sprintf("jail %s: setting not used: %s", j.Name, n))
+		}
+	}
+	for _, b := range cfg.Broken {
+		if jail == "" || b.Name == jail {
+			out = append(out, fmt.Sprintf("fail2ban jail %s (%s) skipped: cannot be translated: %v", b.Name, b.Source, b.Err))
+		}
+	}
+	return out
 }
 
 // Detach implements control.Handler: removes all enforcement and stops

@@ -116,7 +116,7 @@ func TestReloadWithBrokenFilterKeepsRunningConfig(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon not ready")
 	}
-	err = d.Reload(ctx, "")
+	_, err = d.Reload(ctx, "")
 	if !errors.Is(err, control.ErrBadRequest) || !strings.Contains(err.Error(), "running one stays") || !strings.Contains(err.Error(), "nosuchfilter") {
 		t.Fatalf("reload of a broken configuration: %v", err)
 	}
@@ -125,6 +125,65 @@ func TestReloadWithBrokenFilterKeepsRunningConfig(t *testing.T) {
 	}
 	if names := d.engine.Names(); len(names) != 1 || names[0] != "sshd" {
 		t.Fatalf("jails after the failed reload: %v, want [sshd]", names)
+	}
+}
+
+// TestReloadReturnsWarnings: what the daemon logs about a reloaded
+// configuration (an unknown jail setting) is also returned to the
+// caller, for the jail reloaded only, and the reload is applied.
+func TestReloadReturnsWarnings(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "auth.log")
+	os.WriteFile(logf, nil, 0o644)
+	first := writeConfig(t, filepath.Join(dir, "first"), "[sshd]\nenabled = true\nlogpath = "+logf+"\n")
+	next := writeConfig(t, filepath.Join(dir, "next"), "[sshd]\nenabled = true\nlogpath = "+logf+"\nmaxretry = 2\nbantme = 1h\n"+
+		"[web]\nenabled = true\nfilter = sshd\nlogpath = "+logf+"\n")
+	first.Daemon.Socket = filepath.Join(dir, "s.sock")
+	next.Daemon.Socket = first.Daemon.Socket
+	ready := make(chan struct{})
+	d, err := New(Options{
+		Config:     first,
+		LoadConfig: func() (*config.Config, error) { return next, nil },
+		Jails:      realJails,
+		DryRun:     true,
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Ready:      func() { close(ready) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("daemon stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon not ready")
+	}
+	warns, err := d.Reload(ctx, "web")
+	if err != nil || len(warns) != 0 {
+		t.Fatalf("reload of web = %q, %v; want no warnings (the unknown setting is sshd's)", warns, err)
+	}
+	warns, err = d.Reload(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 1 || !strings.HasPrefix(warns[0], "jail sshd: setting not used: ") || !strings.Contains(warns[0], "bantme") || !strings.Contains(warns[0], "jail.local:5") {
+		t.Fatalf("reload warnings %q, want one naming sshd's bantme and its file:line", warns)
+	}
+	if d.cfg != next {
+		t.Fatal("a reload with warnings was not applied")
+	}
+	if names := strings.Join(d.engine.Names(), " "); names != "sshd web" && names != "web sshd" {
+		t.Fatalf("jails after reload: %s, want sshd and web", names)
 	}
 }
 

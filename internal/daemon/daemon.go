@@ -19,6 +19,7 @@ import (
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/control"
 	"github.com/xdpban/xdpban/internal/droplog"
+	"github.com/xdpban/xdpban/internal/enforce"
 	"github.com/xdpban/xdpban/internal/metrics"
 	"github.com/xdpban/xdpban/internal/store"
 	"github.com/xdpban/xdpban/logwatch"
@@ -617,7 +618,8 @@ func (d *Daemon) backendStatus(ctx context.Context) (bans.Status, error) {
 	}
 	// The mirror knows what the tables hold: walking them in the kernel
 	// took 0.5-0.8 s per status (and per metrics scrape) at 1M bans.
-	tf, fill := d.core.Backend.(bans.TableFiller)
+	// Unwrapped: enforce's wrapper only adds the reason, set below.
+	tf, fill := enforce.Unwrap(d.core.Backend).(bans.TableFiller)
 	var st bans.Status
 	var err error
 	if fill {

@@ -52,36 +52,14 @@ func runWith(t *testing.T, be bans.Backend) *Daemon {
 			"[off]\nenabled = false\nfilter = sshd\nlogpath = "+logf+"\nport = 7401\nratelimit = 5/s\n")
 	cfg.Daemon.Socket = filepath.Join(dir, "s.sock")
 	cfg.Daemon.StateDir = filepath.Join(dir, "state")
-	ready := make(chan struct{})
-	d, err := New(Options{
+	return startDaemon(t, Options{
 		Config: cfg,
 		Jails:  realJails,
 		OpenBackend: func(context.Context, config.Daemon) (bans.Backend, string, error) {
 			return be, "test", nil
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready:  func() { close(ready) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon not ready")
-	}
-	return d
 }
 
 func summaryOf(t *testing.T, st control.Status, name string) control.JailSummary {
@@ -175,4 +153,33 @@ func TestStatusWithoutRateLimiterLeavesDropsOut(t *testing.T) {
 			t.Errorf("jail %s has a rate-limited metric without a rate limiter", jc.Jail)
 		}
 	}
+}
+
+// startDaemon runs a daemon with opt until the test ends and returns it
+// once it is ready.
+func startDaemon(t *testing.T, opt Options) *Daemon {
+	t.Helper()
+	ready := make(chan struct{})
+	opt.Ready = func() { close(ready) }
+	d, err := New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("daemon stopped: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon not ready")
+	}
+	return d
 }

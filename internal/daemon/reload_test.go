@@ -88,35 +88,15 @@ func TestReloadWithBrokenFilterKeepsRunningConfig(t *testing.T) {
 		"[web]\nenabled = true\nfilter = nosuchfilter\nlogpath = "+logf+"\n")
 	good.Daemon.Socket = filepath.Join(dir, "s.sock")
 	bad.Daemon.Socket = good.Daemon.Socket
-	ready := make(chan struct{})
-	d, err := New(Options{
+	d := startDaemon(t, Options{
 		Config:     good,
 		LoadConfig: func() (*config.Config, error) { return bad, nil },
 		Jails:      realJails,
 		DryRun:     true,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready:      func() { close(ready) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon not ready")
-	}
-	_, err = d.Reload(ctx, "")
+	ctx := context.Background()
+	_, err := d.Reload(ctx, "")
 	if !errors.Is(err, control.ErrBadRequest) || !strings.Contains(err.Error(), "running one stays") || !strings.Contains(err.Error(), "nosuchfilter") {
 		t.Fatalf("reload of a broken configuration: %v", err)
 	}
@@ -140,34 +120,14 @@ func TestReloadReturnsWarnings(t *testing.T) {
 		"[web]\nenabled = true\nfilter = sshd\nlogpath = "+logf+"\n")
 	first.Daemon.Socket = filepath.Join(dir, "s.sock")
 	next.Daemon.Socket = first.Daemon.Socket
-	ready := make(chan struct{})
-	d, err := New(Options{
+	d := startDaemon(t, Options{
 		Config:     first,
 		LoadConfig: func() (*config.Config, error) { return next, nil },
 		Jails:      realJails,
 		DryRun:     true,
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Ready:      func() { close(ready) },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("daemon not ready")
-	}
+	ctx := context.Background()
 	warns, err := d.Reload(ctx, "web")
 	if err != nil || len(warns) != 0 {
 		t.Fatalf("reload of web = %q, %v; want no warnings (the unknown setting is sshd's)", warns, err)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -80,21 +79,7 @@ func TestActionsThroughDaemon(t *testing.T) {
 		t.Errorf("ban document bantime %d, want about 3600", got[0].BanTime)
 	}
 
-	var body string
-	if err := w.p.Host.Do(func() error {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:9798", 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-		b, err := io.ReadAll(c)
-		body = string(b)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	body := scrapeMetrics(t, w)
 	if want := `xdpban_notifications_total{action="webhook",result="sent"} 2`; !strings.Contains(body, want) {
 		t.Errorf("metrics lack %q", want)
 	}

@@ -996,22 +996,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	a := netnstest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
 	w.send(t, a, 7)
-	var body string
-	err := w.p.Host.Do(func() error {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:9798", 2*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-		b, err := io.ReadAll(c)
-		body = string(b)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := scrapeMetrics(t, w)
 	for _, want := range []string{
 		`xdpban_bans_active{jail="sshd"} 1`,
 		`xdpban_bans_total{jail="sshd"} 1`,

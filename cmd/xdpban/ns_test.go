@@ -493,9 +493,7 @@ func (a *atomicCount) add() { a.n.Add(1) }
 func TestConcurrentClients(t *testing.T) {
 	w := newWorld(t)
 	// A jail bans from a log a writer appends to while the clients run.
-	logPath := filepath.Join(t.TempDir(), "auth.log")
-	appendLines(t, logPath, "startup line\n")
-	writeJailConfig(t, w, logPath, 2)
+	logPath := w.jailLog(t, 2)
 	w.start(t)
 	const clients, per, logged = 50, 200, 250
 	want := map[string]bool{}
@@ -692,6 +690,16 @@ func jailConfig(logPath string, maxRetry int) string {
 	return fmt.Sprintf("[sshd]\nenabled = false\n\n[testjail]\nenabled = true\nfilter = sshd\nbackend = file\nlogpath = %s\nmaxretry = %d\nfindtime = 1h\nbantime = 1h\n", logPath, maxRetry)
 }
 
+// jailLog creates a log with one unrelated line and a jail (testjail)
+// that follows it with maxRetry, and returns the log's path.
+func (w *world) jailLog(t *testing.T, maxRetry int) string {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), "auth.log")
+	appendLines(t, logPath, "startup line\n")
+	writeJailConfig(t, w, logPath, maxRetry)
+	return logPath
+}
+
 func writeJailConfig(t *testing.T, w *world, logPath string, maxRetry int) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(jailConfig(logPath, maxRetry)), 0o644); err != nil {
@@ -718,9 +726,7 @@ func appendLines(t *testing.T, path string, lines ...string) {
 
 func TestLogFailuresBan(t *testing.T) {
 	w := newWorld(t)
-	logPath := filepath.Join(t.TempDir(), "auth.log")
-	appendLines(t, logPath, "startup line\n")
-	writeJailConfig(t, w, logPath, 3)
+	logPath := w.jailLog(t, 3)
 	w.start(t)
 	a := netnstest.AttackerV4
 	if got := w.send(t, a, 10); got != 10 {
@@ -764,9 +770,7 @@ func TestLogFailuresBan(t *testing.T) {
 // two failures: no line was counted twice.
 func TestKill9WithLogWriter(t *testing.T) {
 	w := newWorld(t)
-	logPath := filepath.Join(t.TempDir(), "auth.log")
-	appendLines(t, logPath, "startup line\n")
-	writeJailConfig(t, w, logPath, 2)
+	logPath := w.jailLog(t, 2)
 	d := w.start(t)
 
 	stop := make(chan struct{})
@@ -881,9 +885,7 @@ func TestCorruptDatabaseRecoversFromKernel(t *testing.T) {
 
 func TestReloadPicksUpJailChanges(t *testing.T) {
 	w := newWorld(t)
-	logPath := filepath.Join(t.TempDir(), "auth.log")
-	appendLines(t, logPath, "startup\n")
-	writeJailConfig(t, w, logPath, 100)
+	logPath := w.jailLog(t, 100)
 	d := w.start(t)
 	a := netnstest.AttackerV4
 	appendLines(t, logPath, failLine(a.String(), 1), failLine(a.String(), 2))
@@ -946,9 +948,7 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 
 func TestDryRunEnforcesNothing(t *testing.T) {
 	w := newWorld(t)
-	logPath := filepath.Join(t.TempDir(), "auth.log")
-	appendLines(t, logPath, "startup\n")
-	writeJailConfig(t, w, logPath, 2)
+	logPath := w.jailLog(t, 2)
 	d := w.start(t, "--dry-run")
 	a := netnstest.AttackerV4
 	appendLines(t, logPath, failLine(a.String(), 1), failLine(a.String(), 2))

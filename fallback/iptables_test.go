@@ -289,7 +289,7 @@ func TestScopeLimitsBan(t *testing.T) {
 	bothModes(t, func(t *testing.T, m Mode) {
 		p := newPair(t)
 		in, out := p.Listen(t, 7020), p.Listen(t, 7021)
-		sc, err := ParseScope("udp", "7020,7100:7200")
+		sc, err := bans.ParseScope("udp", "7020,7100:7200")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,8 @@
 package fallback
 
 import (
+	"github.com/xdpban/xdpban/internal/bans"
+
 	"slices"
 	"strings"
 	"testing"
@@ -81,27 +83,27 @@ func TestParseScope(t *testing.T) {
 		want        Scope
 	}{
 		{"", "", Scope{Proto: "tcp"}},
-		{"tcp", "ssh", Scope{Proto: "tcp", Ports: []PortRange{{22, 22}}}},
-		{"all", "http,https", Scope{Proto: "all", Ports: []PortRange{{80, 80}, {443, 443}}}},
-		{"UDP", "1000:2000, 53", Scope{Proto: "udp", Ports: []PortRange{{1000, 2000}, {53, 53}}}},
-		{"tcp", "1000-2000", Scope{Proto: "tcp", Ports: []PortRange{{1000, 2000}}}},
+		{"tcp", "ssh", Scope{Proto: "tcp", Ports: []PortRange{{From: 22, To: 22}}}},
+		{"all", "http,https", Scope{Proto: "all", Ports: []PortRange{{From: 80, To: 80}, {From: 443, To: 443}}}},
+		{"UDP", "1000:2000, 53", Scope{Proto: "udp", Ports: []PortRange{{From: 1000, To: 2000}, {From: 53, To: 53}}}},
+		{"tcp", "1000-2000", Scope{Proto: "tcp", Ports: []PortRange{{From: 1000, To: 2000}}}},
 		{"tcp", "0:65535", Scope{Proto: "tcp"}},
 		{"tcp", "all", Scope{Proto: "tcp"}},
-		{"tcp", "22,22", Scope{Proto: "tcp", Ports: []PortRange{{22, 22}}}},
+		{"tcp", "22,22", Scope{Proto: "tcp", Ports: []PortRange{{From: 22, To: 22}}}},
 	} {
-		got, err := ParseScope(c.proto, c.port)
+		got, err := bans.ParseScope(c.proto, c.port)
 		if err != nil || got.Proto != c.want.Proto || !slices.Equal(got.Ports, c.want.Ports) {
-			t.Errorf("ParseScope(%q, %q) = %+v, %v; want %+v", c.proto, c.port, got, err, c.want)
+			t.Errorf("bans.ParseScope(%q, %q) = %+v, %v; want %+v", c.proto, c.port, got, err, c.want)
 		}
 	}
 	for _, c := range [][2]string{{"icmp", ""}, {"tcp", "70000"}, {"tcp", "nosuchservice"}, {"tcp", "2000:1000"}, {"tcp", "22,,23"}, {"tcp", ":"}, {"tcp", "-5"}} {
-		_, err := ParseScope(c[0], c[1])
+		_, err := bans.ParseScope(c[0], c[1])
 		if err == nil {
-			t.Errorf("ParseScope(%q, %q) accepted", c[0], c[1])
+			t.Errorf("bans.ParseScope(%q, %q) accepted", c[0], c[1])
 			continue
 		}
 		if msg := err.Error(); strings.Contains(msg, "\n") || (!strings.Contains(msg, c[0]) && !strings.Contains(msg, c[1])) {
-			t.Errorf("ParseScope(%q, %q) error %q does not name the input on one line", c[0], c[1], msg)
+			t.Errorf("bans.ParseScope(%q, %q) error %q does not name the input on one line", c[0], c[1], msg)
 		}
 	}
 }
@@ -111,7 +113,7 @@ func FuzzParseScope(f *testing.F) {
 	f.Add("all", "")
 	f.Add("udp", "53-60")
 	f.Fuzz(func(t *testing.T, proto, port string) {
-		s, err := ParseScope(proto, port)
+		s, err := bans.ParseScope(proto, port)
 		if err != nil {
 			return
 		}
@@ -136,7 +138,7 @@ func FuzzParseScope(f *testing.F) {
 func TestJumpSpecsChunksMultiport(t *testing.T) {
 	var ports []PortRange
 	for p := uint16(1000); p < 1020; p++ {
-		ports = append(ports, PortRange{p, p})
+		ports = append(ports, PortRange{From: p, To: p})
 	}
 	specs := jumpSpecs([]Scope{{Proto: "all", Ports: ports}}, "xdpban")
 	if len(specs) != 4 { // 20 ports: 15+5, for tcp and for udp

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/xdpban/xdpban/fallback"
+	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 )
 
@@ -200,7 +200,7 @@ func RulesFromJails(jails []config.Jail) ([]RateLimitRule, error) {
 		if !j.Enabled || rl.Rate <= 0 {
 			continue
 		}
-		sc, err := fallback.ParseScope("tcp", j.Port)
+		sc, err := bans.ParseScope("tcp", j.Port)
 		if err != nil {
 			return nil, fmt.Errorf("jail %q (%s): ratelimit: %w", j.Name, j.Source, err)
 		}

@@ -23,6 +23,13 @@ type Ban struct {
 	// Expires is the wall-clock instant the ban ends; the zero time means
 	// permanent.
 	Expires time.Time `json:"expires"`
+	// Scope is the traffic the ban drops; the zero Scope is all of it
+	// (CLI bans, banscope = all). Backends enforce exactly this.
+	Scope Scope `json:"scope"`
+	// Origin names where the decision came from: "" or the local node
+	// for this host's jails and CLI, another node's name for a ban
+	// received from the fleet (never republished).
+	Origin string `json:"origin,omitempty"`
 	// Packets and Bytes are what the backend dropped for this entry. They
 	// are filled by List and ignored by Add.
 	Packets uint64 `json:"packets"`

@@ -41,7 +41,7 @@ bench-xdp: ## per-packet cost of the XDP program, pass/drop x v4/v6 x 0/10k/1M b
 	$(GO) test -run '^$$' -bench BenchmarkXDP -benchtime 2000000x -count 3 ./loader/
 
 authlog: ## write the 1M-line benchmark auth.log (testdata/logs/auth-1m.log, deterministic)
-	$(GO) run ./internal/loggen/cmd -n 1000000 > testdata/logs/auth-1m.log
+	$(GO) run ./bench/loggen/cmd -n 1000000 > testdata/logs/auth-1m.log
 
 bench-logwatch: authlog ## log matching on the 1M-line auth.log on one core: shipped sshd filter, and fail2ban's sshd.conf through xdpban's engine (make bench runs fail2ban-regex itself)
 	XDPBAN_AUTHLOG=$(CURDIR)/testdata/logs/auth-1m.log GOMAXPROCS=1 $(GO) test -run '^$$' -bench 'BenchmarkAuthLog' -benchtime 1x -count 3 ./logwatch/
@@ -53,14 +53,18 @@ bench-daemon: ## ban latency: `xdpban ban` vs `fail2ban-client banip`, socket ba
 	$(GO) test -run '^$$' -bench 'BenchmarkCLIBan|BenchmarkSocketBan|BenchmarkLogBanLatency' -benchtime 100x -count 3 ./cmd/xdpban/
 
 bench: deps-bench build ## the side-by-side report against xdp-filter, fail2ban, iptables and ipset: bench/results.md and .json (root, under 15 min)
-	$(GO) run ./internal/benchreport -out bench -bin $(BIN)
+	$(GO) run ./bench -out bench -bin $(BIN)
 
 build: ## build bin/xdpban (uses the committed BPF object; no clang needed)
 	$(GO) build -o $(BIN) ./cmd/xdpban
 
 test: deps ## run every test, privileged ones included (run as root)
+	bash .ci/imports
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -timeout 25m ./...
+
+imports: ## check the import rules between packages (.ci/imports)
+	bash .ci/imports
 
 fuzz: ## fuzz each parser for FUZZTIME (default 30s)
 	@grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | sed 's/:func / /' | sort -u | \
@@ -84,6 +88,6 @@ run: deps build ## run the daemon protecting this host's default-route interface
 	./$(BIN) run
 
 demo: deps build ## watch xdpban ban an SSH password guesser and drop it in XDP, in throwaway namespaces (root, ~35s)
-	$(GO) run ./internal/demo -xdpban $(BIN)
+	$(GO) run ./cmd/xdpban-demo -xdpban $(BIN)
 
-.PHONY: help deps deps-bench bench generate bench-xdp authlog bench-logwatch bench-follow build install test fuzz run bench-daemon demo
+.PHONY: help deps deps-bench bench generate bench-xdp authlog bench-logwatch bench-follow build install test imports fuzz run bench-daemon demo

@@ -13,7 +13,7 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 var smallSizes = config.MapSizes{V4: 1024, V6: 1024, V4Net: 256, V6Net: 256}
@@ -29,9 +29,9 @@ func testLogger(t testing.TB) *slog.Logger {
 // attaching anywhere: for BPF_PROG_TEST_RUN tests.
 func loadDetached(t testing.TB, o Options) *XDP {
 	t.Helper()
-	netnstest.Require(t)
+	nspairtest.Require(t)
 	if o.PinPath == "" {
-		o.PinPath = netnstest.PinDir(t)
+		o.PinPath = nspairtest.PinDir(t)
 	}
 	if o.MapSizes == (config.MapSizes{}) {
 		o.MapSizes = smallSizes
@@ -116,7 +116,7 @@ func findBan(t testing.TB, x *XDP, p netip.Prefix) (bans.Ban, bool) {
 }
 
 func TestProbe(t *testing.T) {
-	netnstest.Require(t)
+	nspairtest.Require(t)
 	if err := Probe(); err != nil {
 		t.Fatalf("probe on a kernel that runs the program: %v", err)
 	}

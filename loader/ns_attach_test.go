@@ -10,10 +10,10 @@ import (
 
 	"github.com/cilium/ebpf/link"
 
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
-func statusIn(t *testing.T, p *netnstest.Pair, x *XDP) map[string]string {
+func statusIn(t *testing.T, p *nspairtest.Pair, x *XDP) map[string]string {
 	t.Helper()
 	modes := map[string]string{}
 	if err := p.Host.Do(func() error {
@@ -33,8 +33,8 @@ func statusIn(t *testing.T, p *netnstest.Pair, x *XDP) map[string]string {
 // configuration is detached on the next Open; a link pin left by a
 // crashed start is cleaned up instead of blocking the interface.
 func TestAttachModesAndReconcile(t *testing.T) {
-	p := netnstest.New(t)
-	pin := netnstest.PinDir(t)
+	p := nspairtest.New(t)
+	pin := nspairtest.PinDir(t)
 	// The namespace's own loopback has no native XDP (no dummy module on
 	// every kernel; lo always exists).
 	const generic = "lo"
@@ -91,8 +91,8 @@ func TestAttachModesAndReconcile(t *testing.T) {
 // publishing leaves a staging dir holding an attached link; the next
 // start removes it instead of failing with EBUSY.
 func TestCrashedFirstStart(t *testing.T) {
-	p := netnstest.New(t)
-	pin := netnstest.PinDir(t)
+	p := nspairtest.New(t)
+	pin := nspairtest.PinDir(t)
 	if err := p.Host.Do(func() error {
 		st, err := load(Options{PinPath: pin, MapSizes: smallSizes, IPv6Prefix: 64, Logger: testLogger(t)})
 		if err != nil {

@@ -12,14 +12,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // TestDropEventsNamespace: real drops on an attached interface produce
 // sampled events naming the interface, the source and the port.
 func TestDropEventsNamespace(t *testing.T) {
-	p := netnstest.New(t)
-	pin := netnstest.PinDir(t)
+	p := nspairtest.New(t)
+	pin := nspairtest.PinDir(t)
 	r := p.Listen(t, 7010)
 	x := openIn(t, p, pin)
 	t.Cleanup(func() { _ = x.Detach() })
@@ -42,10 +42,10 @@ func TestDropEventsNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	mustAdd(t, x, bans.Ban{Prefix: netip.PrefixFrom(a, 32), Jail: "sshd", Expires: time.Now().Add(time.Hour)})
 	const n = 30
-	if got := netnstest.Deliver(t, p.Sender(t, a, 7010), r, n, 200*time.Millisecond); got != 0 {
+	if got := nspairtest.Deliver(t, p.Sender(t, a, 7010), r, n, 200*time.Millisecond); got != 0 {
 		t.Fatalf("%d datagrams from the banned source arrived", got)
 	}
 	var got []DropEvent
@@ -71,8 +71,8 @@ collect:
 			len(got), stood, e.Packets, e.EventsSuppressed, n)
 	}
 	for _, ev := range got {
-		if ev.Src != a || ev.Dst != netnstest.HostV4 || ev.DstPort != 7010 || ev.Proto != 17 || ev.Ifindex != ifindex || ev.Jail != "sshd" {
-			t.Fatalf("event %+v, want %s → %s:7010 udp on ifindex %d jail sshd", ev, a, netnstest.HostV4, ifindex)
+		if ev.Src != a || ev.Dst != nspairtest.HostV4 || ev.DstPort != 7010 || ev.Proto != 17 || ev.Ifindex != ifindex || ev.Jail != "sshd" {
+			t.Fatalf("event %+v, want %s → %s:7010 udp on ifindex %d jail sshd", ev, a, nspairtest.HostV4, ifindex)
 		}
 	}
 	t.Logf("%d drops → %d events, %d suppressed", n, len(got), e.EventsSuppressed)
@@ -82,8 +82,8 @@ collect:
 // is cut to the limit (within one burst), while another source
 // connecting at a normal rate is untouched.
 func TestRateLimitNamespace(t *testing.T) {
-	p := netnstest.New(t)
-	pin := netnstest.PinDir(t)
+	p := nspairtest.New(t)
+	pin := nspairtest.PinDir(t)
 	const (
 		port  = 2222
 		rate  = 5
@@ -149,10 +149,10 @@ func TestRateLimitNamespace(t *testing.T) {
 				return err
 			}
 			fds = append(fds, fd)
-			if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: netnstest.AttackerV4.As4()}); err != nil {
+			if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: nspairtest.AttackerV4.As4()}); err != nil {
 				return err
 			}
-			err = unix.Connect(fd, &unix.SockaddrInet4{Addr: netnstest.HostV4.As4(), Port: port})
+			err = unix.Connect(fd, &unix.SockaddrInet4{Addr: nspairtest.HostV4.As4(), Port: port})
 			if err != nil && !errors.Is(err, unix.EINPROGRESS) {
 				return err
 			}
@@ -169,7 +169,7 @@ func TestRateLimitNamespace(t *testing.T) {
 			if i > 0 {
 				time.Sleep(250 * time.Millisecond)
 			}
-			c, err := d.Dial("tcp", netip.AddrPortFrom(netnstest.HostV4, port).String())
+			c, err := d.Dial("tcp", netip.AddrPortFrom(nspairtest.HostV4, port).String())
 			if err != nil {
 				return err
 			}
@@ -182,7 +182,7 @@ func TestRateLimitNamespace(t *testing.T) {
 	time.Sleep(time.Until(start.Add(900 * time.Millisecond)))
 	elapsed := time.Since(start)
 	mu.Lock()
-	fl, nm := accepted[netnstest.AttackerV4], accepted[normal]
+	fl, nm := accepted[nspairtest.AttackerV4], accepted[normal]
 	mu.Unlock()
 
 	maxOK := burst + int(elapsed.Seconds()*rate) + 1
@@ -196,9 +196,9 @@ func TestRateLimitNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rl) != 1 || rl[0].Prefix != netip.PrefixFrom(netnstest.AttackerV4, 32) || rl[0].Jail != "sshd" ||
+	if len(rl) != 1 || rl[0].Prefix != netip.PrefixFrom(nspairtest.AttackerV4, 32) || rl[0].Jail != "sshd" ||
 		int(rl[0].Dropped) < flood-maxOK {
-		t.Errorf("rate limited sources %+v, want only %s with at least %d dropped", rl, netnstest.AttackerV4, flood-maxOK)
+		t.Errorf("rate limited sources %+v, want only %s with at least %d dropped", rl, nspairtest.AttackerV4, flood-maxOK)
 	}
 	c, err := x.Counters()
 	if err != nil {

@@ -8,17 +8,17 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // TestReattachRecreatedInterface: an interface deleted and made again
 // under the daemon gets the program back, with the bans it had.
 func TestReattachRecreatedInterface(t *testing.T) {
-	p := netnstest.New(t)
-	pin := netnstest.PinDir(t)
+	p := nspairtest.New(t)
+	pin := nspairtest.PinDir(t)
 	x := openIn(t, p, pin)
 	t.Cleanup(func() { _ = x.Detach() })
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	mustAdd(t, x, bans.Ban{Prefix: netip.PrefixFrom(a, 32), Jail: "sshd"})
 
 	reattach := func() (gone, back []string) {
@@ -61,14 +61,14 @@ func TestReattachRecreatedInterface(t *testing.T) {
 	s := p.Sender(t, a, 7011)
 	// The kernel does not put the program on the new interface by itself:
 	// this is the gap Reattach closes.
-	if got := netnstest.Deliver(t, s, r, 10, 300*time.Millisecond); got != 10 {
+	if got := nspairtest.Deliver(t, s, r, 10, 300*time.Millisecond); got != 10 {
 		t.Fatalf("%d of 10 arrived on the re-created interface before reattach, want all (no program yet)", got)
 	}
 	if gone, back := reattach(); len(gone) != 0 || !slices.Equal(back, []string{p.HostIf}) {
 		t.Fatalf("re-created interface: gone %v back %v, want back [%s]", gone, back, p.HostIf)
 	}
 	before, _ := findBan(t, x, netip.PrefixFrom(a, 32))
-	if got := netnstest.Deliver(t, s, r, 25, 300*time.Millisecond); got != 0 {
+	if got := nspairtest.Deliver(t, s, r, 25, 300*time.Millisecond); got != 0 {
 		t.Fatalf("%d of 25 datagrams from the banned source arrived after reattach", got)
 	}
 	after, ok := findBan(t, x, netip.PrefixFrom(a, 32))

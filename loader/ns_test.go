@@ -12,12 +12,12 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/bans/bantest"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // openIn opens the backend inside the host namespace of p (interface
 // lookups and the XDP attach happen there).
-func openIn(t testing.TB, p *netnstest.Pair, pin string) *XDP {
+func openIn(t testing.TB, p *nspairtest.Pair, pin string) *XDP {
 	t.Helper()
 	var x *XDP
 	err := p.Host.Do(func() error {
@@ -34,8 +34,8 @@ func openIn(t testing.TB, p *netnstest.Pair, pin string) *XDP {
 }
 
 func TestConformance(t *testing.T) {
-	bantest.Run(t, func(t *testing.T, p *netnstest.Pair) func() bans.Backend {
-		pin := netnstest.PinDir(t)
+	bantest.Run(t, func(t *testing.T, p *nspairtest.Pair) func() bans.Backend {
+		pin := nspairtest.PinDir(t)
 		return func() bans.Backend { return openIn(t, p, pin) }
 	})
 }
@@ -44,13 +44,13 @@ func TestConformance(t *testing.T) {
 // the pinned link) while a banned source keeps sending: not one datagram
 // may get through, and the entry must count every one.
 func TestRestartNoGap(t *testing.T) {
-	p := netnstest.New(t)
-	pin := netnstest.PinDir(t)
+	p := nspairtest.New(t)
+	pin := nspairtest.PinDir(t)
 	r := p.Listen(t, 7008)
 	x := openIn(t, p, pin)
 	t.Cleanup(func() { _ = x.Detach() })
 
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	mustAdd(t, x, bans.Ban{Prefix: netip.PrefixFrom(a, 32), Jail: "sshd"})
 	oldProg := progID(t, x)
 	if err := x.Close(); err != nil {
@@ -132,8 +132,8 @@ func progID(t testing.TB, x *XDP) uint32 {
 // TestOpenPinnedCLI is the CLI without a daemon: it bans through the pins
 // while the daemon's handle is closed, and the kernel enforces it.
 func TestOpenPinnedCLI(t *testing.T) {
-	p := netnstest.New(t)
-	pin := netnstest.PinDir(t)
+	p := nspairtest.New(t)
+	pin := nspairtest.PinDir(t)
 	r := p.Listen(t, 7009)
 	x := openIn(t, p, pin)
 	if err := x.Close(); err != nil {
@@ -145,10 +145,10 @@ func TestOpenPinnedCLI(t *testing.T) {
 		t.Fatalf("open pinned: %v", err)
 	}
 	t.Cleanup(func() { _ = cli.Detach() })
-	a := netnstest.AttackerV6
+	a := nspairtest.AttackerV6
 	mustAdd(t, cli, bans.Ban{Prefix: bans.Widen{}.Addr(a), Jail: "nginx-http-auth", Expires: time.Now().Add(time.Hour)})
 	s := p.Sender(t, a, 7009)
-	if got := netnstest.Deliver(t, s, r, 25, 300*time.Millisecond); got != 0 {
+	if got := nspairtest.Deliver(t, s, r, 25, 300*time.Millisecond); got != 0 {
 		t.Fatalf("%d of 25 arrived after a CLI ban, want 0", got)
 	}
 	b, ok := findBan(t, cli, netip.MustParsePrefix("2001:db8::/64"))
@@ -166,7 +166,7 @@ func TestOpenPinnedCLI(t *testing.T) {
 	if err := cli.Detach(); err != nil {
 		t.Fatal(err)
 	}
-	if got := netnstest.Deliver(t, s, r, 20, 300*time.Millisecond); got != 20 {
+	if got := nspairtest.Deliver(t, s, r, 20, 300*time.Millisecond); got != 20 {
 		t.Fatalf("%d of 20 arrived after detach, want 20", got)
 	}
 	if _, err := OpenPinned(pin); !errors.Is(err, ErrNotLoaded) {
@@ -175,12 +175,12 @@ func TestOpenPinnedCLI(t *testing.T) {
 }
 
 func TestPinErrors(t *testing.T) {
-	netnstest.Require(t)
-	if _, err := OpenPinned(netnstest.PinDir(t)); !errors.Is(err, ErrNotLoaded) {
+	nspairtest.Require(t)
+	if _, err := OpenPinned(nspairtest.PinDir(t)); !errors.Is(err, ErrNotLoaded) {
 		t.Errorf("open pinned on nothing: %v, want ErrNotLoaded", err)
 	}
 
-	pin := netnstest.PinDir(t)
+	pin := nspairtest.PinDir(t)
 	x := loadDetached(t, Options{PinPath: pin})
 	mustAdd(t, x, ban("192.0.2.50", "sshd", time.Hour))
 
@@ -218,7 +218,7 @@ func TestPinErrors(t *testing.T) {
 		t.Errorf("long jail name: %v, want a length error", err)
 	}
 	// Inside a test namespace, so no real interface can ever be touched.
-	p := netnstest.New(t)
+	p := nspairtest.New(t)
 	_ = p.Host.Do(func() error {
 		if _, err := Open(context.Background(), Options{PinPath: pin, Interfaces: []string{"xb-nonexistent0"}}); err == nil || !strings.Contains(err.Error(), `"xb-nonexistent0"`) {
 			t.Errorf("unknown interface: %v, want an error naming it", err)
@@ -249,7 +249,7 @@ func TestBpftoolNames(t *testing.T) {
 		}
 		t.Skip("bpftool not installed (apt-get install bpftool)")
 	}
-	pin := netnstest.PinDir(t)
+	pin := nspairtest.PinDir(t)
 	x := loadDetached(t, Options{PinPath: pin})
 	mustAdd(t, x, ban("192.0.2.50", "sshd", time.Hour), ban("198.51.100.0/24", "sshd", time.Hour))
 	for _, tc := range []struct {
@@ -276,7 +276,7 @@ func TestBpftoolNames(t *testing.T) {
 // TestReuseAddsMissingMaps: pins from an older xdpban lack maps a newer
 // one adds; reusing them keeps the bans and creates and pins the rest.
 func TestReuseAddsMissingMaps(t *testing.T) {
-	pin := netnstest.PinDir(t)
+	pin := nspairtest.PinDir(t)
 	x := loadDetached(t, Options{PinPath: pin})
 	mustAdd(t, x, ban("192.0.2.60", "sshd", time.Hour))
 	x.Close()

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/loggen"
+	"github.com/xdpban/xdpban/bench/loggen"
 )
 
 // authLogBytes is the benchmark log: the file named by XDPBAN_AUTHLOG

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/samplelog"
+	"github.com/xdpban/xdpban/logwatch/samplelog"
 )
 
 // The fail2ban sample suite: fail2ban ships, for each of its filters, a

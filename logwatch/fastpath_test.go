@@ -13,7 +13,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/loggen"
+	"github.com/xdpban/xdpban/bench/loggen"
 )
 
 // TestFastDates checks that every hand-written date matcher agrees with

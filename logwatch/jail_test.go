@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 func TestIncrementBanTimeFollowsFail2banFormula(t *testing.T) {
@@ -81,8 +81,8 @@ func TestIgnoreList(t *testing.T) {
 // TestIgnoreSelf reads the interface addresses of a namespace holding
 // 192.0.2.1 and 2001:db8::1 (the harness's host side).
 func TestIgnoreSelf(t *testing.T) {
-	netnstest.Require(t)
-	p := netnstest.New(t)
+	nspairtest.Require(t)
+	p := nspairtest.New(t)
 	var self, noSelf *IgnoreList
 	err := p.Host.Do(func() (err error) {
 		if self, err = NewIgnoreList(nil, true); err != nil {

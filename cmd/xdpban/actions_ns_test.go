@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/actions"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/daemon/actions"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // A jail's webhook action fires on ban and on unban through a running
@@ -51,7 +51,7 @@ func TestActionsThroughDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--jail", "sshd", "--for", "1h")
 	w.mustCLI(t, "unban", a.String())
 

@@ -18,9 +18,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/xdpban/xdpban/daemon"
+	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/daemon"
 )
 
 // banChunk is how many bans go in one request: well under control.MaxBody

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 	"github.com/xdpban/xdpban/loader"
 )
 
@@ -22,7 +22,7 @@ import (
 // testing.RunTests; its cleanups (daemon, namespaces, pins) run when it
 // returns.
 func benchDaemon(b *testing.B, fn func(t *testing.T, w *world)) {
-	netnstest.Require(b)
+	nspairtest.Require(b)
 	ok := false
 	res := testing.RunTests(func(pat, str string) (bool, error) { return true, nil },
 		[]testing.InternalTest{{Name: "bench-world", F: func(t *testing.T) { fn(t, newWorld(t)); ok = !t.Failed() }}})

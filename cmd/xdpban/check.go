@@ -9,7 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/xdpban/xdpban/internal/actions"
+	"github.com/xdpban/xdpban/daemon/actions"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/logwatch"
 )

@@ -10,14 +10,14 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/coreos/go-iptables/iptables"
+	goiptables "github.com/coreos/go-iptables/iptables"
 
-	"github.com/xdpban/xdpban/fallback"
-	"github.com/xdpban/xdpban/internal/banlog"
+	"github.com/xdpban/xdpban/daemon"
+	"github.com/xdpban/xdpban/daemon/banlog"
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/store"
+	"github.com/xdpban/xdpban/fallback/iptables"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/daemon"
-	"github.com/xdpban/xdpban/internal/store"
 	"github.com/xdpban/xdpban/loader"
 )
 
@@ -143,18 +143,18 @@ func (e *env) openDirectBackend(ctx context.Context) (bans.Backend, bans.Widen, 
 	if ok {
 		return b, w, nil
 	}
-	return nil, bans.Widen{}, fmt.Errorf("no daemon answers on %s, no XDP maps are pinned at %s and there is no %s iptables chain: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), e.pinDir(), fallback.DefaultChain)
+	return nil, bans.Widen{}, fmt.Errorf("no daemon answers on %s, no XDP maps are pinned at %s and there is no %s iptables chain: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), e.pinDir(), iptables.DefaultChain)
 }
 
 // openExistingIPTables adopts the iptables backend's chain and sets when
 // a daemon left them, with the same configuration the daemon reads (so
 // adopting changes no rule).
 func (e *env) openExistingIPTables(ctx context.Context) (bans.Backend, bans.Widen, bool, error) {
-	ipt, err := iptables.New()
+	ipt, err := goiptables.New()
 	if err != nil {
 		return nil, bans.Widen{}, false, nil // no iptables here: nothing to adopt
 	}
-	exists, err := ipt.ChainExists("filter", fallback.DefaultChain)
+	exists, err := ipt.ChainExists("filter", iptables.DefaultChain)
 	if err != nil || !exists {
 		return nil, bans.Widen{}, false, nil
 	}
@@ -162,12 +162,12 @@ func (e *env) openExistingIPTables(ctx context.Context) (bans.Backend, bans.Wide
 	if err != nil {
 		return nil, bans.Widen{}, false, fmt.Errorf("configuration (to adopt the iptables backend as the daemon set it up): %w", err)
 	}
-	o, err := fallback.OptionsFromConfig(cfg.Daemon, cfg.Jails)
+	o, err := iptables.OptionsFromConfig(cfg.Daemon, cfg.Jails)
 	if err != nil {
 		return nil, bans.Widen{}, false, err
 	}
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := fallback.Open(ctx, o)
+	b, err := iptables.Open(ctx, o)
 	if err != nil {
 		return nil, bans.Widen{}, false, fmt.Errorf("adopt the iptables backend: %w", err)
 	}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // copyFail2banTree copies a fail2ban configuration tree (the stock
@@ -70,9 +70,9 @@ func TestFail2banJailLocalThresholdAndBantime(t *testing.T) {
 	}
 	w.start(t, "--fail2ban-config", f2b)
 
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	s := w.p.Sender(t, a, testPort)
-	if got := netnstest.Deliver(t, s, w.r, 10, 300*time.Millisecond); got != 10 {
+	if got := nspairtest.Deliver(t, s, w.r, 10, 300*time.Millisecond); got != 10 {
 		t.Fatalf("before any failure %d of 10 arrived", got)
 	}
 	// The jail starts after the daemon answers; -1 until it runs.
@@ -100,7 +100,7 @@ func TestFail2banJailLocalThresholdAndBantime(t *testing.T) {
 	if l := w.list(t); len(l) != 0 {
 		t.Fatalf("banned after %d failures with maxretry %d: %v", maxRetry-1, maxRetry, l)
 	}
-	if got := netnstest.Deliver(t, s, w.r, 10, 300*time.Millisecond); got != 10 {
+	if got := nspairtest.Deliver(t, s, w.r, 10, 300*time.Millisecond); got != 10 {
 		t.Fatalf("after %d failures (maxretry %d) %d of 10 arrived", maxRetry-1, maxRetry, got)
 	}
 
@@ -125,7 +125,7 @@ func TestFail2banJailLocalThresholdAndBantime(t *testing.T) {
 	if exp.Before(t0.Add(banTime-time.Second)) || exp.After(tb.Add(banTime+time.Second)) {
 		t.Fatalf("ban expires %s, want about %s after the ban at %s", exp, banTime, tb.Format(time.RFC3339Nano))
 	}
-	if got := netnstest.Deliver(t, s, w.r, 10, 300*time.Millisecond); got != 0 {
+	if got := nspairtest.Deliver(t, s, w.r, 10, 300*time.Millisecond); got != 0 {
 		t.Fatalf("banned: %d of 10 arrived", got)
 	}
 
@@ -135,7 +135,7 @@ func TestFail2banJailLocalThresholdAndBantime(t *testing.T) {
 	var passedAt time.Time
 	for deadline := t0.Add(banTime + 5*time.Second); time.Now().Before(deadline); {
 		sent := time.Now()
-		if netnstest.Deliver(t, s, w.r, 1, 50*time.Millisecond) == 1 {
+		if nspairtest.Deliver(t, s, w.r, 1, 50*time.Millisecond) == 1 {
 			passedAt = sent
 			break
 		}
@@ -152,7 +152,7 @@ func TestFail2banJailLocalThresholdAndBantime(t *testing.T) {
 	if lifted > banTime+2*time.Second {
 		t.Fatalf("traffic passed only %s after the ban, want about bantime %s", lifted, banTime)
 	}
-	if got := netnstest.Deliver(t, s, w.r, 10, 300*time.Millisecond); got != 10 {
+	if got := nspairtest.Deliver(t, s, w.r, 10, 300*time.Millisecond); got != 10 {
 		t.Fatalf("after the ban expired %d of 10 arrived", got)
 	}
 	waitFor(t, 5*time.Second, "the expired ban gone from the list", func() bool { return len(w.list(t)) == 0 })

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/samplelog"
 	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/logwatch/samplelog"
 )
 
 // fail2ban's sample suite through `xdpban regex --fail2ban-config

@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // Ban latency end to end (issue 3): the daemon follows a log, the
 // attacker streams datagrams, maxretry failures are appended, and the
 // time from the append of the line that crosses the threshold to the
 // first datagram dropped is measured from the outside by a
-// netnstest.Probe. "First dropped" is the first datagram of the final
+// nspairtest.Probe. "First dropped" is the first datagram of the final
 // unbroken run that never reached the host socket; every run also checks
 // that the ban's XDP entry counted exactly those datagrams, so the cut
 // really is the XDP drop and not loss.
@@ -103,7 +103,7 @@ func startLatencyWorld(t *testing.T, w *world, load latencyLoad) (string, func()
 // banLatency is one run from attacker address a: the failures below the
 // threshold, counted by the jail, then the crossing line under the
 // probe. It returns append → first drop and the cut.
-func banLatency(t *testing.T, w *world, c *control.Client, logPath string, a netip.Addr) (time.Duration, netnstest.Cut) {
+func banLatency(t *testing.T, w *world, c *control.Client, logPath string, a netip.Addr) (time.Duration, nspairtest.Cut) {
 	t.Helper()
 	ctx := context.Background()
 	w.p.AddAttackerAddr(t, a)

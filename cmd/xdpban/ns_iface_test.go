@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // statusIfaces is `xdpban status --json`'s interfaces.
@@ -44,7 +44,7 @@ func TestInterfaceNamedTwice(t *testing.T) {
 func TestDaemonReattachesRecreatedInterface(t *testing.T) {
 	w := newWorld(t)
 	d := w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	if code, _, errs := w.cli(t, "ban", a.String()); code != 0 {
 		t.Fatalf("ban: %s", errs)
 	}
@@ -67,7 +67,7 @@ func TestDaemonReattachesRecreatedInterface(t *testing.T) {
 	waitFor("protected interface back")
 	r := w.p.Listen(t, testPort+100)
 	s := w.p.Sender(t, a, testPort+100)
-	if got := netnstest.Deliver(t, s, r, 20, 300*time.Millisecond); got != 0 {
+	if got := nspairtest.Deliver(t, s, r, 20, 300*time.Millisecond); got != 0 {
 		t.Fatalf("%d of 20 datagrams from the banned %s arrived on the re-created interface", got, a)
 	}
 	if got := statusIfaces(t, w); len(got) != 1 || got[0] != w.p.HostIf+" native" {
@@ -77,7 +77,7 @@ func TestDaemonReattachesRecreatedInterface(t *testing.T) {
 	if code, _, errs := w.cli(t, "unban", a.String()); code != 0 {
 		t.Fatalf("unban: %s", errs)
 	}
-	if got := netnstest.Deliver(t, s, r, 20, 300*time.Millisecond); got != 20 {
+	if got := nspairtest.Deliver(t, s, r, 20, 300*time.Millisecond); got != 20 {
 		t.Fatalf("%d of 20 arrived after unban, want all", got)
 	}
 }

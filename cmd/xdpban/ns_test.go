@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 const testPort = 7009
@@ -27,8 +27,8 @@ const testPort = 7009
 // world is one protected host with its attacker and the paths a daemon
 // of this test uses (never the defaults).
 type world struct {
-	p      *netnstest.Pair
-	r      *netnstest.Receiver
+	p      *nspairtest.Pair
+	r      *nspairtest.Receiver
 	socket string
 	pin    string
 	state  string
@@ -39,12 +39,12 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	netnstest.Require(t)
+	nspairtest.Require(t)
 	dir := t.TempDir()
 	w := &world{
-		p:      netnstest.New(t),
+		p:      nspairtest.New(t),
 		socket: filepath.Join(dir, "run", "xdpban.sock"),
-		pin:    netnstest.PinDir(t),
+		pin:    nspairtest.PinDir(t),
 		state:  filepath.Join(dir, "state"),
 		banlog: filepath.Join(dir, "xdpban.log"),
 		config: filepath.Join(dir, "etc"),
@@ -171,7 +171,7 @@ func (d *daemonProc) kill() {
 func (w *world) send(t *testing.T, from netip.Addr, n int) int {
 	t.Helper()
 	s := w.p.Sender(t, from, testPort)
-	return netnstest.Deliver(t, s, w.r, n, 300*time.Millisecond)
+	return nspairtest.Deliver(t, s, w.r, n, 300*time.Millisecond)
 }
 
 func (w *world) list(t *testing.T) map[string]control.Entry {
@@ -191,7 +191,7 @@ func (w *world) list(t *testing.T) map[string]control.Entry {
 func TestBanUnbanThroughDaemon(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	if got := w.send(t, a, 20); got != 20 {
 		t.Fatalf("before the ban %d of 20 arrived", got)
 	}
@@ -238,8 +238,8 @@ func TestIPv6BanCoversSlash64(t *testing.T) {
 	w.start(t)
 	other := netip.MustParseAddr("2001:db8::99")
 	w.p.AddAttackerAddr(t, other)
-	w.mustCLI(t, "ban", netnstest.AttackerV6.String(), "--for", "10m")
-	if got := w.send(t, netnstest.AttackerV6, 20); got != 0 {
+	w.mustCLI(t, "ban", nspairtest.AttackerV6.String(), "--for", "10m")
+	if got := w.send(t, nspairtest.AttackerV6, 20); got != 0 {
 		t.Fatalf("banned v6 source: %d of 20 arrived", got)
 	}
 	if got := w.send(t, other, 20); got != 0 {
@@ -250,7 +250,7 @@ func TestIPv6BanCoversSlash64(t *testing.T) {
 		t.Fatalf("list: %+v (ok %v), want 2001:db8::/64 with 40 packets", e, ok)
 	}
 	// IPv4 is untouched.
-	if got := w.send(t, netnstest.AttackerV4, 20); got != 20 {
+	if got := w.send(t, nspairtest.AttackerV4, 20); got != 20 {
 		t.Fatalf("v4 source: %d of 20 arrived", got)
 	}
 }
@@ -258,7 +258,7 @@ func TestIPv6BanCoversSlash64(t *testing.T) {
 func TestBanExpiresByItself(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--for", "2s")
 	if got := w.send(t, a, 10); got != 0 {
 		t.Fatalf("during the ban %d of 10 arrived", got)
@@ -298,7 +298,7 @@ func TestBanExpiresByItself(t *testing.T) {
 func TestRestartLosesNothing(t *testing.T) {
 	w := newWorld(t)
 	d := w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--for", "1h", "--jail", "sshd")
 	w.mustCLI(t, "ban", "198.51.100.0/24", "--for", "0")
 	before := w.list(t)
@@ -308,7 +308,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	err := w.p.Attacker.Do(func() error {
 		var err error
 		conn, err = net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 0)),
-			net.UDPAddrFromAddrPort(netip.AddrPortFrom(netnstest.HostV4, testPort)))
+			net.UDPAddrFromAddrPort(netip.AddrPortFrom(nspairtest.HostV4, testPort)))
 		return err
 	})
 	if err != nil {
@@ -364,7 +364,7 @@ func TestRestartLosesNothing(t *testing.T) {
 func TestDetachThenStartIsAReboot(t *testing.T) {
 	w := newWorld(t)
 	d := w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--for", "1h", "--jail", "sshd")
 	w.mustCLI(t, "ban", "2001:db8::2", "--for", "30m")
 	w.mustCLI(t, "ban", "203.0.113.0/24", "--for", "0")
@@ -392,7 +392,7 @@ func TestDetachThenStartIsAReboot(t *testing.T) {
 	if got := w.send(t, a, 20); got != 0 {
 		t.Fatalf("after start: %d of 20 arrived", got)
 	}
-	if got := w.send(t, netnstest.AttackerV6, 20); got != 0 {
+	if got := w.send(t, nspairtest.AttackerV6, 20); got != 0 {
 		t.Fatalf("after start (v6): %d of 20 arrived", got)
 	}
 	after := w.list(t)
@@ -581,7 +581,7 @@ func TestConcurrentClients(t *testing.T) {
 func TestBadSocketInputKeepsDaemonAndBans(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String())
 	for _, body := range []string{`{"bans":[{"addr":`, `[]`, strings.Repeat("x", 2<<20), `{"bans":[{"addr":"300.1.2.3"}]}`} {
 		resp := rawPost(t, w.socket, "/v1/ban", body)
@@ -617,8 +617,8 @@ func rawPost(t *testing.T, sock, path, body string) string {
 func TestStatusOutput(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
-	w.mustCLI(t, "ban", netnstest.AttackerV4.String(), "--jail", "sshd")
-	w.send(t, netnstest.AttackerV4, 5)
+	w.mustCLI(t, "ban", nspairtest.AttackerV4.String(), "--jail", "sshd")
+	w.send(t, nspairtest.AttackerV4, 5)
 	out := w.mustCLI(t, "status", "--json")
 	var st control.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
@@ -671,7 +671,7 @@ func TestDirectModeWithoutDaemon(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
 	w.d.stop(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--for", "1h")
 	if got := w.send(t, a, 10); got != 0 {
 		t.Fatalf("direct ban: %d of 10 arrived", got)
@@ -728,7 +728,7 @@ func TestLogFailuresBan(t *testing.T) {
 	w := newWorld(t)
 	logPath := w.jailLog(t, 3)
 	w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	if got := w.send(t, a, 10); got != 10 {
 		t.Fatalf("before failures %d of 10 arrived", got)
 	}
@@ -851,7 +851,7 @@ func TestKill9WithLogWriter(t *testing.T) {
 func TestCorruptDatabaseRecoversFromKernel(t *testing.T) {
 	w := newWorld(t)
 	d := w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--for", "1h", "--jail", "sshd")
 	before := w.list(t)["192.0.2.2/32"]
 	d.stop(t)
@@ -887,7 +887,7 @@ func TestReloadPicksUpJailChanges(t *testing.T) {
 	w := newWorld(t)
 	logPath := w.jailLog(t, 100)
 	d := w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	appendLines(t, logPath, failLine(a.String(), 1), failLine(a.String(), 2))
 	time.Sleep(500 * time.Millisecond)
 	if _, ok := w.list(t)["192.0.2.2/32"]; ok {
@@ -950,7 +950,7 @@ func TestDryRunEnforcesNothing(t *testing.T) {
 	w := newWorld(t)
 	logPath := w.jailLog(t, 2)
 	d := w.start(t, "--dry-run")
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	appendLines(t, logPath, failLine(a.String(), 1), failLine(a.String(), 2))
 	waitFor(t, 5*time.Second, "the would-ban log line", func() bool {
 		return strings.Contains(d.out.String(), "dry run: would ban") && strings.Contains(d.out.String(), "addr=192.0.2.2")
@@ -969,7 +969,7 @@ func TestDryRunEnforcesNothing(t *testing.T) {
 func TestDetachOnExit(t *testing.T) {
 	w := newWorld(t)
 	d := w.start(t, "--detach-on-exit")
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String())
 	if got := w.send(t, a, 10); got != 0 {
 		t.Fatalf("%d of 10 arrived", got)
@@ -993,7 +993,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	w.p.Host.Run(t, "ip", "link", "set", "lo", "up")
 	writeTestConfig(t, w.config, "metrics_listen = 127.0.0.1:9798\n")
 	w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
 	w.send(t, a, 7)
 	body := scrapeMetrics(t, w)
@@ -1015,7 +1015,7 @@ func TestMetricsEndpoint(t *testing.T) {
 
 func TestDefaultRouteInterfaces(t *testing.T) {
 	w := newWorld(t)
-	w.p.Host.Run(t, "ip", "route", "add", "default", "via", netnstest.AttackerV4.String(), "dev", w.p.HostIf)
+	w.p.Host.Run(t, "ip", "route", "add", "default", "via", nspairtest.AttackerV4.String(), "dev", w.p.HostIf)
 	var got []string
 	err := w.p.Host.Do(func() error {
 		var err error
@@ -1072,7 +1072,7 @@ func TestNoDaemonNoPins(t *testing.T) {
 func TestIPTablesBackend(t *testing.T) {
 	w := newWorld(t)
 	d := w.start(t, "--backend", "iptables")
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
 	if got := w.send(t, a, 20); got != 0 {
 		t.Fatalf("iptables ban: %d of 20 arrived", got)
@@ -1126,7 +1126,7 @@ func TestBanTimeIncrementAcrossRestart(t *testing.T) {
 	conf := jailConfig(logPath, 2) + "bantime.increment = true\n"
 	os.WriteFile(filepath.Join(w.config, "jail.local"), []byte(conf), 0o644)
 	w.start(t)
-	a := netnstest.AttackerV4.String()
+	a := nspairtest.AttackerV4.String()
 	left := func() time.Duration {
 		var e control.Entry
 		waitFor(t, 5*time.Second, "the jail's ban", func() bool {

@@ -16,12 +16,12 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/xdpban/xdpban/internal/banlog"
+	"github.com/xdpban/xdpban/daemon"
+	"github.com/xdpban/xdpban/daemon/banlog"
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/enforce"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/daemon"
-	"github.com/xdpban/xdpban/internal/enforce"
 	"github.com/xdpban/xdpban/loader"
 	"github.com/xdpban/xdpban/logwatch"
 )

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/control"
 )
 
 func TestStatusTextShowsRateLimitedDrops(t *testing.T) {

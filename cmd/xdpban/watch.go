@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/xdpban/xdpban/internal/droplog"
+	"github.com/xdpban/xdpban/daemon/drops"
 	"github.com/xdpban/xdpban/loader"
 )
 
 // cmdWatch streams drop events live: from the daemon over the control
 // socket, or straight from the pinned ring buffer when no daemon runs.
-// Output is droplog's line format, or one JSON object a line with --json.
+// Output is drops' line format, or one JSON object a line with --json.
 func cmdWatch(e *env, args []string) int {
 	fs := e.newFlags("watch")
 	jsonOut := fs.Bool("json", false, "print one JSON object per drop event")
@@ -28,7 +28,7 @@ func cmdWatch(e *env, args []string) int {
 	if len(pos) == 1 {
 		filterArg = pos[0]
 	}
-	filter, err := droplog.ParseFilter(filterArg)
+	filter, err := drops.ParseFilter(filterArg)
 	if err != nil {
 		return e.fail("watch", usageErr("%v", err))
 	}
@@ -45,8 +45,8 @@ func cmdWatch(e *env, args []string) int {
 		defer c.Close()
 		err = c.WatchDrops(ctx, filterArg, out.write)
 	} else {
-		err = e.watchPinned(ctx, func(ev droplog.Event) error {
-			if !droplog.Match(filter, ev) {
+		err = e.watchPinned(ctx, func(ev drops.Event) error {
+			if !drops.Match(filter, ev) {
 				return nil
 			}
 			return out.write(ev)
@@ -70,7 +70,7 @@ type eventWriter struct {
 }
 
 // write prints one event and flushes at once: watch is read live.
-func (o *eventWriter) write(ev droplog.Event) error {
+func (o *eventWriter) write(ev drops.Event) error {
 	if o.json {
 		b, err := json.Marshal(ev)
 		if err != nil {
@@ -91,7 +91,7 @@ func (o *eventWriter) write(ev droplog.Event) error {
 
 // watchPinned reads drop events without a daemon, straight from the
 // pinned ring buffer (which has one reader: the daemon, when it runs).
-func (e *env) watchPinned(ctx context.Context, fn func(droplog.Event) error) error {
+func (e *env) watchPinned(ctx context.Context, fn func(drops.Event) error) error {
 	x, err := openPinned(e.pinDir())
 	if err != nil {
 		if errors.Is(err, errNothingPinned) || errors.Is(err, loader.ErrNotLoaded) {
@@ -107,7 +107,7 @@ func (e *env) watchPinned(ctx context.Context, fn func(droplog.Event) error) err
 		return err
 	}
 	for ev := range events {
-		if err := fn(droplog.FromLoader(ev)); err != nil {
+		if err := fn(drops.FromLoader(ev)); err != nil {
 			return err
 		}
 	}

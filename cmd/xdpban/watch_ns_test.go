@@ -15,20 +15,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/drops"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/droplog"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 	"github.com/xdpban/xdpban/loader"
 )
 
 // Without a daemon, watch reads the pinned ring buffer itself: a banned
 // source's flood shows up, filtered to the address asked for.
 func TestWatchDirectFromPins(t *testing.T) {
-	netnstest.Require(t)
-	p := netnstest.New(t)
-	pin := netnstest.PinDir(t)
+	nspairtest.Require(t)
+	p := nspairtest.New(t)
+	pin := nspairtest.PinDir(t)
 	const port = 7302
 	var x *loader.XDP
 	if err := p.Host.Do(func() error {
@@ -47,7 +47,7 @@ func TestWatchDirectFromPins(t *testing.T) {
 			y.Detach()
 		}
 	})
-	for _, a := range []netip.Addr{netnstest.AttackerV4, netnstest.AttackerV6} {
+	for _, a := range []netip.Addr{nspairtest.AttackerV4, nspairtest.AttackerV6} {
 		if err := x.Add(context.Background(), bans.Ban{Prefix: bans.Widen{}.Addr(a), Jail: "sshd"}); err != nil {
 			t.Fatal(err)
 		}
@@ -64,8 +64,8 @@ func TestWatchDirectFromPins(t *testing.T) {
 		done <- run(e, []string{"--socket", filepath.Join(t.TempDir(), "none.sock"), "--pin-path", pin,
 			"watch", "--json", "2001:db8::2"})
 	}()
-	v6 := p.Sender(t, netnstest.AttackerV6, port)
-	v4 := p.Sender(t, netnstest.AttackerV4, port)
+	v6 := p.Sender(t, nspairtest.AttackerV6, port)
+	v4 := p.Sender(t, nspairtest.AttackerV4, port)
 	// Send until the watcher (which may still be opening the pins) shows
 	// three events; bounded to 50 rounds.
 	for i := 0; i < 50 && strings.Count(out.String(), "\n") < 3; i++ {
@@ -82,11 +82,11 @@ func TestWatchDirectFromPins(t *testing.T) {
 		t.Fatalf("watch printed %q, want at least 3 events", out.String())
 	}
 	for _, l := range lines {
-		var ev droplog.Event
+		var ev drops.Event
 		if err := json.Unmarshal([]byte(l), &ev); err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
-		if ev.Src != netnstest.AttackerV6 || ev.Dst != netnstest.HostV6 || ev.Proto != droplog.ProtoUDP ||
+		if ev.Src != nspairtest.AttackerV6 || ev.Dst != nspairtest.HostV6 || ev.Proto != drops.ProtoUDP ||
 			ev.SPort != v6.LocalPort() || ev.DPort != port || ev.Len != 14+40+8+32 || ev.Jail != "sshd" {
 			t.Fatalf("event %s: want the IPv6 attacker's datagram only", ev.Line())
 		}
@@ -99,7 +99,7 @@ func TestWatchThroughDaemon(t *testing.T) {
 	w := newWorld(t)
 	writeTestConfig(t, w.config, "drop_log_rate = 4\ndrop_log_global = 100\nlog_drops = true\n")
 	d := w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -123,12 +123,12 @@ func TestWatchThroughDaemon(t *testing.T) {
 		t.Fatalf("watch printed %q, want at least 2 events", out.String())
 	}
 	for _, l := range lines {
-		ev, err := droplog.ParseLine(l)
+		ev, err := drops.ParseLine(l)
 		if err != nil {
 			t.Fatalf("line %q: %v", l, err)
 		}
 		// The daemon runs in the host namespace: the interface has its name.
-		if ev.Src != a || ev.Dst != netnstest.HostV4 || ev.Iface != w.p.HostIf || ev.SPort != s.LocalPort() ||
+		if ev.Src != a || ev.Dst != nspairtest.HostV4 || ev.Iface != w.p.HostIf || ev.SPort != s.LocalPort() ||
 			ev.DPort != testPort || ev.Len != 14+20+8+32 || ev.Jail != "sshd" {
 			t.Fatalf("event %q: want the attacker's datagram on %s", l, w.p.HostIf)
 		}
@@ -159,7 +159,7 @@ func TestRateLimitBanAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	c := control.NewClient(w.socket)
 	defer c.Close()
 	inSegs0 := hostTCPInSegs(t, w)
@@ -174,7 +174,7 @@ func TestRateLimitBanAfter(t *testing.T) {
 		sent++
 		w.p.Attacker.Do(func() error {
 			d := net.Dialer{Timeout: 30 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: a.AsSlice()}}
-			if conn, err := d.Dial("tcp", netip.AddrPortFrom(netnstest.HostV4, port).String()); err == nil {
+			if conn, err := d.Dial("tcp", netip.AddrPortFrom(nspairtest.HostV4, port).String()); err == nil {
 				conn.Close()
 			}
 			return nil

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/drops"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/droplog"
 )
 
 func TestWatchBadInput(t *testing.T) {
@@ -37,9 +37,9 @@ func TestWatchBadInput(t *testing.T) {
 }
 
 // watchHandler is a daemon stand-in: only its drop stream matters here.
-type watchHandler struct{ hub *droplog.Hub }
+type watchHandler struct{ hub *drops.Hub }
 
-func (h watchHandler) WatchDrops(ctx context.Context, f netip.Prefix) (<-chan droplog.Event, error) {
+func (h watchHandler) WatchDrops(ctx context.Context, f netip.Prefix) (<-chan drops.Event, error) {
 	ch, _ := h.hub.Subscribe(ctx, f, 64)
 	return ch, nil
 }
@@ -57,7 +57,7 @@ func (watchHandler) Detach(context.Context) error                     { return n
 
 func TestWatchStreamsFromDaemon(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "xdpban.sock")
-	h := watchHandler{hub: droplog.NewHub()}
+	h := watchHandler{hub: drops.NewHub()}
 	srv, err := control.Listen(sock, h, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -65,8 +65,8 @@ func TestWatchStreamsFromDaemon(t *testing.T) {
 	go srv.Serve()
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 
-	ev := droplog.Event{Time: time.Date(2026, 11, 24, 17, 0, 0, 1, time.UTC), Iface: "veth0",
-		Src: netip.MustParseAddr("192.0.2.2"), Dst: netip.MustParseAddr("192.0.2.1"), Proto: droplog.ProtoTCP,
+	ev := drops.Event{Time: time.Date(2026, 11, 24, 17, 0, 0, 1, time.UTC), Iface: "veth0",
+		Src: netip.MustParseAddr("192.0.2.2"), Dst: netip.MustParseAddr("192.0.2.1"), Proto: drops.ProtoTCP,
 		SPort: 40000, DPort: 22, Len: 60, Flags: 0x02, Jail: "sshd", Suppressed: 3}
 	other := ev
 	other.Src = netip.MustParseAddr("203.0.113.9")
@@ -96,7 +96,7 @@ func TestWatchStreamsFromDaemon(t *testing.T) {
 		}
 		got := out.String()
 		if jsonOut {
-			var back droplog.Event
+			var back drops.Event
 			if err := json.Unmarshal([]byte(got), &back); err != nil || back != ev || strings.Count(got, "\n") != 1 {
 				t.Errorf("--json printed %q (%v), want exactly the event", got, err)
 			}

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/netnstest"
 	"github.com/xdpban/xdpban/internal/nspair"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 const prefix = "xbnp-"
@@ -24,7 +24,7 @@ func exists(name string) bool {
 }
 
 func TestNewBuildsIsolatedPairAndCloseRemovesIt(t *testing.T) {
-	netnstest.Require(t)
+	nspairtest.Require(t)
 	p, err := nspair.New(nspair.Config{Prefix: prefix, IfPrefix: "xbnp", HostRole: "bastion"})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +85,7 @@ func TestNewBuildsIsolatedPairAndCloseRemovesIt(t *testing.T) {
 // TestNewUndoesOnError: the attacker namespace cannot be made (a slash in
 // its name), so the host namespace made before must be gone again.
 func TestNewUndoesOnError(t *testing.T) {
-	netnstest.Require(t)
+	nspairtest.Require(t)
 	id := nspair.NewID()
 	p, err := nspair.New(nspair.Config{Prefix: prefix, ID: id, AttackerRole: "a/b"})
 	if err == nil {

@@ -7,14 +7,14 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/xdpban/xdpban/internal/netnstest"
 	"github.com/xdpban/xdpban/internal/nspair"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // TestSweepRemovesOnlyDeadOwners: a namespace named after a pid that is
 // gone is removed, one of a live process is not.
 func TestSweepRemovesOnlyDeadOwners(t *testing.T) {
-	netnstest.Require(t)
+	nspairtest.Require(t)
 	gone := exec.Command("true")
 	if err := gone.Run(); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
 // Package bantest is the conformance suite every bans.Backend passes: the
-// same end-to-end checks, with real packets across a netnstest veth pair,
+// same end-to-end checks, with real packets across an nspairtest veth pair,
 // for XDP and for netfilter, so both backends give the same guarantees.
 package bantest
 
@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // Factory prepares a backend protecting p.Host on p.HostIf and returns
 // its opener. The opener may be called again after Close (a daemon
 // restart) and must then adopt the state the first one left: same pin
 // directory, same chain and sets.
-type Factory func(t *testing.T, p *netnstest.Pair) (open func() bans.Backend)
+type Factory func(t *testing.T, p *nspairtest.Pair) (open func() bans.Backend)
 
 const port = 7007
 
@@ -37,7 +37,7 @@ func Run(t *testing.T, f Factory) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := netnstest.New(t)
+			p := nspairtest.New(t)
 			open := f(t, p)
 			b := open()
 			t.Cleanup(func() { b.Detach() })
@@ -48,10 +48,10 @@ func Run(t *testing.T, f Factory) {
 }
 
 type env struct {
-	p    *netnstest.Pair
+	p    *nspairtest.Pair
 	b    bans.Backend
 	open func() bans.Backend
-	r    *netnstest.Receiver
+	r    *nspairtest.Receiver
 }
 
 var w bans.Widen
@@ -59,7 +59,7 @@ var w bans.Widen
 func (e *env) send(t *testing.T, from netip.Addr, n int) int {
 	t.Helper()
 	s := e.p.Sender(t, from, port)
-	return netnstest.Deliver(t, s, e.r, n, 300*time.Millisecond)
+	return nspairtest.Deliver(t, s, e.r, n, 300*time.Millisecond)
 }
 
 func (e *env) mustPass(t *testing.T, from netip.Addr) {
@@ -102,7 +102,7 @@ func find(t *testing.T, b bans.Backend, p netip.Prefix) (bans.Ban, bool) {
 }
 
 func banDropsAndCounts(t *testing.T, e *env) {
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	e.mustPass(t, a)
 	pfx := w.Addr(a)
 	e.add(t, pfx, time.Hour)
@@ -128,7 +128,7 @@ func banDropsAndCounts(t *testing.T, e *env) {
 }
 
 func unbanRestores(t *testing.T, e *env) {
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	pfx := w.Addr(a)
 	e.add(t, pfx, time.Hour)
 	e.mustDrop(t, a, 10)
@@ -147,17 +147,17 @@ func ipv6CoversSlash64(t *testing.T, e *env) {
 	other64 := netip.MustParseAddr("2001:db8:1::9")
 	e.p.AddAttackerAddr(t, same64)
 	e.p.AddAttackerAddr(t, other64)
-	e.mustPass(t, netnstest.AttackerV6)
+	e.mustPass(t, nspairtest.AttackerV6)
 
-	pfx := w.Addr(netnstest.AttackerV6)
+	pfx := w.Addr(nspairtest.AttackerV6)
 	if pfx.Bits() != 64 {
 		t.Fatalf("default widening gave /%d, want /64", pfx.Bits())
 	}
 	e.add(t, pfx, time.Hour)
-	e.mustDrop(t, netnstest.AttackerV6, 10)
+	e.mustDrop(t, nspairtest.AttackerV6, 10)
 	e.mustDrop(t, same64, 10)
 	e.mustPass(t, other64)
-	e.mustPass(t, netnstest.AttackerV4)
+	e.mustPass(t, nspairtest.AttackerV4)
 }
 
 func prefixBans(t *testing.T, e *env) {
@@ -170,8 +170,8 @@ func prefixBans(t *testing.T, e *env) {
 	e.add(t, netip.MustParsePrefix("2001:db8:5::/48"), 0)
 	e.mustDrop(t, in4, 10)
 	e.mustDrop(t, in6, 10)
-	e.mustPass(t, netnstest.AttackerV4)
-	e.mustPass(t, netnstest.AttackerV6)
+	e.mustPass(t, nspairtest.AttackerV4)
+	e.mustPass(t, nspairtest.AttackerV6)
 	got, ok := find(t, e.b, netip.MustParsePrefix("2001:db8:5::/48"))
 	if !ok || !got.Permanent() || got.Packets != 10 {
 		t.Errorf("permanent /48 entry = %+v, %v; want permanent with 10 packets", got, ok)
@@ -179,7 +179,7 @@ func prefixBans(t *testing.T, e *env) {
 }
 
 func expiresByItself(t *testing.T, e *env) {
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	pfx := w.Addr(a)
 	e.add(t, pfx, 2*time.Second)
 	e.mustDrop(t, a, 10)
@@ -199,7 +199,7 @@ func expiresByItself(t *testing.T, e *env) {
 }
 
 func restartKeepsBans(t *testing.T, e *env) {
-	v4, v6 := netnstest.AttackerV4, netnstest.AttackerV6
+	v4, v6 := nspairtest.AttackerV4, nspairtest.AttackerV6
 	e.add(t, w.Addr(v4), time.Hour)
 	e.add(t, w.Addr(v6), 0)
 	if err := e.b.Close(); err != nil {
@@ -224,15 +224,15 @@ func restartKeepsBans(t *testing.T, e *env) {
 }
 
 func flushRemovesAll(t *testing.T, e *env) {
-	e.add(t, w.Addr(netnstest.AttackerV4), time.Hour)
-	e.add(t, w.Addr(netnstest.AttackerV6), time.Hour)
+	e.add(t, w.Addr(nspairtest.AttackerV4), time.Hour)
+	e.add(t, w.Addr(nspairtest.AttackerV6), time.Hour)
 	e.add(t, netip.MustParsePrefix("203.0.113.0/24"), time.Hour)
 	n, err := e.b.Flush(context.Background())
 	if err != nil || n != 3 {
 		t.Fatalf("flush = %d, %v; want 3, nil", n, err)
 	}
-	e.mustPass(t, netnstest.AttackerV4)
-	e.mustPass(t, netnstest.AttackerV6)
+	e.mustPass(t, nspairtest.AttackerV4)
+	e.mustPass(t, nspairtest.AttackerV6)
 	list, err := e.b.List(context.Background())
 	if err != nil || len(list) != 0 {
 		t.Fatalf("list after flush = %v, %v; want empty", list, err)

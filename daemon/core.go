@@ -1,0 +1,616 @@
+// Package daemon is xdpban's long-running process: it restores the stored
+// bans into the backend before reading any log, applies the jails'
+// decisions and the CLI's requests, sweeps expired bans, and keeps the
+// store, the backend, the ban log, the notifications and the metrics in
+// step.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/xdpban/xdpban/daemon/actions"
+	"github.com/xdpban/xdpban/daemon/banlog"
+	"github.com/xdpban/xdpban/daemon/metrics"
+	"github.com/xdpban/xdpban/daemon/store"
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+// DefaultJail is the jail of a ban given on the command line.
+const DefaultJail = "manual"
+
+// Notifier receives ban and unban events (actions.Runner).
+type Notifier interface {
+	Notify(ev actions.Event)
+}
+
+// Core keeps one backend and the store in agreement. The daemon and the
+// CLI's direct mode (no daemon running) both go through it, so a ban made
+// either way is enforced, stored and logged the same way.
+//
+// Every change is applied to the backend first and to the store second,
+// under a lock on the prefixes involved: a crash between the two leaves
+// an entry in the kernel the store lacks, which Restore imports, so after
+// any crash the two agree again and nothing acknowledged is lost.
+type Core struct {
+	Backend bans.Backend
+	Store   *store.Store
+	BanLog  *banlog.Log
+	Metrics *metrics.Metrics // may be nil
+	Notify  Notifier         // may be nil
+	Log     *slog.Logger
+	Now     func() time.Time
+
+	// gate is held shared by per-prefix operations and exclusively by
+	// those that touch every ban (sweep, flush, restore).
+	gate    sync.RWMutex
+	stripes [256]sync.Mutex
+	seed    maphash.Seed
+
+	mu sync.Mutex
+	// active mirrors the store's bans (mirror.go packs it).
+	active  *table
+	jails   []string
+	jailIdx map[string]uint32
+	// nextExpiry is the earliest expiry in active (unix ns; MaxInt64
+	// when nothing expires): sweeps before it have nothing to do, so a
+	// million long bans cost no CPU between their expiries.
+	nextExpiry int64
+	// shapes counts active by family (0 v4, 1 v6) and prefix length.
+	shapes [2][129]int
+	// lastFull is when Sweep last asked the backend for every expired
+	// entry, the ones the mirror does not know included.
+	lastFull time.Time
+	totalBan map[string]int // per jail, since start
+}
+
+// fullSweepEvery bounds how long an expired entry the mirror does not
+// know (left in the kernel behind the daemon's back) may hold a slot.
+// Such an entry drops nothing: the XDP program ignores expired entries.
+const fullSweepEvery = 10 * time.Minute
+
+// NewCore returns a Core; call Restore before using it.
+func NewCore(b bans.Backend, st *store.Store, bl *banlog.Log, log *slog.Logger) *Core {
+	if log == nil {
+		log = slog.Default()
+	}
+	c := &Core{Backend: b, Store: st, BanLog: bl, Log: log, Now: time.Now,
+		seed: maphash.MakeSeed(), totalBan: map[string]int{}}
+	c.resetMirror()
+	return c
+}
+
+// lock takes the stripes of ps in ascending order (no deadlock between
+// two batches) and returns the unlock.
+func (c *Core) lock(ps []netip.Prefix) func() {
+	c.gate.RLock()
+	var idx []int
+	seen := map[int]bool{}
+	for _, p := range ps {
+		i := int(maphash.Comparable(c.seed, p) % uint64(len(c.stripes)))
+		if !seen[i] {
+			seen[i] = true
+			idx = append(idx, i)
+		}
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		c.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range slices.Backward(idx) {
+			c.stripes[i].Unlock()
+		}
+		c.gate.RUnlock()
+	}
+}
+
+// Ban enforces and stores bans; when it returns nil they are in the
+// kernel and on disk. Jail decisions carry their address for the
+// notification (zero for CLI bans).
+func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	// The backend keeps the last of duplicates; so does everything else.
+	ps := make([]netip.Prefix, len(bs))
+	for i, b := range bs {
+		ps[i] = b.Prefix
+	}
+	unlock := c.lock(ps)
+	defer unlock()
+	add := c.Backend.Add
+	if na, ok := c.Backend.(bans.NewAdder); ok && c.allNew(ps) {
+		add = na.AddNew
+	}
+	if err := add(ctx, bs...); err != nil {
+		return fmt.Errorf("enforce %d bans: %w", len(bs), err)
+	}
+	if c.Metrics != nil {
+		c.Metrics.BanLatency.Observe(time.Since(start).Seconds())
+	}
+	now := c.Now()
+	hist := make([]store.Event, len(bs))
+	for i, b := range bs {
+		hist[i] = store.Event{Prefix: b.Prefix, Jail: b.Jail, At: now, BanTime: banTime(b, now)}
+	}
+	if err := c.Store.Commit(bs, hist); err != nil {
+		// Not durable: take them back out so the operator is not told
+		// "failed" about a ban that is silently enforced.
+		if _, derr := c.Backend.Delete(context.WithoutCancel(ctx), ps...); derr != nil {
+			c.Log.Error("rolling back bans the store refused failed; they stay enforced until restart", "err", derr)
+		}
+		return err
+	}
+	c.mu.Lock()
+	for _, b := range bs {
+		if old, ok := c.put(b); ok && c.Metrics != nil {
+			c.Metrics.BansActive.WithLabelValues(old.Jail).Dec()
+		}
+		c.totalBan[b.Jail]++
+		if c.Metrics != nil {
+			c.Metrics.BansActive.WithLabelValues(b.Jail).Inc()
+			c.Metrics.BansTotal.WithLabelValues(b.Jail).Inc()
+		}
+	}
+	c.mu.Unlock()
+	c.BanLog.BanBatch(bs)
+	return nil
+}
+
+// allNew reports whether none of ps is banned; the caller holds their
+// stripes, so the answer stays true until it lets go.
+func (c *Core) allNew(ps []netip.Prefix) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range ps {
+		if _, ok := c.active.get(store.KeyOf(p)); ok {
+			return false
+		}
+	}
+	return true
+}
+
+func banTime(b bans.Ban, now time.Time) time.Duration {
+	if b.Permanent() {
+		return -1
+	}
+	return b.Expires.Sub(now)
+}
+
+// NotifyBan sends a ban notification (the caller knows whether it came
+// from a jail decision, with lines, or the CLI).
+func (c *Core) NotifyBan(ev actions.Event) {
+	if c.Notify != nil {
+		c.Notify.Notify(ev)
+	}
+}
+
+// Unban lifts the bans on ps. With jail set, only bans of that jail are
+// lifted; a prefix banned by another jail is reported, not touched. It
+// returns bans.ErrNotBanned when nothing named was banned.
+func (c *Core) Unban(ctx context.Context, ps []netip.Prefix, jail string) (int, error) {
+	unlock := c.lock(ps)
+	defer unlock()
+	var del []netip.Prefix
+	var removed []bans.Ban
+	var other []string
+	c.mu.Lock()
+	for _, p := range ps {
+		b, ok := c.lookup(p)
+		if !ok {
+			// Not in the mirror: perhaps only in the kernel (a ban the
+			// store never saw). Delete anyway; the backend counts.
+			del = append(del, p)
+			removed = append(removed, bans.Ban{Prefix: p, Jail: jail})
+			continue
+		}
+		if jail != "" && b.Jail != jail {
+			other = append(other, fmt.Sprintf("%s (jail %s)", p, b.Jail))
+			continue
+		}
+		del = append(del, p)
+		removed = append(removed, b)
+	}
+	c.mu.Unlock()
+	n, err := c.Backend.Delete(ctx, del...)
+	if err != nil {
+		return 0, fmt.Errorf("lift %d bans: %w", len(del), err)
+	}
+	sn, err := c.Store.DeleteBans(del...)
+	if err != nil {
+		return 0, err
+	}
+	n = max(n, sn)
+	if n == 0 {
+		if len(other) > 0 {
+			return 0, fmt.Errorf("%s banned by another jail: unban without --jail, or name that jail: %w", joinMax(other, 5), bans.ErrNotBanned)
+		}
+		return 0, fmt.Errorf("%s: %w: see 'xdpban list' for the bans in force", joinMax(prefixStrings(ps), 5), bans.ErrNotBanned)
+	}
+	c.forget(removed, "manual")
+	return n, nil
+}
+
+// forget drops bans from the mirror and logs/notifies their end. A ban
+// the mirror did not know (only in the kernel) is logged if it was there.
+func (c *Core) forget(bs []bans.Ban, why string) {
+	now := c.Now()
+	c.mu.Lock()
+	var gone []bans.Ban
+	for _, b := range bs {
+		old, ok := c.lookup(b.Prefix)
+		if !ok {
+			continue
+		}
+		c.drop(store.KeyOf(b.Prefix))
+		if c.Metrics != nil {
+			c.Metrics.BansActive.WithLabelValues(old.Jail).Dec()
+			c.Metrics.UnbansTotal.WithLabelValues(old.Jail, why).Inc()
+		}
+		gone = append(gone, old)
+	}
+	c.mu.Unlock()
+	for _, b := range gone {
+		c.BanLog.Unban(b.Jail, b.Prefix, why)
+		if c.Notify != nil {
+			c.Notify.Notify(actions.FromBan(actions.Unban, b, now))
+		}
+	}
+}
+
+// UnbanAll lifts every ban, or every ban of jail.
+func (c *Core) UnbanAll(ctx context.Context, jail string) (int, error) {
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	c.mu.Lock()
+	all := make([]bans.Ban, 0, c.active.len())
+	c.active.each(func(k mkey, v mval) bool {
+		if b := c.ban(k, v); jail == "" || b.Jail == jail {
+			all = append(all, b)
+		}
+		return true
+	})
+	c.mu.Unlock()
+	if jail == "" {
+		n, err := c.Backend.Flush(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("flush bans: %w", err)
+		}
+		if _, err := c.Store.DeleteAllBans(); err != nil {
+			return 0, err
+		}
+		c.forget(all, "manual")
+		return max(n, len(all)), nil
+	}
+	ps := make([]netip.Prefix, len(all))
+	for i, b := range all {
+		ps[i] = b.Prefix
+	}
+	if _, err := c.Backend.Delete(ctx, ps...); err != nil {
+		return 0, fmt.Errorf("lift bans of jail %s: %w", jail, err)
+	}
+	if _, err := c.Store.DeleteBans(ps...); err != nil {
+		return 0, err
+	}
+	c.forget(all, "manual")
+	return len(all), nil
+}
+
+// List returns the unexpired bans with their counters, sorted.
+func (c *Core) List(ctx context.Context) ([]bans.Ban, error) {
+	bs, err := c.Backend.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list bans: %w", err)
+	}
+	now := c.Now()
+	out := bs[:0]
+	for _, b := range bs {
+		if !b.Expired(now) {
+			out = append(out, b)
+		}
+	}
+	store.SortBans(out)
+	return out, nil
+}
+
+// Sweep removes the bans that have ended from the backend and the store,
+// logging each unban. It returns how many ended.
+//
+// It works from the mirror: nothing to do before the earliest expiry, and
+// then only the ended prefixes are deleted, so its cost follows the bans
+// that end, not the bans held. Every fullSweepEvery the backend is also
+// asked for whatever it holds expired, for entries the mirror lacks.
+func (c *Core) Sweep(ctx context.Context) (int, error) {
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	now := c.Now()
+	full := now.Sub(c.lastFull) >= fullSweepEvery
+	c.mu.Lock()
+	due := now.UnixNano() >= c.nextExpiry
+	c.mu.Unlock()
+	if !due && !full {
+		return 0, nil
+	}
+	seen := map[netip.Prefix]bool{}
+	var ps []netip.Prefix
+	if full {
+		expired, err := c.Backend.Expire(ctx, now)
+		if err != nil {
+			return 0, fmt.Errorf("expire bans: %w", err)
+		}
+		c.lastFull = now
+		for _, b := range expired {
+			seen[b.Prefix] = true
+			ps = append(ps, b.Prefix)
+		}
+	}
+	// The mirror's ended bans, including those the backend no longer
+	// held (evicted, or removed behind our back): they end in the store
+	// at their time too.
+	var ended []bans.Ban
+	var del []netip.Prefix
+	c.mu.Lock()
+	next := int64(math.MaxInt64)
+	ns := now.UnixNano()
+	c.active.each(func(k mkey, v mval) bool {
+		if v.expired(ns) {
+			b := c.ban(k, v)
+			ended = append(ended, b)
+			if !seen[b.Prefix] {
+				del = append(del, b.Prefix)
+			}
+		} else if e := v.expires(); e != 0 && e < next {
+			next = e
+		}
+		return true
+	})
+	c.nextExpiry = next
+	c.mu.Unlock()
+	ps = append(ps, del...)
+	if len(ps) == 0 {
+		return 0, nil
+	}
+	if len(del) > 0 {
+		if _, err := c.Backend.Delete(ctx, del...); err != nil {
+			// Not done: the next tick tries again.
+			c.mu.Lock()
+			c.nextExpiry = ns
+			c.mu.Unlock()
+			return 0, fmt.Errorf("lift %d ended bans: %w", len(ps), err)
+		}
+	}
+	if _, err := c.Store.DeleteBans(ps...); err != nil {
+		c.mu.Lock()
+		c.nextExpiry = ns
+		c.mu.Unlock()
+		return 0, err
+	}
+	c.forget(ended, "expired")
+	return len(ps), nil
+}
+
+// RestoreReport says what Restore did.
+type RestoreReport struct {
+	Restored int // stored, unexpired bans put (back) into the backend
+	Kept     int // already in the backend as stored
+	Imported int // in the backend only, added to the store
+	Dropped  int // stored but expired while the daemon was down
+}
+
+// Restore makes the backend and the store agree at start, before any log
+// is read: every unexpired stored ban goes into the backend with its
+// remaining time; bans only the backend holds (added by a CLI with no
+// daemon, or left by a crash, or surviving a lost database) are imported
+// into the store; stored bans that ended while nothing ran are dropped.
+func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	var r RestoreReport
+	stored, err := c.Store.Bans()
+	if err != nil {
+		return r, err
+	}
+	kernel, err := c.Backend.List(ctx)
+	if err != nil {
+		return r, fmt.Errorf("read bans the backend holds: %w", err)
+	}
+	now := c.Now()
+	inKernel := make(map[netip.Prefix]bans.Ban, len(kernel))
+	for _, b := range kernel {
+		inKernel[b.Prefix] = b
+	}
+	var add []bans.Ban
+	var drop []netip.Prefix
+	active := make(map[netip.Prefix]bool, len(stored))
+	var keep []bans.Ban
+	for _, b := range stored {
+		if b.Expired(now) {
+			drop = append(drop, b.Prefix)
+			continue
+		}
+		active[b.Prefix] = true
+		keep = append(keep, b)
+		k, ok := inKernel[b.Prefix]
+		if ok && k.Jail == b.Jail && sameExpiry(k.Expires, b.Expires) {
+			r.Kept++
+			continue
+		}
+		add = append(add, b)
+	}
+	var imp []bans.Ban
+	for _, k := range kernel {
+		if _, ok := active[k.Prefix]; ok || k.Expired(now) {
+			continue
+		}
+		if slices.Contains(drop, k.Prefix) {
+			// The store says it ended; the kernel's copy is stale.
+			continue
+		}
+		k.Packets, k.Bytes = 0, 0
+		imp = append(imp, k)
+		active[k.Prefix] = true
+		keep = append(keep, k)
+	}
+	if len(add) > 0 {
+		if err := c.Backend.Add(ctx, add...); err != nil {
+			return r, fmt.Errorf("restore %d stored bans: %w", len(add), err)
+		}
+		r.Restored = len(add)
+	}
+	if len(drop) > 0 {
+		// Expired stored bans may still sit in the kernel: lift them.
+		if _, err := c.Backend.Delete(ctx, drop...); err != nil {
+			return r, fmt.Errorf("lift %d bans that ended while stopped: %w", len(drop), err)
+		}
+		if _, err := c.Store.DeleteBans(drop...); err != nil {
+			return r, err
+		}
+		r.Dropped = len(drop)
+	}
+	if len(imp) > 0 {
+		if err := c.Store.PutBans(imp...); err != nil {
+			return r, err
+		}
+		r.Imported = len(imp)
+	}
+	c.mu.Lock()
+	c.resetMirror()
+	for _, b := range keep {
+		c.put(b)
+	}
+	if c.Metrics != nil {
+		c.Metrics.BansActive.Reset()
+		for _, b := range keep {
+			c.Metrics.BansActive.WithLabelValues(b.Jail).Inc()
+		}
+	}
+	c.mu.Unlock()
+	c.Log.Info("bans restored", "restored", r.Restored, "kept", r.Kept, "imported", r.Imported, "dropped_expired", r.Dropped)
+	return r, nil
+}
+
+// sameExpiry compares expiry times at the backend's resolution: the XDP
+// maps keep boot-clock nanoseconds converted back and forth, so allow a
+// little drift.
+func sameExpiry(a, b time.Time) bool {
+	if a.IsZero() || b.IsZero() {
+		return a.IsZero() == b.IsZero()
+	}
+	d := a.Sub(b)
+	return d < time.Second && d > -time.Second
+}
+
+// Active returns the bans the daemon believes active (the store's view),
+// per jail when jail is set.
+func (c *Core) Active(jail string) []bans.Ban {
+	c.mu.Lock()
+	var out []bans.Ban
+	c.active.each(func(k mkey, v mval) bool {
+		if jail == "" || c.jails[v.jail()] == jail {
+			out = append(out, c.ban(k, v))
+		}
+		return true
+	})
+	c.mu.Unlock()
+	store.SortBans(out)
+	return out
+}
+
+// Counts is the number of active bans per jail, without listing them
+// (status asks for it; the list can be a million long).
+func (c *Core) Counts() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	per := make([]int, len(c.jails))
+	c.active.each(func(_ mkey, v mval) bool {
+		per[v.jail()]++
+		return true
+	})
+	out := map[string]int{}
+	for i, n := range per {
+		if n > 0 {
+			out[c.jails[i]] += n
+		}
+	}
+	return out
+}
+
+// TableFills is the number of active bans per backend table, tableOf
+// naming the table of a prefix (bans.TableFiller). It costs at most one
+// tableOf call per family and prefix length in use, whatever the number
+// of bans.
+func (c *Core) TableFills(tableOf func(netip.Prefix) string) map[string]int {
+	c.mu.Lock()
+	shapes := c.shapes
+	c.mu.Unlock()
+	out := map[string]int{}
+	for f, byBits := range shapes {
+		a := netip.IPv4Unspecified()
+		if f == 1 {
+			a = netip.IPv6Unspecified()
+		}
+		for bits, n := range byBits {
+			if n == 0 {
+				continue
+			}
+			if name := tableOf(netip.PrefixFrom(a, bits)); name != "" {
+				out[name] += n
+			}
+		}
+	}
+	return out
+}
+
+// Lookup returns the active ban on exactly p.
+func (c *Core) Lookup(p netip.Prefix) (bans.Ban, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lookup(p)
+}
+
+// TotalBanned is the number of bans jail made since the daemon started.
+func (c *Core) TotalBanned(jail string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.totalBan[jail]
+}
+
+// ErrDryRun: a dry-run daemon enforces nothing.
+var ErrDryRun = errors.New("daemon runs with --dry-run: nothing is enforced")
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}
+
+func joinMax(ss []string, n int) string {
+	if len(ss) <= n {
+		return fmt.Sprint(join(ss))
+	}
+	return fmt.Sprintf("%s and %d more", join(ss[:n]), len(ss)-n)
+}
+
+func join(ss []string) string {
+	out := ""
+	for i, s := range ss {
+		if i > 0 {
+			out += ", "
+		}
+		out += s
+	}
+	return out
+}

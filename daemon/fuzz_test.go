@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+// FuzzParseBanTime: --for never panics, never yields a negative or
+// sub-second ban, and every refusal names the input.
+func FuzzParseBanTime(f *testing.F) {
+	for _, s := range []string{"", "0", "-1", "90s", "1h30m", "1d", "600", "banana", "1e9", "9999999999999y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseBanTime(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "invalid ban duration") {
+				t.Fatalf("ParseBanTime(%q): error %q does not say what is wrong", s, err)
+			}
+			return
+		}
+		if d < 0 || (d > 0 && d < time.Second) {
+			t.Fatalf("ParseBanTime(%q) = %v", s, d)
+		}
+	})
+}
+
+// FuzzParseItems: what the control socket receives becomes canonical bans
+// or an error, never a panic or an invalid prefix.
+func FuzzParseItems(f *testing.F) {
+	f.Add("192.0.2.7", "sshd", "1h")
+	f.Add("2001:db8::1/128", "", "0")
+	f.Add("::ffff:192.0.2.1", "a b", "x")
+	f.Add("10.0.0.0/33", "manual", "")
+	f.Fuzz(func(t *testing.T, addr, jail, forS string) {
+		bs, err := ParseItems([]control.BanItem{{Addr: addr, Jail: jail, For: forS}}, bans.Widen{}, time.Unix(1_800_000_000, 0))
+		if err != nil {
+			return
+		}
+		b := bs[0]
+		if !b.Prefix.IsValid() || b.Prefix != b.Prefix.Masked() || b.Prefix.Addr().Is4In6() {
+			t.Fatalf("ParseItems(%q) gave non-canonical %s", addr, b.Prefix)
+		}
+		if b.Jail == "" || strings.ContainsAny(b.Jail, "[] \n") {
+			t.Fatalf("ParseItems jail %q accepted", b.Jail)
+		}
+	})
+}

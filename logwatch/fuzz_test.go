@@ -35,6 +35,11 @@ func FuzzTranslatePy(f *testing.F) {
 		if m.start < 0 || m.end < m.start || m.end > len(line) {
 			t.Fatalf("pattern %q on %q: match [%d,%d) outside the line", pat, line, m.start, m.end)
 		}
+		for _, sp := range m.spans {
+			if sp.a < 0 || sp.b < sp.a || sp.b > len(line) || m.groups[sp.name] != line[sp.a:sp.b] {
+				t.Fatalf("pattern %q on %q: group %s [%d,%d) = %q is not that part of the line", pat, line, sp.name, sp.a, sp.b, m.groups[sp.name])
+			}
+		}
 	})
 }
 

@@ -785,7 +785,15 @@ func (r *pyRegex) searchKnown(s string, firstMet, ascii bool) (*pyMatch, error) 
 	if mm == nil {
 		return nil, nil
 	}
-	byteOff := func(ri int) int { return len(string(rs[:ri])) }
+	// Byte offsets of the runes in s itself: string(rs) is not s when s
+	// holds invalid UTF-8 (each bad byte became a 3-byte U+FFFD), so
+	// offsets re-encoded from the runes would point past the line.
+	offs := make([]int, 0, len(rs)+1)
+	for i := range s {
+		offs = append(offs, i)
+	}
+	offs = append(offs, len(s))
+	byteOff := func(ri int) int { return offs[ri] }
 	m := &pyMatch{start: byteOff(mm.Index), end: byteOff(mm.Index + mm.Length), g1: -1, g1e: -1}
 	for i, g := range mm.Groups() {
 		if len(g.Captures) == 0 {
@@ -801,7 +809,7 @@ func (r *pyRegex) searchKnown(s string, firstMet, ascii bool) (*pyMatch, error) 
 		if _, err := strconv.Atoi(g.Name); err == nil {
 			continue
 		}
-		m.set(g.Name, g.String(), a, b)
+		m.set(g.Name, s[a:b], a, b)
 	}
 	return m, nil
 }

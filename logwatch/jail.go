@@ -262,7 +262,7 @@ func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
 			Key:       func(p string) string { return j.Name + "|file:" + p },
 			Rescan:    e.opt.Rescan,
 			Logger:    log,
-		}, func(src, line string) { r.lineHandler(e, jctx)(src, line, time.Time{}) })
+		}, r.fileLineHandler(e, jctx))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -318,6 +318,16 @@ func journalBackend(j config.Jail) (bool, error) {
 	default:
 		return false, fmt.Errorf("jail %s: unknown backend %q: use auto, file or journal", j.Name, j.Backend)
 	}
+}
+
+// fileLineHandler is lineHandler for the file follower. It is built once
+// per jail run, so each file's Scanner (its maxlines buffer, <F-MLFID>
+// merging, last date) lives as long as the file is followed: built per
+// line, a two-line failure never matched in the daemon although `xdpban
+// regex` found it.
+func (r *jailRun) fileLineHandler(e *Engine, ctx context.Context) LineFunc {
+	h := r.lineHandler(e, ctx)
+	return func(src, line string) { h(src, line, time.Time{}) }
 }
 
 // lineHandler returns the per-source line callback. Each source calls it

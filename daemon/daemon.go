@@ -22,6 +22,7 @@ import (
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/internal/version"
 	"github.com/xdpban/xdpban/logwatch"
 )
 
@@ -268,7 +269,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}()
 	defer wg.Wait()
 
-	d.log.Info("xdpban running", "socket", sock, "dry_run", d.opt.DryRun, "jails", d.engine.Names())
+	d.log.Info("xdpban running", "version", version.String(), "socket", sock, "dry_run", d.opt.DryRun, "jails", d.engine.Names())
 	if d.opt.Ready != nil {
 		d.opt.Ready()
 	}

@@ -60,7 +60,7 @@ action = mail[to=not-an-address]
 		t.Fatalf("exit %d, want %d (two jails do not load)\n%s%s", code, exitUsage, out, errOut)
 	}
 	if !strings.Contains(out, "configuration: "+dir) || !strings.HasPrefix(strings.Split(out, "\n")[2], "JAIL") ||
-		!strings.Contains(out, "daemon: backend auto on default-route interfaces, ipv6_prefix /64, iptables chains INPUT (DROP), ban log /var/log/xdpban.log\n") {
+		!strings.Contains(out, "daemon: backend auto on default-route interfaces, ipv6_prefix /64, iptables chains INPUT (DROP), ban log /var/log/xdpban/xdpban.log\n") {
 		t.Errorf("header missing:\n%s", out)
 	}
 	for jail, want := range map[string]string{

@@ -208,12 +208,16 @@ func run(e *env, args []string) int {
 	fs := flag.NewFlagSet("xdpban", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	e.globalFlags(fs)
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(e.stdout)
 			return exitOK
 		}
 		return e.fail("", usageErr("%v: see 'xdpban help'", err))
+	}
+	if *showVersion {
+		return cmdVersion(e, nil)
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -235,6 +239,7 @@ func run(e *env, args []string) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: xdpban [--socket PATH] [--pin-path DIR] [--config DIR] [--state-dir DIR] COMMAND [ARGS]")
+	fmt.Fprintln(w, "       xdpban --version")
 	fmt.Fprintln(w, "\ncommands:")
 	cs := append([]command(nil), commands...)
 	width := 0

@@ -105,7 +105,7 @@ func cmdRun(e *env, args []string) int {
 		// it too (it never deletes what is not a socket).
 		return e.fail("run", usageErr("socket %s exists and is not a socket: choose another --socket (or socket = in [xdpban])", cfg.Daemon.Socket))
 	}
-	log, err = newLogger(e.stderr, cfg.Daemon.LogFormat, cfg.Daemon.LogLevel)
+	log, err = newLogger(e.stderr, cfg.Daemon.LogFormat, cfg.Daemon.LogLevel, toJournal(e.stderr, e.getenv))
 	if err != nil {
 		return e.fail("run", err)
 	}
@@ -220,7 +220,9 @@ func orDefault(dst *string, v string) {
 	}
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+// newLogger builds the daemon's logger; journal prefixes each line with
+// its syslog priority for journald.
+func newLogger(w io.Writer, format, level string, journal bool) (*slog.Logger, error) {
 	var lv slog.Level
 	switch strings.ToLower(level) {
 	case "", "info":
@@ -235,13 +237,19 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 		return nil, usageErr("log level %q: use debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
+	var mk func(io.Writer) slog.Handler
 	switch strings.ToLower(format) {
 	case "", "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		mk = func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, opts) }
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		mk = func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, opts) }
+	default:
+		return nil, usageErr("log format %q: use text or json", format)
 	}
-	return nil, usageErr("log format %q: use text or json", format)
+	if journal {
+		return slog.New(newJournalHandler(w, mk)), nil
+	}
+	return slog.New(mk(w)), nil
 }
 
 // defaultRouteInterfaces are the interfaces the default routes (IPv4 and

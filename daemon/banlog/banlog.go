@@ -17,7 +17,7 @@ import (
 )
 
 // DefaultPath is where the ban log goes unless `banlog` says otherwise.
-const DefaultPath = "/var/log/xdpban.log"
+const DefaultPath = "/var/log/xdpban/xdpban.log"
 
 // timeLayout is fail2ban's: comma before the milliseconds.
 const timeLayout = "2006-01-02 15:04:05,000"

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/version"
 )
 
 // DefaultListen is the documented metrics_listen value.
@@ -77,7 +78,14 @@ func New(status StatusFunc, jails JailsFunc) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50µs .. ~1.6s
 		}),
 	}
-	m.Registry.MustRegister(m.BansActive, m.BansTotal, m.UnbansTotal, m.BanLatency,
+	// The build, as Prometheus exporters publish theirs: a constant 1
+	// whose labels say which binary is running across a fleet.
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "xdpban_build_info", Help: "A constant 1 labelled with the running build's version, revision and Go version.",
+		ConstLabels: prometheus.Labels{"version": version.String(), "revision": version.Revision(), "goversion": version.GoVersion()},
+	})
+	buildInfo.Set(1)
+	m.Registry.MustRegister(m.BansActive, m.BansTotal, m.UnbansTotal, m.BanLatency, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if status != nil {
 		m.Registry.MustRegister(&backendCollector{status: status})
@@ -131,8 +139,10 @@ var (
 		"Packets dropped by the backend (XDP per-CPU counters summed).", []string{"backend"}, nil)
 	descDroppedBytes = prometheus.NewDesc("xdpban_dropped_bytes_total",
 		"Bytes dropped by the backend.", []string{"backend"}, nil)
-	descCounter = prometheus.NewDesc("xdpban_backend_counter",
-		"Global backend counters (passed, dropped, expired_pass, not_ip, malformed for XDP).", []string{"backend", "name"}, nil)
+	descPackets = prometheus.NewDesc("xdpban_packets_total",
+		"Packets the backend judged, per verdict: passed, dropped, expired_pass (from an expired ban), not_ip, malformed, rate_limited (XDP); dropped (netfilter).", []string{"backend", "verdict"}, nil)
+	descDropEvents = prometheus.NewDesc("xdpban_drop_events_total",
+		"Drop events, per outcome: sent to the daemon, or suppressed by the per-ban and global sampling budgets.", []string{"backend", "outcome"}, nil)
 	descEntries = prometheus.NewDesc("xdpban_table_entries",
 		"Entries in each ban map or set.", []string{"table"}, nil)
 	descCapacity = prometheus.NewDesc("xdpban_table_capacity",
@@ -148,7 +158,7 @@ var (
 type backendCollector struct{ status StatusFunc }
 
 func (c *backendCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDropped, descDroppedBytes, descCounter, descEntries, descCapacity, descFill, descUp} {
+	for _, d := range []*prometheus.Desc{descDropped, descDroppedBytes, descPackets, descDropEvents, descEntries, descCapacity, descFill, descUp} {
 		ch <- d
 	}
 }
@@ -168,7 +178,16 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descDroppedBytes, prometheus.CounterValue, float64(v), st.Backend)
 	}
 	for name, v := range st.Counters {
-		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(v), st.Backend, name)
+		switch name {
+		case "dropped_bytes", "entries":
+			// Bytes have their own metric; entries are the tables'.
+		case "events_sent":
+			ch <- prometheus.MustNewConstMetric(descDropEvents, prometheus.CounterValue, float64(v), st.Backend, "sent")
+		case "events_suppressed":
+			ch <- prometheus.MustNewConstMetric(descDropEvents, prometheus.CounterValue, float64(v), st.Backend, "suppressed")
+		default:
+			ch <- prometheus.MustNewConstMetric(descPackets, prometheus.CounterValue, float64(v), st.Backend, name)
+		}
 	}
 	for _, t := range st.Tables {
 		ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(t.Entries), t.Name)

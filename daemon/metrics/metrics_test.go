@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +18,7 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 	m := New(func(context.Context) (bans.Status, error) {
 		return bans.Status{
 			Backend:  "xdp",
-			Counters: map[string]uint64{"dropped": 42, "dropped_bytes": 4200, "passed": 7},
+			Counters: map[string]uint64{"dropped": 42, "dropped_bytes": 4200, "passed": 7, "events_sent": 3, "events_suppressed": 39},
 			Tables:   []bans.TableStatus{{Name: "bans_v4", Entries: 25, Capacity: 100}},
 		}, nil
 	}, func() []JailCounters {
@@ -52,7 +53,11 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 		`xdpban_log_lines_skipped_total{jail="sshd",log="/var/log/auth.log"} 2`,
 		`xdpban_dropped_packets_total{backend="xdp"} 42`,
 		`xdpban_dropped_bytes_total{backend="xdp"} 4200`,
-		`xdpban_backend_counter{backend="xdp",name="passed"} 7`,
+		`xdpban_packets_total{backend="xdp",verdict="passed"} 7`,
+		`xdpban_packets_total{backend="xdp",verdict="dropped"} 42`,
+		`xdpban_drop_events_total{backend="xdp",outcome="sent"} 3`,
+		`xdpban_drop_events_total{backend="xdp",outcome="suppressed"} 39`,
+		`xdpban_build_info{goversion="go`,
 		`xdpban_table_entries{table="bans_v4"} 25`,
 		`xdpban_table_fill_ratio{table="bans_v4"} 0.25`,
 		`xdpban_ban_latency_seconds_count 1`,
@@ -106,5 +111,37 @@ func TestListenRejectsBadAddress(t *testing.T) {
 		if !strings.Contains(err.Error(), bad) {
 			t.Errorf("Listen(%q) error %q does not name the input", bad, err)
 		}
+	}
+}
+
+// promlint is what Prometheus' own tooling checks exporters with: names,
+// units, _total on counters, help on every metric.
+func TestMetricsLintClean(t *testing.T) {
+	m := New(func(context.Context) (bans.Status, error) {
+		return bans.Status{
+			Backend:  "xdp",
+			Counters: map[string]uint64{"dropped": 1, "passed": 2, "events_sent": 3, "events_suppressed": 4, "dropped_bytes": 5},
+			Tables:   []bans.TableStatus{{Name: "ban_v4", Entries: 1, Capacity: 10}},
+		}, nil
+	}, func() []JailCounters {
+		n := uint64(1)
+		return []JailCounters{{Jail: "sshd", Failures: 1, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 1}}, RateLimited: &n}}
+	})
+	m.BansActive.WithLabelValues("sshd").Set(1)
+	m.BansTotal.WithLabelValues("sshd").Inc()
+	m.UnbansTotal.WithLabelValues("sshd", "expired").Inc()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	if len(mfs) < 15 {
+		t.Errorf("only %d metric families gathered: the lint saw too little", len(mfs))
 	}
 }

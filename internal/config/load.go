@@ -87,7 +87,7 @@ func Load(dir string) (*Config, error) {
 	if banlog == "" || banlog == "none" {
 		// No ban log is written; recidive, if enabled, reads the
 		// default place (where an earlier configuration wrote).
-		banlog = "/var/log/xdpban.log"
+		banlog = "/var/log/xdpban/xdpban.log"
 	}
 	extra := map[string]string{"xdpban_log": banlog}
 	// auto, not journal, even without an auth.log: a jail.local that
@@ -554,7 +554,7 @@ func parseDaemon(f *ini.File) (Daemon, error) {
 		{"pin_path", &d.PinPath, "/sys/fs/bpf/xdpban", false},
 		{"socket", &d.Socket, "/run/xdpban/xdpban.sock", false},
 		{"state_dir", &d.StateDir, "/var/lib/xdpban", false},
-		{"banlog", &d.BanLog, "/var/log/xdpban.log", true},
+		{"banlog", &d.BanLog, "/var/log/xdpban/xdpban.log", true},
 	}
 	for _, p := range paths {
 		v, pos, err := g.str(s, p.key, p.def)
@@ -925,6 +925,8 @@ func (r jailReader) jail(name string) (Jail, error) {
 			if !r.own {
 				r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s: reading the journal (%s) instead", strings.Join(missing, " "), strings.Join(j.JournalMatch, " ")))
 			}
+		case strings.Contains(v.Text, "%(xdpban_log)s"):
+			// xdpban's own ban log (recidive): the daemon creates it.
 		default:
 			r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s yet (fail2ban would refuse the jail; xdpban watches for it to appear)", strings.Join(missing, " ")))
 		}

@@ -41,7 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 		}
 		want := Daemon{
 			Backend: "auto", PinPath: "/sys/fs/bpf/xdpban", Socket: "/run/xdpban/xdpban.sock",
-			StateDir: "/var/lib/xdpban", BanLog: "/var/log/xdpban.log", IPv6Prefix: 64,
+			StateDir: "/var/lib/xdpban", BanLog: "/var/log/xdpban/xdpban.log", IPv6Prefix: 64,
 			LogFormat: "text", LogLevel: "info", DBPurgeAge: 24 * time.Hour, DropLogRate: 1,
 			DropLogGlobal: 100, Chains: []string{"INPUT"}, BlockType: "DROP",
 		}
@@ -72,7 +72,7 @@ func TestLoadDefaults(t *testing.T) {
 		}
 		rec := c.Jails[1]
 		if rec.Name != "recidive" || rec.Enabled || rec.FilterName != "recidive" || rec.Backend != "file" ||
-			!reflect.DeepEqual(rec.LogPaths, []string{"/var/log/xdpban.log"}) || rec.BanTime != 7*24*time.Hour ||
+			!reflect.DeepEqual(rec.LogPaths, []string{"/var/log/xdpban/xdpban.log"}) || rec.BanTime != 7*24*time.Hour ||
 			rec.FindTime != 24*time.Hour || rec.Port != "" || rec.Protocol != "all" {
 			t.Errorf("default recidive jail: %+v", rec)
 		}
@@ -381,7 +381,7 @@ func TestLoadFail2banTree(t *testing.T) {
 		t.Errorf("postfix: %+v", pf)
 	}
 	rec, _ := c.Jail("recidive")
-	if !reflect.DeepEqual(rec.LogPaths, []string{"/var/log/xdpban.log"}) || !strings.Contains(strings.Join(rec.Notes, "\n"), "/var/log/fail2ban.log is fail2ban's log: reading xdpban's ban log /var/log/xdpban.log") {
+	if !reflect.DeepEqual(rec.LogPaths, []string{"/var/log/xdpban/xdpban.log"}) || !strings.Contains(strings.Join(rec.Notes, "\n"), "/var/log/fail2ban.log is fail2ban's log: reading xdpban's ban log /var/log/xdpban/xdpban.log") {
 		t.Errorf("recidive not redirected to xdpban's ban log: %v %q", rec.LogPaths, rec.Notes)
 	}
 	if rec.Port != "" || rec.BanTime != 7*24*time.Hour || rec.FindTime != 24*time.Hour ||

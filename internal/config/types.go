@@ -48,7 +48,7 @@ type Daemon struct {
 	Socket     string   // default /run/xdpban/xdpban.sock
 	StateDir   string   // default /var/lib/xdpban
 	// BanLog is the fail2ban-format ban log (key `banlog`), default
-	// /var/log/xdpban.log; "" or "none" writes none. Load turns an empty
+	// /var/log/xdpban/xdpban.log; "" or "none" writes none. Load turns an empty
 	// or "none" setting into "none" (callers fill "" with the default).
 	BanLog     string
 	MapSizes   MapSizes

@@ -9,7 +9,6 @@ import (
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/loader"
-	"github.com/xdpban/xdpban/logwatch"
 )
 
 // rateLimitSource is a backend with a SYN rate limiter (loader.XDP).
@@ -20,7 +19,7 @@ type rateLimitSource interface {
 // runBanAfter turns sources the rate limiter keeps throttling for longer
 // than their jail's ratelimit.banafter into ban decisions, polling once a
 // second until ctx ends. A reload takes effect at the next poll.
-func (d *Daemon) runBanAfter(ctx context.Context, b bans.Backend, out chan<- logwatch.Decision) {
+func (d *Daemon) runBanAfter(ctx context.Context, b bans.Backend, out chan<- bans.Decision) {
 	rl, ok := enforce.Unwrap(b).(rateLimitSource)
 	if !ok {
 		return

@@ -18,7 +18,6 @@ import (
 	"github.com/xdpban/xdpban/daemon/banlog"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/logwatch"
 )
 
 // memBackend stands in for the kernel maps: it holds what was added, so
@@ -336,10 +335,10 @@ func TestDecisionNeverShortensBan(t *testing.T) {
 	perm := bans.Ban{Prefix: pfx("192.0.2.1/32"), Jail: "manual"}
 	long := bans.Ban{Prefix: pfx("192.0.2.2/32"), Jail: "manual", Expires: f.now.Add(24 * time.Hour)}
 	f.core.Ban(ctx, []bans.Ban{perm, long})
-	dec := func(a string, bt time.Duration) logwatch.Decision {
-		return logwatch.Decision{Jail: "sshd", Addr: netip.MustParseAddr(a), BanTime: bt, At: f.now, Failures: 5}
+	dec := func(a string, bt time.Duration) bans.Decision {
+		return bans.Decision{Jail: "sshd", Addr: netip.MustParseAddr(a), BanTime: bt, At: f.now, Failures: 5}
 	}
-	d.apply(ctx, []logwatch.Decision{
+	d.apply(ctx, []bans.Decision{
 		dec("192.0.2.1", 10*time.Minute), // permanent stays
 		dec("192.0.2.2", 10*time.Minute), // 24h stays
 		dec("192.0.2.3", 10*time.Minute), // new
@@ -356,7 +355,7 @@ func TestDecisionNeverShortensBan(t *testing.T) {
 		t.Errorf("new ban %+v %v", b, ok)
 	}
 	// A longer decision does extend a ban.
-	d.apply(ctx, []logwatch.Decision{dec("192.0.2.2", 48*time.Hour)})
+	d.apply(ctx, []bans.Decision{dec("192.0.2.2", 48*time.Hour)})
 	if b, _ := f.be.has(long.Prefix); b.Jail != "sshd" || !b.Expires.Equal(f.now.Add(48*time.Hour)) {
 		t.Errorf("extended ban %+v", b)
 	}

@@ -242,7 +242,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		srv.Shutdown(sctx)
 	}()
 
-	decisions := make(chan logwatch.Decision, 256)
+	decisions := make(chan bans.Decision, 256)
 	var positions logwatch.Positions
 	var history logwatch.History
 	if d.st != nil {
@@ -399,13 +399,13 @@ func (d *Daemon) startJails(ctx context.Context, cfg *config.Config, p prepared,
 // many addresses one store commit covers all decisions waiting. Batches
 // are applied concurrently (pipeline.go) so none waits for another's
 // commit before it is enforced.
-func (d *Daemon) consume(ctx context.Context, in <-chan logwatch.Decision) {
+func (d *Daemon) consume(ctx context.Context, in <-chan bans.Decision) {
 	const maxBatch = 1024
-	pl := newApplyPipeline(maxInflight, func(dec logwatch.Decision) netip.Prefix { return d.widen.Addr(dec.Addr) },
-		func(b []logwatch.Decision) { d.apply(ctx, b) })
+	pl := newApplyPipeline(maxInflight, func(dec bans.Decision) netip.Prefix { return dec.Target(d.widen) },
+		func(b []bans.Decision) { d.apply(ctx, b) })
 	defer pl.wait()
 	for {
-		var batch []logwatch.Decision
+		var batch []bans.Decision
 		select {
 		case <-ctx.Done():
 			return
@@ -425,7 +425,7 @@ func (d *Daemon) consume(ctx context.Context, in <-chan logwatch.Decision) {
 	}
 }
 
-func (d *Daemon) apply(ctx context.Context, ds []logwatch.Decision) {
+func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 	now := d.opt.Now()
 	if d.core == nil {
 		for _, dec := range ds {
@@ -437,11 +437,8 @@ func (d *Daemon) apply(ctx context.Context, ds []logwatch.Decision) {
 	var evs []actions.Event
 	seen := map[netip.Prefix]int{}
 	for _, dec := range ds {
-		p := d.widen.Addr(dec.Addr)
-		b := bans.Ban{Prefix: p, Jail: dec.Jail}
-		if dec.BanTime >= 0 {
-			b.Expires = now.Add(dec.BanTime)
-		}
+		b := dec.Ban(d.widen, now)
+		p := b.Prefix
 		// Never shorten a ban already in force (a permanent manual ban
 		// must not become a 10-minute jail ban).
 		if cur, ok := d.core.Lookup(p); ok && (cur.Permanent() || (!b.Permanent() && !cur.Expires.Before(b.Expires))) {
@@ -450,6 +447,9 @@ func (d *Daemon) apply(ctx context.Context, ds []logwatch.Decision) {
 		}
 		ev := actions.Event{Kind: actions.Ban, Jail: dec.Jail, Addr: dec.Addr, Prefix: p,
 			Failures: dec.Failures, BanTime: dec.BanTime, Time: dec.At, Lines: dec.Lines}
+		if !dec.Expires.IsZero() { // CLI and fleet decisions carry an end, not a length
+			ev.BanTime = max(dec.Expires.Sub(now).Round(time.Second), 0)
+		}
 		if i, ok := seen[p]; ok {
 			bs[i], evs[i] = b, ev
 			continue

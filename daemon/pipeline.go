@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
 // maxInflight bounds the decision batches applied at once. Under a ban
@@ -28,8 +28,8 @@ const maxInflight = 64
 // "never shorten a ban" check reads what the earlier one did), and for a
 // free slot. Concurrent commits share one fsync in the store.
 type applyPipeline struct {
-	apply func([]logwatch.Decision)
-	key   func(logwatch.Decision) netip.Prefix
+	apply func([]bans.Decision)
+	key   func(bans.Decision) netip.Prefix
 	max   int
 
 	mu   sync.Mutex
@@ -39,7 +39,7 @@ type applyPipeline struct {
 	wg   sync.WaitGroup
 }
 
-func newApplyPipeline(max int, key func(logwatch.Decision) netip.Prefix, apply func([]logwatch.Decision)) *applyPipeline {
+func newApplyPipeline(max int, key func(bans.Decision) netip.Prefix, apply func([]bans.Decision)) *applyPipeline {
 	p := &applyPipeline{apply: apply, key: key, max: max, busy: map[netip.Prefix]int{}}
 	p.cond = sync.NewCond(&p.mu)
 	return p
@@ -48,7 +48,7 @@ func newApplyPipeline(max int, key func(logwatch.Decision) netip.Prefix, apply f
 // submit starts applying batch once a slot is free and no batch in
 // flight holds one of its prefixes; it returns without waiting for the
 // batch to be applied.
-func (p *applyPipeline) submit(batch []logwatch.Decision) {
+func (p *applyPipeline) submit(batch []bans.Decision) {
 	ps := make([]netip.Prefix, len(batch))
 	for i, d := range batch {
 		ps[i] = p.key(d)

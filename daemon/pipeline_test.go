@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
-func dec(a string) logwatch.Decision {
-	return logwatch.Decision{Jail: "j", Addr: netip.MustParseAddr(a)}
+func dec(a string) bans.Decision {
+	return bans.Decision{Jail: "j", Addr: netip.MustParseAddr(a)}
 }
 
 func TestApplyPipeline(t *testing.T) {
@@ -26,8 +26,8 @@ func TestApplyPipeline(t *testing.T) {
 		}
 		return gates[a]
 	}
-	pl := newApplyPipeline(2, func(d logwatch.Decision) netip.Prefix { return netip.PrefixFrom(d.Addr, 32) },
-		func(b []logwatch.Decision) {
+	pl := newApplyPipeline(2, func(d bans.Decision) netip.Prefix { return netip.PrefixFrom(d.Addr, 32) },
+		func(b []bans.Decision) {
 			a := b[0].Addr.String()
 			started <- a
 			<-gate(a) // a commit that does not end until told
@@ -36,8 +36,8 @@ func TestApplyPipeline(t *testing.T) {
 			mu.Unlock()
 		})
 	// A slow batch does not hold up the next one on another prefix.
-	pl.submit([]logwatch.Decision{dec("192.0.2.1")})
-	pl.submit([]logwatch.Decision{dec("192.0.2.2")})
+	pl.submit([]bans.Decision{dec("192.0.2.1")})
+	pl.submit([]bans.Decision{dec("192.0.2.2")})
 	for range 2 {
 		select {
 		case <-started:
@@ -49,7 +49,7 @@ func TestApplyPipeline(t *testing.T) {
 	// prefix in flight waits for that batch.
 	third := make(chan struct{})
 	go func() {
-		pl.submit([]logwatch.Decision{dec("192.0.2.1"), dec("192.0.2.3")})
+		pl.submit([]bans.Decision{dec("192.0.2.1"), dec("192.0.2.3")})
 		close(third)
 	}()
 	select {

@@ -60,13 +60,3 @@ type Scanner interface {
 	// time used to infer missing date parts (the year).
 	Scan(line string, ref time.Time) (Verdict, []Match)
 }
-
-// Decision is a ban the jail engine asks for.
-type Decision struct {
-	Jail     string
-	Addr     netip.Addr
-	Failures int           // failures in the window that crossed maxretry
-	BanTime  time.Duration // < 0: permanent; increment already applied
-	At       time.Time     // time of the failure that crossed the line
-	Lines    []string      // matched lines, for notifications
-}

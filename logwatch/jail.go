@@ -111,7 +111,7 @@ type EngineOptions struct {
 	// Out receives ban decisions. Sending blocks (back-pressure on the
 	// followers) until the daemon takes them or the jail stops. A dry
 	// run is the daemon not applying them: the engine has no side effect.
-	Out chan<- Decision
+	Out chan<- bans.Decision
 	// Positions persists offsets and cursors (nil: in-memory, so a
 	// reload still resumes where it stopped).
 	Positions Positions
@@ -383,7 +383,7 @@ func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time
 	if at.IsZero() {
 		at = now
 	}
-	d := Decision{Jail: j.Name, Addr: addr, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines}
+	d := bans.Decision{Jail: j.Name, Addr: addr, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines}
 	r.decisions.Add(1)
 	select {
 	case e.opt.Out <- d:

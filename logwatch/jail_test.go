@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
@@ -109,7 +110,7 @@ func TestIgnoreSelf(t *testing.T) {
 
 type engineHarness struct {
 	e   *Engine
-	out chan Decision
+	out chan bans.Decision
 	dir string
 	log string
 	pos *MemPositions
@@ -118,7 +119,7 @@ type engineHarness struct {
 
 func newEngineHarness(t *testing.T, pos *MemPositions) *engineHarness {
 	t.Helper()
-	h := &engineHarness{out: make(chan Decision, 100), dir: t.TempDir(), pos: pos}
+	h := &engineHarness{out: make(chan bans.Decision, 100), dir: t.TempDir(), pos: pos}
 	if h.pos == nil {
 		h.pos = NewMemPositions()
 	}
@@ -152,7 +153,7 @@ func (h *engineHarness) fail(t *testing.T, addr string, n int) {
 	appendFile(t, h.log, s)
 }
 
-func (h *engineHarness) expect(t *testing.T, addr string) Decision {
+func (h *engineHarness) expect(t *testing.T, addr string) bans.Decision {
 	t.Helper()
 	select {
 	case d := <-h.out:
@@ -163,7 +164,7 @@ func (h *engineHarness) expect(t *testing.T, addr string) Decision {
 	case <-time.After(3 * time.Second):
 		t.Fatalf("no decision for %s", addr)
 	}
-	return Decision{}
+	return bans.Decision{}
 }
 
 func (h *engineHarness) expectNone(t *testing.T, d time.Duration) {
@@ -224,7 +225,7 @@ func TestEngineCountsIPv6PerBannedPrefix(t *testing.T) {
 }
 
 func TestEngineIncrementsFromHistory(t *testing.T) {
-	out := make(chan Decision, 10)
+	out := make(chan bans.Decision, 10)
 	hist := NewMemHistory()
 	dir := t.TempDir()
 	log := filepath.Join(dir, "auth.log")
@@ -318,7 +319,7 @@ func TestEngineRestartCountsDowntimeFailuresOnce(t *testing.T) {
 }
 
 func TestEngineRejectsBadJails(t *testing.T) {
-	e := NewEngine(EngineOptions{Out: make(chan Decision)})
+	e := NewEngine(EngineOptions{Out: make(chan bans.Decision)})
 	for _, c := range []struct {
 		j    config.Jail
 		want string

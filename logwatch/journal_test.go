@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
 // journalJSON renders one entry as `journalctl --output=json` prints it
@@ -113,7 +115,7 @@ func TestEngineJournalBackendWithCursor(t *testing.T) {
 	bin, argsLog := fakeJournalctl(t, dir, data)
 
 	pos := NewMemPositions()
-	out := make(chan Decision, 10)
+	out := make(chan bans.Decision, 10)
 	start := func() *Engine {
 		e := NewEngine(EngineOptions{Out: out, Positions: pos, Journalctl: bin})
 		j := testJail("")
@@ -166,7 +168,7 @@ func TestEngineJournalBackendWithCursor(t *testing.T) {
 }
 
 func TestJournalctlMissingIsReportedAndRetried(t *testing.T) {
-	out := make(chan Decision)
+	out := make(chan bans.Decision)
 	e := NewEngine(EngineOptions{Out: out, Journalctl: filepath.Join(t.TempDir(), "no-journalctl")})
 	j := testJail("")
 	j.LogPaths, j.JournalMatch = nil, []string{"_SYSTEMD_UNIT=ssh.service"}

@@ -37,7 +37,7 @@ const (
 )
 
 // Event is one ban or unban to notify about. For a jail's ban, fill it
-// from logwatch.Decision field by field (Jail, Addr, Failures, BanTime,
+// from bans.Decision field by field (Jail, Addr, Failures, BanTime,
 // Time: At, Lines) plus the Prefix that was banned.
 type Event struct {
 	Kind Kind

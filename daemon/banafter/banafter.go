@@ -1,6 +1,6 @@
 // Package banafter implements ratelimit.banafter: a source the XDP rate
 // limiter keeps throttling for longer than a jail's banafter becomes an
-// ordinary ban (a logwatch.Decision handed to the daemon like any other),
+// ordinary ban (a bans.Decision handed to the daemon like any other),
 // so a persistent SYN flooder ends up in the ban maps instead of being
 // shaped forever.
 //
@@ -16,9 +16,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/loader"
-	"github.com/xdpban/xdpban/logwatch"
 )
 
 // DefaultGrace is how long a source may go unthrottled and still count
@@ -98,8 +98,8 @@ func (t *Tracker) Tracked() int { return len(t.live) }
 // due: sources throttled with no gap over Grace for at least their jail's
 // banafter. A source is reported once; it is forgotten afterwards (the
 // ban stops its traffic, and if it comes back it starts from zero).
-func (t *Tracker) Observe(now time.Time, samples []Sample) []logwatch.Decision {
-	var out []logwatch.Decision
+func (t *Tracker) Observe(now time.Time, samples []Sample) []bans.Decision {
+	var out []bans.Decision
 	for _, s := range samples {
 		r, ok := t.rules[s.Jail]
 		if !ok || !s.Addr.IsValid() {
@@ -125,7 +125,7 @@ func (t *Tracker) Observe(now time.Time, samples []Sample) []logwatch.Decision {
 		}
 		st.dropped = max(st.dropped, s.Dropped)
 		if over := st.last.Sub(st.since); over >= r.after {
-			out = append(out, logwatch.Decision{
+			out = append(out, bans.Decision{
 				Jail: s.Jail, Addr: k.addr, BanTime: r.banTime, At: st.last,
 				Lines: []string{fmt.Sprintf("rate limit %s exceeded for %s (ratelimit.banafter %s), %d packets dropped over the limit",
 					r.limit, over.Round(time.Second), r.after, st.dropped)},

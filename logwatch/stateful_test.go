@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 )
 
@@ -78,7 +79,7 @@ func TestDaemonKeepsFilterStateAcrossLines(t *testing.T) {
 
 			log := filepath.Join(dir, "test.log")
 			appendFile(t, log, "")
-			out := make(chan Decision, 10)
+			out := make(chan bans.Decision, 10)
 			e := NewEngine(EngineOptions{Out: out, Rescan: 50 * time.Millisecond})
 			t.Cleanup(e.StopAll)
 			j := config.Jail{Name: "stateful", Enabled: true, LogPaths: []string{log},

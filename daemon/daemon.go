@@ -159,6 +159,40 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	defer d.bl.Close()
 
+	// Everything that can refuse the start is checked before the
+	// backend is opened: a failed start must leave nothing attached or
+	// pinned (and on a host where enforcement already runs, must not
+	// touch it). The socket is bound now and served once bans are
+	// restored; a client that connects meanwhile waits.
+	sock := or(dc.Socket, control.DefaultSocket)
+	srv, err := control.Listen(sock, d, d.log)
+	if err != nil {
+		return err
+	}
+	serving := false
+	defer func() {
+		if !serving {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}
+	}()
+	var metricsLn net.Listener
+	if dc.MetricsListen != "" {
+		if metricsLn, err = metrics.Listen(dc.MetricsListen); err != nil {
+			return err
+		}
+		defer func() {
+			if !serving {
+				metricsLn.Close()
+			}
+		}()
+	}
+	p, err := d.prepare(d.cfg)
+	if err != nil {
+		return err
+	}
+
 	var backend bans.Backend
 	if !d.opt.DryRun {
 		backend, d.reason, err = d.opt.OpenBackend(ctx, dc)
@@ -195,18 +229,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.core.Notify = d.runner
 	}
 
-	if dc.MetricsListen != "" {
-		ln, err := metrics.Listen(dc.MetricsListen)
-		if err != nil {
-			return err
-		}
+	if metricsLn != nil {
 		d.met = metrics.New(d.backendStatus, d.jailCounters)
 		d.met.Registry.MustRegister(actions.Collector(d.runner))
 		if d.core != nil {
 			d.core.Metrics = d.met
 		}
 		go func() {
-			if err := d.met.Serve(runCtx, ln, d.log); err != nil {
+			if err := d.met.Serve(runCtx, metricsLn, d.log); err != nil {
 				d.log.Error("metrics stopped", "err", err)
 			}
 		}()
@@ -225,11 +255,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 
 	d.startDrops(runCtx, backend) // drops.go
-	sock := or(dc.Socket, control.DefaultSocket)
-	srv, err := control.Listen(sock, d, d.log)
-	if err != nil {
-		return err
-	}
+	serving = true
 	go func() {
 		if err := srv.Serve(); err != nil {
 			stop(err)
@@ -253,10 +279,6 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		Out: decisions, Positions: positions, History: history, Logger: d.log, Now: d.opt.Now,
 	})
 	defer d.engine.StopAll()
-	p, err := d.prepare(d.cfg)
-	if err != nil {
-		return err
-	}
 	if err := d.startJails(runCtx, d.cfg, p, ""); err != nil {
 		return err
 	}

@@ -117,6 +117,10 @@ type XDP struct {
 	jailIDs   map[string]uint32
 	jailNames map[uint32]string
 	closed    bool
+
+	// lock is the pin path's flock (lock.go), held from Open to
+	// Close/Detach; nil for OpenPinned.
+	lock *os.File
 }
 
 var _ bans.Backend = (*XDP)(nil)
@@ -439,6 +443,21 @@ func load(o Options) (*loadState, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The lock comes before anything is read, removed or attached: a
+	// second daemon on these pins would otherwise swap its program into
+	// the first one's links and detach the interfaces it does not name.
+	var lk *os.File
+	if state == pinOurs {
+		if lk, err = lockDir(o.PinPath); err != nil {
+			return nil, err
+		}
+	}
+	published := false
+	defer func() {
+		if !published && lk != nil {
+			lk.Close()
+		}
+	}()
 
 	spec, err := loadXdpban()
 	if err != nil {
@@ -497,7 +516,12 @@ func load(o Options) (*loadState, error) {
 		if err := os.Mkdir(st.dir, 0o700); err != nil {
 			return nil, fmt.Errorf("create staging pin dir %s: %w", st.dir, err)
 		}
+		if lk, err = lockDir(st.dir); err != nil {
+			_ = os.RemoveAll(st.dir)
+			return nil, err
+		}
 	}
+	st.x.lock = lk
 
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: repl})
 	closeRepl() // the collection holds clones
@@ -546,6 +570,7 @@ func load(o Options) (*loadState, error) {
 			}
 		}
 	}
+	published = true
 	return st, nil
 }
 
@@ -557,6 +582,9 @@ const stagingSuffix = "-tmp-"
 func removeStaleStaging(pinPath string, log *slog.Logger) {
 	stale, _ := filepath.Glob(pinPath + stagingSuffix + "*")
 	for _, d := range stale {
+		if locked(d) {
+			continue // another xdpban is starting there right now
+		}
 		detachLinksIn(d)
 		if err := os.RemoveAll(d); err != nil {
 			log.Warn("cannot remove a stale staging pin dir", "dir", d, "error", err)
@@ -727,6 +755,10 @@ func OpenPinned(pinPath string) (*XDP, error) {
 }
 
 func (x *XDP) closeFDs() {
+	if x.lock != nil {
+		x.lock.Close()
+		x.lock = nil
+	}
 	for _, l := range x.links {
 		if l != nil { // nil: lost with its interface (reattach.go)
 			l.Close()

@@ -184,10 +184,19 @@ func TestPinErrors(t *testing.T) {
 	x := loadDetached(t, Options{PinPath: pin})
 	mustAdd(t, x, ban("192.0.2.50", "sshd", time.Hour))
 
-	_, err := load(Options{PinPath: pin, MapSizes: smallSizes, IPv6Prefix: 64, Logger: testLogger(t)}.mustDefaults(t))
+	same := Options{PinPath: pin, MapSizes: smallSizes, IPv6Prefix: 64, Logger: testLogger(t)}.mustDefaults(t)
+	// x holds the pins as a running daemon does: a second load is refused.
+	if _, err := load(same); !errors.Is(err, ErrPinInUse) || !strings.Contains(err.Error(), pin) {
+		t.Fatalf("load while pins are held: %v, want ErrPinInUse naming %s", err, pin)
+	}
+	// Released as the daemon stopping would; x's maps stay usable below.
+	x.lock.Close()
+	x.lock = nil
+	st, err := load(same)
 	if err != nil {
 		t.Fatalf("reload with same options: %v", err)
 	}
+	st.x.closeFDs()
 	for _, tc := range []struct {
 		name string
 		o    Options

@@ -115,6 +115,7 @@ func (s *Server) Serve() error {
 // ctx) and removes the socket file.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
+	s.ln.Close() // not yet served: Shutdown does not know it
 	os.Remove(s.path)
 	return err
 }

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,6 +44,7 @@ const lockTimeout = 500 * time.Millisecond
 
 // Store is the open database. Safe for concurrent use.
 type Store struct {
+	lock      *os.File // the state directory's flock
 	db        *bolt.DB
 	path      string
 	recovered string
@@ -60,8 +62,17 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
+	lock, err := lockDir(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
 	db, err := openChecked(path)
 	var moved string
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
 	if err != nil {
 		if errors.Is(err, ErrLocked) || errors.Is(err, os.ErrPermission) {
 			return nil, err
@@ -80,7 +91,7 @@ func Open(path string, log *slog.Logger) (*Store, error) {
 	// A lone writer (one CLI ban) waits this long for others to share its
 	// fsync; bbolt's 10ms default would be most of a ban's latency.
 	db.MaxBatchDelay = 2 * time.Millisecond
-	s := &Store{db: db, path: path, recovered: moved}
+	s := &Store{lock: lock, db: db, path: path, recovered: moved}
 	return s, nil
 }
 
@@ -127,7 +138,30 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Recovered() string { return s.recovered }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	err := s.db.Close()
+	s.lock.Close()
+	return err
+}
+
+// lockDir takes an exclusive flock on the state directory, so a second
+// daemon (or a CLI in direct mode) sharing it is refused at once, with
+// the directory named, before it reads or writes anything there. bbolt
+// locks the database file too, but only after waiting lockTimeout.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open state directory %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state directory %s: %w: another xdpban daemon (or a command without one) uses it; stop it, use its control socket, or give this one its own state_dir", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock state directory %s: %w", dir, err)
+	}
+	return f, nil
+}
 
 // Key is a ban's prefix as network-order bytes: a family byte (4 or 6, so
 // 192.0.2.0/24 and c000:200::/24 never collide), the 16-byte address

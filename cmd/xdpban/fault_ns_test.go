@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/control"
+	"github.com/xdpban/xdpban/internal/netnstest"
+)
+
+// The fault-injection suite: `go test -run Fault ./...` (make fault)
+// selects these; make test runs them with everything else.
+
+// runToExit runs `xdpban <paths> run ...` in the host namespace and waits
+// (bounded) for it to exit on its own, as a start that must be refused
+// does.
+func (w *world) runToExit(t *testing.T, paths []string, extra ...string) (int, string) {
+	t.Helper()
+	args := append([]string{"--net=" + w.p.Host.Path(), "--", os.Args[0]}, paths...)
+	args = append(args, "run", "--backend", "xdp")
+	args = append(args, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "nsenter", args...)
+	cmd.Env = append(os.Environ(), "XDPBAN_TEST_AS_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("xdpban run did not exit within 30s (it should have been refused):\n%s", out)
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, string(out)
+}
+
+// steadyAttack sends one datagram from the banned attacker every 2 ms
+// until stop is called, which returns how many were sent. The caller
+// compares with what arrived: any arrival is a lapse of enforcement.
+func (w *world) steadyAttack(t *testing.T) (stop func() int) {
+	t.Helper()
+	s := w.p.Sender(t, netnstest.AttackerV4, testPort)
+	var sent atomic.Int64
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 30000; i++ { // bounded: 60 s at most
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			s.Send(t, 1, 32)
+			sent.Add(1)
+		}
+	}()
+	var once sync.Once
+	stop = func() int {
+		once.Do(func() { close(quit) })
+		<-done
+		return int(sent.Load())
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// TestFaultSecondDaemon: a second daemon started on the first one's pin
+// path (with its own socket, state dir and interface) is refused before
+// it touches anything: one-line error, non-zero exit, and the first
+// daemon's interface and bans stay enforced throughout, which a steady
+// attack from a banned source proves (not one datagram gets through).
+func TestFaultSecondDaemon(t *testing.T) {
+	w := newWorld(t)
+	w.start(t)
+	a := netnstest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--for", "0")
+	w.mustCLI(t, "ban", "198.51.100.7")
+	before := banSet(w.list(t))
+
+	other := t.TempDir()
+	paths := []string{"--socket", filepath.Join(other, "run", "xdpban.sock"), "--pin-path", w.pin,
+		"--state-dir", filepath.Join(other, "state"), "--config", w.config}
+	stop := w.steadyAttack(t)
+	time.Sleep(100 * time.Millisecond)
+	// lo: the second daemon names another interface, so one that went
+	// ahead would detach the first one's (it drops interfaces it does
+	// not name from the shared pins).
+	code, out := w.runToExit(t, paths, "--iface", "lo", "--banlog", filepath.Join(other, "xdpban.log"))
+	time.Sleep(300 * time.Millisecond)
+	sent := stop()
+	got := w.r.WaitFor(a, 1, 300*time.Millisecond)
+	t.Logf("second daemon: exit %d: %s", code, strings.TrimSpace(out))
+	t.Logf("steady attack during the second start: %d datagrams sent, %d arrived", sent, got)
+	if code == 0 {
+		t.Fatalf("second daemon on the same pin path exited 0")
+	}
+	last := lastLine(out)
+	if !strings.Contains(last, "in use by another xdpban daemon") || !strings.Contains(last, w.pin) {
+		t.Fatalf("second daemon's error %q: want the pin path named as in use", last)
+	}
+	if got != 0 {
+		t.Fatalf("%d of %d datagrams from a banned source arrived while a second daemon started: enforcement lapsed", got, sent)
+	}
+	if sent < 50 {
+		t.Fatalf("only %d datagrams sent: too few to show anything", sent)
+	}
+	// Nothing of the second daemon's: not attached to lo, no state made
+	// beyond its (empty) directory, no socket.
+	if hasXDP(t, w, "lo") {
+		t.Fatalf("the refused daemon left XDP attached to lo")
+	}
+	if _, err := os.Stat(filepath.Join(other, "run", "xdpban.sock")); err == nil {
+		t.Fatalf("the refused daemon left its socket")
+	}
+	// The first daemon answers and holds the same bans on its interface.
+	if after := banSet(w.list(t)); after != before {
+		t.Fatalf("bans changed under the first daemon: before %s, after %s", before, after)
+	}
+	if st := w.mustCLI(t, "status"); !strings.Contains(st, w.p.HostIf) {
+		t.Fatalf("first daemon's interface %s gone from status:\n%s", w.p.HostIf, st)
+	}
+	if !hasXDP(t, w, w.p.HostIf) {
+		t.Fatalf("first daemon's interface %s has no XDP program", w.p.HostIf)
+	}
+	if n := w.send(t, a, 50); n != 0 {
+		t.Fatalf("after the refused start %d of 50 from the banned source arrived", n)
+	}
+
+	// A second daemon sharing the state directory is refused too, and
+	// names that directory.
+	paths = []string{"--socket", filepath.Join(other, "run2.sock"), "--pin-path", netnstest.PinDir(t),
+		"--state-dir", w.state, "--config", w.config}
+	code, out = w.runToExit(t, paths, "--iface", "lo", "--banlog", filepath.Join(other, "xdpban2.log"))
+	if last := lastLine(out); code == 0 || !strings.Contains(last, "state directory "+w.state) || !strings.Contains(last, "in use") {
+		t.Fatalf("second daemon on the same state dir: exit %d, %q", code, last)
+	}
+	if hasXDP(t, w, "lo") {
+		t.Fatalf("the refused daemon left XDP attached to lo")
+	}
+}
+
+// TestFaultStartFailureLeavesNothing: a start refused for a socket in use
+// or a state dir that cannot be one has attached and pinned nothing.
+func TestFaultStartFailureLeavesNothing(t *testing.T) {
+	w := newWorld(t)
+	// A live listener on the socket path (another daemon's socket).
+	if err := os.MkdirAll(filepath.Dir(w.socket), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", w.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, out := w.runToExit(t, w.paths(), "--iface", w.p.HostIf, "--banlog", w.banlog)
+	if last := lastLine(out); code == 0 || !strings.Contains(last, w.socket) {
+		t.Fatalf("start with the socket in use: exit %d, %q", code, last)
+	}
+	checkNothingLeft(t, w, "socket in use")
+	ln.Close()
+
+	// A state dir that is a file.
+	file := filepath.Join(t.TempDir(), "state-is-a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	paths := []string{"--socket", w.socket, "--pin-path", w.pin, "--state-dir", file, "--config", w.config}
+	code, out = w.runToExit(t, paths, "--iface", w.p.HostIf, "--banlog", w.banlog)
+	if last := lastLine(out); code == 0 || !strings.Contains(last, file) {
+		t.Fatalf("start with a file as state dir: exit %d, %q", code, last)
+	}
+	checkNothingLeft(t, w, "bad state dir")
+	// And then a good start works on the same paths.
+	w.start(t)
+}
+
+func checkNothingLeft(t *testing.T, w *world, why string) {
+	t.Helper()
+	if _, err := os.Stat(w.pin); err == nil {
+		t.Fatalf("%s: start failed but left pins at %s", why, w.pin)
+	}
+	stale, _ := filepath.Glob(w.pin + "*")
+	if len(stale) > 0 {
+		t.Fatalf("%s: start failed but left %v", why, stale)
+	}
+	if hasXDP(t, w, w.p.HostIf) {
+		t.Fatalf("%s: start failed but left XDP attached to %s", why, w.p.HostIf)
+	}
+}
+
+// hasXDP reports whether an XDP program is attached to dev in the host
+// namespace.
+func hasXDP(t *testing.T, w *world, dev string) bool {
+	t.Helper()
+	out := w.p.Host.Run(t, "ip", "-d", "link", "show", "dev", dev)
+	return strings.Contains(out, "prog/xdp")
+}
+
+// banSet is the bans listed, by address, jail and expiry (not counters).
+func banSet(m map[string]control.Entry) string {
+	var out []string
+	for a, e := range m {
+		exp := "permanent"
+		if e.Expires != nil {
+			exp = *e.Expires
+		}
+		out = append(out, a+" "+e.Jail+" "+exp)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}

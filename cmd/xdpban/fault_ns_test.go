@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/internal/control"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // The fault-injection suite: `go test -run Fault ./...` (make fault)
@@ -50,7 +50,7 @@ func (w *world) runToExit(t *testing.T, paths []string, extra ...string) (int, s
 // compares with what arrived: any arrival is a lapse of enforcement.
 func (w *world) steadyAttack(t *testing.T) (stop func() int) {
 	t.Helper()
-	s := w.p.Sender(t, netnstest.AttackerV4, testPort)
+	s := w.p.Sender(t, nspairtest.AttackerV4, testPort)
 	var sent atomic.Int64
 	quit := make(chan struct{})
 	done := make(chan struct{})
@@ -86,7 +86,7 @@ func (w *world) steadyAttack(t *testing.T) (stop func() int) {
 func TestFaultSecondDaemon(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
-	a := netnstest.AttackerV4
+	a := nspairtest.AttackerV4
 	w.mustCLI(t, "ban", a.String(), "--for", "0")
 	w.mustCLI(t, "ban", "198.51.100.7")
 	before := banSet(w.list(t))
@@ -142,7 +142,7 @@ func TestFaultSecondDaemon(t *testing.T) {
 
 	// A second daemon sharing the state directory is refused too, and
 	// names that directory.
-	paths = []string{"--socket", filepath.Join(other, "run2.sock"), "--pin-path", netnstest.PinDir(t),
+	paths = []string{"--socket", filepath.Join(other, "run2.sock"), "--pin-path", nspairtest.PinDir(t),
 		"--state-dir", w.state, "--config", w.config}
 	code, out = w.runToExit(t, paths, "--iface", "lo", "--banlog", filepath.Join(other, "xdpban2.log"))
 	if last := lastLine(out); code == 0 || !strings.Contains(last, "state directory "+w.state) || !strings.Contains(last, "in use") {

@@ -36,7 +36,7 @@ const (
 	Miss    Verdict = iota // no failregex matched
 	Fail                   // a failregex matched: a failure for Match.Host
 	Ignored                // a failregex matched but an ignoreregex too
-	Skipped                // not a usable line (not UTF-8, too long, binary)
+	Skipped                // too long to match (bytes that are not UTF-8 are read as U+FFFD, not skipped)
 )
 
 // Match is one failure found in a log.

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 )
 
 // MaxLineLen is the longest line a filter looks at; longer lines are
@@ -270,30 +269,17 @@ func (s *scanner) Scan(line string, ref time.Time) (Verdict, []Match) {
 	return Fail, out
 }
 
-// usable reports whether a line can be matched at all, and whether it is
-// ASCII.
-func usable(line string) (ok, ascii bool) {
-	if len(line) > MaxLineLen {
-		return false, false
-	}
-	ascii = isASCII(line)
-	if !ascii && !utf8.ValidString(line) {
-		return false, false
-	}
-	return strings.IndexByte(line, 0) < 0, ascii
-}
 
 // scan is fail2ban's processLine + findFailure. checkAll runs every
 // failregex (the sample suite needs it to detect double matches);
 // journalDate, when non-nil, is the entry's time from the journal and no
 // date is looked for in the line.
 func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *time.Time) (Verdict, []result) {
-	ok, ascii := usable(line)
-	if !ok {
+	if len(line) > MaxLineLen {
 		return Skipped, nil
 	}
-	s.lineASCII = ascii
-	line = strings.TrimSuffix(line, "\r")
+	line, _ = intakeLine(line)
+	s.lineASCII = isASCII(line)
 	f := s.f
 	var tl tupleLine
 	// date is converted to a time only for a line that gets past the

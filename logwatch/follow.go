@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -108,7 +107,10 @@ type SourceStats struct {
 	Kind         string `json:"kind"` // file | journal
 	Name         string `json:"name"` // path, or the journal matches
 	LinesRead    uint64 `json:"lines_read"`
-	LinesSkipped uint64 `json:"lines_skipped"` // not UTF-8, binary, too long
+	LinesSkipped uint64 `json:"lines_skipped"` // too long
+	// LinesReplaced counts lines matched after their bytes that are not
+	// UTF-8 were replaced by U+FFFD.
+	LinesReplaced uint64 `json:"lines_replaced,omitempty"`
 	Offset       int64  `json:"offset,omitempty"`
 	// Err is the last error following this source ("" when healthy).
 	Err string `json:"error,omitempty"`
@@ -156,6 +158,7 @@ type Follower struct {
 // is running.
 type fileCounters struct {
 	read, skipped atomic.Uint64
+	replaced      atomic.Uint64 // lines with bytes that are not UTF-8
 	off           atomic.Int64
 	err           string // guarded by Follower.mu
 }
@@ -170,6 +173,7 @@ type followed struct {
 	until     time.Time // retired: closed after this
 	head      []byte
 	lastErr   string
+	warnedBad bool
 	saved     int64
 	savedHead int
 	c         *fileCounters
@@ -605,25 +609,18 @@ func (fl *Follower) skipLong(st *followed, n int) {
 	st.c.skipped.Add(1)
 }
 
-func (fl *Follower) deliver(st *followed, line []byte) {
+func (fl *Follower) deliver(st *followed, raw []byte) {
 	st.c.read.Add(1)
-	line = bytes.TrimSuffix(line, []byte("\r"))
-	if !usableLine(line) {
-		st.c.skipped.Add(1)
-		return
-	}
-	fl.emit(st.path, string(line))
-}
-
-// usableLine rejects what a filter must never see: invalid UTF-8 and
-// binary (NUL and other C0 controls but tab).
-func usableLine(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 && c != '\t' {
-			return false
+	line, bad := intakeLine(string(raw))
+	if bad {
+		st.c.replaced.Add(1)
+		if !st.warnedBad {
+			// Once per file, as fail2ban: the lines are still matched.
+			st.warnedBad = true
+			fl.opt.Logger.Warn("log line is not UTF-8: its bad bytes are read as U+FFFD and the line is matched (logged once per file)", "file", st.path)
 		}
 	}
-	return utf8.Valid(b)
+	fl.emit(st.path, line)
 }
 
 // retireGrace is how long a rotated-away file is still read.
@@ -735,7 +732,7 @@ func (fl *Follower) Stats() []SourceStats {
 	for p, c := range fl.stats {
 		out = append(out, SourceStats{
 			Kind: "file", Name: p,
-			LinesRead: c.read.Load(), LinesSkipped: c.skipped.Load(),
+			LinesRead: c.read.Load(), LinesSkipped: c.skipped.Load(), LinesReplaced: c.replaced.Load(),
 			Offset: c.off.Load(), Err: c.err,
 		})
 	}

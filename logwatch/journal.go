@@ -184,10 +184,11 @@ func (j *journalSource) entry(raw []byte) {
 		j.cursor = cursor
 		j.mu.Unlock()
 	}
-	if !ok || len(line) > j.opt.MaxLine || !usableLine([]byte(line)) {
+	if !ok || len(line) > j.opt.MaxLine {
 		j.skipped.Add(1)
 		return
 	}
+	line, _ = intakeLine(line)
 	j.emit("journal", line, at)
 }
 

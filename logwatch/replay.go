@@ -122,6 +122,7 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 			res.Skipped++
 			return
 		}
+		line, _ = intakeLine(line)
 		v, ms := sc.Scan(line, opt.Ref)
 		switch v {
 		case Fail:

@@ -102,7 +102,7 @@ var (
 	descLinesRead = prometheus.NewDesc("xdpban_log_lines_read_total",
 		"Lines read, per jail and followed log.", []string{"jail", "log"}, nil)
 	descLinesSkipped = prometheus.NewDesc("xdpban_log_lines_skipped_total",
-		"Lines skipped as unusable (not UTF-8, binary, too long), per jail and followed log.", []string{"jail", "log"}, nil)
+		"Lines skipped as too long to match, per jail and followed log.", []string{"jail", "log"}, nil)
 	descRateLimited = prometheus.NewDesc("xdpban_ratelimited_packets_total",
 		"SYNs dropped by the kernel for exceeding the jail's ratelimit (XDP per-CPU counters summed).", []string{"jail"}, nil)
 )

@@ -269,7 +269,6 @@ func (s *scanner) Scan(line string, ref time.Time) (Verdict, []Match) {
 	return Fail, out
 }
 
-
 // scan is fail2ban's processLine + findFailure. checkAll runs every
 // failregex (the sample suite needs it to detect double matches);
 // journalDate, when non-nil, is the entry's time from the journal and no

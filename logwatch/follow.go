@@ -111,7 +111,7 @@ type SourceStats struct {
 	// LinesReplaced counts lines matched after their bytes that are not
 	// UTF-8 were replaced by U+FFFD.
 	LinesReplaced uint64 `json:"lines_replaced,omitempty"`
-	Offset       int64  `json:"offset,omitempty"`
+	Offset        int64  `json:"offset,omitempty"`
 	// Err is the last error following this source ("" when healthy).
 	Err string `json:"error,omitempty"`
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 )
 
@@ -73,7 +74,7 @@ func TestHostileBytesMatchInRegexAndDaemonAlike(t *testing.T) {
 
 	log := filepath.Join(dir, "error.log")
 	appendFile(t, log, "")
-	out := make(chan Decision, 100)
+	out := make(chan bans.Decision, 100)
 	e := NewEngine(EngineOptions{Out: out, Rescan: 50 * time.Millisecond})
 	t.Cleanup(e.StopAll)
 	j := config.Jail{Name: "nginx", Enabled: true, LogPaths: []string{log}, MaxRetry: 1, FindTime: time.Hour, BanTime: time.Hour}

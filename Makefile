@@ -10,8 +10,16 @@ DESTDIR ?=
 SBINDIR ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-# Debian packages the build, tests and benchmarks need.
-APT_PKGS := clang llvm libbpf-dev linux-libc-dev bpftool iptables iproute2 ipset fail2ban tzdata
+# Debian packages running needs (the fallback backends drive these tools),
+# and what building the BPF object and the tests add (fail2ban is the
+# peer the tests compare against; it is masked, never left running).
+APT_RUN_PKGS := iproute2 iptables ipset
+APT_PKGS := $(APT_RUN_PKGS) nftables clang llvm libbpf-dev linux-libc-dev bpftool fail2ban tzdata groff-base
+VERSION ?= $(shell cat VERSION)
+LDFLAGS := -X github.com/xdpban/xdpban/internal/version.Version=$(VERSION)
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+ARCH ?= $(shell $(GO) env GOARCH)
+DIST ?= dist
 APT_BENCH_PKGS := xdp-tools netsniff-ng
 
 .DEFAULT_GOAL := help
@@ -19,12 +27,12 @@ APT_BENCH_PKGS := xdp-tools netsniff-ng
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+deps-run: ## install only what running needs (Debian packages, bpffs)
+	@PKGS="$(APT_RUN_PKGS)" ./packaging/apt-install
+	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+
 deps: ## install what building and testing need (Debian packages, bpffs)
-	@missing=$$(for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-		echo "installing: $$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	@PKGS="$(APT_PKGS)" ./packaging/apt-install
 	@mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 deps-bench: deps ## also install the peers the benchmarks compare against
@@ -56,7 +64,7 @@ bench: deps-bench build ## the side-by-side report against xdp-filter, fail2ban,
 	$(GO) run ./bench -out bench -bin $(BIN)
 
 build: ## build bin/xdpban (uses the committed BPF object; no clang needed)
-	$(GO) build -o $(BIN) ./cmd/xdpban
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/xdpban
 
 test: deps ## run every test, privileged ones included (run as root)
 	bash .ci/imports
@@ -84,10 +92,23 @@ install: build ## install binary, systemd unit, default config and filters (PREF
 	install -m 0644 internal/config/defaults/*.conf $(DESTDIR)$(SYSCONFDIR)/xdpban/
 	install -m 0644 logwatch/filter.d/*.conf $(DESTDIR)$(SYSCONFDIR)/xdpban/filter.d/
 
-run: deps build ## run the daemon protecting this host's default-route interfaces (root)
+run: deps-run build ## run the daemon protecting this host's default-route interfaces (root)
 	./$(BIN) run
 
 demo: deps build ## watch xdpban ban an SSH password guesser and drop it in XDP, in throwaway namespaces (root, ~35s)
 	$(GO) run ./cmd/xdpban-demo -xdpban $(BIN)
 
-.PHONY: help deps deps-bench bench generate bench-xdp authlog bench-logwatch bench-follow build install test imports fuzz run bench-daemon demo
+package: ## build the .deb and .rpm into dist/ (nfpm; binary, unit, config, man pages, completions)
+	rm -rf build/pkg && mkdir -p build/pkg/filter.d $(DIST)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o build/pkg/xdpban ./cmd/xdpban
+	sed -e 's|@SBINDIR@|/usr/sbin|g' -e 's|@SYSCONFDIR@|/etc|g' cmd/xdpban/xdpban.service > build/pkg/xdpban.service
+	cp logwatch/filter.d/*.conf build/pkg/filter.d/
+	build/pkg/xdpban man 8 | gzip -9n > build/pkg/xdpban.8.gz
+	build/pkg/xdpban man 5 | gzip -9n > build/pkg/xdpban.conf.5.gz
+	build/pkg/xdpban completion bash > build/pkg/xdpban.bash
+	build/pkg/xdpban completion zsh > build/pkg/_xdpban
+	build/pkg/xdpban completion fish > build/pkg/xdpban.fish
+	VERSION=$(VERSION) ARCH=$(ARCH) GOFLAGS= $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/
+	VERSION=$(VERSION) ARCH=$(ARCH) GOFLAGS= $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(DIST)/
+
+.PHONY: help deps-run package deps-bench bench generate bench-xdp authlog bench-logwatch bench-follow build install test imports fuzz run bench-daemon demo

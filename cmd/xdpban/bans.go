@@ -20,7 +20,9 @@ import (
 
 	"github.com/xdpban/xdpban/daemon"
 	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/enforce"
 	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
 )
 
 // banChunk is how many bans go in one request: well under control.MaxBody
@@ -657,27 +659,20 @@ func cmdDetach(e *env, args []string) int {
 		fmt.Fprintln(e.stdout, "detached; the daemon stopped, stored bans come back at its next start")
 		return exitOK
 	}
-	x, err := openPinned(e.pinDir())
-	if err == nil {
-		if err := x.Detach(); err != nil {
-			return e.fail("detach", err)
-		}
-		fmt.Fprintf(e.stdout, "detached %s; stored bans come back at the daemon's next start\n", e.pinDir())
-		return exitOK
-	}
-	if !errors.Is(err, errNothingPinned) {
-		return e.fail("detach", err)
-	}
-	b, _, ok, err := e.openExistingIPTables(ctx)
-	if err != nil {
-		return e.fail("detach", err)
-	}
-	if !ok {
+	b, _, err := enforce.Adopt(ctx, e.pinDir(), func() (*config.Config, error) { return loadConfig(e.config, "") })
+	if errors.Is(err, enforce.ErrNothingToAdopt) {
 		fmt.Fprintf(e.stdout, "nothing attached at %s and no iptables chain to remove\n", e.pinDir())
 		return exitOK
 	}
+	if err != nil {
+		return e.fail("detach", err)
+	}
 	if err := b.Detach(); err != nil {
 		return e.fail("detach", err)
+	}
+	if b.Kind() == "xdp" {
+		fmt.Fprintf(e.stdout, "detached %s; stored bans come back at the daemon's next start\n", e.pinDir())
+		return exitOK
 	}
 	fmt.Fprintln(e.stdout, "removed the iptables chain and sets; stored bans come back at the daemon's next start")
 	return exitOK

@@ -6,19 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
-
-	goiptables "github.com/coreos/go-iptables/iptables"
 
 	"github.com/xdpban/xdpban/daemon"
 	"github.com/xdpban/xdpban/daemon/banlog"
 	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/enforce"
 	"github.com/xdpban/xdpban/daemon/store"
-	"github.com/xdpban/xdpban/fallback/iptables"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/loader"
+	"github.com/xdpban/xdpban/internal/config"
 )
 
 // requestTimeout bounds one CLI request to the daemon.
@@ -85,21 +82,6 @@ type direct struct {
 	widen bans.Widen
 }
 
-var errNothingPinned = errors.New("nothing pinned")
-
-// openPinned opens the XDP maps a daemon left pinned at dir;
-// errNothingPinned when there is no such directory at all.
-func openPinned(dir string) (*loader.XDP, error) {
-	x, err := loader.OpenPinned(dir)
-	if err != nil {
-		if _, serr := os.Stat(dir); errors.Is(serr, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w at %s", errNothingPinned, dir)
-		}
-		return nil, err
-	}
-	return x, nil
-}
-
 func (e *env) openDirect(ctx context.Context) (*direct, error) {
 	x, widen, err := e.openDirectBackend(ctx)
 	if err != nil {
@@ -125,53 +107,15 @@ func (e *env) openDirect(ctx context.Context) (*direct, error) {
 	return &direct{core: c, st: st, bl: bl, x: x, widen: widen}, nil
 }
 
-// openDirectBackend opens what a stopped daemon left enforcing: the
-// pinned XDP maps, or else the iptables chain and sets when they exist.
-// It never creates anything: no pins and no chain is an error.
+// openDirectBackend opens what a stopped daemon left enforcing
+// (enforce.Adopt). It never creates anything: no pins and no chain is an
+// error.
 func (e *env) openDirectBackend(ctx context.Context) (bans.Backend, bans.Widen, error) {
-	x, err := openPinned(e.pinDir())
-	if err == nil {
-		return x, x.Widen(), nil
+	b, w, err := enforce.Adopt(ctx, e.pinDir(), func() (*config.Config, error) { return loadConfig(e.config, "") })
+	if errors.Is(err, enforce.ErrNothingToAdopt) {
+		return nil, bans.Widen{}, fmt.Errorf("no daemon answers on %s, %w: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), err)
 	}
-	if !errors.Is(err, errNothingPinned) && !errors.Is(err, loader.ErrNotLoaded) {
-		return nil, bans.Widen{}, err
-	}
-	b, w, ok, ierr := e.openExistingIPTables(ctx)
-	if ierr != nil {
-		return nil, bans.Widen{}, ierr
-	}
-	if ok {
-		return b, w, nil
-	}
-	return nil, bans.Widen{}, fmt.Errorf("no daemon answers on %s, no XDP maps are pinned at %s and there is no %s iptables chain: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), e.pinDir(), iptables.DefaultChain)
-}
-
-// openExistingIPTables adopts the iptables backend's chain and sets when
-// a daemon left them, with the same configuration the daemon reads (so
-// adopting changes no rule).
-func (e *env) openExistingIPTables(ctx context.Context) (bans.Backend, bans.Widen, bool, error) {
-	ipt, err := goiptables.New()
-	if err != nil {
-		return nil, bans.Widen{}, false, nil // no iptables here: nothing to adopt
-	}
-	exists, err := ipt.ChainExists("filter", iptables.DefaultChain)
-	if err != nil || !exists {
-		return nil, bans.Widen{}, false, nil
-	}
-	cfg, err := loadConfig(e.config, "")
-	if err != nil {
-		return nil, bans.Widen{}, false, fmt.Errorf("configuration (to adopt the iptables backend as the daemon set it up): %w", err)
-	}
-	o, err := iptables.OptionsFromConfig(cfg.Daemon, cfg.Jails)
-	if err != nil {
-		return nil, bans.Widen{}, false, err
-	}
-	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := iptables.Open(ctx, o)
-	if err != nil {
-		return nil, bans.Widen{}, false, fmt.Errorf("adopt the iptables backend: %w", err)
-	}
-	return b, bans.Widen{IPv6: cfg.Daemon.IPv6Prefix}, true, nil
+	return b, w, err
 }
 
 func (d *direct) Close() {

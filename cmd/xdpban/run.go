@@ -22,7 +22,6 @@ import (
 	"github.com/xdpban/xdpban/daemon/enforce"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/loader"
 	"github.com/xdpban/xdpban/logwatch"
 )
 
@@ -169,7 +168,7 @@ func cmdRun(e *env, args []string) int {
 	}()
 	if err := d.Run(ctx); err != nil {
 		sdNotify(e.getenv, "STOPPING=1")
-		if errors.Is(err, loader.ErrPinPath) {
+		if errors.Is(err, enforce.ErrPinPath) {
 			err = fmt.Errorf("%w: %w", errUsage, err) // a setting to fix: exit 2
 		}
 		return e.fail("run", err)

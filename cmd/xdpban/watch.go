@@ -8,7 +8,7 @@ import (
 	"fmt"
 
 	"github.com/xdpban/xdpban/daemon/drops"
-	"github.com/xdpban/xdpban/loader"
+	"github.com/xdpban/xdpban/daemon/enforce"
 )
 
 // cmdWatch streams drop events live: from the daemon over the control
@@ -92,22 +92,18 @@ func (o *eventWriter) write(ev drops.Event) error {
 // watchPinned reads drop events without a daemon, straight from the
 // pinned ring buffer (which has one reader: the daemon, when it runs).
 func (e *env) watchPinned(ctx context.Context, fn func(drops.Event) error) error {
-	x, err := openPinned(e.pinDir())
-	if err != nil {
-		if errors.Is(err, errNothingPinned) || errors.Is(err, loader.ErrNotLoaded) {
-			return fmt.Errorf("no daemon answers on %s and no XDP program is pinned at %s: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), e.pinDir())
-		}
-		return err
-	}
-	defer x.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events, err := x.DropEvents(ctx)
+	events, closeFn, err := enforce.AdoptDrops(ctx, e.pinDir())
+	if errors.Is(err, enforce.ErrNothingToAdopt) {
+		return fmt.Errorf("no daemon answers on %s and %w: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), err)
+	}
 	if err != nil {
 		return err
 	}
+	defer closeFn()
 	for ev := range events {
-		if err := fn(drops.FromLoader(ev)); err != nil {
+		if err := fn(ev); err != nil {
 			return err
 		}
 	}

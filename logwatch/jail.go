@@ -383,7 +383,9 @@ func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time
 	if at.IsZero() {
 		at = now
 	}
-	d := bans.Decision{Jail: j.Name, Addr: addr, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines}
+	// Prefix is the window's key: the widening is worked out here once,
+	// the daemon's intake bans it as given.
+	d := bans.Decision{Jail: j.Name, Addr: addr, Prefix: key, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines}
 	r.decisions.Add(1)
 	select {
 	case e.opt.Out <- d:

@@ -221,7 +221,27 @@ func TestEngineCountsIPv6PerBannedPrefix(t *testing.T) {
 	for _, a := range []string{"2001:db8:5::1", "2001:db8:5::2", "2001:db8:5::3"} {
 		h.fail(t, a, 1)
 	}
-	h.expect(t, "2001:db8:5::3")
+	if d := h.expect(t, "2001:db8:5::3"); d.Prefix != pfx("2001:db8:5::/64") {
+		t.Fatalf("decision prefix %v, want the counted /64 2001:db8:5::/64", d.Prefix)
+	}
+}
+
+func TestEngineDecisionPrefixFollowsWidenPolicy(t *testing.T) {
+	h := newEngineHarness(t, nil)
+	err := h.e.Start(context.Background(), JailSpec{Jail: testJail(h.log), NewScanner: newFake, FilterKey: "k", Widen: bans.Widen{IPv6: 128}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With ipv6_prefix = 128 the /64 neighbours are separate sources.
+	h.fail(t, "2001:db8:6::1", 2)
+	h.fail(t, "2001:db8:6::2", 3)
+	if d := h.expect(t, "2001:db8:6::2"); d.Prefix != pfx("2001:db8:6::2/128") || d.Failures != 3 {
+		t.Fatalf("decision %+v, want prefix 2001:db8:6::2/128 after 3 failures", d)
+	}
+	h.fail(t, "192.0.2.80", 3)
+	if d := h.expect(t, "192.0.2.80"); d.Prefix != pfx("192.0.2.80/32") {
+		t.Fatalf("decision prefix %v, want 192.0.2.80/32", d.Prefix)
+	}
 }
 
 func TestEngineIncrementsFromHistory(t *testing.T) {

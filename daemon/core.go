@@ -71,6 +71,8 @@ type Core struct {
 	// entry, the ones the mirror does not know included.
 	lastFull time.Time
 	totalBan map[string]int // per jail, since start
+	// pending are the store writes that failed (backlog.go).
+	pending backlog
 }
 
 // fullSweepEvery bounds how long an expired entry the mirror does not
@@ -115,8 +117,9 @@ func (c *Core) lock(ps []netip.Prefix) func() {
 }
 
 // Ban enforces and stores bans; when it returns nil they are in the
-// kernel and on disk. Jail decisions carry their address for the
-// notification (zero for CLI bans).
+// kernel, and on disk or (the store refusing writes) queued for it
+// (backlog.go): a store error never lifts enforcement. Jail decisions
+// carry their address for the notification (zero for CLI bans).
 func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	if len(bs) == 0 {
 		return nil
@@ -144,15 +147,18 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	for i, b := range bs {
 		hist[i] = store.Event{Prefix: b.Prefix, Jail: b.Jail, At: now, BanTime: banTime(b, now)}
 	}
+	stored := true
 	if err := c.Store.Commit(bs, hist); err != nil {
-		// Not durable: take them back out so the operator is not told
-		// "failed" about a ban that is silently enforced.
-		if _, derr := c.Backend.Delete(context.WithoutCancel(ctx), ps...); derr != nil {
-			c.Log.Error("rolling back bans the store refused failed; they stay enforced until restart", "err", derr)
-		}
-		return err
+		// The kernel enforces them: keep them there and in the mirror
+		// (taking them out lifted bans, an earlier one on the same
+		// prefix included), and write them when the store recovers.
+		stored = false
+		c.queueFailed("ban", len(bs), err, func(now time.Time) { c.pending.put(bs, hist, err, now) })
 	}
 	c.mu.Lock()
+	if stored {
+		c.pending.written(ps)
+	}
 	for _, b := range bs {
 		if old, ok := c.put(b); ok && c.Metrics != nil {
 			c.Metrics.BansActive.WithLabelValues(old.Jail).Dec()
@@ -229,7 +235,12 @@ func (c *Core) Unban(ctx context.Context, ps []netip.Prefix, jail string) (int, 
 	}
 	sn, err := c.Store.DeleteBans(del...)
 	if err != nil {
-		return 0, err
+		// Lifted in the kernel; the store forgets them when it can.
+		c.queueFailed("unban", len(del), err, func(now time.Time) { c.pending.del(del, err, now) })
+	} else {
+		c.mu.Lock()
+		c.pending.written(del)
+		c.mu.Unlock()
 	}
 	n = max(n, sn)
 	if n == 0 {
@@ -288,7 +299,15 @@ func (c *Core) UnbanAll(ctx context.Context, jail string) (int, error) {
 			return 0, fmt.Errorf("flush bans: %w", err)
 		}
 		if _, err := c.Store.DeleteAllBans(); err != nil {
-			return 0, err
+			ps := make([]netip.Prefix, len(all))
+			for i, b := range all {
+				ps[i] = b.Prefix
+			}
+			c.queueFailed("unban", len(ps), err, func(now time.Time) { c.pending.del(ps, err, now) })
+		} else {
+			c.mu.Lock()
+			c.pending = backlog{}
+			c.mu.Unlock()
 		}
 		c.forget(all, "manual")
 		return max(n, len(all)), nil
@@ -301,7 +320,11 @@ func (c *Core) UnbanAll(ctx context.Context, jail string) (int, error) {
 		return 0, fmt.Errorf("lift bans of jail %s: %w", jail, err)
 	}
 	if _, err := c.Store.DeleteBans(ps...); err != nil {
-		return 0, err
+		c.queueFailed("unban", len(ps), err, func(now time.Time) { c.pending.del(ps, err, now) })
+	} else {
+		c.mu.Lock()
+		c.pending.written(ps)
+		c.mu.Unlock()
 	}
 	c.forget(all, "manual")
 	return len(all), nil
@@ -391,10 +414,11 @@ func (c *Core) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 	if _, err := c.Store.DeleteBans(ps...); err != nil {
+		c.queueFailed("expiry", len(ps), err, func(now time.Time) { c.pending.del(ps, err, now) })
+	} else {
 		c.mu.Lock()
-		c.nextExpiry = ns
+		c.pending.written(ps)
 		c.mu.Unlock()
-		return 0, err
 	}
 	c.forget(ended, "expired")
 	return len(ps), nil

@@ -214,6 +214,13 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}()
 		d.core = NewCore(backend, d.st, d.bl, d.log)
 		d.core.Now = d.opt.Now
+		defer func() {
+			// Last try; what stays unwritten is still in the kernel,
+			// which the next start imports into the store (Restore).
+			if n := d.core.FlushBacklog(); n > 0 {
+				d.log.Error("stopping with ban database writes not done: the kernel keeps enforcing those bans and the next start imports them; unbans not written come back", "pending", n)
+			}
+		}()
 	}
 
 	d.runner = actions.NewRunner(actions.Options{Logger: d.log})
@@ -321,6 +328,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			if _, err := d.core.Sweep(runCtx); err != nil && runCtx.Err() == nil {
 				d.log.Error("expiry sweep failed", "err", err)
 			}
+			d.core.FlushBacklog()
 		case <-purge.C:
 			d.purge()
 		}
@@ -679,6 +687,8 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	}
 	var counts map[string]int
 	if d.core != nil {
+		bl := d.core.Backlog()
+		st.StoreBacklog, st.StoreError = bl.Pending, bl.Err
 		counts = d.core.Counts()
 		for _, n := range counts {
 			st.Bans += n

@@ -530,6 +530,9 @@ func printStatus(w io.Writer, st control.Status) {
 	if st.Uptime != "" {
 		fmt.Fprintf(tw, "uptime:\t%s\n", st.Uptime)
 	}
+	if st.StoreBacklog > 0 {
+		fmt.Fprintf(tw, "store:\tFAILING: %d bans/unbans enforced but not yet written to %s, retried every second (%s)\n", st.StoreBacklog, st.DB, st.StoreError)
+	}
 	for _, i := range st.Interfaces {
 		fmt.Fprintf(tw, "interface:\t%s\t%s\n", i.Name, i.Mode)
 	}

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -10,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -227,4 +231,173 @@ func banSet(m map[string]control.Entry) string {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// smallFS mounts a tmpfs of size bytes in the test's temp dir (unmounted
+// at the end): a real filesystem that really fills up.
+func smallFS(t *testing.T, size int) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "smallfs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs at %s: %v: %s", dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Logf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes path until the filesystem refuses (ENOSPC).
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for i := 0; i < 1<<16; i++ { // bounded: 256 MiB at most
+		if _, err := f.Write(buf); err != nil {
+			if errors.Is(err, syscall.ENOSPC) {
+				return
+			}
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("%s: filesystem never filled up", path)
+}
+
+func (w *world) statusJSON(t *testing.T) control.Status {
+	t.Helper()
+	var st control.Status
+	if err := json.Unmarshal([]byte(w.mustCLI(t, "status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestFaultFullDisk: the state directory is on a small tmpfs that fills
+// up while the daemon runs. Every ban made then is acknowledged and
+// enforced (traffic dropped), an earlier ban of the same address stays
+// in force, status and the metrics show the backlog, and once space is
+// freed the backlog is written: after detaching (the kernel forgets
+// everything) a restart restores every acknowledged ban from the store.
+func TestFaultFullDisk(t *testing.T) {
+	w := newWorld(t)
+	w.state = filepath.Join(smallFS(t, 1<<20), "state")
+	writeTestConfig(t, w.config, "metrics_listen = 127.0.0.1:9798\n")
+	w.start(t)
+	a, a6 := nspairtest.AttackerV4, nspairtest.AttackerV6
+	w.mustCLI(t, "ban", a.String(), "--for", "0")
+	acked := map[string]bool{a.String() + "/32": true}
+
+	fill(t, filepath.Join(filepath.Dir(w.state), "filler"))
+	c := control.NewClient(w.socket)
+	defer c.Close()
+	var items []control.BanItem
+	// Ban until the store refuses (its file may have room for a few).
+	var backlog int
+	for round := 0; round < 40 && backlog == 0; round++ {
+		items = make([]control.BanItem, 200)
+		for i := range items {
+			items[i] = control.BanItem{Addr: fmt.Sprintf("2001:db8:%x:%x::/64", round+1, i), For: "1h"}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		got, err := c.Ban(ctx, items)
+		cancel()
+		if err != nil {
+			t.Fatalf("ban while the state disk is full: %v (a store error must not refuse an enforced ban)", err)
+		}
+		for _, g := range got {
+			acked[g] = true
+		}
+		backlog = w.statusJSON(t).StoreBacklog
+	}
+	if backlog == 0 {
+		t.Fatalf("store never refused a write on a full filesystem (%d bans)", len(acked))
+	}
+	// During the outage, in one refused write: new bans (a6's among
+	// them) and a re-ban of a to 1h. Before, the failed write took them
+	// all out of the kernel again, a's earlier permanent ban included.
+	items = []control.BanItem{{Addr: a6.String()}, {Addr: a.String(), For: "1h"}}
+	for i := 0; i < 200; i++ {
+		items = append(items, control.BanItem{Addr: fmt.Sprintf("2001:db8:ffff:%x::/64", i)})
+	}
+	got, err := c.Ban(context.Background(), items)
+	if err != nil {
+		t.Fatalf("ban while the state disk is full: %v", err)
+	}
+	for _, g := range got {
+		acked[g] = true
+	}
+	if b := w.statusJSON(t).StoreBacklog; b < backlog+len(items)-1 {
+		t.Fatalf("backlog %d after a second batch of %d on a full disk (was %d): that write was not refused", b, len(items), backlog)
+	}
+	if n := w.send(t, a, 50); n != 0 {
+		t.Fatalf("%d of 50 from %s arrived: a refused store write lifted its earlier ban", n, a)
+	}
+	if n := w.send(t, a6, 50); n != 0 {
+		t.Fatalf("%d of 50 from %s arrived: a ban made while the disk is full is not enforced", n, a6)
+	}
+	st := w.statusJSON(t)
+	if st.StoreBacklog == 0 || !strings.Contains(st.StoreError, "no space") {
+		t.Fatalf("status during the outage: backlog %d, error %q; want both", st.StoreBacklog, st.StoreError)
+	}
+	if out := w.mustCLI(t, "status"); !strings.Contains(out, "FAILING") {
+		t.Fatalf("status text does not show the failing store:\n%s", out)
+	}
+	m := scrapeMetrics(t, w)
+	if !strings.Contains(m, "\nxdpban_store_backlog ") || strings.Contains(m, "\nxdpban_store_backlog 0\n") {
+		t.Fatalf("metrics do not show the backlog:\n%s", grepLines(m, "xdpban_store"))
+	}
+	if len(w.list(t)) != len(acked) {
+		t.Fatalf("%d bans listed, %d acknowledged", len(w.list(t)), len(acked))
+	}
+	t.Logf("disk full: %d bans acknowledged, backlog %d writes; %s", len(acked), st.StoreBacklog, grepLines(m, "xdpban_store_write_errors_total"))
+
+	// Space comes back: the backlog drains by itself.
+	if err := os.Remove(filepath.Join(filepath.Dir(w.state), "filler")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the store backlog to drain", func() bool { return w.statusJSON(t).StoreBacklog == 0 })
+	if m := scrapeMetrics(t, w); !strings.Contains(m, "\nxdpban_store_backlog 0\n") {
+		t.Fatalf("metrics after recovery:\n%s", grepLines(m, "xdpban_store"))
+	}
+	// The store now holds every acknowledged ban: detach (the kernel
+	// forgets them all) and start again.
+	w.mustCLI(t, "detach")
+	<-w.d.done
+	w.start(t)
+	listed := w.list(t)
+	kept := 0
+	for p := range acked {
+		if _, ok := listed[p]; ok {
+			kept++
+		}
+	}
+	t.Logf("after recovery, detach and restart: %d of %d acknowledged bans restored from the store", kept, len(acked))
+	if kept != len(acked) {
+		t.Fatalf("%d of %d acknowledged bans restored from the store", kept, len(acked))
+	}
+	if e := listed[a.String()+"/32"]; e.Expires == nil {
+		t.Fatalf("re-ban of %s to 1h during the outage was not written: %+v", a, e)
+	}
+	if n := w.send(t, a6, 20); n != 0 {
+		t.Fatalf("after restart %d of 20 from %s arrived", n, a6)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "; ")
 }

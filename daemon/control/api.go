@@ -113,6 +113,11 @@ type Status struct {
 	Jails  []JailSummary `json:"jails"`
 	DB     string        `json:"db,omitempty"`
 	Uptime string        `json:"uptime,omitempty"`
+	// StoreBacklog is the bans and unbans in force but not yet in the
+	// ban database, which refused the write (full disk); StoreError is
+	// its last error. Both empty while the database takes every write.
+	StoreBacklog int    `json:"store_backlog,omitempty"`
+	StoreError   string `json:"store_error,omitempty"`
 }
 
 // JailSummary is a jail in the daemon status (fail2ban-client status).

@@ -34,6 +34,14 @@ type Metrics struct {
 	UnbansTotal *prometheus.CounterVec // jail, reason
 	// BanLatency is decision (or CLI request) to backend Add done.
 	BanLatency prometheus.Histogram
+	// StoreBacklog is the bans and unbans enforced but not yet written
+	// to the ban database (it refused the write: full disk).
+	StoreBacklog prometheus.Gauge
+	// StoreWriteErrors counts refused database writes, retries included.
+	StoreWriteErrors prometheus.Counter
+	// BansReinserted counts bans found missing from the kernel (evicted
+	// from an LRU map, or removed behind the daemon's back) and put back.
+	BansReinserted prometheus.Counter
 }
 
 // JailCounters are one jail's log-side totals, read from the jail engine
@@ -77,6 +85,15 @@ func New(status StatusFunc, jails JailsFunc) *Metrics {
 			Help:    "Time from a ban decision to the backend enforcing it.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16), // 50µs .. ~1.6s
 		}),
+		StoreBacklog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "xdpban_store_backlog", Help: "Bans and unbans in force but not yet written to the ban database, which refused the write (full disk); retried every second.",
+		}),
+		StoreWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xdpban_store_write_errors_total", Help: "Ban database writes that failed, retries included.",
+		}),
+		BansReinserted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "xdpban_bans_reinserted_total", Help: "Bans found missing from the kernel maps (evicted, or removed behind the daemon's back) and put back from the store.",
+		}),
 	}
 	// The build, as Prometheus exporters publish theirs: a constant 1
 	// whose labels say which binary is running across a fleet.
@@ -86,6 +103,7 @@ func New(status StatusFunc, jails JailsFunc) *Metrics {
 	})
 	buildInfo.Set(1)
 	m.Registry.MustRegister(m.BansActive, m.BansTotal, m.UnbansTotal, m.BanLatency, buildInfo,
+		m.StoreBacklog, m.StoreWriteErrors, m.BansReinserted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if status != nil {
 		m.Registry.MustRegister(&backendCollector{status: status})

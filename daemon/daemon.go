@@ -788,7 +788,32 @@ func (d *Daemon) JailStatus(ctx context.Context, jail string) (control.JailStatu
 	cfg := d.cfg
 	d.mu.Unlock()
 	js.RateLimit, js.RateLimited = rateLimitFields(cfg, jail, drops, counted)
+	js.Timings = jailTimings(cfg, jail)
 	return js, nil
+}
+
+// jailTimings reads a jail's thresholds from the running configuration.
+func jailTimings(cfg *config.Config, name string) *control.JailTimings {
+	if cfg == nil {
+		return nil
+	}
+	for _, j := range cfg.Jails {
+		if j.Name != name || !j.Enabled {
+			continue
+		}
+		t := &control.JailTimings{MaxRetry: j.MaxRetry, FindTime: j.FindTime.String(), BanTime: j.BanTime.String(), Increment: j.Increment.Enabled}
+		if j.BanTime < 0 {
+			t.BanTime = "permanent"
+		}
+		if j.Increment.Enabled {
+			t.Factor = j.Increment.Factor
+			if j.Increment.MaxTime > 0 {
+				t.MaxTime = j.Increment.MaxTime.String()
+			}
+		}
+		return t
+	}
+	return nil
 }
 
 // Reload implements control.Handler: re-reads the configuration and

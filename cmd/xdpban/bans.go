@@ -360,12 +360,23 @@ func cmdUnban(e *env, args []string) int {
 func cmdList(e *env, args []string) int {
 	fs := e.newFlags("list")
 	jsonOut := fs.Bool("json", false, "print a JSON array of {addr, jail, expires, packets, bytes}")
+	jail := fs.String("jail", "", "only the bans of jail `J`")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return e.fail("list", err)
 	}
-	if len(pos) > 0 {
-		return e.fail("list", usageErr("unexpected argument %q: usage: xdpban list [--json]", pos[0]))
+	if len(pos) > 1 {
+		return e.fail("list", usageErr("unexpected argument %q: usage: xdpban list [ADDR|CIDR] [--jail J] [--json]", pos[1]))
+	}
+	// list ADDR answers fail2ban-client's "banned ADDR": is it banned,
+	// by which entries (an address is covered by its /64, a prefix, ...).
+	var want netip.Prefix
+	if len(pos) == 1 {
+		p, err := bans.Widen{IPv6: 128}.Parse(pos[0])
+		if err != nil {
+			return e.fail("list", usageErr("%v", err))
+		}
+		want = p
 	}
 	if err := e.requireRoot("list"); err != nil {
 		return e.fail("list", err)
@@ -397,11 +408,21 @@ func cmdList(e *env, args []string) int {
 			entries = append(entries, control.EntryOf(b))
 		}
 	}
-	if entries == nil {
-		entries = []control.Entry{}
+	entries = filterEntries(entries, want, *jail)
+	code := exitOK
+	if want.IsValid() && len(entries) == 0 {
+		// Scripts branch on it, as on `fail2ban-client banned ADDR`.
+		code = exitFailure
+		if !*jsonOut {
+			fmt.Fprintf(e.stderr, "xdpban: list: %s is not banned\n", pos[0])
+			return code
+		}
 	}
 	if *jsonOut {
-		return e.printJSON(entries)
+		if c := e.printJSON(entries); c != exitOK {
+			return c
+		}
+		return code
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ADDRESS\tJAIL\tTIME LEFT\tPACKETS\tBYTES")
@@ -572,6 +593,21 @@ func printJailStatus(w io.Writer, js control.JailStatus) {
 		fmt.Fprintf(w, "|  |- Setting:\t%s\n", js.RateLimit)
 		fmt.Fprintf(w, "|  `- Rate-limited SYNs dropped:\t%s\n", rateLimitedText(js.RateLimited))
 	}
+	if t := js.Timings; t != nil {
+		fmt.Fprintf(w, "|- Timings\n")
+		fmt.Fprintf(w, "|  |- maxretry:\t%d\n", t.MaxRetry)
+		fmt.Fprintf(w, "|  |- findtime:\t%s\n", t.FindTime)
+		if t.Increment {
+			fmt.Fprintf(w, "|  |- bantime:\t%s\n", t.BanTime)
+			maxt := t.MaxTime
+			if maxt == "" {
+				maxt = "none"
+			}
+			fmt.Fprintf(w, "|  `- bantime.increment:\tfactor %g, maxtime %s\n", t.Factor, maxt)
+		} else {
+			fmt.Fprintf(w, "|  `- bantime:\t%s\n", t.BanTime)
+		}
+	}
 	fmt.Fprintf(w, "`- Actions\n")
 	fmt.Fprintf(w, "   |- Currently banned:\t%d\n", js.CurrentlyBanned)
 	fmt.Fprintf(w, "   |- Total banned:\t%d\n", js.TotalBanned)
@@ -688,4 +724,23 @@ func (e *env) printJSON(v any) int {
 		return e.fail("", err)
 	}
 	return exitOK
+}
+
+// filterEntries keeps the entries that cover or overlap want (all when
+// want is the zero prefix) and belong to jail (all when "").
+func filterEntries(es []control.Entry, want netip.Prefix, jail string) []control.Entry {
+	out := []control.Entry{}
+	for _, en := range es {
+		if jail != "" && en.Jail != jail {
+			continue
+		}
+		if want.IsValid() {
+			p, err := netip.ParsePrefix(en.Addr)
+			if err != nil || !p.Overlaps(want) {
+				continue
+			}
+		}
+		out = append(out, en)
+	}
+	return out
 }

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -61,9 +60,7 @@ type flagDoc struct {
 
 // global reports whether a flag is one of globalFlags', shared by every
 // command and documented once.
-func global(name string) bool {
-	return slices.Contains([]string{"socket", "pin-path", "config", "state-dir"}, name)
-}
+func global(name string) bool { return isGlobalFlag(name) }
 
 // commandFlags asks a command for its flags the way `xdpban CMD --help`
 // does: every command builds its flag set before acting and returns at
@@ -317,6 +314,9 @@ func writeMan8(w io.Writer) {
 			fmt.Fprintln(w, ".RS")
 			writeFlagsMan(w, fds)
 			fmt.Fprintln(w, ".RE")
+		}
+		for _, ex := range examples[c.name] {
+			fmt.Fprintf(w, ".PP\n.RS\n.B %s\n.RE\n", roff(ex))
 		}
 	}
 	fmt.Fprintln(w, ".SH GLOBAL OPTIONS")

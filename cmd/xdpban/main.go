@@ -150,19 +150,79 @@ func (e *env) newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
-// commandHelp prints a command's summary and flags.
+// commandHelp prints a command's summary, flags (in --flag form, as
+// they are typed) and examples.
 func (e *env) commandHelp(name string) {
 	if s, ok := summaries[name]; ok {
 		fmt.Fprintf(e.stdout, "xdpban %s: %s\n", name, s)
 	}
 	for _, fs := range e.flagSets {
-		if fs.Name() == "xdpban "+name {
+		if fs.Name() != "xdpban "+name {
+			continue
+		}
+		var own, global []string
+		fs.VisitAll(func(f *flag.Flag) {
+			line := flagLine(f)
+			if isGlobalFlag(f.Name) {
+				global = append(global, line)
+			} else {
+				own = append(own, line)
+			}
+		})
+		if len(own) > 0 {
 			fmt.Fprintln(e.stdout, "\nflags:")
-			fs.SetOutput(e.stdout)
-			fs.PrintDefaults()
-			fs.SetOutput(io.Discard)
+			for _, l := range own {
+				fmt.Fprintln(e.stdout, l)
+			}
+		}
+		fmt.Fprintln(e.stdout, "\nglobal flags:")
+		for _, l := range global {
+			fmt.Fprintln(e.stdout, l)
+		}
+		break
+	}
+	if ex := examples[name]; len(ex) > 0 {
+		fmt.Fprintln(e.stdout, "\nexamples:")
+		for _, l := range ex {
+			fmt.Fprintf(e.stdout, "  %s\n", l)
 		}
 	}
+}
+
+// flagLine renders one flag as "  --name ARG   usage (default x)".
+func flagLine(f *flag.Flag) string {
+	arg, usage := flag.UnquoteUsage(f)
+	name := "--" + f.Name
+	if arg != "" {
+		name += " " + arg
+	}
+	if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "0s" && !strings.Contains(usage, "default") {
+		usage += " (default " + d + ")"
+	}
+	return fmt.Sprintf("  %-22s %s", name, usage)
+}
+
+func isGlobalFlag(name string) bool {
+	switch name {
+	case "socket", "pin-path", "config", "state-dir":
+		return true
+	}
+	return false
+}
+
+// examples are shown by `xdpban CMD --help` and in xdpban(8).
+var examples = map[string][]string{
+	"run":    {"xdpban run", "xdpban run --iface eth0 --iface eth1 --backend nftables", "xdpban run --fail2ban-config /etc/fail2ban --dry-run"},
+	"ban":    {"xdpban ban 192.0.2.7 --for 1h", "xdpban ban 198.51.100.0/24 2001:db8::/48", "xdpban ban 203.0.113.9 --jail sshd", "xdpban ban --from-file bans.txt"},
+	"unban":  {"xdpban unban 192.0.2.7", "xdpban unban --all --jail sshd"},
+	"list":   {"xdpban list", "xdpban list 192.0.2.7        # exit 1 when not banned", "xdpban list --jail sshd --json"},
+	"status": {"xdpban status", "xdpban status sshd --json"},
+	"reload": {"xdpban reload", "xdpban reload sshd"},
+	"watch":  {"xdpban watch", "xdpban watch 192.0.2.0/24 --json"},
+	"check":  {"xdpban check", "xdpban check --fail2ban-config /etc/fail2ban --json"},
+	"regex":  {"xdpban regex /var/log/auth.log sshd", "xdpban regex 'Failed password for root from 192.0.2.7 port 22 ssh2' sshd", "xdpban regex /var/log/auth.log sshd --jail sshd --json"},
+	"detach": {"xdpban detach"},
+	"ping":   {"xdpban ping", "xdpban ping --json"},
 }
 
 // parseFlags parses args allowing flags after positional arguments

@@ -148,6 +148,21 @@ type JailStatus struct {
 	// RateLimit and RateLimited as in JailSummary.
 	RateLimit   string  `json:"ratelimit,omitempty"`
 	RateLimited *uint64 `json:"ratelimited,omitempty"`
+	// Timings are the jail's configured thresholds (nil when the jail
+	// is not in the running configuration, e.g. "manual").
+	Timings *JailTimings `json:"timings,omitempty"`
+}
+
+// JailTimings are what decides a jail's bans, as configured.
+// Durations are Go duration strings ("10m0s"); BanTime "permanent" for
+// bantime -1.
+type JailTimings struct {
+	MaxRetry  int     `json:"maxretry"`
+	FindTime  string  `json:"findtime"`
+	BanTime   string  `json:"bantime"`
+	Increment bool    `json:"bantime_increment"`
+	Factor    float64 `json:"bantime_factor,omitempty"`
+	MaxTime   string  `json:"bantime_maxtime,omitempty"`
 }
 
 // ReloadRequest is POST /v1/reload; an empty Jail reloads everything.

@@ -50,7 +50,10 @@ type Metrics struct {
 type JailCounters struct {
 	Jail     string
 	Failures uint64
-	Sources  []SourceCounters
+	// CurrentlyFailed is the addresses with failures inside findtime
+	// that are not banned yet (fail2ban's "Currently failed").
+	CurrentlyFailed int
+	Sources         []SourceCounters
 	// RateLimited is the SYNs the kernel dropped for exceeding the jail's
 	// ratelimit; nil when the jail has none or the backend does not
 	// rate-limit, so no series claims a limit that is not enforced.
@@ -121,6 +124,8 @@ var (
 		"Lines read, per jail and followed log.", []string{"jail", "log"}, nil)
 	descLinesSkipped = prometheus.NewDesc("xdpban_log_lines_skipped_total",
 		"Lines skipped as too long to match, per jail and followed log.", []string{"jail", "log"}, nil)
+	descCurrentlyFailed = prometheus.NewDesc("xdpban_currently_failed",
+		"Addresses with failures inside findtime and no ban yet, per jail.", []string{"jail"}, nil)
 	descRateLimited = prometheus.NewDesc("xdpban_ratelimited_packets_total",
 		"SYNs dropped by the kernel for exceeding the jail's ratelimit (XDP per-CPU counters summed).", []string{"jail"}, nil)
 )
@@ -129,6 +134,7 @@ type jailCollector struct{ jails JailsFunc }
 
 func (c *jailCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descFailures
+	ch <- descCurrentlyFailed
 	ch <- descLinesRead
 	ch <- descLinesSkipped
 	ch <- descRateLimited
@@ -137,6 +143,7 @@ func (c *jailCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *jailCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, j := range c.jails() {
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(j.Failures), j.Jail)
+		ch <- prometheus.MustNewConstMetric(descCurrentlyFailed, prometheus.GaugeValue, float64(j.CurrentlyFailed), j.Jail)
 		if j.RateLimited != nil {
 			ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(*j.RateLimited), j.Jail)
 		}

@@ -919,7 +919,8 @@ func (d *Daemon) jailCounters() []metrics.JailCounters {
 		if err != nil {
 			continue
 		}
-		jc := metrics.JailCounters{Jail: n, Failures: s.TotalFailed, CurrentlyFailed: s.CurrentlyFailed}
+		jc := metrics.JailCounters{Jail: n, Failures: s.TotalFailed, CurrentlyFailed: s.CurrentlyFailed,
+			Filter: s.Filter, RegexTimeouts: s.Timeouts, Evicted: s.Evicted}
 		_, jc.RateLimited = rateLimitFields(cfg, n, drops, counted)
 		for _, src := range s.Sources {
 			jc.Sources = append(jc.Sources, metrics.SourceCounters{Log: src.Name, Read: src.LinesRead, Skipped: src.LinesSkipped})

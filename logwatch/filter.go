@@ -49,6 +49,9 @@ type Filter struct {
 	// (lits[i]) a line meets (at most 64 failregexes).
 	litIdx *litSet
 
+	// slow: some expression runs on the backtracking engine, whose
+	// searches share a per-line budget.
+	slow     bool
 	timeouts atomic.Uint64
 }
 
@@ -154,6 +157,7 @@ func compileFilter(s filterSpec) (*Filter, error) {
 		}
 		f.litIdx = newLitSet(all, owners)
 	}
+	f.slow = len(f.Backtracking()) > 0
 	if f.dates, err = newDateDetector(s.datepattern); err != nil {
 		return nil, fmt.Errorf("%w %s (%s): %w", ErrFilter, s.name, s.source, err)
 	}
@@ -215,6 +219,11 @@ type scanner struct {
 	mlf          map[string]*mlfEntry
 	mlfOrder     []string
 	lineASCII    bool // the line being scanned has no byte above 0x7f
+	// lineStart is when the line's scan began: its backtracking searches
+	// share one DefaultMatchTimeout.
+	lineStart    time.Time
+	lineTimedOut bool
+	timeouts     uint64
 	one          [1]tupleLine
 }
 
@@ -279,6 +288,10 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 	}
 	line, _ = intakeLine(line)
 	s.lineASCII = isASCII(line)
+	s.lineStart, s.lineTimedOut = time.Time{}, false
+	if f := s.f; f.slow {
+		s.lineStart = time.Now()
+	}
 	f := s.f
 	var tl tupleLine
 	// date is converted to a time only for a line that gets past the
@@ -366,9 +379,9 @@ func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool, cand 
 	}
 	var pre groups
 	if f.pref != nil {
-		m, err := f.pref.search(buf)
+		m, err := f.pref.searchKnown(buf, false, false, s.lineStart)
 		if err != nil {
-			f.timeouts.Add(1)
+			s.timedOut()
 			return Miss, nil
 		}
 		if m == nil {
@@ -394,9 +407,9 @@ func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool, cand 
 		// text searched, it need not be looked for again.
 		known := cand != allFails && buf == tl.post && tl.pre == ""
 		// A single-line buffer is a part of the line.
-		m, err := fr.searchKnown(buf, known, !multi && s.lineASCII)
+		m, err := fr.searchKnown(buf, known, !multi && s.lineASCII, s.lineStart)
 		if err != nil {
-			f.timeouts.Add(1)
+			s.timedOut()
 			continue
 		}
 		if m == nil {
@@ -502,6 +515,21 @@ func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool, cand 
 	return verdict, nil
 }
 
+// timedOut counts the line as timed out, once however many of its
+// backtracking searches were given up on.
+func (s *scanner) timedOut() {
+	if s.lineTimedOut {
+		return
+	}
+	s.lineTimedOut = true
+	s.timeouts++
+	s.f.timeouts.Add(1)
+}
+
+// Timeouts counts the lines this scanner gave up on (the engine logs and
+// exports them per jail).
+func (s *scanner) Timeouts() uint64 { return s.timeouts }
+
 func isDigits(s string) bool {
 	if s == "" {
 		return false
@@ -516,9 +544,9 @@ func isDigits(s string) bool {
 
 func (s *scanner) ignored(buf string, org []tupleLine, _ *pyRegex) bool {
 	for _, ir := range s.f.ignores {
-		m, err := ir.search(buf)
+		m, err := ir.searchKnown(buf, false, false, s.lineStart)
 		if err != nil {
-			s.f.timeouts.Add(1)
+			s.timedOut()
 			continue
 		}
 		if m != nil {

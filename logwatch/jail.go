@@ -188,6 +188,11 @@ type jailRun struct {
 	totalFailed atomic.Uint64
 	decisions   atomic.Uint64
 	ignored     atomic.Uint64
+	timeouts    atomic.Uint64
+
+	tmu        sync.Mutex // guards the timeout log's rate limit
+	unlogged   uint64
+	lastLogged time.Time
 }
 
 // Start starts a jail or, when it already runs, reloads it: its sources
@@ -237,6 +242,7 @@ func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
 		r.totalFailed.Store(keep.totalFailed.Load())
 		r.decisions.Store(keep.decisions.Load())
 		r.ignored.Store(keep.ignored.Load())
+		r.timeouts.Store(keep.timeouts.Load())
 	}
 	log := e.opt.Logger.With("jail", j.Name)
 
@@ -333,15 +339,27 @@ func (r *jailRun) fileLineHandler(e *Engine, ctx context.Context) LineFunc {
 // lineHandler returns the per-source line callback. Each source calls it
 // from one goroutine; scanners are per source name.
 func (r *jailRun) lineHandler(e *Engine, ctx context.Context) func(src, line string, at time.Time) {
-	scanners := map[string]Scanner{}
+	type source struct {
+		sc       Scanner
+		tc       timeoutCounter // nil when the Scanner counts none
+		timeouts uint64
+	}
+	scanners := map[string]*source{}
 	return func(src, line string, at time.Time) {
-		sc := scanners[src]
-		if sc == nil {
-			sc = r.spec.NewScanner()
-			scanners[src] = sc
+		s := scanners[src]
+		if s == nil {
+			s = &source{sc: r.spec.NewScanner()}
+			s.tc, _ = s.sc.(timeoutCounter)
+			scanners[src] = s
 		}
 		now := e.opt.Now()
-		v, ms := sc.Scan(line, now)
+		v, ms := s.sc.Scan(line, now)
+		if s.tc != nil {
+			if n := s.tc.Timeouts(); n != s.timeouts {
+				r.timedOut(e, src, line, n-s.timeouts)
+				s.timeouts = n
+			}
+		}
 		if v != Fail {
 			return
 		}
@@ -356,6 +374,35 @@ func (r *jailRun) lineHandler(e *Engine, ctx context.Context) func(src, line str
 			r.failure(e, ctx, m, now)
 		}
 	}
+}
+
+// timeoutCounter is implemented by Scanners that give up on lines
+// (compiled filters: the backtracking engine's per-line budget).
+type timeoutCounter interface{ Timeouts() uint64 }
+
+// timeoutLogEvery rate-limits the timeout warning per jail: a flood of
+// hostile lines must not flood the daemon's log too.
+const timeoutLogEvery = time.Minute
+
+// timedOut counts lines a filter gave up on and logs them, the first at
+// once and then at most once per timeoutLogEvery with the count since.
+func (r *jailRun) timedOut(e *Engine, src, line string, n uint64) {
+	r.timeouts.Add(n)
+	r.tmu.Lock()
+	r.unlogged += n
+	now := time.Now()
+	if !r.lastLogged.IsZero() && now.Sub(r.lastLogged) < timeoutLogEvery {
+		r.tmu.Unlock()
+		return
+	}
+	count := r.unlogged
+	r.unlogged, r.lastLogged = 0, now
+	r.tmu.Unlock()
+	if len(line) > 200 {
+		line = line[:200] + "..."
+	}
+	e.opt.Logger.Warn(fmt.Sprintf("filter gave up on %d line(s) after %s of backtracking each (counted as misses; a hostile or pathological line: see xdpban_regex_timeouts_total, next warning in %s at most)", count, DefaultMatchTimeout, timeoutLogEvery),
+		"jail", r.spec.Jail.Name, "filter", r.spec.Jail.Filter, "source", src, "line", line)
 }
 
 func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time) {
@@ -445,6 +492,8 @@ func (e *Engine) Forget(jail string, a netip.Addr) {
 // JailStats is what `xdpban status JAIL` and the metrics show.
 type JailStats struct {
 	Name string `json:"name"`
+	// Filter is the jail's filter setting.
+	Filter string `json:"filter,omitempty"`
 	// CurrentlyFailed is the addresses with failures inside findtime.
 	CurrentlyFailed int    `json:"currently_failed"`
 	TotalFailed     uint64 `json:"total_failed"`
@@ -452,8 +501,11 @@ type JailStats struct {
 	Ignored   uint64 `json:"ignored"`
 	Decisions uint64 `json:"decisions"`
 	// Evicted counts addresses dropped by the MaxTracked bound.
-	Evicted uint64        `json:"evicted"`
-	Sources []SourceStats `json:"sources"`
+	Evicted uint64 `json:"evicted"`
+	// Timeouts counts lines the filter gave up on (their backtracking
+	// searches spent DefaultMatchTimeout); they count as misses.
+	Timeouts uint64        `json:"regex_timeouts"`
+	Sources  []SourceStats `json:"sources"`
 }
 
 // Stats returns a jail's counters.
@@ -466,11 +518,13 @@ func (e *Engine) Stats(name string) (JailStats, error) {
 	}
 	s := JailStats{
 		Name:            name,
+		Filter:          r.spec.Jail.Filter,
 		CurrentlyFailed: r.win.Len(),
 		TotalFailed:     r.totalFailed.Load(),
 		Ignored:         r.ignored.Load(),
 		Decisions:       r.decisions.Load(),
 		Evicted:         r.win.Evicted(),
+		Timeouts:        r.timeouts.Load(),
 	}
 	if r.files != nil {
 		s.Sources = r.files.Stats()

@@ -24,10 +24,32 @@ import (
 // ErrRegex is wrapped by every regex translation or compile error.
 var ErrRegex = errors.New("invalid regular expression")
 
-// DefaultMatchTimeout bounds one regexp2 (backtracking) search: a line that
-// takes longer is counted as timed out and treated as a miss, so a
-// pathological line cannot stall a jail.
+// DefaultMatchTimeout bounds the backtracking (regexp2) searches of one
+// line, all of them together: a line that takes longer is counted as timed
+// out and its remaining backtracking searches are misses, so a hostile
+// line delays the lines behind it (perhaps a real failure) by at most this.
 const DefaultMatchTimeout = 20 * time.Millisecond
+
+// regexp2 checks its timeouts against a clock a goroutine advances every
+// period (100 ms by default), and adds one period to every deadline: a
+// 20 ms MatchTimeout gave up after 120-220 ms (50 hostile lines delayed a
+// real ban by 10.4 s). With a 1 ms period a search given d gives up
+// between d and d+matchSlack (measured on a loaded 2-core machine: d+2 to
+// d+5 ms). The clock runs only while searches with timeouts are being
+// made, and 1 s after: ~1,000 wake-ups a second then.
+const (
+	matchClock = time.Millisecond
+	matchSlack = 6 * time.Millisecond
+)
+
+// matchTiers are the MatchTimeouts a backtracking expression is compiled
+// with (a regexp2.Regexp is shared by goroutines, so its timeout cannot
+// change per search): a search takes the largest d with d+matchSlack
+// within what is left of its line's budget, and none is run when even
+// the smallest does not fit.
+var matchTiers = []time.Duration{DefaultMatchTimeout - matchSlack - 2*time.Millisecond, 8 * time.Millisecond, 6 * time.Millisecond, 4 * time.Millisecond, 2 * time.Millisecond, time.Millisecond}
+
+func init() { regexp2.SetTimeoutCheckPeriod(matchClock) }
 
 // Unicode classes equivalent to Python 3's str-pattern \w, \d, \s.
 const (
@@ -584,8 +606,10 @@ type pyRegex struct {
 	// nil when their shape does not allow it.
 	split, splitAsc *litSplit
 	net             *regexp2.Regexp
-	names           []string // group names by index (index 0: whole match)
-	why             string
+	// nets is net compiled with each of matchTiers.
+	nets  []*regexp2.Regexp
+	names []string // group names by index (index 0: whole match)
+	why   string
 	// reqs are substrings every match contains (most selective first): a
 	// line lacking one is a miss without running the engine.
 	reqs []requirement
@@ -677,8 +701,15 @@ func compilePy(src string, multiline bool) (*pyRegex, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: cannot compile %q: %v", ErrRegex, src, err)
 	}
-	re.MatchTimeout = DefaultMatchTimeout
-	r.net = re
+	for i, d := range matchTiers {
+		if i > 0 {
+			// Compiles: it did above.
+			re, _ = regexp2.Compile(tr.net, opts)
+		}
+		re.MatchTimeout = d
+		r.nets = append(r.nets, re)
+	}
+	r.net = r.nets[0]
 	nums := re.GetGroupNumbers()
 	maxn := 0
 	for _, n := range nums {
@@ -734,14 +765,31 @@ func (r *pyRegex) usesBacktracking() bool { return r.net != nil }
 // search finds the leftmost match in s. A nil match and nil error is a
 // miss; errTimeout means regexp2 gave up.
 func (r *pyRegex) search(s string) (*pyMatch, error) {
-	return r.searchKnown(s, false, false)
+	return r.searchKnown(s, false, false, time.Time{})
+}
+
+// netFor returns the backtracking engine whose timeout fits in what is
+// left, at now, of a line's budget that started at start (zero: the whole
+// budget), or nil when nothing fits.
+func (r *pyRegex) netFor(start time.Time) *regexp2.Regexp {
+	if start.IsZero() {
+		return r.nets[0]
+	}
+	left := DefaultMatchTimeout - time.Since(start)
+	for i, d := range matchTiers {
+		if d+matchSlack <= left {
+			return r.nets[i]
+		}
+	}
+	return nil
 }
 
 // searchKnown is search when the caller may already know that s meets
 // the first requirement (firstMet: the others are not looked for either,
 // as they seldom reject a line that meets the most selective one) or
-// that s is ASCII.
-func (r *pyRegex) searchKnown(s string, firstMet, ascii bool) (*pyMatch, error) {
+// that s is ASCII. A backtracking search gets what is left of the budget
+// of the line whose scan began at start (zero: a budget of its own).
+func (r *pyRegex) searchKnown(s string, firstMet, ascii bool, start time.Time) (*pyMatch, error) {
 	if !firstMet {
 		for _, q := range r.reqs {
 			if !q.in(s) {
@@ -777,8 +825,12 @@ func (r *pyRegex) searchKnown(s string, firstMet, ascii bool) (*pyMatch, error) 
 		}
 		return m, nil
 	}
+	net := r.netFor(start)
+	if net == nil {
+		return nil, fmt.Errorf("%w: the line's %s budget is spent", errTimeout, DefaultMatchTimeout)
+	}
 	rs := []rune(s)
-	mm, err := r.net.FindRunesMatch(rs)
+	mm, err := net.FindRunesMatch(rs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errTimeout, err)
 	}

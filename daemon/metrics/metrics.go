@@ -53,7 +53,14 @@ type JailCounters struct {
 	// CurrentlyFailed is the addresses with failures inside findtime
 	// that are not banned yet (fail2ban's "Currently failed").
 	CurrentlyFailed int
-	Sources         []SourceCounters
+	// Filter names the jail's filter; RegexTimeouts counts the lines it
+	// gave up on (backtracking past the per-line budget).
+	Filter        string
+	RegexTimeouts uint64
+	// Evicted counts addresses whose failures were dropped by the
+	// jail's maxtracked bound, oldest first.
+	Evicted uint64
+	Sources []SourceCounters
 	// RateLimited is the SYNs the kernel dropped for exceeding the jail's
 	// ratelimit; nil when the jail has none or the backend does not
 	// rate-limit, so no series claims a limit that is not enforced.
@@ -126,6 +133,10 @@ var (
 		"Lines skipped as too long to match, per jail and followed log.", []string{"jail", "log"}, nil)
 	descCurrentlyFailed = prometheus.NewDesc("xdpban_currently_failed",
 		"Addresses with failures inside findtime and no ban yet, per jail.", []string{"jail"}, nil)
+	descRegexTimeouts = prometheus.NewDesc("xdpban_regex_timeouts_total",
+		"Log lines a filter gave up on after the per-line backtracking budget (counted as misses), per jail and filter.", []string{"jail", "filter"}, nil)
+	descEvicted = prometheus.NewDesc("xdpban_failures_evicted_total",
+		"Addresses whose counted failures were dropped, oldest first, because the jail tracked maxtracked addresses, per jail.", []string{"jail"}, nil)
 	descRateLimited = prometheus.NewDesc("xdpban_ratelimited_packets_total",
 		"SYNs dropped by the kernel for exceeding the jail's ratelimit (XDP per-CPU counters summed).", []string{"jail"}, nil)
 )
@@ -138,12 +149,16 @@ func (c *jailCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLinesRead
 	ch <- descLinesSkipped
 	ch <- descRateLimited
+	ch <- descRegexTimeouts
+	ch <- descEvicted
 }
 
 func (c *jailCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, j := range c.jails() {
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(j.Failures), j.Jail)
 		ch <- prometheus.MustNewConstMetric(descCurrentlyFailed, prometheus.GaugeValue, float64(j.CurrentlyFailed), j.Jail)
+		ch <- prometheus.MustNewConstMetric(descRegexTimeouts, prometheus.CounterValue, float64(j.RegexTimeouts), j.Jail, j.Filter)
+		ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(j.Evicted), j.Jail)
 		if j.RateLimited != nil {
 			ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(*j.RateLimited), j.Jail)
 		}

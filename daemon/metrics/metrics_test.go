@@ -24,7 +24,7 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 	}, func() []JailCounters {
 		syns := uint64(17)
 		return []JailCounters{
-			{Jail: "sshd", Failures: 11, CurrentlyFailed: 4, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2}}, RateLimited: &syns},
+			{Jail: "sshd", Failures: 11, CurrentlyFailed: 4, Filter: "sshd[mode=aggressive]", RegexTimeouts: 4, Evicted: 9, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2}}, RateLimited: &syns},
 			{Jail: "nginx", Failures: 1}, // no ratelimit: no series
 		}
 	})
@@ -50,6 +50,8 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 		`xdpban_bans_total{jail="sshd"} 5`,
 		`xdpban_failures_total{jail="sshd"} 11`,
 		`xdpban_currently_failed{jail="sshd"} 4`,
+		`xdpban_regex_timeouts_total{filter="sshd[mode=aggressive]",jail="sshd"} 4`,
+		`xdpban_failures_evicted_total{jail="sshd"} 9`,
 		`xdpban_log_lines_read_total{jail="sshd",log="/var/log/auth.log"} 100`,
 		`xdpban_log_lines_skipped_total{jail="sshd",log="/var/log/auth.log"} 2`,
 		`xdpban_dropped_packets_total{backend="xdp"} 42`,

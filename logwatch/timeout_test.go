@@ -1,0 +1,137 @@
+package logwatch
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+)
+
+// A failregex that needs the backtracking engine (the lookahead) and
+// backtracks exponentially on a run of word characters that does not end
+// as it wants: every line carrying its literal runs it.
+const hostileFilter = `[Definition]
+failregex = ^x(?=\w)(?:\w+\s?)+: invalid user from <HOST>$
+            ^Failed password from <HOST>$
+`
+
+func hostileLine(i int) string {
+	return "x" + strings.Repeat("a", 30) + fmt.Sprintf("!: invalid user from 192.0.2.%d", 1+i%200)
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestHostileLinesDelayARealBanByAtMostTheBudgetEach: 50 lines that make
+// the backtracking engine give up, then a real failure. The ban comes
+// after at most 50 × DefaultMatchTimeout (plus scheduling); the timeouts
+// are counted per jail and logged once (rate-limited), not per line.
+func TestHostileLinesDelayARealBanByAtMostTheBudgetEach(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "filter.d", "hostile.conf")
+	os.MkdirAll(filepath.Dir(conf), 0o755)
+	if err := os.WriteFile(conf, []byte(hostileFilter), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadFilter([]string{dir}, "hostile", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Backtracking()) == 0 {
+		t.Fatal("the hostile failregex does not run on the backtracking engine")
+	}
+	const hostile = 50
+	var b strings.Builder
+	for i := 0; i < hostile; i++ {
+		b.WriteString(hostileLine(i) + "\n")
+	}
+	b.WriteString("Failed password from 203.0.113.9\n")
+
+	log := filepath.Join(dir, "auth.log")
+	appendFile(t, log, "")
+	logs := &syncBuf{}
+	out := make(chan bans.Decision, 10)
+	e := NewEngine(EngineOptions{Out: out, Rescan: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	t.Cleanup(e.StopAll)
+	j := config.Jail{Name: "hostile", Filter: "hostile", Enabled: true, LogPaths: []string{log}, MaxRetry: 1, FindTime: time.Hour, BanTime: time.Hour}
+	if err := e.Start(context.Background(), JailSpec{Jail: j, NewScanner: f.NewScanner}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	appendFile(t, log, b.String())
+	var d bans.Decision
+	select {
+	case d = <-out:
+	case <-time.After(60 * time.Second):
+		t.Fatal("no ban after 60 s")
+	}
+	delay := time.Since(start)
+	st, _ := e.Stats("hostile")
+	bound := hostile*DefaultMatchTimeout + time.Second
+	t.Logf("%d hostile lines delayed the real ban by %s (budget %s each, bound %s); %d timeouts counted", hostile, delay, DefaultMatchTimeout, bound, st.Timeouts)
+	if d.Addr.String() != "203.0.113.9" {
+		t.Fatalf("banned %s, want 203.0.113.9", d.Addr)
+	}
+	if delay > bound {
+		t.Errorf("the real ban came %s after the append, more than %s", delay, bound)
+	}
+	if st.Timeouts != hostile || f.Timeouts() != hostile {
+		t.Errorf("timeouts: jail %d, filter %d; want %d", st.Timeouts, f.Timeouts(), hostile)
+	}
+	if n := strings.Count(logs.String(), "filter gave up on"); n != 1 {
+		t.Errorf("%d timeout warnings logged, want 1 (rate-limited):\n%s", n, logs.String())
+	}
+}
+
+// TestBacktrackingBudgetIsPerLine: one line runs several backtracking
+// expressions; together they get DefaultMatchTimeout, not each of them.
+func TestBacktrackingBudgetIsPerLine(t *testing.T) {
+	var fr []string
+	for i := 0; i < 4; i++ {
+		fr = append(fr, fmt.Sprintf(`^(?=\w)(?:\w+\s?)+: invalid user %d from <HOST>$`, i))
+	}
+	f, err := compileFilter(filterSpec{name: "multi", source: "test", failregex: fr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := f.NewScanner()
+	line := strings.Repeat("a", 30) + "!: invalid user 0 invalid user 1 invalid user 2 invalid user 3 from 192.0.2.1"
+	sc.Scan(line, time.Now()) // warm up the engine's clock
+	start := time.Now()
+	v, _ := sc.Scan(line, time.Now())
+	took := time.Since(start)
+	t.Logf("4 backtracking failregexes on one hostile line: %s (budget %s)", took, DefaultMatchTimeout)
+	if v != Miss {
+		t.Fatalf("verdict %v, want a miss", v)
+	}
+	if took > DefaultMatchTimeout+matchSlack+10*time.Millisecond {
+		t.Errorf("one line took %s, budget %s", took, DefaultMatchTimeout)
+	}
+	if got := sc.(*scanner).Timeouts(); got != 2 {
+		t.Errorf("scanner counted %d timed-out lines, want 2 (once per line)", got)
+	}
+}

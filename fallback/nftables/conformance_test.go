@@ -6,11 +6,11 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/bans/bantest"
-	"github.com/xdpban/xdpban/internal/netnstest"
+	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 // openIn opens the backend inside the pair's host namespace.
-func openIn(t *testing.T, p *netnstest.Pair, o Options) *Backend {
+func openIn(t *testing.T, p *nspairtest.Pair, o Options) *Backend {
 	t.Helper()
 	o.Netns = p.Host.Path()
 	b, err := Open(context.Background(), o)
@@ -21,7 +21,7 @@ func openIn(t *testing.T, p *netnstest.Pair, o Options) *Backend {
 }
 
 func TestConformance(t *testing.T) {
-	bantest.Run(t, func(t *testing.T, p *netnstest.Pair) func() bans.Backend {
+	bantest.Run(t, func(t *testing.T, p *nspairtest.Pair) func() bans.Backend {
 		return func() bans.Backend { return openIn(t, p, Options{}) }
 	})
 }

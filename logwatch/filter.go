@@ -713,3 +713,21 @@ func containsSplit(pre, post, lit string) bool {
 	b := post[:min(len(post), len(lit)-1)]
 	return strings.Contains(a+b, lit)
 }
+
+// LineIndependent reports whether a line's verdict depends on no other
+// line except through the date cache (last template, last date), which
+// a scanner primed with the lines just before gets right: a single-line
+// filter without <F-MLFID> merging. Replay matches such a log on every
+// core.
+func (f *Filter) LineIndependent() bool {
+	if f.MaxLines > 1 {
+		return false
+	}
+	all := append(append([]*pyRegex{f.pref}, f.fails...), f.ignores...)
+	for _, r := range all {
+		if r != nil && r.hasGroup("mlfid") {
+			return false
+		}
+	}
+	return true
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -25,6 +26,13 @@ type ReplayOptions struct {
 	Ref time.Time
 	// MaxLine caps a line (default DefaultMaxLine); longer is skipped.
 	MaxLine int
+	// NewScanner, with Workers > 1, lets Replay match the log on that
+	// many goroutines, each with a scanner of its own primed with the
+	// lines before its batch. Only for a filter whose lines are
+	// independent (Filter.LineIndependent); the result is the same as
+	// the sequential one, in the same order.
+	NewScanner func() Scanner
+	Workers    int
 }
 
 // ReplayMatch is one failure found, in file order.
@@ -116,14 +124,9 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 	}
 	var raw []rawMatch
 	start := time.Now()
-	err := eachLine(r, opt.MaxLine, func(line string, tooLong bool) {
+	// tallyLine counts one scanned line; lines are given in file order.
+	tallyLine := func(v Verdict, ms []Match) {
 		res.Lines++
-		if tooLong {
-			res.Skipped++
-			return
-		}
-		line, _ = intakeLine(line)
-		v, ms := sc.Scan(line, opt.Ref)
 		switch v {
 		case Fail:
 			res.Matched++
@@ -163,7 +166,20 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 		default:
 			res.Missed++
 		}
-	})
+	}
+	var err error
+	if opt.Workers > 1 && opt.NewScanner != nil {
+		err = replayParallel(r, opt, tallyLine)
+	} else {
+		err = eachLine(r, opt.MaxLine, func(line string, tooLong bool) {
+			if tooLong {
+				tallyLine(Skipped, nil)
+				return
+			}
+			line, _ = intakeLine(line)
+			tallyLine(sc.Scan(line, opt.Ref))
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read log at line %d: %w", res.Lines+1, err)
 	}
@@ -338,4 +354,90 @@ func eachLine(r io.Reader, maxLine int, fn func(line string, tooLong bool)) erro
 		fn("", true)
 	}
 	return nil
+}
+
+// replayBatch is a run of consecutive lines matched by one worker.
+type replayBatch struct {
+	lines   []string // "" with tooLong set for a skipped long line
+	tooLong []bool
+	// prime are the lines just before the batch: scanned first (and
+	// not counted) so the worker's date cache is where a sequential
+	// scan would have it.
+	prime []string
+	// Filled by the worker.
+	verdicts []Verdict
+	matches  [][]Match
+	done     chan struct{}
+}
+
+// replayBatchLines balances the hand-off cost against the lines a slow
+// batch holds back the merge.
+const (
+	replayBatchLines = 8192
+	replayPrimeLines = 4
+)
+
+// replayParallel reads r into batches, matches them on opt.Workers
+// goroutines and hands every line's result to tally in file order.
+func replayParallel(r io.Reader, opt ReplayOptions, tally func(Verdict, []Match)) error {
+	work := make(chan *replayBatch, opt.Workers)
+	// order holds the batches in file order; its capacity bounds how far
+	// reading runs ahead of the merge (memory).
+	order := make(chan *replayBatch, 4*opt.Workers)
+	for range opt.Workers {
+		go func() {
+			sc := opt.NewScanner()
+			for b := range work {
+				for _, l := range b.prime {
+					l, _ = intakeLine(l)
+					sc.Scan(l, opt.Ref)
+				}
+				b.verdicts = make([]Verdict, len(b.lines))
+				b.matches = make([][]Match, len(b.lines))
+				for i, l := range b.lines {
+					if b.tooLong[i] {
+						b.verdicts[i] = Skipped
+						continue
+					}
+					l, _ = intakeLine(l)
+					b.verdicts[i], b.matches[i] = sc.Scan(l, opt.Ref)
+				}
+				close(b.done)
+			}
+		}()
+	}
+	merged := make(chan struct{})
+	go func() {
+		defer close(merged)
+		for b := range order {
+			<-b.done
+			for i := range b.lines {
+				tally(b.verdicts[i], b.matches[i])
+			}
+		}
+	}()
+	cur := &replayBatch{done: make(chan struct{})}
+	var recent []string // the last lines read, for the next batch's prime
+	flush := func() {
+		if len(cur.lines) == 0 {
+			return
+		}
+		order <- cur
+		work <- cur
+		n := len(cur.lines)
+		recent = append(recent[:0], cur.lines[max(0, n-replayPrimeLines):]...)
+		cur = &replayBatch{done: make(chan struct{}), prime: slices.Clone(recent)}
+	}
+	err := eachLine(r, opt.MaxLine, func(line string, tooLong bool) {
+		cur.lines = append(cur.lines, line)
+		cur.tooLong = append(cur.tooLong, tooLong)
+		if len(cur.lines) == replayBatchLines {
+			flush()
+		}
+	})
+	flush()
+	close(work)
+	close(order)
+	<-merged
+	return err
 }

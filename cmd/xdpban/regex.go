@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -102,6 +103,11 @@ func cmdRegex(e *env, args []string) int {
 	// live heap. GOGC set by the operator wins.
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
+	// A single-line filter's lines are matched on every core; the jail
+	// replay and the counts still see them in file order.
+	if filter.LineIndependent() {
+		opt.NewScanner, opt.Workers = filter.NewScanner, runtime.GOMAXPROCS(0)
 	}
 	res, err := logwatch.Replay(in, filter.NewScanner(), opt)
 	if err != nil {

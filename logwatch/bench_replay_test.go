@@ -3,6 +3,7 @@ package logwatch
 import (
 	"bytes"
 	"os"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +29,9 @@ func authLogBytes(b *testing.B) ([]byte, int) {
 	return buf.Bytes(), st.Failures
 }
 
-func benchReplay(b *testing.B, f *Filter) {
+func benchReplay(b *testing.B, f *Filter) { benchReplayOpt(b, f, ReplayOptions{}) }
+
+func benchReplayOpt(b *testing.B, f *Filter, opt ReplayOptions) {
 	data, fails := authLogBytes(b)
 	ref := time.Date(2026, 11, 25, 0, 0, 0, 0, time.Local)
 	lines := bytes.Count(data, []byte("\n"))
@@ -36,7 +39,9 @@ func benchReplay(b *testing.B, f *Filter) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		res, err := Replay(bytes.NewReader(data), f.NewScanner(), ReplayOptions{Ref: ref})
+		o := opt
+		o.Ref = ref
+		res, err := Replay(bytes.NewReader(data), f.NewScanner(), o)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -68,6 +73,16 @@ func BenchmarkAuthLog(b *testing.B) {
 		b.Fatal(err)
 	}
 	benchReplay(b, f)
+}
+
+// BenchmarkAuthLogParallel is BenchmarkAuthLog matched on GOMAXPROCS
+// goroutines, as `xdpban regex` does for a single-line filter.
+func BenchmarkAuthLogParallel(b *testing.B) {
+	f, err := LoadFilter(nil, "sshd", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchReplayOpt(b, f, ReplayOptions{NewScanner: f.NewScanner, Workers: runtime.GOMAXPROCS(0)})
 }
 
 // BenchmarkAuthLogFail2banFilter is the same with fail2ban's own sshd.conf

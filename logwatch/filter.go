@@ -286,8 +286,14 @@ func (s *scanner) scan(line string, ref time.Time, checkAll bool, journalDate *t
 	if len(line) > MaxLineLen {
 		return Skipped, nil
 	}
-	line, _ = intakeLine(line)
-	s.lineASCII = isASCII(line)
+	// The common case, plain ASCII, is the one check: intakeLine would
+	// scan it again to find nothing to do.
+	if line = strings.TrimSuffix(line, "\r"); isASCII(line) {
+		s.lineASCII = true
+	} else {
+		line, _ = intakeLine(line)
+		s.lineASCII = false
+	}
 	s.lineStart, s.lineTimedOut = time.Time{}, false
 	if f := s.f; f.slow {
 		s.lineStart = time.Now()

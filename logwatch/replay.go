@@ -176,7 +176,7 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 				tallyLine(Skipped, nil)
 				return
 			}
-			line, _ = intakeLine(line)
+			// Scan takes the line in through intakeLine itself.
 			tallyLine(sc.Scan(line, opt.Ref))
 		})
 	}
@@ -389,7 +389,6 @@ func replayParallel(r io.Reader, opt ReplayOptions, tally func(Verdict, []Match)
 			sc := opt.NewScanner()
 			for b := range work {
 				for _, l := range b.prime {
-					l, _ = intakeLine(l)
 					sc.Scan(l, opt.Ref)
 				}
 				b.verdicts = make([]Verdict, len(b.lines))
@@ -399,7 +398,6 @@ func replayParallel(r io.Reader, opt ReplayOptions, tally func(Verdict, []Match)
 						b.verdicts[i] = Skipped
 						continue
 					}
-					l, _ = intakeLine(l)
 					b.verdicts[i], b.matches[i] = sc.Scan(l, opt.Ref)
 				}
 				close(b.done)

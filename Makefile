@@ -71,6 +71,9 @@ test: deps ## run every test, privileged ones included (run as root)
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -timeout 25m ./...
 
+fault: deps ## the fault-injection tests alone (TestFault*: full disk, kill -9 under load, second daemon, failed start, map full; root); make test runs them too
+	CGO_ENABLED=1 $(GO) test -count=1 -timeout 10m -run Fault ./...
+
 imports: ## check the import rules between packages (.ci/imports)
 	bash .ci/imports
 

@@ -73,6 +73,10 @@ type Core struct {
 	totalBan map[string]int // per jail, since start
 	// pending are the store writes that failed (backlog.go).
 	pending backlog
+	// reserved is room in each backend table held for bans being added
+	// (room.go); fullWarned the tables warned about as nearly full.
+	reserved   map[string]int
+	fullWarned map[string]bool
 }
 
 // fullSweepEvery bounds how long an expired entry the mirror does not
@@ -132,6 +136,13 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	}
 	unlock := c.lock(ps)
 	defer unlock()
+	// All or nothing: a table that cannot take every new ban takes none
+	// (a full LRU map would evict older bans to make room).
+	release, err := c.reserve(bs)
+	if err != nil {
+		return err
+	}
+	defer release()
 	add := c.Backend.Add
 	if na, ok := c.Backend.(bans.NewAdder); ok && c.allNew(ps) {
 		add = na.AddNew
@@ -170,6 +181,7 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 		}
 	}
 	c.mu.Unlock()
+	c.warnFull()
 	c.BanLog.BanBatch(bs)
 	return nil
 }
@@ -485,6 +497,9 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 		imp = append(imp, k)
 		active[k.Prefix] = true
 		keep = append(keep, k)
+	}
+	if err := c.fitsAtStart(keep); err != nil {
+		return r, err
 	}
 	if len(add) > 0 {
 		if err := c.Backend.Add(ctx, add...); err != nil {

@@ -329,6 +329,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 				d.log.Error("expiry sweep failed", "err", err)
 			}
 			d.core.FlushBacklog()
+			if ticks%reconcileTicks == 0 {
+				if _, err := d.core.Reconcile(runCtx); err != nil && runCtx.Err() == nil {
+					d.log.Error("checking the kernel maps against the store failed", "err", err)
+				}
+			}
 		case <-purge.C:
 			d.purge()
 		}
@@ -336,6 +341,12 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 }
 
 var errDetached = errors.New("enforcement detached on request")
+
+// reconcileTicks is how many sweep ticks apart the kernel maps are
+// checked against the mirror for lost bans (Core.Reconcile): a walk of
+// every ban, half a second at a million, so every 10 minutes by
+// default; a reload checks at once.
+const reconcileTicks = 600
 
 func or(s, def string) string {
 	if s == "" {
@@ -473,6 +484,11 @@ func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 		// must not become a 10-minute jail ban).
 		if cur, ok := d.core.Lookup(p); ok && (cur.Permanent() || (!b.Permanent() && !cur.Expires.Before(b.Expires))) {
 			d.log.Debug("already banned for longer", "jail", dec.Jail, "addr", p, "by", cur.Jail)
+			// The mirror says so; the kernel decides. A ban evicted
+			// from a full map comes back here, at its own expiry.
+			if _, err := d.core.Ensure(ctx, cur); err != nil {
+				d.log.Error("checking the kernel for a ban in force failed", "addr", p, "err", err)
+			}
 			continue
 		}
 		ev := actions.Event{Kind: actions.Ban, Jail: dec.Jail, Addr: dec.Addr, Prefix: p,
@@ -517,6 +533,19 @@ func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, 
 		d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
 	}
 	return bs, nil
+}
+
+// CheckBan implements control.Checker: whether items fit, banning
+// nothing.
+func (d *Daemon) CheckBan(ctx context.Context, items []control.BanItem, pending map[string]int) (map[string]int, error) {
+	if d.core == nil {
+		return nil, ErrDryRun
+	}
+	bs, err := ParseItems(items, d.widen, d.opt.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	}
+	return d.core.CheckRoom(bs, pending)
 }
 
 // ParseItems turns CLI ban items into bans: jail defaults to manual, for
@@ -851,6 +880,13 @@ func (d *Daemon) Reload(ctx context.Context, jail string) ([]string, error) {
 	if err := d.startJails(d.runCtx, cfg, p, jail); err != nil {
 		return nil, err
 	}
+	if d.core != nil {
+		if n, err := d.core.Reconcile(ctx); err != nil {
+			warns = append(warns, fmt.Sprintf("checking the kernel maps against the store: %v", err))
+		} else if n > 0 {
+			warns = append(warns, fmt.Sprintf("%d bans were missing from the kernel (evicted or removed behind the daemon's back) and were put back", n))
+		}
+	}
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
@@ -945,6 +981,7 @@ func (p positionStore) Save(key string, pos logwatch.Position) error {
 
 var (
 	_ control.Handler    = (*Daemon)(nil)
+	_ control.Checker    = (*Daemon)(nil)
 	_ logwatch.History   = (*store.Store)(nil)
 	_ logwatch.Positions = positionStore{}
 )

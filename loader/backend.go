@@ -463,7 +463,11 @@ func (x *XDP) status(ctx context.Context, count bool) (bans.Status, error) {
 				return st, err
 			}
 		}
-		st.Tables = append(st.Tables, bans.TableStatus{Name: t.String(), Entries: n, Capacity: int(x.tbl[t].MaxEntries())})
+		ts := bans.TableStatus{Name: t.String(), Entries: n, Capacity: int(x.tbl[t].MaxEntries())}
+		if l := x.limit(t); l < ts.Capacity {
+			ts.Limit = l
+		}
+		st.Tables = append(st.Tables, ts)
 	}
 	n := 0
 	if err := walkBatch(x.rlBuckets, func(xdpbanRlKey, xdpbanRlBucket) error { n++; return ctx.Err() }); err != nil {

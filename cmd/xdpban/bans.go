@@ -108,6 +108,9 @@ func cmdBan(e *env, args []string) int {
 		if err != nil {
 			return e.fail("ban", usageErr("%v", err))
 		}
+		if _, err := d.core.CheckRoom(bs, nil); err != nil {
+			return e.fail("ban", err)
+		}
 		for i := 0; i < len(bs); i += banChunk {
 			chunk := bs[i:min(i+banChunk, len(bs))]
 			if err := d.core.Ban(ctx, chunk); err != nil {
@@ -148,6 +151,20 @@ const bansInFlight = 4
 // every line the same jail and duration.
 func sendBans(ctx context.Context, c *control.Client, items []control.BanItem) ([]string, error) {
 	n := (len(items) + banChunk - 1) / banChunk
+	if n > 1 {
+		// All or nothing: every part is checked to fit, adding up,
+		// before any is banned (one request is checked by the daemon).
+		pending := map[string]int{}
+		for i := 0; i < n; i++ {
+			add, err := c.CheckBan(ctx, items[i*banChunk:min((i+1)*banChunk, len(items))], pending)
+			if err != nil {
+				return nil, err
+			}
+			for t, k := range add {
+				pending[t] += k
+			}
+		}
+	}
 	res := make([][]string, n)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -558,7 +575,11 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(tw, "interface:\t%s\t%s\n", i.Name, i.Mode)
 	}
 	for _, t := range st.Tables {
-		fmt.Fprintf(tw, "table:\t%s\t%d / %d\n", t.Name, t.Entries, t.Capacity)
+		if t.Limit > 0 {
+			fmt.Fprintf(tw, "table:\t%s\t%d / %d\t(takes %d bans: the rest is room the kernel's LRU needs to never evict)\n", t.Name, t.Entries, t.Capacity, t.Limit)
+		} else {
+			fmt.Fprintf(tw, "table:\t%s\t%d / %d\n", t.Name, t.Entries, t.Capacity)
+		}
 	}
 	for _, k := range sortedKeys(st.Counters) {
 		fmt.Fprintf(tw, "counter:\t%s\t%d\n", k, st.Counters[k])

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
@@ -400,4 +403,206 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// kernelKeys reads a pinned ban table with bpftool (the kernel's view,
+// not the daemon's) and returns its keys as hex strings.
+func kernelKeys(t *testing.T, w *world, table string) map[string]bool {
+	t.Helper()
+	out, err := exec.Command("bpftool", "-j", "map", "dump", "pinned", filepath.Join(w.pin, table)).Output()
+	if err != nil {
+		t.Fatalf("bpftool map dump %s: %v", table, err)
+	}
+	var es []struct {
+		Key []string `json:"key"`
+	}
+	if err := json.Unmarshal(out, &es); err != nil {
+		t.Fatalf("bpftool map dump %s: %v\n%.300s", table, err, out)
+	}
+	keys := make(map[string]bool, len(es))
+	for _, e := range es {
+		var b strings.Builder
+		for _, h := range e.Key {
+			b.WriteString(strings.TrimPrefix(h, "0x"))
+		}
+		keys[b.String()] = true
+	}
+	return keys
+}
+
+// v6Key is the ban_v6 key of a /64 prefix as kernelKeys spells it.
+func v6Key(p netip.Prefix) string {
+	a := p.Masked().Addr().As16()
+	return hex.EncodeToString(a[:])
+}
+
+// bpftoolBatch runs bpftool commands, one a line, in one process.
+func bpftoolBatch(t *testing.T, lines []string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "batch")
+	if err := os.WriteFile(f, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("bpftool", "batch", "file", f).CombinedOutput(); err != nil {
+		t.Fatalf("bpftool batch: %v: %.500s", err, out)
+	}
+}
+
+func hexBytes(b []byte) string {
+	var s []string
+	for _, x := range b {
+		s = append(s, fmt.Sprintf("%02x", x))
+	}
+	return strings.Join(s, " ")
+}
+
+// TestFaultMapFull: ban_v6 made with 1,024 entries. A 3,000-line import
+// is refused whole with one line naming the table and map_size_v6; 2,001
+// single bans are acknowledged up to the table's limit and refused past
+// it, and the kernel holds exactly what status says. Then the map is
+// overfilled behind the daemon's back (bpftool), the kernel evicts the
+// daemon's bans, and they come back: a jail decision for an evicted
+// permanent ban puts it back at once (traffic dropped again), and a
+// reload puts back the rest, counted in xdpban_bans_reinserted_total.
+func TestFaultMapFull(t *testing.T) {
+	w := newWorld(t)
+	conf := "[xdpban]\nmap_size_v4 = 1024\nmap_size_v6 = 1024\nmap_size_v4_net = 256\nmap_size_v6_net = 256\nmetrics_listen = 127.0.0.1:9798\n"
+	if err := os.WriteFile(filepath.Join(w.config, "xdpban.local"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logPath := w.jailLog(t, 1)
+	w.start(t)
+	var limit int
+	for _, tb := range w.statusJSON(t).Tables {
+		if tb.Name == "ban_v6" {
+			limit = tb.Limit
+			if limit == 0 {
+				limit = tb.Capacity
+			}
+			if tb.Capacity != 1024 {
+				t.Fatalf("ban_v6 capacity %d, configured 1024", tb.Capacity)
+			}
+		}
+	}
+	t.Logf("ban_v6: 1024 entries, takes %d bans", limit)
+	a6 := nspairtest.AttackerV6
+	w.mustCLI(t, "ban", a6.String(), "--for", "0")
+	permKey := v6Key(netip.PrefixFrom(a6, 64))
+
+	// An import that does not fit bans nothing.
+	var file strings.Builder
+	for i := 0; i < 3000; i++ {
+		fmt.Fprintf(&file, "2001:db8:1:%x::/64\n", i)
+	}
+	imp := filepath.Join(t.TempDir(), "import")
+	os.WriteFile(imp, []byte(file.String()), 0o600)
+	code, out, errs := w.cli(t, "ban", "--from-file", imp)
+	if code == 0 || strings.Count(strings.TrimSpace(errs), "\n") > 0 || !strings.Contains(errs, "ban_v6") || !strings.Contains(errs, "map_size_v6") {
+		t.Fatalf("import of 3000 into a %d-ban table: exit %d, stdout %q, stderr %q; want one line naming ban_v6 and map_size_v6", limit, code, out, errs)
+	}
+	if n := len(kernelKeys(t, w, "ban_v6")); n != 1 {
+		t.Fatalf("refused import left %d entries in ban_v6, want 1 (the ban from before)", n)
+	}
+	t.Logf("import of 3000: refused whole (%s), kernel holds 1", strings.TrimSpace(errs))
+
+	// 2,001 single bans: acknowledged up to the limit, refused after.
+	c := control.NewClient(w.socket)
+	defer c.Close()
+	acked := map[string]bool{permKey: true}
+	refused := 0
+	for i := 0; i < 2001; i++ {
+		p := netip.MustParsePrefix(fmt.Sprintf("2001:db8:2:%x::/64", i))
+		_, err := c.Ban(context.Background(), []control.BanItem{{Addr: p.String(), For: "1h"}})
+		switch {
+		case err == nil:
+			acked[v6Key(p)] = true
+		case errors.Is(err, bans.ErrFull):
+			refused++
+		default:
+			t.Fatalf("ban %d: %v", i, err)
+		}
+	}
+	kernel := kernelKeys(t, w, "ban_v6")
+	var entries int
+	for _, tb := range w.statusJSON(t).Tables {
+		if tb.Name == "ban_v6" {
+			entries = tb.Entries
+		}
+	}
+	t.Logf("2001 single bans: %d acknowledged (with the permanent one), %d refused; kernel holds %d, status says %d / 1024", len(acked), refused, len(kernel), entries)
+	if len(acked) != limit || refused != 2001-(limit-1) {
+		t.Fatalf("%d acknowledged, %d refused; want %d acknowledged", len(acked), refused, limit)
+	}
+	if len(kernel) != len(acked) || entries != len(acked) {
+		t.Fatalf("acknowledged %d, kernel holds %d, status says %d", len(acked), len(kernel), entries)
+	}
+	for k := range acked {
+		if !kernel[k] {
+			t.Fatalf("acknowledged ban %s not in the kernel", k)
+		}
+	}
+	if !strings.Contains(w.d.out.String(), "ban table nearly full") {
+		t.Fatalf("no warning in the log at 90%% fill")
+	}
+
+	// Behind the daemon's back: 600 more entries, past max_entries.
+	var add, del []string
+	val := hexBytes(make([]byte, 48))
+	for i := 0; i < 600; i++ {
+		p := netip.MustParsePrefix(fmt.Sprintf("2001:db8:3:%x::/64", i))
+		k := p.Addr().As16()
+		add = append(add, fmt.Sprintf("map update pinned %s key hex %s value hex %s", filepath.Join(w.pin, "ban_v6"), hexBytes(k[:]), val))
+		del = append(del, fmt.Sprintf("map delete pinned %s key hex %s", filepath.Join(w.pin, "ban_v6"), hexBytes(k[:])))
+	}
+	bpftoolBatch(t, add)
+	kernel = kernelKeys(t, w, "ban_v6")
+	kept := 0
+	for k := range acked {
+		if kernel[k] {
+			kept++
+		}
+	}
+	t.Logf("600 entries added behind the daemon: kernel holds %d, %d of %d acknowledged bans left (%d evicted)", len(kernel), kept, len(acked), len(acked)-kept)
+	if kept == len(acked) {
+		t.Fatalf("overfilling the map evicted nothing: the test shows nothing")
+	}
+	// Whatever survived those, the foreign entries go again, and the
+	// permanent ban is made certain to be gone (as an eviction would).
+	bpftoolBatch(t, del)
+	if kernelKeys(t, w, "ban_v6")[permKey] {
+		bpftoolBatch(t, []string{fmt.Sprintf("map delete pinned %s key hex %s", filepath.Join(w.pin, "ban_v6"), hexBytes(netip.PrefixFrom(a6, 64).Masked().Addr().AsSlice()))})
+	}
+	if n := w.send(t, a6, 20); n != 20 {
+		t.Fatalf("with its ban evicted %d of 20 from %s arrived, want 20", n, a6)
+	}
+	// A jail decision on the evicted permanent ban: the mirror says
+	// "banned for longer", the kernel says no; the kernel wins.
+	appendLines(t, logPath, failLine(a6.String(), 1))
+	waitFor(t, 5*time.Second, "the evicted permanent ban to be put back", func() bool { return kernelKeys(t, w, "ban_v6")[permKey] })
+	if n := w.send(t, a6, 20); n != 0 {
+		t.Fatalf("after the jail decision %d of 20 from %s arrived", n, a6)
+	}
+	if e := w.list(t)[netip.PrefixFrom(a6, 64).Masked().String()]; e.Expires != nil {
+		t.Fatalf("the permanent ban came back with an expiry: %+v", e)
+	}
+	// A reload checks the kernel against the store and puts back the rest.
+	code, _, errs = w.cli(t, "reload")
+	if code != 0 {
+		t.Fatalf("reload: exit %d: %s", code, errs)
+	}
+	kernel = kernelKeys(t, w, "ban_v6")
+	back := 0
+	for k := range acked {
+		if kernel[k] {
+			back++
+		}
+	}
+	m := scrapeMetrics(t, w)
+	t.Logf("after the reload: kernel holds %d, %d of %d acknowledged bans; reload said %q; %s", len(kernel), back, len(acked), strings.TrimSpace(errs), grepLines(m, "xdpban_bans_reinserted_total"))
+	if back != len(acked) || len(kernel) != len(acked) {
+		t.Fatalf("after the reload %d of %d acknowledged bans in the kernel (%d entries)", back, len(acked), len(kernel))
+	}
+	if want := fmt.Sprintf("\nxdpban_bans_reinserted_total %d\n", len(acked)-kept); !strings.Contains(m, want) {
+		t.Fatalf("metric: want %q in\n%s", strings.TrimSpace(want), grepLines(m, "xdpban_bans_reinserted"))
+	}
 }

@@ -410,11 +410,12 @@ func TestDetachThenStartIsAReboot(t *testing.T) {
 	}
 }
 
-// TestKill9UnderLoad: bans in flight when the daemon is killed. Every ban
+// TestFaultKill9UnderLoad: bans in flight when the daemon is killed. Every ban
 // the daemon acknowledged must be there after a restart.
-func TestKill9UnderLoad(t *testing.T) {
+func TestFaultKill9UnderLoad(t *testing.T) {
 	w := newWorld(t)
 	d := w.start(t)
+	w.mustCLI(t, "ban", nspairtest.AttackerV4.String())
 	c := control.NewClient(w.socket)
 	defer c.Close()
 	acked := make(chan string, 100000)
@@ -460,6 +461,9 @@ func TestKill9UnderLoad(t *testing.T) {
 		t.Fatalf("only %d bans acknowledged before the kill: the load was too light to mean anything", len(want))
 	}
 	// The kernel still enforces while nothing runs.
+	if n := w.send(t, nspairtest.AttackerV4, 50); n != 0 {
+		t.Fatalf("with the daemon killed, %d of 50 from a banned source arrived", n)
+	}
 	w.start(t)
 	got := w.list(t)
 	missing := 0

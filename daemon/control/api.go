@@ -47,11 +47,24 @@ type BanItem struct {
 // BanRequest is POST /v1/ban.
 type BanRequest struct {
 	Bans []BanItem `json:"bans"`
+	// Check bans nothing: it asks whether Bans, with Pending more new
+	// bans per table (the earlier parts of an import), fit in the
+	// backend's tables. An import sent in parts checks every part first,
+	// so it is refused whole or not at all.
+	Check   bool           `json:"check,omitempty"`
+	Pending map[string]int `json:"pending,omitempty"`
 }
 
-// BanResponse reports what was banned (canonical prefixes).
+// BanResponse reports what was banned (canonical prefixes), or for a
+// Check, how many of the bans are new per table.
 type BanResponse struct {
-	Banned []string `json:"banned"`
+	Banned []string       `json:"banned"`
+	New    map[string]int `json:"new,omitempty"`
+}
+
+// Checker is a Handler that answers BanRequest.Check.
+type Checker interface {
+	CheckBan(ctx context.Context, items []BanItem, pending map[string]int) (map[string]int, error)
 }
 
 // UnbanRequest is POST /v1/unban: the listed addresses, or every ban

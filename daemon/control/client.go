@@ -59,6 +59,17 @@ func (c *Client) Ban(ctx context.Context, items []BanItem) ([]string, error) {
 	return resp.Banned, nil
 }
 
+// CheckBan asks whether items, with pending more new bans per table, fit
+// (bans.ErrFull when not), banning nothing; it returns the new bans of
+// items per table (BanRequest.Check).
+func (c *Client) CheckBan(ctx context.Context, items []BanItem, pending map[string]int) (map[string]int, error) {
+	var resp BanResponse
+	if err := c.do(ctx, http.MethodPost, "/v1/ban", BanRequest{Bans: items, Check: true, Pending: pending}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.New, nil
+}
+
 // Unban lifts bans and returns how many.
 func (c *Client) Unban(ctx context.Context, req UnbanRequest) (int, error) {
 	var resp UnbanResponse

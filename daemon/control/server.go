@@ -200,6 +200,19 @@ func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, fmt.Errorf("%w: no bans in request", ErrBadRequest))
 		return
 	}
+	if req.Check {
+		resp := BanResponse{Banned: []string{}}
+		if ch, ok := s.h.(Checker); ok {
+			n, err := ch.CheckBan(r.Context(), req.Bans, req.Pending)
+			if err != nil {
+				s.fail(w, "ban", err)
+				return
+			}
+			resp.New = n
+		}
+		writeJSON(w, resp)
+		return
+	}
 	bs, err := s.h.Ban(r.Context(), req.Bans)
 	if err != nil {
 		s.fail(w, "ban", err)

@@ -187,8 +187,10 @@ var (
 		"Entries in each ban map or set.", []string{"table"}, nil)
 	descCapacity = prometheus.NewDesc("xdpban_table_capacity",
 		"Capacity of each ban map or set.", []string{"table"}, nil)
+	descLimit = prometheus.NewDesc("xdpban_table_limit",
+		"Bans each ban map or set takes: its capacity, less the room an LRU map keeps so that the kernel never evicts; bans past it are refused.", []string{"table"}, nil)
 	descFill = prometheus.NewDesc("xdpban_table_fill_ratio",
-		"Entries over capacity of each ban map or set.", []string{"table"}, nil)
+		"Entries over the limit of each ban map or set (1 is full: further bans are refused).", []string{"table"}, nil)
 	descUp = prometheus.NewDesc("xdpban_backend_up",
 		"1 when the backend answered the last status read.", nil, nil)
 )
@@ -198,7 +200,7 @@ var (
 type backendCollector struct{ status StatusFunc }
 
 func (c *backendCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descDropped, descDroppedBytes, descPackets, descDropEvents, descEntries, descCapacity, descFill, descUp} {
+	for _, d := range []*prometheus.Desc{descDropped, descDroppedBytes, descPackets, descDropEvents, descEntries, descCapacity, descLimit, descFill, descUp} {
 		ch <- d
 	}
 }
@@ -232,8 +234,13 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, t := range st.Tables {
 		ch <- prometheus.MustNewConstMetric(descEntries, prometheus.GaugeValue, float64(t.Entries), t.Name)
 		ch <- prometheus.MustNewConstMetric(descCapacity, prometheus.GaugeValue, float64(t.Capacity), t.Name)
-		if t.Capacity > 0 {
-			ch <- prometheus.MustNewConstMetric(descFill, prometheus.GaugeValue, float64(t.Entries)/float64(t.Capacity), t.Name)
+		limit := t.Capacity
+		if t.Limit > 0 {
+			limit = t.Limit
+		}
+		ch <- prometheus.MustNewConstMetric(descLimit, prometheus.GaugeValue, float64(limit), t.Name)
+		if limit > 0 {
+			ch <- prometheus.MustNewConstMetric(descFill, prometheus.GaugeValue, float64(t.Entries)/float64(limit), t.Name)
 		}
 	}
 }

@@ -107,6 +107,32 @@ type TableFiller interface {
 	TableOf(p netip.Prefix) string
 }
 
+// Limiter is a TableFiller whose tables take a bounded number of bans
+// and that says how many: a caller that mirrors every ban (the daemon)
+// refuses what does not fit, rather than letting the kernel make room by
+// evicting bans (XDP's LRU maps do, silently).
+type Limiter interface {
+	TableFiller
+	// Limits are, per table TableOf names, how many bans it takes.
+	Limits() map[string]TableLimit
+}
+
+// TableLimit is how many bans one table takes.
+type TableLimit struct {
+	// Limit is the most bans accepted: below the table's capacity when
+	// the kernel needs room of its own to never evict.
+	Limit int
+	// Setting is the configuration key that sizes the table
+	// (map_size_v4), for the error that says what to raise.
+	Setting string
+}
+
+// Holder is a Backend that says, with one lookup, whether it holds a ban
+// on exactly p: the daemon checks the kernel before trusting its mirror.
+type Holder interface {
+	Holds(p netip.Prefix) (bool, error)
+}
+
 // Status is what `xdpban status` prints about a backend.
 type Status struct {
 	Backend    string        `json:"backend"`
@@ -132,4 +158,8 @@ type TableStatus struct {
 	Name     string `json:"name"`
 	Entries  int    `json:"entries"`
 	Capacity int    `json:"capacity"`
+	// Limit is the most bans the table accepts when below Capacity (the
+	// room an LRU map keeps so that the kernel never evicts); 0 when
+	// Capacity is the limit.
+	Limit int `json:"limit,omitempty"`
 }

@@ -42,7 +42,7 @@ func cmdRun(e *env, args []string) int {
 	fs := e.newFlags("run")
 	var ifaces stringList
 	fs.Var(&ifaces, "iface", "protect interface `IFACE` (repeatable; default: the default-route interfaces)")
-	backend := fs.String("backend", "", "enforcement `BACKEND`: auto, xdp or iptables (default from config, else auto)")
+	backend := fs.String("backend", "", "enforcement `BACKEND`: auto, xdp, nftables or iptables (default from config, else auto)")
 	dryRun := fs.Bool("dry-run", false, "watch logs and report decisions; enforce and store nothing")
 	detachOnExit := fs.Bool("detach-on-exit", false, "remove enforcement when the daemon stops (default: keep dropping)")
 	f2b := fs.String("fail2ban-config", "", "read fail2ban's configuration `DIR` (e.g. /etc/fail2ban) instead of xdpban's")
@@ -56,8 +56,8 @@ func cmdRun(e *env, args []string) int {
 	if len(pos) > 0 {
 		return e.fail("run", usageErr("unexpected argument %q: usage: xdpban run [--iface IFACE ...] [flags]", pos[0]))
 	}
-	if *backend != "" && !slices.Contains([]string{"auto", "xdp", "iptables"}, *backend) {
-		return e.fail("run", usageErr("--backend %q: use auto, xdp or iptables", *backend))
+	if *backend != "" && !slices.Contains([]string{"auto", "xdp", "nftables", "iptables"}, *backend) {
+		return e.fail("run", usageErr("--backend %q: use auto, xdp, nftables or iptables", *backend))
 	}
 	if err := e.requireRoot("run"); err != nil {
 		return e.fail("run", err)

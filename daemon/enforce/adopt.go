@@ -12,6 +12,7 @@ import (
 
 	dropevents "github.com/xdpban/xdpban/daemon/drops"
 	"github.com/xdpban/xdpban/fallback/iptables"
+	"github.com/xdpban/xdpban/fallback/nftables"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/loader"
@@ -19,7 +20,7 @@ import (
 
 var (
 	// ErrNothingToAdopt: no daemon left a backend enforcing (no XDP maps
-	// pinned, no iptables chain).
+	// pinned, no nftables table, no iptables chain).
 	ErrNothingToAdopt = errors.New("nothing left enforcing")
 	// ErrPinPath: pin_path is not under a bpf filesystem, a setting to
 	// fix (the CLI exits 2 for it).
@@ -27,8 +28,9 @@ var (
 )
 
 // Adopt opens what a stopped daemon left enforcing, for the CLI working
-// without a daemon: the XDP maps pinned at pinDir, or else the iptables
-// chain and sets. It never creates anything. load reads the
+// without a daemon: the XDP maps pinned at pinDir, or else the nftables
+// table inet xdpban, or else the iptables chain and sets. It never
+// creates anything. load reads the
 // configuration, only to adopt iptables, so that adopting changes no rule
 // the daemon set up.
 // The Widen returned is the policy the backend was set up with.
@@ -40,14 +42,35 @@ func Adopt(ctx context.Context, pinDir string, load func() (*config.Config, erro
 	if _, serr := os.Stat(pinDir); serr == nil && !errors.Is(err, loader.ErrNotLoaded) {
 		return nil, bans.Widen{}, err
 	}
-	b, w, ok, err := adoptIPTables(ctx, load)
+	b, w, ok, err := adoptNFTables(ctx, load)
+	if err != nil || ok {
+		return b, w, err
+	}
+	b, w, ok, err = adoptIPTables(ctx, load)
 	if err != nil {
 		return nil, bans.Widen{}, err
 	}
 	if !ok {
-		return nil, bans.Widen{}, nothing(fmt.Sprintf("no XDP maps are pinned at %s and there is no %s iptables chain", pinDir, iptables.DefaultChain))
+		return nil, bans.Widen{}, nothing(fmt.Sprintf("no XDP maps are pinned at %s, there is no nftables table inet %s and no %s iptables chain", pinDir, nftables.DefaultTable, iptables.DefaultChain))
 	}
 	return b, w, nil
+}
+
+func adoptNFTables(ctx context.Context, load func() (*config.Config, error)) (bans.Backend, bans.Widen, bool, error) {
+	if ok, err := nftables.Exists("", ""); err != nil || !ok {
+		return nil, bans.Widen{}, false, nil // no table, or no nf_tables: nothing to adopt
+	}
+	cfg, err := load()
+	if err != nil {
+		return nil, bans.Widen{}, false, fmt.Errorf("configuration (to adopt the nftables backend as the daemon set it up): %w", err)
+	}
+	o := NFTablesOptions(cfg.Daemon)
+	o.Existing, o.Logger = true, slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := nftables.Open(ctx, o)
+	if err != nil {
+		return nil, bans.Widen{}, false, fmt.Errorf("adopt the nftables backend: %w", err)
+	}
+	return b, bans.Widen{IPv6: cfg.Daemon.IPv6Prefix}, true, nil
 }
 
 func adoptIPTables(ctx context.Context, load func() (*config.Config, error)) (bans.Backend, bans.Widen, bool, error) {

@@ -1,6 +1,6 @@
 // Package enforce picks the enforcement backend: XDP when the kernel and
-// the interfaces allow it, netfilter (iptables + ipset) otherwise, and
-// says why, so `xdpban status` can show the operator which one runs and
+// the interfaces allow it, else nftables where the kernel has nf_tables,
+// else iptables + ipset, and says why, so `xdpban status` can show the operator which one runs and
 // for what reason.
 package enforce
 
@@ -15,13 +15,14 @@ import (
 	"syscall"
 
 	"github.com/xdpban/xdpban/fallback/iptables"
+	"github.com/xdpban/xdpban/fallback/nftables"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/loader"
 )
 
 // ErrBadBackend is returned for a backend setting that is none of auto,
-// xdp and iptables.
+// xdp, nftables and iptables.
 var ErrBadBackend = errors.New("unknown backend")
 
 // Options make the choice testable: every step can be replaced.
@@ -36,7 +37,14 @@ type Options struct {
 	// OpenIPTables opens the netfilter backend with the reason it was
 	// chosen; nil uses iptables.Open with Netns.
 	OpenIPTables func(ctx context.Context, d config.Daemon, reason string) (bans.Backend, error)
-	// Netns is passed to iptables.Open (tests); empty is the caller's.
+	// ProbeNFT says whether nftables can work here (auto, after XDP);
+	// nil uses nftables.Probe in Netns: a scratch table made and deleted.
+	ProbeNFT func(ctx context.Context, d config.Daemon) error
+	// OpenNFTables opens the nftables backend; nil uses nftables.Open
+	// with Netns.
+	OpenNFTables func(ctx context.Context, d config.Daemon, reason string) (bans.Backend, error)
+	// Netns is passed to the netfilter backends (tests); empty is the
+	// caller's.
 	Netns  string
 	Logger *slog.Logger
 }
@@ -64,11 +72,12 @@ func DefaultProbe(_ context.Context, d config.Daemon) error {
 }
 
 // Open opens the backend d.Backend names. Under "auto" (or empty) it
-// probes XDP and opens it, and falls back to iptables when the probe or
-// the attach fails for a reason the host imposes (no XDP support,
-// missing capability, driver refusing); a configuration mistake (a bad
-// pin path) is returned instead of hidden behind the fallback. reason is
-// also what Status reports.
+// probes XDP and opens it, and falls back to nftables, then to iptables,
+// when the probe or the attach fails for a reason the host imposes (no
+// XDP support, missing capability, driver refusing; no nf_tables, as on
+// an iptables-legacy kernel); a configuration mistake (a bad pin path)
+// is returned instead of hidden behind the fallback. reason is also what
+// Status reports.
 func Open(ctx context.Context, d config.Daemon, o Options) (b bans.Backend, reason string, err error) {
 	o = o.withDefaults()
 	switch strings.ToLower(strings.TrimSpace(d.Backend)) {
@@ -79,6 +88,13 @@ func Open(ctx context.Context, d config.Daemon, o Options) (b bans.Backend, reas
 			return nil, "", fmt.Errorf("xdp backend: %w", err)
 		}
 		return withReason(b, reason), reason, nil
+	case "nftables":
+		reason = "backend = nftables"
+		b, err = o.OpenNFTables(ctx, d, reason)
+		if err != nil {
+			return nil, "", fmt.Errorf("nftables backend: %w", err)
+		}
+		return b, reason, nil
 	case "iptables":
 		reason = "backend = iptables"
 		b, err = o.OpenIPTables(ctx, d, reason)
@@ -88,7 +104,7 @@ func Open(ctx context.Context, d config.Daemon, o Options) (b bans.Backend, reas
 		return b, reason, nil
 	case "", "auto":
 	default:
-		return nil, "", fmt.Errorf("%w %q in [xdpban] backend: use auto, xdp or iptables", ErrBadBackend, d.Backend)
+		return nil, "", fmt.Errorf("%w %q in [xdpban] backend: use auto, xdp, nftables or iptables", ErrBadBackend, d.Backend)
 	}
 
 	why := o.ProbeXDP(ctx, d)
@@ -104,11 +120,24 @@ func Open(ctx context.Context, d config.Daemon, o Options) (b bans.Backend, reas
 		}
 		why = err
 	}
-	reason = "auto: xdp unavailable (" + oneLine(why) + "), using iptables"
-	o.Logger.Warn("xdp unavailable, enforcing with iptables", "reason", oneLine(why))
+	nftWhy := o.ProbeNFT(ctx, d)
+	if nftWhy == nil {
+		reason = "auto: xdp unavailable (" + oneLine(why) + "), using nftables"
+		b, err = o.OpenNFTables(ctx, d, reason)
+		if err == nil {
+			o.Logger.Warn("xdp unavailable, enforcing with nftables", "reason", oneLine(why))
+			return b, reason, nil
+		}
+		if !errors.Is(err, bans.ErrUnsupported) {
+			return nil, "", fmt.Errorf("xdp unavailable (%s) and nftables backend failed: %w", oneLine(why), err)
+		}
+		nftWhy = err
+	}
+	reason = "auto: xdp unavailable (" + oneLine(why) + "), nftables unavailable (" + oneLine(nftWhy) + "), using iptables"
+	o.Logger.Warn("xdp and nftables unavailable, enforcing with iptables", "xdp", oneLine(why), "nftables", oneLine(nftWhy))
 	b, err = o.OpenIPTables(ctx, d, reason)
 	if err != nil {
-		return nil, "", fmt.Errorf("xdp unavailable (%s) and iptables backend failed: %w", oneLine(why), err)
+		return nil, "", fmt.Errorf("xdp unavailable (%s), nftables unavailable (%s) and iptables backend failed: %w", oneLine(why), oneLine(nftWhy), err)
 	}
 	return b, reason, nil
 }
@@ -144,6 +173,30 @@ func (o Options) withDefaults() Options {
 			fo.Reason, fo.Netns, fo.Logger = reason, netns, log
 			return iptables.Open(ctx, fo)
 		}
+	}
+	if o.ProbeNFT == nil {
+		netns := o.Netns
+		o.ProbeNFT = func(ctx context.Context, _ config.Daemon) error { return nftables.Probe(ctx, netns) }
+	}
+	if o.OpenNFTables == nil {
+		netns, log := o.Netns, o.Logger
+		o.OpenNFTables = func(ctx context.Context, d config.Daemon, reason string) (bans.Backend, error) {
+			no := NFTablesOptions(d)
+			no.Reason, no.Netns, no.Logger = reason, netns, log
+			return nftables.Open(ctx, no)
+		}
+	}
+	return o
+}
+
+// NFTablesOptions maps the daemon configuration to the nftables backend,
+// with the iptables backend's settings: chains (INPUT: the input hook;
+// FORWARD, DOCKER-USER: forward), interfaces, blocktype, map sizes. Port
+// scope is per ban there, never per chain.
+func NFTablesOptions(d config.Daemon) nftables.Options {
+	o := nftables.Options{From: d.Chains, Interfaces: d.Interfaces, BlockType: d.BlockType}
+	if n := d.MapSizes.V4 + d.MapSizes.V4Net; n > 0 {
+		o.MaxElem = max(n, d.MapSizes.V6+d.MapSizes.V6Net)
 	}
 	return o
 }

@@ -23,12 +23,18 @@ var ctx = context.Background()
 
 func rootClean(t *testing.T) {
 	t.Helper()
-	for _, c := range [][]string{{"iptables-save"}, {"ip6tables-save"}, {"ipset", "list", "-n"}} {
+	for _, c := range [][]string{{"iptables-save"}, {"ip6tables-save"}, {"ipset", "list", "-n"}, {"nft", "list", "tables"}} {
 		out, err := exec.Command(c[0], c[1:]...).CombinedOutput()
 		if err != nil || strings.Contains(string(out), "xdpban") {
 			t.Errorf("root namespace %s: %v\n%s", c[0], err, out)
 		}
 	}
+}
+
+// noNFT rules nftables out for tests in the root namespace, where the
+// real probe would make (and delete) a scratch table.
+func noNFT(context.Context, config.Daemon) error {
+	return fmt.Errorf("nftables stubbed out: %w", bans.ErrUnsupported)
 }
 
 func noXDP(t *testing.T) func(context.Context, config.Daemon) (bans.Backend, error) {
@@ -62,7 +68,50 @@ func TestAutoFallsBackWhenProbeFails(t *testing.T) {
 	b, reason, err := Open(ctx, config.Daemon{Backend: "auto", Interfaces: []string{p.HostIf}}, Options{
 		ProbeXDP: func(context.Context, config.Daemon) error { return probeErr },
 		OpenXDP:  noXDP(t),
-		Netns:    p.Host.Path(),
+		OpenIPTables: func(context.Context, config.Daemon, string) (bans.Backend, error) {
+			return nil, errors.New("iptables must not be chosen where nftables works")
+		},
+		Netns: p.Host.Path(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Detach() })
+	// The real probe ran in the pair's namespace: a kernel with nf_tables
+	// gets nftables, next in the order.
+	if b.Kind() != "nftables" {
+		t.Fatalf("kind = %s, want nftables", b.Kind())
+	}
+	if !strings.Contains(reason, "xdp unavailable") || !strings.Contains(reason, "operation not permitted") || !strings.Contains(reason, "using nftables") {
+		t.Errorf("reason %q does not say why", reason)
+	}
+	st, err := b.Status(ctx)
+	if err != nil || st.Reason != reason || st.Backend != "nftables" {
+		t.Errorf("status = %+v, %v; want backend nftables, reason %q", st, err, reason)
+	}
+	drops(t, p, b, 7040)
+	// The probe's scratch table is gone: only xdpban's own is there.
+	if out := p.Host.Run(t, "nft", "list", "tables"); strings.TrimSpace(out) != "table inet xdpban" {
+		t.Errorf("tables in %s after the probe and open:\n%s", p.Host.Name, out)
+	}
+}
+
+// TestAutoFallsBackToIPTables: without nf_tables (an iptables-legacy
+// kernel) auto takes iptables, and the reason names both refusals.
+func TestAutoFallsBackToIPTables(t *testing.T) {
+	p := nspairtest.New(t)
+	t.Cleanup(func() { rootClean(t) })
+	b, reason, err := Open(ctx, config.Daemon{Interfaces: []string{p.HostIf}}, Options{
+		ProbeXDP: func(context.Context, config.Daemon) error { return fmt.Errorf("no xdp: %w", bans.ErrUnsupported) },
+		OpenXDP:  noXDP(t),
+		ProbeNFT: func(context.Context, config.Daemon) error {
+			return fmt.Errorf("nftables probe: %w: protocol not supported", bans.ErrUnsupported)
+		},
+		OpenNFTables: func(context.Context, config.Daemon, string) (bans.Backend, error) {
+			t.Error("OpenNFTables called although its probe failed")
+			return nil, errors.New("unreachable")
+		},
+		Netns: p.Host.Path(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -71,14 +120,10 @@ func TestAutoFallsBackWhenProbeFails(t *testing.T) {
 	if b.Kind() != "iptables" {
 		t.Fatalf("kind = %s, want iptables", b.Kind())
 	}
-	if !strings.Contains(reason, "xdp unavailable") || !strings.Contains(reason, "operation not permitted") {
+	if !strings.Contains(reason, "no xdp") || !strings.Contains(reason, "nftables unavailable (nftables probe") || !strings.Contains(reason, "using iptables") {
 		t.Errorf("reason %q does not say why", reason)
 	}
-	st, err := b.Status(ctx)
-	if err != nil || st.Reason != reason || st.Backend != "iptables" {
-		t.Errorf("status = %+v, %v; want backend iptables, reason %q", st, err, reason)
-	}
-	drops(t, p, b, 7040)
+	drops(t, p, b, 7042)
 }
 
 func TestAutoPicksXDP(t *testing.T) {
@@ -140,6 +185,7 @@ func TestExplicitAndBadBackends(t *testing.T) {
 	// A configuration mistake under auto is reported, not papered over.
 	_, _, err = Open(ctx, config.Daemon{}, Options{
 		ProbeXDP: func(context.Context, config.Daemon) error { return nil },
+		ProbeNFT: noNFT,
 		OpenXDP: func(context.Context, config.Daemon) (bans.Backend, error) {
 			return nil, errors.New("pin path /tmp/x is not on a bpf filesystem")
 		},
@@ -149,9 +195,11 @@ func TestExplicitAndBadBackends(t *testing.T) {
 		t.Errorf("auto with a bad pin path: err %v, fell back with %q", err, gotReason)
 	}
 
-	// A host limit found only at attach time falls back.
+	// A host limit found only at attach time falls back (past nftables,
+	// stubbed out: this test runs in the root namespace).
 	_, _, err = Open(ctx, config.Daemon{}, Options{
 		ProbeXDP: func(context.Context, config.Daemon) error { return nil },
+		ProbeNFT: noNFT,
 		OpenXDP: func(context.Context, config.Daemon) (bans.Backend, error) {
 			return nil, fmt.Errorf("attach to eth0: %w", os.ErrPermission)
 		},
@@ -161,8 +209,31 @@ func TestExplicitAndBadBackends(t *testing.T) {
 		t.Errorf("auto with attach refused: reason %q, want a fallback naming the attach", gotReason)
 	}
 
-	_, _, err = Open(ctx, config.Daemon{Backend: "nftables"}, Options{})
-	if !errors.Is(err, ErrBadBackend) || !strings.Contains(err.Error(), `"nftables"`) || strings.Contains(err.Error(), "\n") {
+	gotReason = ""
+	nft := func(_ context.Context, _ config.Daemon, reason string) (bans.Backend, error) {
+		gotReason = reason
+		return nil, fmt.Errorf("stub nftables: %w", bans.ErrUnsupported)
+	}
+	_, _, err = Open(ctx, config.Daemon{Backend: "nftables"}, Options{ProbeXDP: probe, OpenXDP: noXDP(t), OpenNFTables: nft, OpenIPTables: ipt})
+	if err == nil || !strings.Contains(err.Error(), "stub nftables") || gotReason != "backend = nftables" {
+		t.Errorf("backend = nftables: err %v, reason %q; want its error, no fallback", err, gotReason)
+	}
+
+	// A configuration mistake of nftables under auto is reported too.
+	_, _, err = Open(ctx, config.Daemon{}, Options{
+		ProbeXDP: func(context.Context, config.Daemon) error { return bans.ErrUnsupported },
+		ProbeNFT: func(context.Context, config.Daemon) error { return nil },
+		OpenNFTables: func(context.Context, config.Daemon, string) (bans.Backend, error) {
+			return nil, errors.New(`bad nftables option: blocktype "x"`)
+		},
+		OpenIPTables: ipt,
+	})
+	if err == nil || !strings.Contains(err.Error(), "blocktype") || strings.Contains(gotReason, "using iptables") {
+		t.Errorf("auto with a bad nftables option: err %v, reason %q", err, gotReason)
+	}
+
+	_, _, err = Open(ctx, config.Daemon{Backend: "pf"}, Options{})
+	if !errors.Is(err, ErrBadBackend) || !strings.Contains(err.Error(), `"pf"`) || strings.Contains(err.Error(), "\n") {
 		t.Errorf("bad backend: %v", err)
 	}
 }
@@ -216,6 +287,8 @@ func childNoCaps(t *testing.T) {
 	var reason string
 	_, _, err := Open(ctx, config.Daemon{Interfaces: []string{"lo"}}, Options{
 		OpenXDP: noXDP(t),
+		// The child runs in the root namespace: no netfilter probe here.
+		ProbeNFT: noNFT,
 		OpenIPTables: func(_ context.Context, _ config.Daemon, r string) (bans.Backend, error) {
 			reason = r
 			return nil, errors.New("child stops before touching netfilter")

@@ -48,6 +48,9 @@ const (
 // ErrBadOption is wrapped by Open for options it cannot use.
 var ErrBadOption = errors.New("bad nftables option")
 
+// ErrNoTable: Open with Existing found no table to adopt.
+var ErrNoTable = errors.New("no xdpban nftables table")
+
 // Options configure the backend. The zero value is the daemon's default:
 // table inet xdpban, hooked at input on every interface, DROP.
 type Options struct {
@@ -68,6 +71,10 @@ type Options struct {
 	// Netns is the path of the network namespace to work in (for example
 	// /run/netns/NAME); empty is the caller's own. Tests always set it.
 	Netns string
+	// Existing adopts the table a daemon left and creates nothing: with
+	// no table, Open returns ErrNoTable (the CLI working without a
+	// daemon).
+	Existing bool
 	// Reason is reported in Status: why this backend was chosen.
 	Reason string
 	Logger *slog.Logger
@@ -205,6 +212,9 @@ func (b *Backend) setup(ctx context.Context) (err error) {
 		return fmt.Errorf("nftables: list tables (is nf_tables in the kernel?): %w: %w", bans.ErrUnsupported, err)
 	}
 	fresh := !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == b.opts.Table })
+	if fresh && b.opts.Existing {
+		return fmt.Errorf("%w: no table inet %s", ErrNoTable, b.opts.Table)
+	}
 	defer func() {
 		// A table this Open made goes again if it fails; one an earlier
 		// run left (with its bans) stays.

@@ -59,3 +59,31 @@ func Probe(ctx context.Context, netns string) error {
 	}
 	return nil
 }
+
+// Exists reports whether the namespace at netns (empty: the caller's)
+// has the table inet table (DefaultTable if empty), reading only.
+func Exists(netns, table string) (bool, error) {
+	if table == "" {
+		table = DefaultTable
+	}
+	conn, nsf, err := dial(netns)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		_ = conn.CloseLasting()
+		if nsf != nil {
+			nsf.Close()
+		}
+	}()
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("nftables: list tables: %w: %w", bans.ErrUnsupported, err)
+	}
+	for _, t := range tables {
+		if t.Name == table {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -532,7 +532,7 @@ func parseDaemon(f *ini.File) (Daemon, error) {
 		}
 		return "", g.bad(s, key, v, pos, "want one of %s", strings.Join(allowed, ", "))
 	}
-	if d.Backend, err = choice("backend", "auto", "auto", "xdp", "iptables"); err != nil {
+	if d.Backend, err = choice("backend", "auto", "auto", "xdp", "nftables", "iptables"); err != nil {
 		return d, err
 	}
 	ifs, pos, err := g.str(s, "interfaces", "")

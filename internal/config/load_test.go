@@ -205,7 +205,7 @@ func TestJailErrors(t *testing.T) {
 
 func TestDaemonErrors(t *testing.T) {
 	cases := []struct{ local, want string }{
-		{"backend = ebpf", "want one of auto, xdp, iptables"},
+		{"backend = ebpf", "want one of auto, xdp, nftables, iptables"},
 		{"ipv6_prefix = 32", "out of range: use a length from 48 to 128"},
 		{"ipv6_prefix = wide", "whole number"},
 		{"pin_path = relative/dir", "absolute path"},

@@ -721,7 +721,7 @@ func cmdDetach(e *env, args []string) int {
 	}
 	b, _, err := enforce.Adopt(ctx, e.pinDir(), func() (*config.Config, error) { return loadConfig(e.config, "") })
 	if errors.Is(err, enforce.ErrNothingToAdopt) {
-		fmt.Fprintf(e.stdout, "nothing attached at %s and no iptables chain to remove\n", e.pinDir())
+		fmt.Fprintf(e.stdout, "nothing attached at %s and no nftables table or iptables chain to remove\n", e.pinDir())
 		return exitOK
 	}
 	if err != nil {
@@ -732,6 +732,10 @@ func cmdDetach(e *env, args []string) int {
 	}
 	if b.Kind() == "xdp" {
 		fmt.Fprintf(e.stdout, "detached %s; stored bans come back at the daemon's next start\n", e.pinDir())
+		return exitOK
+	}
+	if b.Kind() == "nftables" {
+		fmt.Fprintln(e.stdout, "removed the nftables table inet xdpban; stored bans come back at the daemon's next start")
 		return exitOK
 	}
 	fmt.Fprintln(e.stdout, "removed the iptables chain and sets; stored bans come back at the daemon's next start")

@@ -1120,6 +1120,54 @@ func TestIPTablesBackend(t *testing.T) {
 	}
 }
 
+// TestNFTablesBackend is TestIPTablesBackend on nftables: the daemon
+// enforces there, the table keeps enforcing while it is down, the CLI
+// works on the table directly, and detach deletes it.
+func TestNFTablesBackend(t *testing.T) {
+	w := newWorld(t)
+	d := w.start(t, "--backend", "nftables")
+	a := nspairtest.AttackerV4
+	w.mustCLI(t, "ban", a.String(), "--jail", "sshd")
+	if got := w.send(t, a, 20); got != 0 {
+		t.Fatalf("nftables ban: %d of 20 arrived", got)
+	}
+	out := w.mustCLI(t, "status", "--json")
+	var st control.Status
+	json.Unmarshal([]byte(out), &st)
+	if st.Backend != "nftables" || st.Bans != 1 {
+		t.Fatalf("status %+v", st)
+	}
+	d.stop(t)
+	if got := w.send(t, a, 10); got != 0 {
+		t.Fatalf("daemon stopped: %d of 10 arrived", got)
+	}
+	code, out := w.cliIn(t, "list", "--json")
+	if code != 0 || !strings.Contains(out, `"addr": "192.0.2.2/32"`) || !strings.Contains(out, `"jail": "sshd"`) || !strings.Contains(out, `"packets": 30`) {
+		t.Fatalf("direct list on nftables: %d %s", code, out)
+	}
+	if code, out := w.cliIn(t, "unban", a.String()); code != 0 {
+		t.Fatalf("direct unban on nftables: %d %s", code, out)
+	}
+	if got := w.send(t, a, 10); got != 10 {
+		t.Fatalf("after direct unban %d of 10 arrived", got)
+	}
+	if code, out := w.cliIn(t, "ban", "198.51.100.7"); code != 0 {
+		t.Fatalf("direct ban on nftables: %d %s", code, out)
+	}
+	code, out = w.cliIn(t, "detach")
+	if code != 0 || !strings.Contains(out, "removed the nftables table") {
+		t.Fatalf("direct detach on nftables: %d %s", code, out)
+	}
+	if tables := w.p.Host.Run(t, "nft", "list", "tables"); strings.Contains(tables, "xdpban") {
+		t.Fatalf("table left after detach:\n%s", tables)
+	}
+	w.start(t, "--backend", "nftables")
+	l := w.list(t)
+	if _, ok := l["198.51.100.7/32"]; !ok || len(l) != 1 {
+		t.Fatalf("after restart: %v", l)
+	}
+}
+
 // TestBanTimeIncrementAcrossRestart: the second ban of an address lasts
 // twice the first (bantime.increment), from the history in the store,
 // which survives a restart.

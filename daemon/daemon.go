@@ -194,6 +194,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 
 	var backend bans.Backend
+	running := false // set once the start is complete
 	if !d.opt.DryRun {
 		backend, d.reason, err = d.opt.OpenBackend(ctx, dc)
 		if err != nil {
@@ -202,6 +203,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.log.Info("backend ready", "backend", backend.Kind(), "reason", d.reason)
 		defer func() {
 			if d.detached {
+				return
+			}
+			if err != nil && !running && fresh(backend) {
+				// The start failed after attaching where nothing was
+				// before: leave the host as it was found.
+				if derr := backend.Detach(); derr != nil {
+					err = errors.Join(err, fmt.Errorf("detach after the failed start: %w", derr))
+				}
 				return
 			}
 			if d.opt.DetachOnExit {
@@ -299,6 +308,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	defer wg.Wait()
 
 	d.log.Info("xdpban running", "version", version.String(), "socket", sock, "dry_run", d.opt.DryRun, "jails", d.engine.Names())
+	running = true
 	if d.opt.Ready != nil {
 		d.opt.Ready()
 	}
@@ -341,6 +351,16 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 }
 
 var errDetached = errors.New("enforcement detached on request")
+
+// fresh reports whether b made its enforcement at this start (the XDP
+// backend found nothing pinned).
+func fresh(b bans.Backend) bool {
+	if u, ok := b.(interface{ Unwrap() bans.Backend }); ok {
+		b = u.Unwrap()
+	}
+	f, ok := b.(interface{ Fresh() bool })
+	return ok && f.Fresh()
+}
 
 // reconcileTicks is how many sweep ticks apart the kernel maps are
 // checked against the mirror for lost bans (Core.Reconcile): a walk of

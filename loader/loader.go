@@ -121,12 +121,18 @@ type XDP struct {
 	// lock is the pin path's flock (lock.go), held from Open to
 	// Close/Detach; nil for OpenPinned.
 	lock *os.File
+	// fresh: Open found nothing pinned and made the pins itself.
+	fresh bool
 }
 
 var _ bans.Backend = (*XDP)(nil)
 
 // Kind implements bans.Backend.
 func (x *XDP) Kind() string { return "xdp" }
+
+// Fresh reports whether Open made the pins (nothing was pinned before):
+// a start that fails after it may Detach and leave the host as it was.
+func (x *XDP) Fresh() bool { return x.fresh }
 
 // PinPath is the bpffs directory the backend works on.
 func (x *XDP) PinPath() string { return x.pin }
@@ -310,6 +316,7 @@ func Open(ctx context.Context, o Options) (*XDP, error) {
 		}
 	}
 	ok = true
+	x.fresh = st.fresh
 	x.log.Info("xdp enforcement attached", "pin_path", x.pin, "interfaces", names, "reused_pins", !st.fresh)
 	return x, nil
 }

@@ -193,6 +193,29 @@ func TestFaultStartFailureLeavesNothing(t *testing.T) {
 	checkNothingLeft(t, w, "bad state dir")
 	// And then a good start works on the same paths.
 	w.start(t)
+
+	// A start that fails after attaching: the store holds more bans
+	// than the (now smaller) table takes, found only at the restore.
+	var items []control.BanItem
+	for i := 0; i < 300; i++ {
+		items = append(items, control.BanItem{Addr: fmt.Sprintf("2001:db8:4:%x::/64", i)})
+	}
+	c := control.NewClient(w.socket)
+	defer c.Close()
+	if _, err := c.Ban(context.Background(), items); err != nil {
+		t.Fatal(err)
+	}
+	w.mustCLI(t, "detach") // the store keeps the 300
+	<-w.d.done
+	conf := "[xdpban]\nmap_size_v4 = 1024\nmap_size_v6 = 256\nmap_size_v4_net = 256\nmap_size_v6_net = 256\n"
+	if err := os.WriteFile(filepath.Join(w.config, "xdpban.local"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out = w.runToExit(t, w.paths(), "--iface", w.p.HostIf, "--banlog", w.banlog)
+	if last := lastLine(out); code == 0 || !strings.Contains(last, "map_size_v6") {
+		t.Fatalf("start with 300 stored bans for a 256-entry ban_v6: exit %d, %q", code, last)
+	}
+	checkNothingLeft(t, w, "stored bans do not fit")
 }
 
 func checkNothingLeft(t *testing.T, w *world, why string) {

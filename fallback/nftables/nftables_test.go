@@ -272,3 +272,27 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestRebanAfterKernelExpiry: a ban the kernel expired but no sweep has
+// seen yet is banned again (its elements to replace are gone).
+func TestRebanAfterKernelExpiry(t *testing.T) {
+	p := newPair(t)
+	r := p.Listen(t, 7011)
+	b := openIn(t, p, Options{})
+	t.Cleanup(func() { _ = b.Detach() })
+	in := netip.MustParseAddr("198.51.100.9")
+	p.AddAttackerAddr(t, in)
+	mustAdd(t, b, ban("192.0.2.2/32", 1500*time.Millisecond), ban("198.51.100.0/24", 1500*time.Millisecond),
+		bans.Ban{Prefix: netip.MustParsePrefix("2001:db8::/64"), Expires: time.Now().Add(1500 * time.Millisecond), Scope: bans.Scope{Proto: "udp"}})
+	time.Sleep(2 * time.Second)
+	mustAdd(t, b, ban("192.0.2.2/32", time.Hour), ban("198.51.100.0/24", time.Hour),
+		bans.Ban{Prefix: netip.MustParsePrefix("2001:db8::/64"), Expires: time.Now().Add(time.Hour), Scope: bans.Scope{Proto: "udp"}})
+	for _, a := range []netip.Addr{nspairtest.AttackerV4, in, nspairtest.AttackerV6} {
+		if got := nspairtest.Deliver(t, p.Sender(t, a, 7011), r, 10, 300*time.Millisecond); got != 0 {
+			t.Errorf("re-banned %s: %d of 10 arrived", a, got)
+		}
+	}
+	if n, err := b.Delete(ctx, netip.MustParsePrefix("192.0.2.2/32")); n != 1 || err != nil {
+		t.Errorf("delete after re-ban = %d, %v", n, err)
+	}
+}

@@ -513,13 +513,15 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 			return r, fmt.Errorf("lift %d bans that ended while stopped: %w", len(drop), err)
 		}
 		if _, err := c.Store.DeleteBans(drop...); err != nil {
-			return r, err
+			c.queueFailed("drop expired", len(drop), err, func(now time.Time) { c.pending.del(drop, err, now) })
 		}
 		r.Dropped = len(drop)
 	}
 	if len(imp) > 0 {
 		if err := c.Store.PutBans(imp...); err != nil {
-			return r, err
+			// A full state disk must not keep the daemon from starting:
+			// the kernel enforces these, and the store gets them later.
+			c.queueFailed("import", len(imp), err, func(now time.Time) { c.pending.put(imp, nil, err, now) })
 		}
 		r.Imported = len(imp)
 	}

@@ -183,7 +183,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			return err
 		}
 		defer func() {
-			if !serving {
+			if d.met == nil { // not served yet: Serve closes it on runCtx
 				metricsLn.Close()
 			}
 		}()

@@ -979,7 +979,7 @@ func (d *Daemon) jailCounters() []metrics.JailCounters {
 			Filter: s.Filter, RegexTimeouts: s.Timeouts, Evicted: s.Evicted}
 		_, jc.RateLimited = rateLimitFields(cfg, n, drops, counted)
 		for _, src := range s.Sources {
-			jc.Sources = append(jc.Sources, metrics.SourceCounters{Log: src.Name, Read: src.LinesRead, Skipped: src.LinesSkipped})
+			jc.Sources = append(jc.Sources, metrics.SourceCounters{Log: src.Name, Read: src.LinesRead, Skipped: src.LinesSkipped, BytesLost: src.BytesLost})
 		}
 		out = append(out, jc)
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -111,7 +112,11 @@ type SourceStats struct {
 	// LinesReplaced counts lines matched after their bytes that are not
 	// UTF-8 were replaced by U+FFFD.
 	LinesReplaced uint64 `json:"lines_replaced,omitempty"`
-	Offset        int64  `json:"offset,omitempty"`
+	// BytesLost counts bytes truncated away before they could be read
+	// (copytruncate with no readable copy, or logrotate's race between
+	// its copy and its truncation).
+	BytesLost uint64 `json:"bytes_lost,omitempty"`
+	Offset    int64  `json:"offset,omitempty"`
 	// Err is the last error following this source ("" when healthy).
 	Err string `json:"error,omitempty"`
 }
@@ -140,9 +145,9 @@ type Follower struct {
 	opt   FollowOptions
 	emit  LineFunc
 	files map[string]*followed
-	// retired are files that lost their name (rotated away), still read
-	// for retireGrace: a daemon keeps writing to its old file until it
-	// reopens its log. A glob matching the rotated name adopts the open
+	// retired are files that lost their name (rotated away), read to
+	// their end and then until they have been quiet for retireIdle: a
+	// daemon keeps writing to its old file until it reopens its log. A glob matching the rotated name adopts the open
 	// file instead of reading it twice.
 	retired []*followed
 	watches map[int]string // inotify wd -> directory
@@ -159,24 +164,31 @@ type Follower struct {
 type fileCounters struct {
 	read, skipped atomic.Uint64
 	replaced      atomic.Uint64 // lines with bytes that are not UTF-8
+	lostBytes     atomic.Uint64 // truncated away before they were read
 	off           atomic.Int64
 	err           string // guarded by Follower.mu
 }
 
 type followed struct {
-	path      string
-	f         *os.File
-	dev, ino  uint64
-	off       int64 // after the last complete line
-	pending   []byte
-	skipping  bool      // inside an over-long line, until its newline
-	until     time.Time // retired: closed after this
-	head      []byte
-	lastErr   string
-	warnedBad bool
-	saved     int64
-	savedHead int
-	c         *fileCounters
+	path     string
+	f        *os.File
+	dev, ino uint64
+	off      int64 // after the last complete line
+	pending  []byte
+	skipping bool      // inside an over-long line, until its newline
+	until    time.Time // retired: closed after this unless it grows
+	size     int64     // the file's size when last looked at
+	copy     bool      // a rotated copy read once to its end (recoverCopy)
+	// opened is when the file was opened and copied the time of the
+	// last rotated copy read (recoverCopy): only copies written later
+	// can hold lines not read yet.
+	opened, copied time.Time
+	head           []byte
+	lastErr        string
+	warnedBad      bool
+	saved          int64
+	savedHead      int
+	c              *fileCounters
 }
 
 // NewFollower returns a follower calling emit for each line. Call Run.
@@ -451,7 +463,8 @@ func (fl *Follower) open(st *followed) bool {
 		return false
 	}
 	st.f, st.dev, st.ino = f, uint64(s.Dev), s.Ino
-	st.off, st.pending, st.skipping, st.head = 0, st.pending[:0], false, nil
+	st.off, st.pending, st.skipping, st.head, st.size = 0, st.pending[:0], false, nil, 0
+	st.opened, st.copied = time.Now(), time.Time{}
 	for _, o := range fl.files {
 		if o != st && o.f != nil && o.dev == st.dev && o.ino == st.ino {
 			// Renamed into another followed name before we saw the
@@ -464,7 +477,8 @@ func (fl *Follower) open(st *followed) bool {
 			// The same file under a new name: continue exactly where
 			// reading stopped, with its partial line.
 			f.Close()
-			st.f, st.off, st.pending, st.skipping, st.head = r.f, r.off, r.pending, r.skipping, r.head
+			st.f, st.off, st.pending, st.skipping, st.head, st.size = r.f, r.off, r.pending, r.skipping, r.head, r.size
+			st.opened, st.copied = r.opened, r.copied
 			fl.retired = append(fl.retired[:i], fl.retired[i+1:]...)
 			st.saved = -1
 			st.lastErr = ""
@@ -477,7 +491,9 @@ func (fl *Follower) open(st *followed) bool {
 		if err != nil {
 			fl.opt.Logger.Warn("cannot load log position; reading the file from its start", "file", st.path, "err", err)
 		} else if ok && p.Inode == st.ino && p.Dev == st.dev && p.Offset <= s.Size && fl.headMatches(f, p.Head) {
-			st.off = p.Offset
+			// The head too: it recognises a truncation refilled past
+			// the offset, and the copy copytruncate makes.
+			st.off, st.head, st.size = p.Offset, bytes.Clone(p.Head), p.Offset
 		}
 		// Otherwise the file was rotated while we were down: the new
 		// one is read from its start (old lines are too old to ban).
@@ -514,35 +530,239 @@ func (fl *Follower) checkTruncated(st *followed) {
 	if err := unix.Fstat(int(st.f.Fd()), &s); err != nil {
 		return
 	}
-	replaced := s.Size < st.off
-	if !replaced && len(st.head) > 0 {
-		got := make([]byte, len(st.head))
-		n, _ := st.f.ReadAt(got, 0)
-		replaced = !bytes.Equal(got[:n], st.head)
-	}
-	if !replaced {
+	if s.Size >= st.off && fl.sameHead(st) {
+		st.size = max(st.size, s.Size)
 		return
 	}
-	fl.opt.Logger.Info("log file truncated; reading it from the start", "file", st.path, "offset", st.off, "size", s.Size)
-	st.off, st.pending, st.skipping, st.head = 0, st.pending[:0], false, nil
+	fl.truncated(st, s.Size)
+}
+
+// sameHead reports whether the file still starts with the bytes it
+// started with when we read them: a truncated file refilled past our
+// offset has the size it had, not the head.
+func (fl *Follower) sameHead(st *followed) bool {
+	if len(st.head) == 0 {
+		return true
+	}
+	got := make([]byte, len(st.head))
+	n, _ := st.f.ReadAt(got, 0)
+	return bytes.Equal(got[:n], st.head)
+}
+
+// truncated handles a file truncated under us: what it held past our read
+// position is read from logrotate's copy (recoverCopy), then the file is
+// read again from its start.
+func (fl *Follower) truncated(st *followed, size int64) {
+	fl.opt.Logger.Info("log file truncated; reading it from the start", "file", st.path, "offset", st.off, "size", size)
+	fl.recoverCopy(st)
+	st.off, st.pending, st.skipping, st.head, st.size = 0, st.pending[:0], false, nil, 0
 	st.f.Seek(0, io.SeekStart)
 }
 
-// readAvail reads to EOF, emitting complete lines. A trailing partial
-// line stays pending until its newline arrives.
-func (fl *Follower) readAvail(st *followed) {
+// compressedExt are rotated copies no line can be read from as they are.
+var compressedExt = []string{".gz", ".bz2", ".xz", ".zst", ".lz4", ".lzma", ".Z", ".zip"}
+
+// rotatedCopy is a file beside a followed one that copytruncate may have
+// written.
+type rotatedCopy struct {
+	path string
+	f    *os.File
+	size int64
+	mod  time.Time
+	head []byte
+}
+
+// recoverCopy reads, after a truncation, what the file held that we had
+// not read: copytruncate copies the file and then truncates it, so a
+// reader lagging behind its writer finds the rest of its lines in the copy
+// (auth.log.1, auth.log-20261203), recognised by the file's first bytes,
+// and a reader lagging by more than a rotation finds whole generations it
+// never saw in the copies written after it. With a lagging reader at
+// 20,000 lines/s this was 30,598 of 40,000 lines counted.
+//
+// What cannot be read is counted as lost and logged: bytes we saw the
+// file hold when no readable copy has them (compressed at once, moved by
+// olddir, an operator's truncation) or written between logrotate's copy
+// and its truncation (its own race). A generation rotated away unseen and
+// compressed is not even known to exist: the count is a lower bound.
+func (fl *Follower) recoverCopy(st *followed) {
+	pos := st.off + int64(len(st.pending))
+	// Rotations go on while a lagging reader reads copies: look again
+	// until no copy is newer than the last one read (bounded).
+	for pass := 0; pass < 100; pass++ {
+		if !fl.readCopies(st, pos, pass == 0) {
+			return
+		}
+		pos = 0
+	}
+}
+
+// readCopies is one pass of recoverCopy; pos is the read position in the
+// generation being read, first whether it is the first pass (when the
+// rest of that generation is looked for). It reports whether it read any.
+func (fl *Follower) readCopies(st *followed, pos int64, first bool) bool {
+	cps := fl.rotatedCopies(st)
+	defer func() {
+		for _, c := range cps {
+			c.f.Close()
+		}
+	}()
+	if !first {
+		for i, c := range cps {
+			r := &followed{path: st.path, f: c.f, c: st.c, copy: true}
+			fl.readCopy(r)
+			st.copied = c.mod
+			fl.opt.Logger.Info("log file was copied and truncated more than once before it was read; read a whole generation from its copy", "file", st.path, "copy", c.path, "bytes", r.off, "n", i)
+		}
+		return len(cps) > 0
+	}
+	// The copy of the generation being read: the newest starting as it
+	// did. Copies before it are generations rotated before we read any
+	// of them (the file was truncated again before our first read), and
+	// so are those after it.
+	cur := -1
+	if pos > 0 && len(st.head) > 0 {
+		for i := len(cps) - 1; i >= 0; i-- {
+			if cps[i].size >= pos && bytes.HasPrefix(cps[i].head, st.head) {
+				cur = i
+				break
+			}
+		}
+	}
+	for i, c := range cps {
+		r := &followed{path: st.path, f: c.f, c: st.c, copy: true}
+		if i == cur {
+			r.off, r.pending, r.skipping = st.off, st.pending, st.skipping
+		}
+		if _, err := c.f.Seek(r.off+int64(len(r.pending)), io.SeekStart); err != nil {
+			continue
+		}
+		from := r.off + int64(len(r.pending))
+		fl.readCopy(r)
+		read := r.off
+		st.copied = c.mod
+		if i == cur {
+			fl.opt.Logger.Info("log file was copied and truncated before all of it was read; read the rest from the copy", "file", st.path, "copy", c.path, "bytes", read-from)
+			if lost := st.size - read; lost > 0 {
+				fl.lost(st, lost, fmt.Sprintf("written after logrotate copied the file to %s and before it truncated it", c.path))
+			}
+		} else {
+			fl.opt.Logger.Info("log file was copied and truncated more than once before it was read; read a whole generation from its copy", "file", st.path, "copy", c.path, "bytes", read-from)
+		}
+	}
+	if cur < 0 {
+		// From the last whole line: a partial one is dropped too.
+		if lost := st.size - st.off; lost > 0 && pos > 0 {
+			fl.lost(st, lost, "no rotated copy with the file's first bytes found beside it (compressed at once, or moved by olddir?)")
+		}
+	}
+	return len(cps) > 0
+}
+
+// readCopy reads a rotated copy to its end, its last line too.
+func (fl *Follower) readCopy(r *followed) {
+	fl.readAvail(r)
+	if len(r.pending) > 0 && !r.skipping {
+		// The copy ends inside a line: nothing will ever complete it.
+		r.off += int64(len(r.pending))
+		fl.deliver(r, r.pending)
+		r.pending = nil
+	}
+}
+
+// rotatedCopies opens the files beside st's that may be copies of it made
+// since it was opened or its last copy was read: named after it, not
+// compressed, not followed themselves (a glob matching them reads them in
+// full anyway), not the file itself, and not a copy of what the file holds
+// now (copied but not yet truncated). Oldest first.
+func (fl *Follower) rotatedCopies(st *followed) []rotatedCopy {
+	dir, base := filepath.Split(st.path)
+	ents, err := os.ReadDir(filepath.Clean(dir))
+	if err != nil {
+		return nil
+	}
+	now := make([]byte, headLen)
+	n, _ := st.f.ReadAt(now, 0)
+	now = now[:n]
+	since := st.copied
+	if since.IsZero() {
+		since = st.opened
+	}
+	var out []rotatedCopy
+	for _, e := range ents {
+		name := e.Name()
+		if name == base || !strings.HasPrefix(name, base) || !e.Type().IsRegular() {
+			continue
+		}
+		if slices.ContainsFunc(compressedExt, func(x string) bool { return strings.HasSuffix(name, x) }) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fl.matches(p) {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		head := make([]byte, headLen)
+		k, _ := f.ReadAt(head, 0)
+		head = head[:k]
+		sys, _ := fi.Sys().(*syscall.Stat_t)
+		switch {
+		case err != nil || !fi.ModTime().After(since),
+			sys != nil && sys.Ino == st.ino && uint64(sys.Dev) == st.dev,
+			len(now) > 0 && bytes.HasPrefix(head, now):
+			f.Close()
+			continue
+		}
+		out = append(out, rotatedCopy{path: p, f: f, size: fi.Size(), mod: fi.ModTime(), head: head})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].mod.Before(out[j].mod) })
+	return out
+}
+
+// lost counts bytes gone before they could be read, and logs why.
+func (fl *Follower) lost(st *followed, n int64, why string) {
+	st.c.lostBytes.Add(uint64(n))
+	fl.opt.Logger.Warn(fmt.Sprintf("log file truncated: %d bytes written to it were never read: %s", n, why), "file", st.path, "bytes", n)
+}
+
+// readAvail reads to EOF, emitting complete lines, and returns the bytes
+// read. A trailing partial line stays pending until its newline arrives.
+func (fl *Follower) readAvail(st *followed) int64 {
 	// While skipping an over-long line off already counts the skipped
 	// bytes and pending is empty, so this is the file's read position.
 	pos := st.off + int64(len(st.pending))
+	start := pos
 	for {
 		n, err := st.f.Read(fl.buf)
-		if n > 0 {
-			if len(st.head) < headLen && pos < headLen {
-				// Remember the file's first bytes as they are read.
-				take := min(int64(n), headLen-pos)
-				if int64(len(st.head)) == pos {
-					st.head = append(st.head, fl.buf[:take]...)
+		if n > 0 && !st.copy {
+			// Checked after the read: when the file still starts as
+			// it did, the bytes just read are its own. Otherwise it was
+			// truncated since, perhaps before this read (a lagging
+			// reader's chunk may come from the refilled file): the
+			// bytes are dropped and read from the copy instead.
+			var s unix.Stat_t
+			if !fl.sameHead(st) {
+				if unix.Fstat(int(st.f.Fd()), &s) != nil {
+					s.Size = 0
 				}
+				fl.truncated(st, s.Size)
+				pos, start = 0, start-pos
+				continue
+			}
+			if unix.Fstat(int(st.f.Fd()), &s) == nil {
+				st.size = max(st.size, s.Size)
+			}
+		}
+		if n > 0 {
+			if pos == 0 && n > len(st.head) {
+				// Remember the file's first bytes as they are read.
+				st.head = bytes.Clone(fl.buf[:min(n, headLen)])
+			} else if len(st.head) < headLen && int64(len(st.head)) == pos {
+				st.head = append(st.head, fl.buf[:min(int64(n), headLen-pos)]...)
 			}
 			fl.split(st, fl.buf[:n])
 			pos += int64(n)
@@ -552,7 +772,8 @@ func (fl *Follower) readAvail(st *followed) {
 			if err != nil && !errors.Is(err, io.EOF) {
 				fl.fileErr(st, fmt.Errorf("read: %w", err))
 			}
-			return
+			st.size = max(st.size, pos)
+			return pos - start
 		}
 	}
 }
@@ -623,8 +844,12 @@ func (fl *Follower) deliver(st *followed, raw []byte) {
 	fl.emit(st.path, line)
 }
 
-// retireGrace is how long a rotated-away file is still read.
-const retireGrace = 5 * time.Second
+// retireIdle is how long a rotated-away file is still read after the
+// last bytes read from it. It was a fixed 5 s after the rename: a writer
+// that kept writing to its old file for 8 s lost the rest (25,412 of
+// 30,000 lines counted). Every byte it grows by is read, however long it
+// keeps growing; only a file quiet this long is closed.
+const retireIdle = 30 * time.Second
 
 // retire moves an open file that lost its name to the retired list,
 // after reading what is in it, and leaves st ready to open the new file.
@@ -632,8 +857,9 @@ func (fl *Follower) retire(st *followed) {
 	fl.readAvail(st)
 	r := &followed{
 		path: st.path, f: st.f, dev: st.dev, ino: st.ino, off: st.off,
-		pending: st.pending, skipping: st.skipping, head: st.head, c: st.c,
-		until: time.Now().Add(retireGrace),
+		pending: st.pending, skipping: st.skipping, head: st.head, size: st.size, c: st.c,
+		opened: st.opened, copied: st.copied,
+		until: time.Now().Add(retireIdle),
 	}
 	fl.retired = append(fl.retired, r)
 	st.f, st.pending, st.skipping, st.head = nil, nil, false, nil
@@ -646,7 +872,9 @@ func (fl *Follower) drainRetired(final bool) {
 	now := time.Now()
 	keep := fl.retired[:0]
 	for _, r := range fl.retired {
-		fl.readAvail(r)
+		if fl.readAvail(r) > 0 {
+			r.until = now.Add(retireIdle)
+		}
 		if !final && now.Before(r.until) {
 			keep = append(keep, r)
 			continue
@@ -733,7 +961,8 @@ func (fl *Follower) Stats() []SourceStats {
 		out = append(out, SourceStats{
 			Kind: "file", Name: p,
 			LinesRead: c.read.Load(), LinesSkipped: c.skipped.Load(), LinesReplaced: c.replaced.Load(),
-			Offset: c.off.Load(), Err: c.err,
+			BytesLost: c.lostBytes.Load(),
+			Offset:    c.off.Load(), Err: c.err,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

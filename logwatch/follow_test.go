@@ -256,8 +256,10 @@ func TestFollowCopyTruncateUnderLoad(t *testing.T) {
 	if o.dup != 0 || o.foreign != 0 {
 		t.Fatalf("%d lines duplicated, %d torn; want none", o.dup, o.foreign)
 	}
-	if o.lost != o.lostInCopy {
-		t.Fatalf("%d lines lost, only %d of them in a rotated copy: the rest were readable", o.lost, o.lostInCopy)
+	// Lines written after our last read and before the truncation are
+	// read from the copy (recoverCopy): none is lost.
+	if o.lost != 0 {
+		t.Fatalf("%d lines lost (%d of them in a rotated copy)", o.lost, o.lostInCopy)
 	}
 	if o.rotations < 3 {
 		t.Fatalf("only %d rotations happened", o.rotations)

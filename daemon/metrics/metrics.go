@@ -71,6 +71,8 @@ type JailCounters struct {
 type SourceCounters struct {
 	Log           string
 	Read, Skipped uint64
+	// BytesLost were truncated away before they could be read.
+	BytesLost uint64
 }
 
 // JailsFunc reads the jails' counters at scrape time.
@@ -133,6 +135,8 @@ var (
 		"Lines skipped as too long to match, per jail and followed log.", []string{"jail", "log"}, nil)
 	descCurrentlyFailed = prometheus.NewDesc("xdpban_currently_failed",
 		"Addresses with failures inside findtime and no ban yet, per jail.", []string{"jail"}, nil)
+	descBytesLost = prometheus.NewDesc("xdpban_log_bytes_lost_total",
+		"Bytes of a followed log truncated away before they could be read (copytruncate with no readable copy, or written between logrotate's copy and its truncation), per jail and log.", []string{"jail", "log"}, nil)
 	descRegexTimeouts = prometheus.NewDesc("xdpban_regex_timeouts_total",
 		"Log lines a filter gave up on after the per-line backtracking budget (counted as misses), per jail and filter.", []string{"jail", "filter"}, nil)
 	descEvicted = prometheus.NewDesc("xdpban_failures_evicted_total",
@@ -150,6 +154,7 @@ func (c *jailCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLinesSkipped
 	ch <- descRateLimited
 	ch <- descRegexTimeouts
+	ch <- descBytesLost
 	ch <- descEvicted
 }
 
@@ -170,6 +175,7 @@ func (c *jailCollector) Collect(ch chan<- prometheus.Metric) {
 			seen[s.Log] = true
 			ch <- prometheus.MustNewConstMetric(descLinesRead, prometheus.CounterValue, float64(s.Read), j.Jail, s.Log)
 			ch <- prometheus.MustNewConstMetric(descLinesSkipped, prometheus.CounterValue, float64(s.Skipped), j.Jail, s.Log)
+			ch <- prometheus.MustNewConstMetric(descBytesLost, prometheus.CounterValue, float64(s.BytesLost), j.Jail, s.Log)
 		}
 	}
 }

@@ -24,7 +24,7 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 	}, func() []JailCounters {
 		syns := uint64(17)
 		return []JailCounters{
-			{Jail: "sshd", Failures: 11, CurrentlyFailed: 4, Filter: "sshd[mode=aggressive]", RegexTimeouts: 4, Evicted: 9, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2}}, RateLimited: &syns},
+			{Jail: "sshd", Failures: 11, CurrentlyFailed: 4, Filter: "sshd[mode=aggressive]", RegexTimeouts: 4, Evicted: 9, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2, BytesLost: 77}}, RateLimited: &syns},
 			{Jail: "nginx", Failures: 1}, // no ratelimit: no series
 		}
 	})
@@ -54,6 +54,7 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 		`xdpban_failures_evicted_total{jail="sshd"} 9`,
 		`xdpban_log_lines_read_total{jail="sshd",log="/var/log/auth.log"} 100`,
 		`xdpban_log_lines_skipped_total{jail="sshd",log="/var/log/auth.log"} 2`,
+		`xdpban_log_bytes_lost_total{jail="sshd",log="/var/log/auth.log"} 77`,
 		`xdpban_dropped_packets_total{backend="xdp"} 42`,
 		`xdpban_dropped_bytes_total{backend="xdp"} 4200`,
 		`xdpban_packets_total{backend="xdp",verdict="passed"} 7`,

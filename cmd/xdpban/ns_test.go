@@ -763,7 +763,7 @@ func TestLogFailuresBan(t *testing.T) {
 	}
 	// The ban is in the ban log in fail2ban's format.
 	log, _ := os.ReadFile(w.banlog)
-	if !strings.Contains(string(log), "xdpban.actions [") || !strings.Contains(string(log), "NOTICE  [testjail] Ban 192.0.2.2") {
+	if !strings.Contains(string(log), "fail2ban.actions [") || !strings.Contains(string(log), "NOTICE  [testjail] Ban 192.0.2.2") {
 		t.Fatalf("ban log:\n%s", log)
 	}
 }

@@ -1,6 +1,7 @@
 // Package banlog writes the ban log: one line per ban and unban in
-// fail2ban's own format, so fail2ban's shipped `recidive` filter (and any
-// tool already parsing fail2ban.log) reads xdpban's log unchanged.
+// fail2ban's own format, logger name "fail2ban.actions" included, so
+// fail2ban's shipped `recidive` filter (and any tool already parsing
+// fail2ban.log) reads xdpban's log unchanged.
 package banlog
 
 import (
@@ -21,6 +22,10 @@ const DefaultPath = "/var/log/xdpban/xdpban.log"
 
 // timeLayout is fail2ban's: comma before the milliseconds.
 const timeLayout = "2006-01-02 15:04:05,000"
+
+// logger is the logger name fail2ban writes ban lines under; its recidive
+// filter matches that name and no other, so xdpban writes it too.
+const logger = "fail2ban.actions"
 
 // Log appends ban/unban lines to a file. Safe for concurrent use.
 type Log struct {
@@ -73,15 +78,14 @@ func (l *Log) Reopen() error {
 	return l.open()
 }
 
-// Addr is how a ban's target is written: the bare address for a single
-// host (what fail2ban writes, and what <HOST> in recidive matches), the
-// network address for a widened IPv6 prefix of /48 or narrower (banning it
-// again widens to the same prefix), CIDR notation otherwise.
+// Addr is how a ban's target is written: always an address, since
+// fail2ban's <HOST>, and so its recidive filter, matches nothing else
+// ("198.51.100.0/24" would be missed). A single host is its address, a
+// prefix its network address; the slog line, `xdpban list` and the store
+// keep the prefix length. A recidive jail counting a prefix ban so bans
+// the network address: never an address outside what was banned.
 func Addr(p netip.Prefix) string {
-	if p.IsSingleIP() || (p.Addr().Is6() && p.Bits() >= 48) {
-		return p.Addr().String()
-	}
-	return p.String()
+	return p.Masked().Addr().String()
 }
 
 // Ban logs a ban.
@@ -116,7 +120,7 @@ func (l *Log) BanBatch(bs []bans.Ban) {
 		ts := l.now().Format(timeLayout)
 		buf := make([]byte, 0, 64*1024)
 		for i, b := range bs {
-			buf = fmt.Appendf(buf, "%s xdpban.actions [%d]: NOTICE  [%s] Ban %s\n", ts, l.pid, b.Jail, Addr(b.Prefix))
+			buf = fmt.Appendf(buf, "%s %s [%d]: NOTICE  [%s] Ban %s\n", ts, logger, l.pid, b.Jail, Addr(b.Prefix))
 			if len(buf) >= 60*1024 || i == len(bs)-1 {
 				if _, err := l.w.Write(buf); err != nil {
 					l.log.Error("write ban log failed", "path", l.path, "err", err)
@@ -153,8 +157,8 @@ func (l *Log) write(verb, jail string, p netip.Prefix) {
 	if l.w == nil {
 		return
 	}
-	line := fmt.Sprintf("%s xdpban.actions [%d]: NOTICE  [%s] %s %s\n",
-		l.now().Format(timeLayout), l.pid, jail, verb, Addr(p))
+	line := fmt.Sprintf("%s %s [%d]: NOTICE  [%s] %s %s\n",
+		l.now().Format(timeLayout), logger, l.pid, jail, verb, Addr(p))
 	if _, err := io.WriteString(l.w, line); err != nil {
 		l.log.Error("write ban log failed", "path", l.path, "err", err)
 	}

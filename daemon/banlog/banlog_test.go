@@ -35,10 +35,10 @@ func TestLinesInFail2banFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	pid := os.Getpid()
-	want := fmt.Sprintf(`2026-03-04 05:06:07,089 xdpban.actions [%[1]d]: NOTICE  [sshd] Ban 192.0.2.7
-2026-03-04 05:06:07,089 xdpban.actions [%[1]d]: NOTICE  [manual] Ban 2001:db8:1::
-2026-03-04 05:06:07,089 xdpban.actions [%[1]d]: NOTICE  [manual] Ban 198.51.100.0/24
-2026-03-04 05:06:07,089 xdpban.actions [%[1]d]: NOTICE  [sshd] Unban 192.0.2.7
+	want := fmt.Sprintf(`2026-03-04 05:06:07,089 fail2ban.actions [%[1]d]: NOTICE  [sshd] Ban 192.0.2.7
+2026-03-04 05:06:07,089 fail2ban.actions [%[1]d]: NOTICE  [manual] Ban 2001:db8:1::
+2026-03-04 05:06:07,089 fail2ban.actions [%[1]d]: NOTICE  [manual] Ban 198.51.100.0
+2026-03-04 05:06:07,089 fail2ban.actions [%[1]d]: NOTICE  [sshd] Unban 192.0.2.7
 `, pid)
 	if string(got) != want {
 		t.Fatalf("ban log:\n%s\nwant:\n%s", got, want)
@@ -53,7 +53,7 @@ func TestLinesInFail2banFormat(t *testing.T) {
 			hosts = append(hosts, m[1])
 		}
 	}
-	if strings.Join(hosts, ",") != "192.0.2.7,2001:db8:1::" {
+	if strings.Join(hosts, ",") != "192.0.2.7,2001:db8:1::,198.51.100.0" {
 		t.Fatalf("recidive-style match found %v", hosts)
 	}
 	if s := slogBuf.String(); strings.Count(s, "msg=ban") != 3 || !strings.Contains(s, "msg=unban jail=sshd addr=192.0.2.7/32 reason=expired") {
@@ -105,7 +105,7 @@ func TestBanBatch(t *testing.T) {
 		for i := range n {
 			p := netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i)}), 64)
 			bs = append(bs, bans.Ban{Prefix: p, Jail: "import", Expires: time.Now().Add(time.Hour)})
-			fmt.Fprintf(&want, "2026-03-04 05:06:07,089 xdpban.actions [%d]: NOTICE  [import] Ban %s\n", os.Getpid(), p.Addr())
+			fmt.Fprintf(&want, "2026-03-04 05:06:07,089 fail2ban.actions [%d]: NOTICE  [import] Ban %s\n", os.Getpid(), p.Addr())
 		}
 		l.BanBatch(bs)
 		l.Close()

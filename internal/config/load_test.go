@@ -52,12 +52,16 @@ func TestLoadDefaults(t *testing.T) {
 		for _, j := range c.Jails {
 			names = append(names, j.Name)
 		}
-		wantNames := []string{"sshd", "recidive", "apache-auth", "nginx-http-auth", "nginx-limit-req", "vsftpd", "postfix", "dovecot"}
+		wantNames := []string{"sshd", "recidive", "apache-auth", "nginx-http-auth", "nginx-limit-req", "vsftpd", "postfix", "postfix-sasl", "postfix-rbl", "dovecot"}
 		if !reflect.DeepEqual(names, wantNames) || len(c.Enabled()) != 1 {
 			t.Fatalf("shipped jails = %v (%d enabled), want %v with only sshd enabled", names, len(c.Enabled()), wantNames)
 		}
-		if pf, _ := c.Jail("postfix"); pf.Filter != "postfix[mode=normal]" || !reflect.DeepEqual(pf.LogPaths, []string{"/var/log/mail.log"}) {
+		// fail2ban's postfix jails and modes.
+		if pf, _ := c.Jail("postfix"); pf.Filter != "postfix[mode=more]" || !reflect.DeepEqual(pf.LogPaths, []string{"/var/log/mail.log"}) {
 			t.Errorf("shipped postfix jail: %+v", pf)
+		}
+		if pf, _ := c.Jail("postfix-sasl"); pf.Filter != "postfix[mode=auth]" || !reflect.DeepEqual(pf.LogPaths, []string{"/var/log/mail.log"}) {
+			t.Errorf("shipped postfix-sasl jail: %+v", pf)
 		}
 		ssh := c.Jails[0]
 		if ssh.Name != "sshd" || !ssh.Enabled || ssh.MaxRetry != 5 || ssh.FindTime != 10*time.Minute ||
@@ -66,7 +70,7 @@ func TestLoadDefaults(t *testing.T) {
 			t.Errorf("default sshd jail: %+v", ssh)
 		}
 		if ssh.Backend != tc.wantBackend || !reflect.DeepEqual(ssh.LogPaths, []string{tc.authLog}) ||
-			!reflect.DeepEqual(ssh.JournalMatch, []string{"_SYSTEMD_UNIT=sshd.service + _COMM=sshd"}) {
+			!reflect.DeepEqual(ssh.JournalMatch, []string{"_SYSTEMD_UNIT=sshd.service + _SYSTEMD_UNIT=ssh.service + _COMM=sshd + _COMM=sshd-session + _COMM=sshd-auth"}) {
 			t.Errorf("auth log %s: backend %q logpaths %v journalmatch %v, want backend %q",
 				tc.authLog, ssh.Backend, ssh.LogPaths, ssh.JournalMatch, tc.wantBackend)
 		}

@@ -340,7 +340,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			}
 			d.core.FlushBacklog()
 			if ticks%reconcileTicks == 0 {
-				if _, err := d.core.Reconcile(runCtx); err != nil && runCtx.Err() == nil {
+				if _, err := d.core.Reconcile(runCtx, false); err != nil && runCtx.Err() == nil {
 					d.log.Error("checking the kernel maps against the store failed", "err", err)
 				}
 			}
@@ -363,9 +363,9 @@ func fresh(b bans.Backend) bool {
 }
 
 // reconcileTicks is how many sweep ticks apart the kernel maps are
-// checked against the mirror for lost bans (Core.Reconcile): a walk of
-// every ban, half a second at a million, so every 10 minutes by
-// default; a reload checks at once.
+// checked against the mirror for lost bans (Core.Reconcile): a count,
+// then a list only if a count differs, each a walk of every ban (half a
+// second at a million), so every 10 minutes; a reload lists at once.
 const reconcileTicks = 600
 
 func or(s, def string) string {
@@ -901,7 +901,7 @@ func (d *Daemon) Reload(ctx context.Context, jail string) ([]string, error) {
 		return nil, err
 	}
 	if d.core != nil {
-		if n, err := d.core.Reconcile(ctx); err != nil {
+		if n, err := d.core.Reconcile(ctx, true); err != nil {
 			warns = append(warns, fmt.Sprintf("checking the kernel maps against the store: %v", err))
 		} else if n > 0 {
 			warns = append(warns, fmt.Sprintf("%d bans were missing from the kernel (evicted or removed behind the daemon's back) and were put back", n))

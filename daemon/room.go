@@ -184,10 +184,34 @@ func (c *Core) Ensure(ctx context.Context, b bans.Ban) (bool, error) {
 }
 
 // Reconcile compares the backend with the mirror and puts back every
-// unexpired ban the backend lost. It returns how many.
-func (c *Core) Reconcile(ctx context.Context) (int, error) {
+// unexpired ban the backend lost. It returns how many. Unless forced it
+// first compares the tables' entry counts (a walk that allocates
+// nothing) and lists the bans only when one differs: with the headroom
+// the kernel never evicts on its own, so a lost ban means another writer
+// added entries, which shows in the count.
+func (c *Core) Reconcile(ctx context.Context, force bool) (int, error) {
 	c.gate.Lock()
 	defer c.gate.Unlock()
+	if !force {
+		lim := c.limiter()
+		if lim == nil {
+			return 0, nil
+		}
+		st, err := c.Backend.Status(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("count the bans the backend holds: %w", err)
+		}
+		fills := c.TableFills(lim.TableOf)
+		same := true
+		for _, t := range st.Tables {
+			if _, ban := lim.Limits()[t.Name]; ban && t.Entries != fills[t.Name] {
+				same = false
+			}
+		}
+		if same {
+			return 0, nil
+		}
+	}
 	kernel, err := c.Backend.List(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("read bans the backend holds: %w", err)

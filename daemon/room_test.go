@@ -24,6 +24,10 @@ func (b *limitedMem) Limits() map[string]bans.TableLimit {
 	return map[string]bans.TableLimit{"mem": {Limit: b.limit, Setting: "map_size_mem"}}
 }
 func (b *limitedMem) Holds(p netip.Prefix) (bool, error) { _, ok := b.has(p); return ok, nil }
+func (b *limitedMem) Status(ctx context.Context) (bans.Status, error) {
+	bs, _ := b.List(ctx)
+	return bans.Status{Tables: []bans.TableStatus{{Name: "mem", Entries: len(bs), Capacity: b.limit}}}, nil
+}
 
 func TestBanRefusedWholeWhenTableFull(t *testing.T) {
 	f := newFixture(t)
@@ -60,8 +64,12 @@ func TestBanRefusedWholeWhenTableFull(t *testing.T) {
 	if back, err := f.core.Ensure(ctx, cur); err != nil || !back {
 		t.Fatalf("Ensure of a lost ban: %v %v", back, err)
 	}
-	if n, err := f.core.Reconcile(ctx); err != nil || n != 1 {
+	// Unforced, it counts first: the count differs, so it lists.
+	if n, err := f.core.Reconcile(ctx, false); err != nil || n != 1 {
 		t.Fatalf("Reconcile: %d, %v; want 1 put back", n, err)
+	}
+	if n, err := f.core.Reconcile(ctx, false); err != nil || n != 0 {
+		t.Fatalf("Reconcile with nothing lost: %d, %v", n, err)
 	}
 	for i := 1; i <= 3; i++ {
 		if _, ok := f.be.has(pfx(fmt.Sprintf("192.0.2.%d/32", i))); !ok {

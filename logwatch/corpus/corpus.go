@@ -17,7 +17,8 @@
 // them, "-" none); the second is the address they must capture ("-" when
 // none). An optional third field holds comma-separated flags: f2b-wrong
 // marks a line fail2ban's stock filter counts although it must not be
-// counted (the server's fault, not the client's); self=ADDR names the
+// counted (the server's fault, not the client's, or an address the client
+// planted, which fail2ban takes); self=ADDR names the
 // server's own address, which the other modes may capture instead (never
 // banned: ignoreself). A "# ref:" line applies to the
 // entries below it until the next one.

@@ -29,10 +29,11 @@ var mapSizeKeys = [tables]string{
 // CPUs × target entries free means the global list always has a target's
 // worth.
 //
-// Measured on 6.18 with 2 CPUs (TestFaultMapFull logs it): 1,024 bans in
-// a 1,024-entry map, added from either CPU, all stay; the 1,025th evicts,
-// and 2,001 added leave 977. Older kernels evicted earlier; the headroom
-// costs 256 entries of a 1,024 map here and 0.02% of the default 1M.
+// Measured on 6.18 with 2 CPUs (TestFaultLRUEviction logs it): 1,024
+// entries in a 1,024-entry map, written from both CPUs at once, all
+// stay; the 1,025th evicts, and 2,001 written leave 977. Older kernels
+// evicted earlier; the headroom costs 256 entries of a 1,024 map here
+// and 0.02% of the default 1M.
 func lruHeadroom(size int) int {
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil || cpus < 1 {

@@ -651,4 +651,13 @@ func TestFaultMapFull(t *testing.T) {
 	if want := fmt.Sprintf("\nxdpban_bans_reinserted_total %d\n", len(acked)-kept); !strings.Contains(m, want) {
 		t.Fatalf("metric: want %q in\n%s", strings.TrimSpace(want), grepLines(m, "xdpban_bans_reinserted"))
 	}
+	// With no daemon, the CLI works on the pins itself: same refusal.
+	w.d.stop(t)
+	code, out = w.cliIn(t, "ban", "2001:db8:6::/64")
+	if code == 0 || !strings.Contains(out, "map_size_v6") {
+		t.Fatalf("direct-mode ban into the full table: exit %d, %q", code, out)
+	}
+	if n := len(kernelKeys(t, w, "ban_v6")); n != len(acked) {
+		t.Fatalf("after the refused direct-mode ban the kernel holds %d, want %d", n, len(acked))
+	}
 }

@@ -12,9 +12,11 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 # Debian packages running needs (the fallback backends drive these tools),
 # and what building the BPF object and the tests add (fail2ban is the
-# peer the tests compare against; it is masked, never left running).
+# peer the tests compare against; it is masked, never left running;
+# systemd-journal-remote writes the journal files the journalmatch test
+# reads with journalctl).
 APT_RUN_PKGS := iproute2 iptables ipset
-APT_PKGS := $(APT_RUN_PKGS) nftables clang llvm libbpf-dev linux-libc-dev bpftool fail2ban tzdata groff-base
+APT_PKGS := $(APT_RUN_PKGS) nftables clang llvm libbpf-dev linux-libc-dev bpftool fail2ban tzdata groff-base systemd-journal-remote
 VERSION ?= $(shell cat VERSION)
 LDFLAGS := -X github.com/xdpban/xdpban/internal/version.Version=$(VERSION)
 NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0

@@ -27,6 +27,9 @@ type checkRow struct {
 	// Slow lists the filter's expressions that need the backtracking
 	// regex engine: they work, at a higher cost per line.
 	Slow []string `json:"slow,omitempty"`
+	// Warnings: the jail loads but may not see what it should (a
+	// journalmatch blind to a distribution's unit or process name).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // cmdCheck loads a configuration the way the daemon would and prints one
@@ -122,6 +125,15 @@ func checkJail(cfg *config.Config, j config.Jail) checkRow {
 	for _, b := range f.Backtracking() {
 		r.Slow = append(r.Slow, clipLine(b, 120))
 	}
+	if strings.HasPrefix(r.Source, "journal ") {
+		m := j.JournalMatch
+		if len(m) == 0 {
+			m = f.JournalMatch
+		}
+		for _, w := range logwatch.JournalBlindSpots(j.FilterName, m) {
+			r.Warnings = append(r.Warnings, w+": add its terms (the shipped filter's journalmatch sees them all)")
+		}
+	}
 	if _, err := actions.Build(j.Actions); err != nil {
 		r.Error = err.Error()
 		return r
@@ -188,6 +200,9 @@ func printCheck(w io.Writer, from string, cfg *config.Config, rows []checkRow) {
 		}
 		for _, n := range r.Slow {
 			fmt.Fprintf(w, "    slow regex (backtracking engine): %s\n", n)
+		}
+		for _, n := range r.Warnings {
+			fmt.Fprintf(w, "    warning: %s\n", oneLine(n))
 		}
 	}
 	if len(rows) == 0 {

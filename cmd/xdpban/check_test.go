@@ -243,3 +243,47 @@ func TestCheckEveryStockJail(t *testing.T) {
 		t.Errorf("exit %d: %d of %d jails load", code, loads, jails)
 	}
 }
+
+// TestCheckWarnsJournalMatchBlindSpots: a journal jail whose
+// journalmatch is the one fail2ban's (and xdpban's former) sshd jail has
+// cannot see Debian's ssh.service with OpenSSH >= 9.8 (sshd-session):
+// check says so, still loads the jail and exits 0; the shipped match
+// gets no warning, and neither does a jail reading files.
+func TestCheckWarnsJournalMatchBlindSpots(t *testing.T) {
+	dir := t.TempDir()
+	writeConf(t, dir, "jail.local", `[sshd]
+backend = journal
+journalmatch = _SYSTEMD_UNIT=sshd.service + _COMM=sshd
+
+[ssh-shipped]
+enabled = true
+filter = sshd
+backend = journal
+journalmatch = _SYSTEMD_UNIT=sshd.service + _SYSTEMD_UNIT=ssh.service + _COMM=sshd + _COMM=sshd-session + _COMM=sshd-auth
+
+[ssh-file]
+enabled = true
+filter = sshd
+journalmatch = _SYSTEMD_UNIT=sshd.service
+logpath = `+filepath.Join(dir, "auth.log")+`
+backend = file
+`)
+	code, out, errOut := cli(t, "", "--config", dir, "check")
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0 (warnings only)\n%s%s", code, out, errOut)
+	}
+	warn := `warning: journalmatch "_SYSTEMD_UNIT=sshd.service + _COMM=sshd" cannot see Debian 13, Ubuntu 25.04+ (OpenSSH 9.9-10.x): SYSLOG_IDENTIFIER=sshd-session _COMM=sshd-session _SYSTEMD_UNIT=ssh.service`
+	if !strings.Contains(out, warn) || strings.Count(out, "warning: ") != 2 {
+		t.Errorf("want 2 warnings for jail sshd, one being\n%s\ngot:\n%s", warn, out)
+	}
+	code, out, _ = cli(t, "", "--config", dir, "check", "--json")
+	var rows []checkRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || code != exitOK {
+		t.Fatalf("check --json: exit %d, %v\n%s", code, err, out)
+	}
+	for _, r := range rows {
+		if n := len(r.Warnings); (r.Jail == "sshd") != (n == 2) || (r.Jail != "sshd" && n != 0) {
+			t.Errorf("jail %s: warnings %q", r.Jail, r.Warnings)
+		}
+	}
+}

@@ -30,7 +30,7 @@ import (
 const corpusDir = "../../logwatch/testdata/corpus"
 
 type corpusCount struct {
-	filter, mode, variant             string
+	filter, mode, variant              string
 	lines, want, xdpban, f2b, f2bWrong int
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/fallback/iptables"
+	"github.com/xdpban/xdpban/fallback/nftables"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/nspair"
@@ -28,9 +29,9 @@ import (
 // Section 2: what enforcement costs the protected host under a flood as
 // the ban list grows. The attacker namespace floods the host namespace
 // over the veth with trafgen, once from banned and once from unbanned
-// sources, with xdpban's XDP program, xdpban's iptables+ipset fallback and
-// a fail2ban-style chain of one DROP rule per address in turn enforcing
-// the same list.
+// sources, with xdpban's XDP program, xdpban's nftables and iptables+ipset
+// fallbacks and a fail2ban-style chain of one DROP rule per address in
+// turn enforcing the same list; then the same in IPv6, with /64 bans.
 
 const (
 	floodPort = 9999
@@ -46,29 +47,58 @@ var (
 	floodBanned = netip.MustParseAddr("198.51.100.1")
 	floodClean  = netip.MustParseAddr("203.0.113.1")
 	floodBNet   = netip.MustParsePrefix("198.51.100.0/24")
+	// IPv6: each source in a /64 of its own (the default ban widening),
+	// the 8th byte of the address counting through them.
+	floodBanned6 = netip.MustParseAddr("2001:db8:100::1")
+	floodClean6  = netip.MustParseAddr("2001:db8:200::1")
+	floodBNet6   = netip.MustParsePrefix("2001:db8:100::/48")
 )
 
-// floodSource is the k-th source address (0-based) of a flood from base.
+// floodSource is the k-th source address (0-based) of a flood from base:
+// the next address in IPv4, the next /64 in IPv6.
 func floodSource(base netip.Addr, k int) netip.Addr {
+	if base.Is6() {
+		a := base.As16()
+		a[7] += byte(k)
+		return netip.AddrFrom16(a)
+	}
 	a := base.As4()
 	a[3] += byte(k)
 	return netip.AddrFrom4(a)
+}
+
+// floodBanListV6 is floodBanList in IPv6: /64 prefixes, the flood's
+// banned sources' among fillers from 2001:db8:8000::/33 (never on the
+// wire).
+func floodBanListV6(n int) []netip.Prefix {
+	out := make([]netip.Prefix, 0, n)
+	next, filler := 0, 0
+	for i := 0; i < n; i++ {
+		if next < floodSources && i == (2*next+1)*n/(2*floodSources) {
+			out = append(out, netip.PrefixFrom(floodSource(floodBanned6, next), 64).Masked())
+			next++
+			continue
+		}
+		out = append(out, netip.PrefixFrom(netip.AddrFrom16(fillV6(filler)), 64))
+		filler++
+	}
+	return out
 }
 
 // floodBanList is the n addresses every enforcement bans: the flood's
 // banned sources at evenly spread positions, fillers from 240.0.0.0/4
 // (never on the wire) elsewhere. The order matters only to the chain,
 // where the newest ban is on top as fail2ban inserts it.
-func floodBanList(n int) []netip.Addr {
-	out := make([]netip.Addr, 0, n)
+func floodBanList(n int) []netip.Prefix {
+	out := make([]netip.Prefix, 0, n)
 	next, filler := 0, 0
 	for i := 0; i < n; i++ {
 		if next < floodSources && i == (2*next+1)*n/(2*floodSources) {
-			out = append(out, floodSource(floodBanned, next))
+			out = append(out, netip.PrefixFrom(floodSource(floodBanned, next), 32))
 			next++
 			continue
 		}
-		out = append(out, netip.AddrFrom4(fillV4(filler)))
+		out = append(out, netip.PrefixFrom(netip.AddrFrom4(fillV4(filler)), 32))
 		filler++
 	}
 	return out
@@ -85,7 +115,7 @@ type enforcer interface {
 
 type floodPeer struct {
 	tool    string
-	install func(ctx context.Context, p *nspair.Pair, addrs []netip.Addr) (enforcer, error)
+	install func(ctx context.Context, p *nspair.Pair, addrs []netip.Prefix) (enforcer, error)
 }
 
 // quietLogger keeps the backends' per-open Info lines out of the run's
@@ -94,12 +124,21 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
-func floodBans(addrs []netip.Addr) []bans.Ban {
+func floodBans(addrs []netip.Prefix) []bans.Ban {
 	bs := make([]bans.Ban, len(addrs))
 	for i, a := range addrs {
-		bs[i] = bans.Ban{Prefix: netip.PrefixFrom(a, 32), Jail: "flood"}
+		bs[i] = bans.Ban{Prefix: a, Jail: "flood"}
 	}
 	return bs
+}
+
+// mapSizes fits a ban list in the XDP maps (prefixes go to the LPM tries).
+func mapSizes(addrs []netip.Prefix) config.MapSizes {
+	c := int(capacity(len(addrs)))
+	if len(addrs) > 0 && addrs[0].Addr().Is6() {
+		return config.MapSizes{V4: 1024, V6: 1024, V6Net: c}
+	}
+	return config.MapSizes{V4: c}
 }
 
 type xdpEnforcer struct{ x *loader.XDP }
@@ -108,14 +147,14 @@ type xdpEnforcer struct{ x *loader.XDP }
 // or generic), for the notes.
 var xdpMode string
 
-func installXDP(ctx context.Context, p *nspair.Pair, addrs []netip.Addr) (enforcer, error) {
+func installXDP(ctx context.Context, p *nspair.Pair, addrs []netip.Prefix) (enforcer, error) {
 	var x *loader.XDP
 	err := p.Host.Do(func() error {
 		var err error
 		x, err = loader.Open(ctx, loader.Options{
 			Interfaces: []string{p.HostIf},
 			PinPath:    pinDir(),
-			MapSizes:   config.MapSizes{V4: int(capacity(len(addrs)))},
+			MapSizes:   mapSizes(addrs),
 			Logger:     quietLogger(),
 		})
 		return err
@@ -153,9 +192,36 @@ func (e *xdpEnforcer) remove(context.Context) error {
 	return nil
 }
 
+type nftEnforcer struct{ b *nftables.Backend }
+
+func installNFT(ctx context.Context, p *nspair.Pair, addrs []netip.Prefix) (enforcer, error) {
+	b, err := nftables.Open(ctx, nftables.Options{
+		Netns:   p.Host.Path(),
+		MaxElem: int(capacity(len(addrs))),
+		Logger:  quietLogger(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set up xdpban's nftables backend: %w", err)
+	}
+	if err := b.Add(ctx, floodBans(addrs)...); err != nil {
+		_ = b.Detach()
+		return nil, fmt.Errorf("ban %d addresses in nftables: %w", len(addrs), err)
+	}
+	return &nftEnforcer{b: b}, nil
+}
+
+func (e *nftEnforcer) xdpDropped() (uint64, error) { return 0, nil }
+
+func (e *nftEnforcer) remove(context.Context) error {
+	if err := e.b.Detach(); err != nil {
+		return fmt.Errorf("remove xdpban's nftables table: %w", err)
+	}
+	return nil
+}
+
 type ipsetEnforcer struct{ b *iptables.IPTables }
 
-func installIPSet(ctx context.Context, p *nspair.Pair, addrs []netip.Addr) (enforcer, error) {
+func installIPSet(ctx context.Context, p *nspair.Pair, addrs []netip.Prefix) (enforcer, error) {
 	b, err := iptables.Open(ctx, iptables.Options{
 		Mode:    iptables.ModeIPSet,
 		Netns:   p.Host.Path(),
@@ -186,14 +252,14 @@ func (e *ipsetEnforcer) remove(context.Context) error {
 // RETURN at the end.
 type chainEnforcer struct{ ns *nspair.NS }
 
-func installChain(ctx context.Context, p *nspair.Pair, addrs []netip.Addr) (enforcer, error) {
+func installChain(ctx context.Context, p *nspair.Pair, addrs []netip.Prefix) (enforcer, error) {
 	var in bytes.Buffer
 	fmt.Fprintf(&in, "*filter\n:%s - [0:0]\n-A INPUT -j %s\n", f2bChain, f2bChain)
 	// fail2ban inserts each ban at the top (-I chain 1): the list, in
 	// ban order, ends up reversed; writing it reversed in one
 	// transaction gives the same chain without 100,000 execs.
 	for i := len(addrs) - 1; i >= 0; i-- {
-		fmt.Fprintf(&in, "-A %s -s %s/32 -j DROP\n", f2bChain, addrs[i])
+		fmt.Fprintf(&in, "-A %s -s %s -j DROP\n", f2bChain, addrs[i])
 	}
 	fmt.Fprintf(&in, "-A %s -j RETURN\nCOMMIT\n", f2bChain)
 	if err := restoreIn(ctx, p.Host, &in); err != nil {
@@ -237,6 +303,11 @@ func checkClean(ctx context.Context, p *nspair.Pair) error {
 		if strings.HasPrefix(l, "-A ") || (strings.HasPrefix(l, ":") && !strings.Contains(l, "ACCEPT")) {
 			return fmt.Errorf("host namespace still has %q after an enforcement was removed", l)
 		}
+	}
+	// iptables-nft leaves its (empty) ip filter tables; xdpban's own
+	// table must be gone.
+	if out, err = p.Host.Output(ctx, "nft", "list", "tables"); err == nil && strings.Contains(out, "xdpban") {
+		return fmt.Errorf("host namespace still has xdpban's nftables table after it was detached: %s", oneLine(out))
 	}
 	out, err = p.Host.Output(ctx, "ip", "-d", "link", "show", "dev", p.HostIf)
 	if err != nil {
@@ -325,6 +396,22 @@ func parseSNMP(b []byte) map[string]uint64 {
 	return out
 }
 
+// parseSNMP6 reads /proc/net/snmp6's "Name value" lines.
+func parseSNMP6(b []byte) map[string]uint64 {
+	out := map[string]uint64{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+			out[f[0]] = v
+		}
+	}
+	return out
+}
+
 // devTx is the tx packet count of an interface from /proc/net/dev.
 func devTx(b []byte, dev string) (uint64, error) {
 	for _, l := range strings.Split(string(b), "\n") {
@@ -344,41 +431,52 @@ func devTx(b []byte, dev string) (uint64, error) {
 // receiver counts the datagrams that reach a socket in the host
 // namespace: a banned source's packet counted here got through.
 type receiver struct {
-	conn            *net.UDPConn
+	conns           []*net.UDPConn
 	banned, cleanRx atomic.Uint64
+}
+
+func (r *receiver) close() {
+	for _, c := range r.conns {
+		c.Close()
+	}
 }
 
 func startReceiver(p *nspair.Pair) (*receiver, error) {
 	r := &receiver{}
 	err := p.Host.Do(func() error {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{Port: floodPort})
-		if err != nil {
-			return err
+		for _, nw := range []string{"udp4", "udp6"} {
+			c, err := net.ListenUDP(nw, &net.UDPAddr{Port: floodPort})
+			if err != nil {
+				return err
+			}
+			r.conns = append(r.conns, c)
 		}
-		r.conn = c
 		return nil
 	})
 	if err != nil {
+		r.close()
 		return nil, fmt.Errorf("receiver on udp port %d in netns %s: %w", floodPort, p.Host.Name, err)
 	}
-	_ = r.conn.SetReadBuffer(4 << 20)
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			_, from, err := r.conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
+	for _, c := range r.conns {
+		_ = c.SetReadBuffer(4 << 20)
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				_, from, err := c.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					if errors.Is(err, net.ErrClosed) {
+						return
+					}
+					continue
 				}
-				continue
+				if a := from.Addr().Unmap(); floodBNet.Contains(a) || floodBNet6.Contains(a) {
+					r.banned.Add(1)
+				} else {
+					r.cleanRx.Add(1)
+				}
 			}
-			if floodBNet.Contains(from.Addr().Unmap()) {
-				r.banned.Add(1)
-			} else {
-				r.cleanRx.Add(1)
-			}
-		}
-	}()
+		}()
+	}
 	return r, nil
 }
 
@@ -386,8 +484,11 @@ func startReceiver(p *nspair.Pair) (*receiver, error) {
 type flooder struct {
 	p   *nspair.Pair
 	rcv *receiver
-	// sender makes the sender of one flood kind (banned sources or not).
-	sender func(banned bool) floodSender
+	// sender makes the sender of one flood kind (banned sources or not,
+	// IPv4 or IPv6).
+	sender func(banned, v6 bool) floodSender
+	// v6 selects the family the next floods use and count.
+	v6 bool
 	// senderNote says which sender ran, for the notes.
 	senderNote string
 	// count bounds each flood in packets, window in time.
@@ -403,6 +504,9 @@ func trafgenConfig(dst, src net.HardwareAddr, base netip.Addr) string {
 	mac := func(m net.HardwareAddr) string {
 		return "0x" + strings.ReplaceAll(m.String(), ":", ", 0x")
 	}
+	if base.Is6() {
+		return trafgenConfig6(mac(dst), mac(src), base)
+	}
 	b, h := base.As4(), nspair.HostV4.As4()
 	return fmt.Sprintf(`{
   %s, %s, 0x08, 0x00,
@@ -412,6 +516,29 @@ func trafgenConfig(dst, src net.HardwareAddr, base netip.Addr) string {
   fill(0x00, 22)
 }
 `, mac(dst), mac(src), b[0], b[1], b[2], b[3], int(b[3])+floodSources-1, h[0], h[1], h[2], h[3], floodPort)
+}
+
+// trafgenConfig6 is the IPv6 frame, 64 bytes as in IPv4: Ethernet, IPv6,
+// UDP with its checksum (mandatory in IPv6) and 2 bytes of payload; the
+// source's 8th byte counts through floodSources /64s.
+func trafgenConfig6(dst, src string, base netip.Addr) string {
+	bytesOf := func(b []byte) string {
+		parts := make([]string, len(b))
+		for i, x := range b {
+			parts[i] = strconv.Itoa(int(x))
+		}
+		return strings.Join(parts, ", ")
+	}
+	b, h := base.As16(), nspair.HostV6.As16()
+	return fmt.Sprintf(`{
+  %s, %s, 0x86, 0xdd,
+  0x60, 0x00, 0x00, 0x00, const16(10), 17, 64,
+  %s, dinc(%d, %d), %s,
+  %s,
+  const16(40000), const16(%d), const16(10), csumudp6(14, 54),
+  fill(0x00, 2)
+}
+`, dst, src, bytesOf(b[:7]), b[7], int(b[7])+floodSources-1, bytesOf(b[8:]), bytesOf(h[:]), floodPort)
 }
 
 func newFlooder(ctx context.Context, o opts, p *nspair.Pair) (*flooder, error) {
@@ -427,30 +554,34 @@ func newFlooder(ctx context.Context, o opts, p *nspair.Pair) (*flooder, error) {
 	if o.quick {
 		f.count, f.window = 2000000, time.Second
 	}
-	bases := map[bool]netip.Addr{true: floodBanned, false: floodClean}
+	type kind struct{ banned, v6 bool }
+	bases := map[kind]netip.Addr{
+		{true, false}: floodBanned, {false, false}: floodClean,
+		{true, true}: floodBanned6, {false, true}: floodClean6,
+	}
 	if _, err := exec.LookPath("trafgen"); err == nil {
-		cfg := map[bool]string{}
-		for banned, base := range bases {
-			path := filepath.Join(o.work, fmt.Sprintf("flood-banned-%v.cfg", banned))
+		cfg := map[kind]string{}
+		for k, base := range bases {
+			path := filepath.Join(o.work, fmt.Sprintf("flood-banned-%v-v6-%v.cfg", k.banned, k.v6))
 			if err := os.WriteFile(path, []byte(trafgenConfig(hostMAC, attMAC, base)), 0o644); err != nil {
 				return nil, fmt.Errorf("write trafgen config: %w", err)
 			}
-			cfg[banned] = path
+			cfg[k] = path
 		}
-		f.sender = func(banned bool) floodSender {
-			return &trafgenSender{ns: p.Attacker, dev: p.AttackerIf, cfg: cfg[banned], count: f.count}
+		f.sender = func(banned, v6 bool) floodSender {
+			return &trafgenSender{ns: p.Attacker, dev: p.AttackerIf, cfg: cfg[kind{banned, v6}], count: f.count}
 		}
 		f.senderNote = "trafgen (netsniff-ng), one sender process (-P 1) through the qdisc layer (-q)"
 	} else {
-		f.sender = func(banned bool) floodSender {
-			return &packetSender{ns: p.Attacker, dev: p.AttackerIf, frames: floodFrames(hostMAC, attMAC, bases[banned]), count: f.count}
+		f.sender = func(banned, v6 bool) floodSender {
+			return &packetSender{ns: p.Attacker, dev: p.AttackerIf, frames: floodFrames(hostMAC, attMAC, bases[kind{banned, v6}]), count: f.count}
 		}
 		f.senderNote = "trafgen not found (install netsniff-ng for the usual sender), so a Go AF_PACKET socket, one sendto per frame, one thread"
 	}
 	if f.rcv, err = startReceiver(p); err != nil {
 		return nil, err
 	}
-	atCleanup(func() { f.rcv.conn.Close() })
+	atCleanup(f.rcv.close)
 	return f, nil
 }
 
@@ -460,16 +591,27 @@ func (f *flooder) snap(e enforcer) (floodSnap, error) {
 	if s.softirq, err = readSoftirq(); err != nil {
 		return s, err
 	}
-	b, err := nsFile(f.p.Host, "snmp")
-	if err != nil {
-		return s, err
+	if f.v6 {
+		b, err := nsFile(f.p.Host, "snmp6")
+		if err != nil {
+			return s, err
+		}
+		m := parseSNMP6(b)
+		s.inReceives, s.inDelivers = m["Ip6InReceives"], m["Ip6InDelivers"]
+		s.udpIn = m["Udp6InDatagrams"] + m["Udp6NoPorts"] + m["Udp6InErrors"]
+	} else {
+		b, err := nsFile(f.p.Host, "snmp")
+		if err != nil {
+			return s, err
+		}
+		m := parseSNMP(b)
+		s.inReceives, s.inDelivers = m["Ip.InReceives"], m["Ip.InDelivers"]
+		// Every datagram past netfilter lands in one of these, whether
+		// or not the receiver keeps up.
+		s.udpIn = m["Udp.InDatagrams"] + m["Udp.NoPorts"] + m["Udp.InErrors"]
 	}
-	m := parseSNMP(b)
-	s.inReceives, s.inDelivers = m["Ip.InReceives"], m["Ip.InDelivers"]
-	// Every datagram past netfilter lands in one of these, whether or
-	// not the receiver keeps up.
-	s.udpIn = m["Udp.InDatagrams"] + m["Udp.NoPorts"] + m["Udp.InErrors"]
-	if b, err = nsFile(f.p.Attacker, "dev"); err != nil {
+	b, err := nsFile(f.p.Attacker, "dev")
+	if err != nil {
 		return s, err
 	}
 	if s.sent, err = devTx(b, f.p.AttackerIf); err != nil {
@@ -509,7 +651,7 @@ func (f *flooder) run(ctx context.Context, e enforcer, banned bool) (floodResult
 	if err != nil {
 		return r, err
 	}
-	snd := f.sender(banned)
+	snd := f.sender(banned, f.v6)
 	done, err := snd.start()
 	if err != nil {
 		return r, err
@@ -641,11 +783,19 @@ func iptablesVariant() string {
 // sectionFlood measures section 2.
 func sectionFlood(ctx context.Context, o opts, s *Section) error {
 	sizes := []int{10, 1000, 10000, 100000}
+	sizes6 := []int{10, 1000, 100000}
 	if o.quick {
-		sizes = []int{10, 1000, 10000}
+		sizes, sizes6 = []int{10, 1000, 10000}, []int{10, 1000}
 	}
 	peers := []floodPeer{{"xdpban", installXDP}}
 	var skipped []string
+	if _, err := exec.LookPath("nft"); err == nil {
+		// nft only reads the table back for the checks; the backend
+		// speaks netlink itself.
+		peers = append(peers, floodPeer{"nftables", installNFT})
+	} else {
+		skipped = append(skipped, "nftables: nft not found (apt-get install nftables)")
+	}
 	for _, need := range []struct{ tool, bin string }{{"ipset", "ipset"}, {"iptables-chain", "iptables-restore"}} {
 		if _, err := exec.LookPath(need.bin); err != nil {
 			skipped = append(skipped, fmt.Sprintf("%s: %s not found (apt-get install %s)", need.tool, need.bin, strings.TrimSuffix(need.bin, "-restore")))
@@ -655,6 +805,14 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 			peers = append(peers, floodPeer{"ipset", installIPSet})
 		} else {
 			peers = append(peers, floodPeer{"iptables-chain", installChain})
+		}
+	}
+	// IPv6: the hash and trie peers; a per-address chain of /64 rules
+	// is the v4 chain's story again.
+	var peers6 []floodPeer
+	for _, peer := range peers {
+		if peer.tool != "iptables-chain" {
+			peers6 = append(peers6, peer)
 		}
 	}
 
@@ -670,77 +828,19 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 	s.Table = &Table{Header: []string{"bans", "tool", "drops/s", "CPU ms/Mpkt dropped", "×xdpban", "banned got through",
 		"unbanned passed/s", "CPU ms/Mpkt passed", "×xdpban"}}
 	var through, cleanDropped uint64
-	base, err := f.run(ctx, noEnforcer{}, false)
-	if err != nil {
-		return fmt.Errorf("flood without enforcement: %w", err)
-	}
-	cleanDropped += base.cleanDropped
-	s.add(Figure{Case: "no bans", Tool: "none", Metric: "unbanned_passed_per_s", Value: perSec(base.passed, base.elapsed), Unit: "pkt/s"})
-	s.add(Figure{Case: "no bans", Tool: "none", Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(base.cpu, base.passed), Unit: "ms"})
-	s.Table.Rows = append(s.Table.Rows, []string{"0", "none (no enforcement)", "—", "—", "—", "—",
-		num(s.find("no bans", "none", "unbanned_passed_per_s")), num(s.find("no bans", "none", "cpu_ms_per_mpkt_passed")), "—"})
-	for _, n := range sizes {
-		addrs := floodBanList(n)
-		for _, peer := range peers {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			cas := sizeLabel(n) + " bans"
-			t0 := time.Now()
-			e, err := peer.install(ctx, p, addrs)
-			if err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "drops_per_s", Skipped: err.Error()})
-				s.Table.Rows = append(s.Table.Rows, []string{sizeLabel(n), peer.tool, "skipped: " + oneLine(err.Error())})
-				continue
-			}
-			load := time.Since(t0)
-			dr, derr := f.run(ctx, e, true)
-			var pr floodResult
-			perr := derr
-			if derr == nil {
-				pr, perr = f.run(ctx, e, false)
-			}
-			rerr := e.remove(ctx)
-			if err := errors.Join(perr, rerr); err != nil {
-				return fmt.Errorf("%s with %d bans: %w", peer.tool, n, err)
-			}
-			if err := checkClean(ctx, p); err != nil {
-				return err
-			}
-			slog.Info("flood", "tool", peer.tool, "bans", n, "load", load.Round(time.Millisecond),
-				"sent", dr.sent, "dropped", dr.dropped, "drop_s", dr.elapsed.Round(time.Millisecond), "sent_clean", pr.sent, "passed", pr.passed, "through", dr.bannedThrough)
-
-			through += dr.bannedThrough
-			cleanDropped += pr.cleanDropped
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "drops_per_s", Value: perSec(dr.dropped, dr.elapsed), Unit: "pkt/s"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_ms_per_mpkt_dropped", Value: msPerMpkt(dr.cpu, dr.dropped), Unit: "ms"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "banned_got_through", Value: float64(dr.bannedThrough), Unit: "pkt"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "unbanned_passed_per_s", Value: perSec(pr.passed, pr.elapsed), Unit: "pkt/s"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(pr.cpu, pr.passed), Unit: "ms"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "unbanned_dropped", Value: float64(pr.cleanDropped), Unit: "pkt"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "load_s", Value: load.Seconds(), Unit: "s"})
+	for _, fam := range []struct {
+		v6    bool
+		sizes []int
+		peers []floodPeer
+		list  func(int) []netip.Prefix
+	}{{false, sizes, peers, floodBanList}, {true, sizes6, peers6, floodBanListV6}} {
+		f.v6 = fam.v6
+		th, cd, err := floodFamily(ctx, s, f, p, fam.v6, fam.sizes, fam.peers, fam.list)
+		if err != nil {
+			return err
 		}
-		// Ratios against xdpban at the same list size, once all three ran.
-		cas := sizeLabel(n) + " bans"
-		xd, xp := s.find(cas, "xdpban", "cpu_ms_per_mpkt_dropped"), s.find(cas, "xdpban", "cpu_ms_per_mpkt_passed")
-		for _, peer := range peers {
-			d, pa := s.find(cas, peer.tool, "cpu_ms_per_mpkt_dropped"), s.find(cas, peer.tool, "cpu_ms_per_mpkt_passed")
-			if math.IsNaN(s.find(cas, peer.tool, "drops_per_s")) {
-				continue
-			}
-			rd, rp := ratio(d, xd), ratio(pa, xp)
-			if peer.tool != "xdpban" {
-				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_dropped_ratio_vs_xdpban", Value: rd, Unit: "x"})
-				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_passed_ratio_vs_xdpban", Value: rp, Unit: "x"})
-			}
-			s.Table.Rows = append(s.Table.Rows, []string{sizeLabel(n), peer.tool,
-				num(s.find(cas, peer.tool, "drops_per_s")), num(d), fmt.Sprintf("%.2f", rd),
-				num(s.find(cas, peer.tool, "banned_got_through")),
-				num(s.find(cas, peer.tool, "unbanned_passed_per_s")), num(pa), fmt.Sprintf("%.2f", rp)})
-		}
+		through += th
+		cleanDropped += cd
 	}
 
 	s.target("packets from banned sources that got through (all tools, all sizes)", float64(through), "pkt", true, 0)
@@ -748,6 +848,13 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 	lo, hi := sizeLabel(sizes[0])+" bans", sizeLabel(sizes[len(sizes)-1])+" bans"
 	flat := ratio(s.find(hi, "xdpban", "cpu_ms_per_mpkt_dropped"), s.find(lo, "xdpban", "cpu_ms_per_mpkt_dropped"))
 	s.target(fmt.Sprintf("xdpban CPU per Mpkt dropped, %s vs %s (flat)", hi, lo), flat, "x", true, 1.5)
+	if nf := ratio(s.find(hi, "nftables", "cpu_ms_per_mpkt_dropped"), s.find(lo, "nftables", "cpu_ms_per_mpkt_dropped")); !math.IsNaN(nf) {
+		s.target(fmt.Sprintf("nftables CPU per Mpkt dropped, %s vs %s (flat)", hi, lo), nf, "x", true, 1.5)
+	}
+	lo6, hi6 := caseName(sizes6[0], true), caseName(sizes6[len(sizes6)-1], true)
+	if f6 := ratio(s.find(hi6, "xdpban", "cpu_ms_per_mpkt_dropped"), s.find(lo6, "xdpban", "cpu_ms_per_mpkt_dropped")); !math.IsNaN(f6) {
+		s.target(fmt.Sprintf("xdpban CPU per Mpkt dropped, %s vs %s (flat)", hi6, lo6), f6, "x", true, 1.5)
+	}
 	if r := s.find(hi, "iptables-chain", "cpu_dropped_ratio_vs_xdpban"); !math.IsNaN(r) {
 		s.target(fmt.Sprintf("iptables-chain/xdpban CPU per Mpkt dropped at %s", hi), r, "x", false, 10)
 	}
@@ -765,17 +872,115 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 	for _, sk := range skipped {
 		s.note("Skipped %s.", sk)
 	}
-	s.note("Traffic: %s, in the attacker namespace; 64-byte IPv4/UDP frames to port %d over the veth, cycling through %d sources: banned 198.51.100.1–%d, unbanned 203.0.113.1–%d. Each flood is bounded at %s packets and measured over a %s window after a warm-up; the sender is then stopped and the host drained.",
+	s.note("Traffic: %s, in the attacker namespace; 64-byte IPv4/UDP frames to port %d over the veth, cycling through %d sources: banned 198.51.100.1–%d, unbanned 203.0.113.1–%d; in IPv6, 64-byte IPv6/UDP frames (UDP checksum set, as IPv6 requires) from one address in each of %[3]d /64s: banned 2001:db8:100:0::1 to 2001:db8:107:0::1, unbanned 2001:db8:200::1 to 2001:db8:207::1 (the 8th byte counting). Each flood is bounded at %[6]s packets and measured over a %[7]s window after a warm-up; the sender is then stopped and the host drained.",
 		f.senderNote, floodPort, floodSources, floodSources, floodSources, group(strconv.Itoa(f.count)), f.window)
 	s.note("Host CPU: the softirq time of all CPUs in /proc/stat over the window, divided by the packets dropped (banned flood) or passed to UDP (unbanned flood). The veth delivers in NET_RX softirq on the sending CPU (no IRQ, no RPS), so that softirq time is the host's whole receive path: XDP, or IP input with netfilter and, for passed packets, UDP delivery. The sender's own cost (its AF_PACKET socket and the veth transmit) is system time and not counted. %s. The sender and host share the CPU, so drops/s is the pair's throughput, not the enforcement's ceiling.", softirqAccounting())
-	s.note("Dropped = XDP's drop counter (xdpban) or IP InReceives − InDelivers in the host namespace (netfilter drops in INPUT); passed = UDP InDatagrams + NoPorts + InErrors. Banned got through = datagrams from banned sources that reached UDP or the receiver socket in the host namespace, counted over each whole flood and its drain.")
+	s.note("Dropped = XDP's drop counter (xdpban) or IP InReceives − InDelivers in the host namespace (netfilter drops in INPUT; Ip6InReceives − Ip6InDelivers in IPv6); passed = UDP InDatagrams + NoPorts + InErrors (their Udp6 twins in IPv6). Banned got through = datagrams from banned sources that reached UDP or the receiver socket in the host namespace, counted over each whole flood and its drain.")
 	mode := xdpMode
 	if mode == "" {
 		mode = "unknown"
 	}
-	s.note("xdpban: the loader's program on the host veth (%s mode), one /32 entry per ban. ipset: xdpban's own netfilter fallback (iptables.ModeIPSet): chain xdpban jumped to from INPUT, one `-m set --match-set xdpban-v4 src -j DROP` rule, a hash:net set with timeout, counters and comments. iptables-chain: what fail2ban's iptables actions build: chain %s jumped to from INPUT, one `-s ADDR/32 -j DROP` rule per ban (loaded with one iptables-restore), RETURN last; %s.",
+	s.note("xdpban: the loader's program on the host veth (%s mode), one /32 entry per ban. ipset: xdpban's own netfilter fallback (iptables.ModeIPSet): chain xdpban jumped to from INPUT, one `-m set --match-set xdpban-v4 src -j DROP` rule, a hash:net set with timeout, counters and comments. iptables-chain: what fail2ban's iptables actions build: chain %s jumped to from INPUT, one `-s ADDR/32 -j DROP` rule per ban (loaded with one iptables-restore), RETURN last; %s. nftables: xdpban's nftables backend: table inet xdpban, a base chain at input (priority filter − 10) jumping to one lookup rule per set, the /32 bans in a hash set with timeout and element counters; the IPv6 /64 bans in an interval set (rbtree) of the same kind. IPv6 runs xdpban (the /64s in the LPM trie), nftables and ipset (hash:net family inet6), with /64 bans as the daemon makes them; no per-address chain.",
 		mode, f2bChain, iptablesVariant())
 	s.note("On a veth, XDP costs more than on a NIC: frames from a socket reach the host veth as socket buffers, which the veth copies into an XDP buffer before the program runs (and, for XDP_PASS, hands to GRO, which a veth turns on while an XDP program is attached), while a driver with native XDP runs the program before any socket buffer exists. The xdpban figures here are an upper bound; that copy is why xdpban's cost for passed packets is above the netfilter peers' with short lists. Section 1 gives the program's own cost. The `none` row is the same unbanned flood with nothing loaded.")
 	s.note("Ban lists: the %d banned flood sources spread evenly through the list, fillers from 240.0.0.0/4 (never on the wire). In the chain, a banned packet walks on average half the rules and an unbanned one all of them; hash lookups (XDP, ipset) do not depend on the order.", floodSources)
 	return nil
+}
+
+// caseName labels a list size: "1k bans" in IPv4, "1k v6 /64 bans".
+func caseName(n int, v6 bool) string {
+	if v6 {
+		return sizeLabel(n) + " v6 /64 bans"
+	}
+	return sizeLabel(n) + " bans"
+}
+
+// floodFamily floods with no enforcement, then each peer with each list
+// size, in one address family, adding figures and rows to s. It returns
+// the banned packets that got through and the unbanned ones dropped.
+func floodFamily(ctx context.Context, s *Section, f *flooder, p *nspair.Pair, v6 bool, sizes []int, peers []floodPeer, list func(int) []netip.Prefix) (through, cleanDropped uint64, err error) {
+	none := "no bans"
+	if v6 {
+		none = "no bans v6"
+	}
+	base, err := f.run(ctx, noEnforcer{}, false)
+	if err != nil {
+		return 0, 0, fmt.Errorf("flood without enforcement (%s): %w", none, err)
+	}
+	cleanDropped += base.cleanDropped
+	s.add(Figure{Case: none, Tool: "none", Metric: "unbanned_passed_per_s", Value: perSec(base.passed, base.elapsed), Unit: "pkt/s"})
+	s.add(Figure{Case: none, Tool: "none", Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(base.cpu, base.passed), Unit: "ms"})
+	label := "0"
+	if v6 {
+		label = "0 (v6)"
+	}
+	s.Table.Rows = append(s.Table.Rows, []string{label, "none (no enforcement)", "—", "—", "—", "—",
+		num(s.find(none, "none", "unbanned_passed_per_s")), num(s.find(none, "none", "cpu_ms_per_mpkt_passed")), "—"})
+	for _, n := range sizes {
+		addrs := list(n)
+		cas := caseName(n, v6)
+		row := sizeLabel(n)
+		if v6 {
+			row += " v6 /64"
+		}
+		for _, peer := range peers {
+			if err := ctx.Err(); err != nil {
+				return 0, 0, err
+			}
+			t0 := time.Now()
+			e, err := peer.install(ctx, p, addrs)
+			if err != nil {
+				if ctx.Err() != nil {
+					return 0, 0, ctx.Err()
+				}
+				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "drops_per_s", Skipped: err.Error()})
+				s.Table.Rows = append(s.Table.Rows, []string{row, peer.tool, "skipped: " + oneLine(err.Error())})
+				continue
+			}
+			load := time.Since(t0)
+			dr, derr := f.run(ctx, e, true)
+			var pr floodResult
+			perr := derr
+			if derr == nil {
+				pr, perr = f.run(ctx, e, false)
+			}
+			rerr := e.remove(ctx)
+			if err := errors.Join(perr, rerr); err != nil {
+				return 0, 0, fmt.Errorf("%s with %s: %w", peer.tool, cas, err)
+			}
+			if err := checkClean(ctx, p); err != nil {
+				return 0, 0, err
+			}
+			slog.Info("flood", "tool", peer.tool, "bans", n, "v6", v6, "load", load.Round(time.Millisecond),
+				"sent", dr.sent, "dropped", dr.dropped, "drop_s", dr.elapsed.Round(time.Millisecond), "sent_clean", pr.sent, "passed", pr.passed, "through", dr.bannedThrough)
+
+			through += dr.bannedThrough
+			cleanDropped += pr.cleanDropped
+			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "drops_per_s", Value: perSec(dr.dropped, dr.elapsed), Unit: "pkt/s"})
+			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_ms_per_mpkt_dropped", Value: msPerMpkt(dr.cpu, dr.dropped), Unit: "ms"})
+			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "banned_got_through", Value: float64(dr.bannedThrough), Unit: "pkt"})
+			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "unbanned_passed_per_s", Value: perSec(pr.passed, pr.elapsed), Unit: "pkt/s"})
+			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(pr.cpu, pr.passed), Unit: "ms"})
+			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "unbanned_dropped", Value: float64(pr.cleanDropped), Unit: "pkt"})
+			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "load_s", Value: load.Seconds(), Unit: "s"})
+		}
+		// Ratios against xdpban at the same list size, once all ran.
+		xd, xp := s.find(cas, "xdpban", "cpu_ms_per_mpkt_dropped"), s.find(cas, "xdpban", "cpu_ms_per_mpkt_passed")
+		for _, peer := range peers {
+			d, pa := s.find(cas, peer.tool, "cpu_ms_per_mpkt_dropped"), s.find(cas, peer.tool, "cpu_ms_per_mpkt_passed")
+			if math.IsNaN(s.find(cas, peer.tool, "drops_per_s")) {
+				continue
+			}
+			rd, rp := ratio(d, xd), ratio(pa, xp)
+			if peer.tool != "xdpban" {
+				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_dropped_ratio_vs_xdpban", Value: rd, Unit: "x"})
+				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_passed_ratio_vs_xdpban", Value: rp, Unit: "x"})
+			}
+			s.Table.Rows = append(s.Table.Rows, []string{row, peer.tool,
+				num(s.find(cas, peer.tool, "drops_per_s")), num(d), fmt.Sprintf("%.2f", rd),
+				num(s.find(cas, peer.tool, "banned_got_through")),
+				num(s.find(cas, peer.tool, "unbanned_passed_per_s")), num(pa), fmt.Sprintf("%.2f", rp)})
+		}
+	}
+	return through, cleanDropped, nil
 }

@@ -158,9 +158,42 @@ func floodFrames(dstMAC, srcMAC net.HardwareAddr, base netip.Addr) [][]byte {
 		f := frame(floodSource(base, k))
 		copy(f[0:6], dstMAC)
 		copy(f[6:12], srcMAC)
-		// UDP destination port, after the Ethernet and IPv4 headers.
-		binary.BigEndian.PutUint16(f[14+20+2:], floodPort)
+		if base.Is6() {
+			// After the IPv6 header: the port, then the checksum IPv6
+			// requires (a zero one is dropped as an error).
+			binary.BigEndian.PutUint16(f[14+40+2:], floodPort)
+			binary.BigEndian.PutUint16(f[14+40+6:], udp6Checksum(f[14:]))
+		} else {
+			// UDP destination port, after the Ethernet and IPv4 headers.
+			binary.BigEndian.PutUint16(f[14+20+2:], floodPort)
+		}
 		out[k] = f
 	}
 	return out
+}
+
+// udp6Checksum is the UDP checksum of an IPv6 packet (header and UDP
+// datagram, checksum field zero): RFC 8200's pseudo-header, then the data.
+func udp6Checksum(pkt []byte) uint16 {
+	udp := pkt[40:]
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(pkt[8:40]) // source and destination
+	sum += uint32(len(udp)) + 17
+	add(udp)
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	c := ^uint16(sum)
+	if c == 0 {
+		c = 0xffff
+	}
+	return c
 }

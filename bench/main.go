@@ -45,7 +45,7 @@ type sectionDef struct {
 
 var sections = []sectionDef{
 	{"xdp_prog", "Per-packet cost in XDP (BPF_PROG_TEST_RUN)", sectionXDPProg, 4 * time.Minute},
-	{"flood", "Enforcement under flood: XDP vs iptables+ipset vs per-address chain", sectionFlood, 4 * time.Minute},
+	{"flood", "Enforcement under flood: XDP vs nftables vs iptables+ipset vs per-address chain, IPv4 and IPv6", sectionFlood, 5 * time.Minute},
 	{"log_match", "Log matching: xdpban vs fail2ban-regex", sectionLogMatch, 3 * time.Minute},
 	{"ban_latency", "Ban latency: log line appended → first packet dropped", sectionLatency, 4 * time.Minute},
 	{"control", "Control plane: bans/s through the CLI, 1M-address import, daemon RSS", sectionControl, 3 * time.Minute},

@@ -132,11 +132,13 @@ func floodBans(addrs []netip.Prefix) []bans.Ban {
 	return bs
 }
 
-// mapSizes fits a ban list in the XDP maps (prefixes go to the LPM tries).
+// mapSizes fits a ban list in the XDP maps: /32s in ban_v4, and /64s in
+// ban_v6, which is keyed by the widened /64 (the LPM trie holds the
+// other lengths).
 func mapSizes(addrs []netip.Prefix) config.MapSizes {
 	c := int(capacity(len(addrs)))
 	if len(addrs) > 0 && addrs[0].Addr().Is6() {
-		return config.MapSizes{V4: 1024, V6: 1024, V6Net: c}
+		return config.MapSizes{V4: 1024, V6: c}
 	}
 	return config.MapSizes{V4: c}
 }
@@ -880,7 +882,7 @@ func sectionFlood(ctx context.Context, o opts, s *Section) error {
 	if mode == "" {
 		mode = "unknown"
 	}
-	s.note("xdpban: the loader's program on the host veth (%s mode), one /32 entry per ban. ipset: xdpban's own netfilter fallback (iptables.ModeIPSet): chain xdpban jumped to from INPUT, one `-m set --match-set xdpban-v4 src -j DROP` rule, a hash:net set with timeout, counters and comments. iptables-chain: what fail2ban's iptables actions build: chain %s jumped to from INPUT, one `-s ADDR/32 -j DROP` rule per ban (loaded with one iptables-restore), RETURN last; %s. nftables: xdpban's nftables backend: table inet xdpban, a base chain at input (priority filter − 10) jumping to one lookup rule per set, the /32 bans in a hash set with timeout and element counters; the IPv6 /64 bans in an interval set (rbtree) of the same kind. IPv6 runs xdpban (the /64s in the LPM trie), nftables and ipset (hash:net family inet6), with /64 bans as the daemon makes them; no per-address chain.",
+	s.note("xdpban: the loader's program on the host veth (%s mode), one /32 entry per ban. ipset: xdpban's own netfilter fallback (iptables.ModeIPSet): chain xdpban jumped to from INPUT, one `-m set --match-set xdpban-v4 src -j DROP` rule, a hash:net set with timeout, counters and comments. iptables-chain: what fail2ban's iptables actions build: chain %s jumped to from INPUT, one `-s ADDR/32 -j DROP` rule per ban (loaded with one iptables-restore), RETURN last; %s. nftables: xdpban's nftables backend: table inet xdpban, a base chain at input (priority filter − 10) jumping to one lookup rule per set, the /32 bans in a hash set with timeout and element counters; the IPv6 /64 bans in an interval set (rbtree) of the same kind. IPv6 runs xdpban (the /64s in ban_v6, the hash keyed by the widened /64), nftables and ipset (hash:net family inet6), with /64 bans as the daemon makes them; no per-address chain.",
 		mode, f2bChain, iptablesVariant())
 	s.note("On a veth, XDP costs more than on a NIC: frames from a socket reach the host veth as socket buffers, which the veth copies into an XDP buffer before the program runs (and, for XDP_PASS, hands to GRO, which a veth turns on while an XDP program is attached), while a driver with native XDP runs the program before any socket buffer exists. The xdpban figures here are an upper bound; that copy is why xdpban's cost for passed packets is above the netfilter peers' with short lists. Section 1 gives the program's own cost. The `none` row is the same unbanned flood with nothing loaded.")
 	s.note("Ban lists: the %d banned flood sources spread evenly through the list, fillers from 240.0.0.0/4 (never on the wire). In the chain, a banned packet walks on average half the rules and an unbanned one all of them; hash lookups (XDP, ipset) do not depend on the order.", floodSources)
@@ -903,13 +905,21 @@ func floodFamily(ctx context.Context, s *Section, f *flooder, p *nspair.Pair, v6
 	if v6 {
 		none = "no bans v6"
 	}
+	// A flood with nothing to divide by (no drop) is a skipped cell,
+	// not a NaN the JSON cannot hold.
+	add := func(fig Figure) {
+		if math.IsNaN(fig.Value) || math.IsInf(fig.Value, 0) {
+			fig.Value, fig.Skipped = 0, "no packets to divide by"
+		}
+		s.add(fig)
+	}
 	base, err := f.run(ctx, noEnforcer{}, false)
 	if err != nil {
 		return 0, 0, fmt.Errorf("flood without enforcement (%s): %w", none, err)
 	}
 	cleanDropped += base.cleanDropped
-	s.add(Figure{Case: none, Tool: "none", Metric: "unbanned_passed_per_s", Value: perSec(base.passed, base.elapsed), Unit: "pkt/s"})
-	s.add(Figure{Case: none, Tool: "none", Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(base.cpu, base.passed), Unit: "ms"})
+	add(Figure{Case: none, Tool: "none", Metric: "unbanned_passed_per_s", Value: perSec(base.passed, base.elapsed), Unit: "pkt/s"})
+	add(Figure{Case: none, Tool: "none", Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(base.cpu, base.passed), Unit: "ms"})
 	label := "0"
 	if v6 {
 		label = "0 (v6)"
@@ -933,7 +943,7 @@ func floodFamily(ctx context.Context, s *Section, f *flooder, p *nspair.Pair, v6
 				if ctx.Err() != nil {
 					return 0, 0, ctx.Err()
 				}
-				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "drops_per_s", Skipped: err.Error()})
+				add(Figure{Case: cas, Tool: peer.tool, Metric: "drops_per_s", Skipped: err.Error()})
 				s.Table.Rows = append(s.Table.Rows, []string{row, peer.tool, "skipped: " + oneLine(err.Error())})
 				continue
 			}
@@ -956,13 +966,13 @@ func floodFamily(ctx context.Context, s *Section, f *flooder, p *nspair.Pair, v6
 
 			through += dr.bannedThrough
 			cleanDropped += pr.cleanDropped
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "drops_per_s", Value: perSec(dr.dropped, dr.elapsed), Unit: "pkt/s"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_ms_per_mpkt_dropped", Value: msPerMpkt(dr.cpu, dr.dropped), Unit: "ms"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "banned_got_through", Value: float64(dr.bannedThrough), Unit: "pkt"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "unbanned_passed_per_s", Value: perSec(pr.passed, pr.elapsed), Unit: "pkt/s"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(pr.cpu, pr.passed), Unit: "ms"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "unbanned_dropped", Value: float64(pr.cleanDropped), Unit: "pkt"})
-			s.add(Figure{Case: cas, Tool: peer.tool, Metric: "load_s", Value: load.Seconds(), Unit: "s"})
+			add(Figure{Case: cas, Tool: peer.tool, Metric: "drops_per_s", Value: perSec(dr.dropped, dr.elapsed), Unit: "pkt/s"})
+			add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_ms_per_mpkt_dropped", Value: msPerMpkt(dr.cpu, dr.dropped), Unit: "ms"})
+			add(Figure{Case: cas, Tool: peer.tool, Metric: "banned_got_through", Value: float64(dr.bannedThrough), Unit: "pkt"})
+			add(Figure{Case: cas, Tool: peer.tool, Metric: "unbanned_passed_per_s", Value: perSec(pr.passed, pr.elapsed), Unit: "pkt/s"})
+			add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_ms_per_mpkt_passed", Value: msPerMpkt(pr.cpu, pr.passed), Unit: "ms"})
+			add(Figure{Case: cas, Tool: peer.tool, Metric: "unbanned_dropped", Value: float64(pr.cleanDropped), Unit: "pkt"})
+			add(Figure{Case: cas, Tool: peer.tool, Metric: "load_s", Value: load.Seconds(), Unit: "s"})
 		}
 		// Ratios against xdpban at the same list size, once all ran.
 		xd, xp := s.find(cas, "xdpban", "cpu_ms_per_mpkt_dropped"), s.find(cas, "xdpban", "cpu_ms_per_mpkt_passed")
@@ -973,8 +983,8 @@ func floodFamily(ctx context.Context, s *Section, f *flooder, p *nspair.Pair, v6
 			}
 			rd, rp := ratio(d, xd), ratio(pa, xp)
 			if peer.tool != "xdpban" {
-				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_dropped_ratio_vs_xdpban", Value: rd, Unit: "x"})
-				s.add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_passed_ratio_vs_xdpban", Value: rp, Unit: "x"})
+				add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_dropped_ratio_vs_xdpban", Value: rd, Unit: "x"})
+				add(Figure{Case: cas, Tool: peer.tool, Metric: "cpu_passed_ratio_vs_xdpban", Value: rp, Unit: "x"})
 			}
 			s.Table.Rows = append(s.Table.Rows, []string{row, peer.tool,
 				num(s.find(cas, peer.tool, "drops_per_s")), num(d), fmt.Sprintf("%.2f", rd),

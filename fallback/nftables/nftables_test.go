@@ -134,7 +134,7 @@ func TestOptionsChangeOnReopen(t *testing.T) {
 	if p.TCPConnects(t, a, 22) {
 		t.Fatalf("DROP: tcp/22 connected")
 	}
-	if d := time.Since(start); d < 500*time.Millisecond {
+	if d := time.Since(start); d < 800*time.Millisecond {
 		t.Errorf("DROP: connect failed after %v, want a timeout (no answer)", d)
 	}
 	got = table(t, p)

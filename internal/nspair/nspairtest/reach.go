@@ -47,7 +47,7 @@ func (p *Pair) ServeTCP(t testing.TB, ports ...uint16) {
 
 // reachTimeout bounds one probe: a dropped SYN or echo shows as silence,
 // and the veth answers in microseconds otherwise.
-const reachTimeout = 700 * time.Millisecond
+const reachTimeout = time.Second
 
 // TCPConnects reports whether a TCP connection from the attacker address
 // from to the host's address of the same family on port is accepted. A

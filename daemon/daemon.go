@@ -492,8 +492,13 @@ func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 		for _, dec := range ds {
 			d.log.Info("dry run: would ban", "jail", dec.Jail, "addr", dec.Addr, "failures", dec.Failures, "bantime", dec.BanTime)
 		}
+		done(ds, nil)
 		return
 	}
+	// Every decision is done once the batch is: a jail saves its log
+	// position past the lines that asked for these bans only then.
+	var err error
+	defer func() { done(ds, err) }()
 	var bs []bans.Ban
 	var evs []actions.Event
 	seen := map[netip.Prefix]int{}
@@ -524,12 +529,21 @@ func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 		bs = append(bs, b)
 		evs = append(evs, ev)
 	}
-	if err := d.core.Ban(ctx, bs); err != nil {
+	if err = d.core.Ban(ctx, bs); err != nil {
 		d.log.Error("ban failed", "bans", len(bs), "err", err)
 		return
 	}
 	for _, ev := range evs {
 		d.core.NotifyBan(ev)
+	}
+}
+
+// done reports the outcome of applying ds to their sources.
+func done(ds []bans.Decision, err error) {
+	for _, dec := range ds {
+		if dec.Done != nil {
+			dec.Done(err)
+		}
 	}
 }
 

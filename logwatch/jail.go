@@ -133,6 +133,9 @@ type Engine struct {
 	// saver is opt.Positions when it is the caller's (durable) store:
 	// writes happen off the reading path, flushed when a jail stops.
 	saver *asyncPositions
+	// gate holds positions back until the decisions from the lines
+	// before them are committed (commitgate.go).
+	gate  *commitGate
 	mu    sync.Mutex
 	jails map[string]*jailRun
 }
@@ -155,10 +158,12 @@ func NewEngine(opt EngineOptions) *Engine {
 		saver = newAsyncPositions(opt.Positions, opt.Logger)
 		opt.Positions = saver
 	}
+	gate := newCommitGate(opt.Positions)
+	opt.Positions = gate
 	if opt.Journalctl == "" {
 		opt.Journalctl = "journalctl"
 	}
-	return &Engine{opt: opt, saver: saver, jails: map[string]*jailRun{}}
+	return &Engine{opt: opt, saver: saver, gate: gate, jails: map[string]*jailRun{}}
 }
 
 // Run starts the jails and blocks until ctx is done, then stops them.
@@ -255,7 +260,7 @@ func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
 			Key:       j.Name + "|journal",
 			Since:     e.opt.Now().Add(-j.FindTime),
 			Logger:    log,
-		}, r.lineHandler(e, jctx))
+		}, r.lineHandler(e, jctx, func(string) string { return j.Name + "|journal" }))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -332,13 +337,15 @@ func journalBackend(j config.Jail) (bool, error) {
 // line, a two-line failure never matched in the daemon although `xdpban
 // regex` found it.
 func (r *jailRun) fileLineHandler(e *Engine, ctx context.Context) LineFunc {
-	h := r.lineHandler(e, ctx)
+	name := r.spec.Jail.Name
+	h := r.lineHandler(e, ctx, func(src string) string { return name + "|file:" + src })
 	return func(src, line string) { h(src, line, time.Time{}) }
 }
 
 // lineHandler returns the per-source line callback. Each source calls it
-// from one goroutine; scanners are per source name.
-func (r *jailRun) lineHandler(e *Engine, ctx context.Context) func(src, line string, at time.Time) {
+// from one goroutine; scanners are per source name. posKey is the source's
+// Positions key: its decisions hold its saved position back until done.
+func (r *jailRun) lineHandler(e *Engine, ctx context.Context, posKey func(src string) string) func(src, line string, at time.Time) {
 	type source struct {
 		sc       Scanner
 		tc       timeoutCounter // nil when the Scanner counts none
@@ -371,7 +378,7 @@ func (r *jailRun) lineHandler(e *Engine, ctx context.Context) func(src, line str
 				// The journal's own timestamp is exact (the year too).
 				m.Time = at
 			}
-			r.failure(e, ctx, m, now)
+			r.failure(e, ctx, m, now, posKey(src))
 		}
 	}
 }
@@ -405,7 +412,7 @@ func (r *jailRun) timedOut(e *Engine, src, line string, n uint64) {
 		"jail", r.spec.Jail.Name, "filter", r.spec.Jail.Filter, "source", src, "line", line)
 }
 
-func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time) {
+func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time, posKey string) {
 	addr := m.Host.Unmap()
 	if r.ignore.Ignored(addr) {
 		r.ignored.Add(1)
@@ -432,7 +439,8 @@ func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time
 	}
 	// Prefix is the window's key: the widening is worked out here once,
 	// the daemon's intake bans it as given.
-	d := bans.Decision{Jail: j.Name, Addr: addr, Prefix: key, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines}
+	d := bans.Decision{Jail: j.Name, Addr: addr, Prefix: key, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines,
+		Done: e.gate.issue(posKey)}
 	r.decisions.Add(1)
 	select {
 	case e.opt.Out <- d:
@@ -463,6 +471,12 @@ func (e *Engine) Stop(name string) error {
 func (e *Engine) StopAll() {
 	for _, n := range e.Names() {
 		e.Stop(n)
+	}
+	if e.saver != nil {
+		// Decisions committed after their jail stopped released
+		// positions too: the daemon calls this again once its intake
+		// has drained, before it closes the store.
+		e.saver.flush()
 	}
 }
 

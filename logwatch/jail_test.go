@@ -160,6 +160,7 @@ func (h *engineHarness) expect(t *testing.T, addr string) bans.Decision {
 		if d.Addr != netip.MustParseAddr(addr) {
 			t.Fatalf("decision for %s, want %s", d.Addr, addr)
 		}
+		d.Done(nil) // as the daemon does once the ban is committed
 		return d
 	case <-time.After(3 * time.Second):
 		t.Fatalf("no decision for %s", addr)

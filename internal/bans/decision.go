@@ -37,6 +37,12 @@ type Decision struct {
 	At time.Time
 	// Lines are the matched log lines, for notifications.
 	Lines []string
+	// Done, when set, is called once by the intake with the outcome:
+	// nil when the ban is enforced and written to the store (or a ban at
+	// least as long already was), the error otherwise. A jail saves a
+	// log position only past lines whose decisions are done with nil, so
+	// a kill -9 never loses a ban its log lines asked for.
+	Done func(error)
 }
 
 // Target is the prefix the decision bans: Prefix when the source named

@@ -154,9 +154,14 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 		c.Metrics.BanLatency.Observe(time.Since(start).Seconds())
 	}
 	now := c.Now()
-	hist := make([]store.Event, len(bs))
-	for i, b := range bs {
-		hist[i] = store.Event{Prefix: b.Prefix, Jail: b.Jail, At: now, BanTime: banTime(b, now)}
+	// History is what bantime.increment counts, per jail; a ban in the
+	// manual jail (the CLI's, an import) is never incremented, and a
+	// million imported addresses would double the database for nothing.
+	hist := make([]store.Event, 0, len(bs))
+	for _, b := range bs {
+		if b.Jail != DefaultJail {
+			hist = append(hist, store.Event{Prefix: b.Prefix, Jail: b.Jail, At: now, BanTime: banTime(b, now)})
+		}
 	}
 	stored := true
 	if err := c.Store.Commit(bs, hist); err != nil {

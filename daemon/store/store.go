@@ -10,14 +10,17 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"syscall"
 	"time"
@@ -220,6 +223,94 @@ func parseBanKey(k []byte) (netip.Prefix, error) {
 type banValue struct {
 	Jail    string `json:"jail"`
 	Expires int64  `json:"expires,omitempty"` // unix ns; 0 permanent
+	// Scope and Origin are only in the binary form (format 1).
+	Scope  bans.Scope `json:"-"`
+	Origin string     `json:"-"`
+}
+
+// banFormat1 starts a ban record in the compact binary form: the byte,
+// uvarint expiry (unix ns, 0 permanent), then jail, scope (its text,
+// "" for all traffic) and origin, each a uvarint length and its bytes:
+// 17 bytes for a typical ban where the first format's JSON took 47.
+// Records written as JSON (they start with '{') are still read.
+const banFormat1 = 0x01
+
+func encodeBan(dst []byte, b bans.Ban) []byte {
+	dst = append(dst, banFormat1)
+	var exp uint64
+	if !b.Expires.IsZero() {
+		exp = uint64(b.Expires.UnixNano())
+	}
+	dst = binary.AppendUvarint(dst, exp)
+	scope := ""
+	if !b.Scope.All() {
+		scope = b.Scope.String()
+	}
+	for _, f := range []string{b.Jail, scope, b.Origin} {
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+	}
+	return dst
+}
+
+var errBadRecord = errors.New("unreadable ban record")
+
+func decodeBan(v []byte) (banValue, error) {
+	var bv banValue
+	if len(v) > 0 && v[0] == '{' {
+		err := json.Unmarshal(v, &bv)
+		return bv, err
+	}
+	if len(v) == 0 || v[0] != banFormat1 {
+		return bv, errBadRecord
+	}
+	v = v[1:]
+	exp, n := binary.Uvarint(v)
+	if n <= 0 || exp > math.MaxInt64 {
+		return bv, errBadRecord
+	}
+	bv.Expires, v = int64(exp), v[n:]
+	var fields [3]string
+	for i := range fields {
+		l, n := binary.Uvarint(v)
+		if n <= 0 || l > uint64(len(v)-n) {
+			return bv, errBadRecord
+		}
+		fields[i], v = string(v[n:n+int(l)]), v[n+int(l):]
+	}
+	bv.Jail, bv.Origin = fields[0], fields[2]
+	if fields[1] != "" {
+		sc, err := bans.ParseScopeString(fields[1])
+		if err != nil {
+			return bv, fmt.Errorf("%w: %w", errBadRecord, err)
+		}
+		bv.Scope = sc
+	}
+	return bv, nil
+}
+
+func (bv banValue) ban(p netip.Prefix) bans.Ban {
+	b := bans.Ban{Prefix: p, Jail: bv.Jail, Scope: bv.Scope, Origin: bv.Origin}
+	if bv.Expires != 0 {
+		b.Expires = time.Unix(0, bv.Expires)
+	}
+	return b
+}
+
+// Page fill for the bans bucket. A bulk batch (an import, a restore) is
+// written sorted into pages packed to bulkFill: 77 bytes a ban at 1M
+// where bbolt's default 0.5 leaves half of every page empty (126). Small
+// batches land at random places, where packed pages would split at every
+// insert, and keep the default.
+const (
+	bulkBatch = 50_000
+	bulkFill  = 0.9
+)
+
+// banRec is a ban's key and its index in a batch, for sorting.
+type banRec struct {
+	k Key
+	i int
 }
 
 // PutBans records bans (replacing any ban on the same prefix) in one
@@ -241,13 +332,25 @@ func (s *Store) Commit(bs []bans.Ban, history []Event) error {
 	// idempotent.
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBans)
-		for _, ban := range bs {
-			v := banValue{Jail: ban.Jail}
-			if !ban.Expires.IsZero() {
-				v.Expires = ban.Expires.UnixNano()
+		if len(bs) >= bulkBatch {
+			b.FillPercent = bulkFill
+		}
+		// In key order: bbolt inserts into a node's sorted slice, so
+		// random order makes a large batch quadratic, and neighbours
+		// written together touch fewer pages.
+		recs := make([]banRec, len(bs))
+		for i, ban := range bs {
+			recs[i] = banRec{k: KeyOf(ban.Prefix), i: i}
+		}
+		slices.SortStableFunc(recs, func(a, b banRec) int { return bytes.Compare(a.k[:], b.k[:]) })
+		for j, r := range recs {
+			if j+1 < len(recs) && recs[j+1].k == r.k {
+				continue // the last of duplicates wins, as in the backend
 			}
-			buf, _ := json.Marshal(v)
-			if err := b.Put(banKey(ban.Prefix), buf); err != nil {
+			ban := bs[r.i]
+			// bbolt keeps both slices until the commit: new ones each.
+			k := r.k
+			if err := b.Put(k[:], encodeBan(make([]byte, 0, 24+len(ban.Jail)+len(ban.Origin)), ban)); err != nil {
 				return err
 			}
 		}
@@ -322,15 +425,11 @@ func (s *Store) Bans() ([]bans.Ban, error) {
 			if err != nil {
 				return nil // unreadable key: not a ban we can enforce
 			}
-			var bv banValue
-			if err := json.Unmarshal(v, &bv); err != nil {
+			bv, err := decodeBan(v)
+			if err != nil {
 				return nil
 			}
-			b := bans.Ban{Prefix: p, Jail: bv.Jail}
-			if bv.Expires != 0 {
-				b.Expires = time.Unix(0, bv.Expires)
-			}
-			out = append(out, b)
+			out = append(out, bv.ban(p))
 			return nil
 		})
 	})
@@ -351,14 +450,11 @@ func (s *Store) Ban(p netip.Prefix) (bans.Ban, bool, error) {
 		if v == nil {
 			return nil
 		}
-		var bv banValue
-		if err := json.Unmarshal(v, &bv); err != nil {
+		bv, err := decodeBan(v)
+		if err != nil {
 			return fmt.Errorf("decode ban %s: %w", p, err)
 		}
-		b, ok = bans.Ban{Prefix: p, Jail: bv.Jail}, true
-		if bv.Expires != 0 {
-			b.Expires = time.Unix(0, bv.Expires)
-		}
+		b, ok = bv.ban(p), true
 		return nil
 	})
 	return b, ok, err

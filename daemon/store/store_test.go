@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/xdpban/xdpban/internal/bans"
 )
 
@@ -205,5 +207,63 @@ func TestBanCount(t *testing.T) {
 	}
 	if n, _ := s.BanCount("sshd", netip.MustParsePrefix("2001:db8:1::/64")); n != 0 {
 		t.Fatalf("BanCount of another prefix = %d", n)
+	}
+}
+
+// Bans keep their scope and origin across a reopen, and a database
+// written by the first format (JSON records) is still read.
+func TestBanRecordFormats(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "xdpban.db")
+	s, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssh, _ := bans.ParseScope("tcp", "ssh")
+	exp := time.Unix(1900000000, 123456789)
+	want := []bans.Ban{
+		{Prefix: netip.MustParsePrefix("192.0.2.7/32"), Jail: "sshd", Expires: exp, Scope: ssh, Origin: "bastion-b"},
+		{Prefix: netip.MustParsePrefix("2001:db8::/64"), Jail: "manual"},
+	}
+	if err := s.Commit(want, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A record as the JSON format wrote it.
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBans).Put(banKey(netip.MustParsePrefix("198.51.100.0/24")), []byte(`{"jail":"recidive","expires":1900000000000000000}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Bans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d bans: %+v", len(got), got)
+	}
+	byPrefix := map[string]bans.Ban{}
+	for _, b := range got {
+		byPrefix[b.Prefix.String()] = b
+	}
+	for _, w := range want {
+		g := byPrefix[w.Prefix.String()]
+		if g.Jail != w.Jail || !g.Expires.Equal(w.Expires) || g.Scope.String() != w.Scope.String() || g.Origin != w.Origin {
+			t.Errorf("%s: got %+v, want %+v", w.Prefix, g, w)
+		}
+	}
+	if old := byPrefix["198.51.100.0/24"]; old.Jail != "recidive" || !old.Expires.Equal(time.Unix(1900000000, 0)) || !old.Scope.All() {
+		t.Errorf("JSON record read as %+v", old)
+	}
+	// Within one batch the last of duplicates wins.
+	if err := s.Commit([]bans.Ban{{Prefix: want[0].Prefix, Jail: "a"}, {Prefix: want[0].Prefix, Jail: "b"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b, ok, _ := s.Ban(want[0].Prefix); !ok || b.Jail != "b" {
+		t.Errorf("duplicate in a batch: stored %+v", b)
 	}
 }

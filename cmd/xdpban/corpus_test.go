@@ -62,7 +62,7 @@ func TestCorpusRegexAndFail2ban(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				log := filepath.Join(work, fmt.Sprintf("%s-%s-%s.log", f.Filter, mode, variant))
+				log := filepath.Join(work, fmt.Sprintf("%s-%s-%s.log", strings.TrimSuffix(filepath.Base(f.Path), ".corpus"), mode, variant))
 				if err := os.WriteFile(log, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}

@@ -9,7 +9,7 @@
 //
 //	# filter: sshd                     the shipped filter (also fail2ban's name)
 //	# modes: normal ddos extra aggressive
-//	# kind: syslog                     syslog | nginx | banlog
+//	# kind: syslog                     syslog | nginx | banlog | apache | vsftpd
 //	# ref: openssh-portable auth.c auth_log() "Failed %s for ..." 6.6-10.x
 //	normal,aggressive 192.0.2.4 | sshd[1201]: Failed password for root from 192.0.2.4 port 22 ssh2
 //
@@ -179,9 +179,9 @@ func Read(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: needs # filter: and # modes: lines", path)
 	}
 	switch f.Kind {
-	case "syslog", "nginx", "banlog":
+	case "syslog", "nginx", "banlog", "apache", "vsftpd":
 	default:
-		return nil, fmt.Errorf("%s: kind %q: want syslog, nginx or banlog", path, f.Kind)
+		return nil, fmt.Errorf("%s: kind %q: want syslog, nginx, banlog, apache or vsftpd", path, f.Kind)
 	}
 	return f, nil
 }
@@ -197,6 +197,10 @@ func Variants(kind string) []string {
 		return []string{"nginx", "syslog", "rfc3339"}
 	case "banlog":
 		return []string{"banlog", "fail2ban"}
+	case "apache":
+		return []string{"apache"}
+	case "vsftpd":
+		return []string{"vsftpd"}
 	}
 	return []string{"syslog", "rfc3339", "journal"}
 }
@@ -209,6 +213,8 @@ func Variants(kind string) []string {
 //	nginx    nginx's error_log: "2025/03/01 10:00:01 [error] ..."
 //	banlog   xdpban's ban log: "2025-03-01 10:00:01,000 fail2ban.actions [4242]: NOTICE  [sshd] Ban ..."
 //	fail2ban fail2ban's own log, with its padded logger name
+//	apache   Apache httpd's error_log: "[Sat Mar 01 10:00:01.000000 2025] [auth_basic:error] ..."
+//	vsftpd   vsftpd.log: "Sat Mar  1 10:00:01 2025 [pid 1234] [user] FAIL LOGIN: ..."
 //
 // Line i of the result is entry i, dated Base + i seconds.
 func (f *File) Render(variant string, journal func(entryJSON []byte) (string, bool)) ([]string, error) {
@@ -249,6 +255,10 @@ func (f *File) Render(variant string, journal func(entryJSON []byte) (string, bo
 			}
 		case variant == "banlog":
 			l = t.Format("2006-01-02 15:04:05,000") + " fail2ban.actions [4242]: " + e.Text
+		case variant == "apache":
+			l = t.Format("[Mon Jan 02 15:04:05.000000 2006] ") + e.Text
+		case variant == "vsftpd":
+			l = t.Format("Mon Jan _2 15:04:05 2006 ") + e.Text
 		case variant == "fail2ban":
 			l = t.Format("2006-01-02 15:04:05,000") + " fail2ban.actions        [4242]: " + e.Text
 		default:

@@ -240,7 +240,7 @@ func newReplayJail(j config.Jail, w bans.Widen) (*replayJail, error) {
 		return nil, fmt.Errorf("jail %s: %w", j.Name, err)
 	}
 	return &replayJail{
-		j: j, widen: w, win: NewWindow(j.MaxRetry, j.FindTime, 0), ignore: ign,
+		j: j, widen: w, win: NewWindow(j.MaxRetry, j.FindTime, j.MaxTracked), ignore: ign,
 		hist: NewMemHistory(), banned: map[netip.Prefix]time.Time{},
 	}, nil
 }

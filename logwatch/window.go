@@ -4,16 +4,24 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/config"
 )
 
 // DefaultMaxTracked bounds how many addresses one jail counts failures
-// for. A distributed attack from more addresses than this evicts the
-// least recently failing ones instead of growing memory without bound.
-const DefaultMaxTracked = 1_000_000
+// for (the jail's maxtracked). A distributed attack from more addresses
+// than this evicts the least recently failing ones instead of growing
+// memory without bound.
+const DefaultMaxTracked = config.DefaultMaxTracked
 
-// maxKeptLine caps each remembered matched line (for notifications), so a
-// jail tracking a million addresses stays in the hundreds of megabytes.
+// maxKeptLine caps each remembered matched line (for notifications).
 const maxKeptLine = 1024
+
+// maxLineBytes bounds the matched lines one window keeps in all: an
+// attacker's lines are as long as it likes (up to maxKeptLine each, times
+// maxretry), so the entry bound alone would let 100,000 of them hold
+// 500 MB. Past it the least recently failing addresses are evicted too.
+var maxLineBytes = 16 << 20 // a variable for the benchmark's peer
 
 // Window counts failures per address in a sliding findtime window and
 // says when one crosses maxretry. It is keyed by the banned prefix (an
@@ -26,8 +34,10 @@ type Window struct {
 	maxTracked int
 	m          map[netip.Prefix]*wentry
 	// head is the most recently failing entry, tail the least.
-	head, tail *wentry
-	evicted    uint64
+	head, tail   *wentry
+	evicted      uint64
+	lineBytes    int // sum of the kept lines' lengths
+	maxLineBytes int
 }
 
 type wentry struct {
@@ -40,7 +50,7 @@ type wentry struct {
 // NewWindow returns a window. maxRetry < 1 is treated as 1; maxTracked
 // <= 0 means DefaultMaxTracked.
 func NewWindow(maxRetry int, findTime time.Duration, maxTracked int) *Window {
-	w := &Window{m: make(map[netip.Prefix]*wentry)}
+	w := &Window{m: make(map[netip.Prefix]*wentry), maxLineBytes: maxLineBytes}
 	w.configure(maxRetry, findTime, maxTracked)
 	return w
 }
@@ -112,11 +122,18 @@ func (w *Window) Add(key netip.Prefix, at, now time.Time, line string) *Hit {
 			e.times[k] = ti
 			e.lines[k] = e.lines[i]
 			k++
+		} else {
+			w.lineBytes -= len(e.lines[i])
 		}
 	}
+	clear(e.lines[k:])
 	e.times, e.lines = e.times[:k], e.lines[:k]
 	e.times = append(e.times, t)
 	e.lines = append(e.lines, line)
+	w.lineBytes += len(line)
+	for w.lineBytes > w.maxLineBytes && w.tail != e {
+		w.evictTail()
+	}
 	if len(e.times) < w.maxRetry {
 		return nil
 	}
@@ -225,4 +242,7 @@ func (w *Window) moveFront(e *wentry) {
 func (w *Window) remove(e *wentry) {
 	w.unlink(e)
 	delete(w.m, e.key)
+	for _, l := range e.lines {
+		w.lineBytes -= len(l)
+	}
 }

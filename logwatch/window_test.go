@@ -3,6 +3,7 @@ package logwatch
 import (
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -145,5 +146,32 @@ func BenchmarkWindowAdd(b *testing.B) {
 		v := uint32(i % 200_000)
 		a := netip.AddrFrom4([4]byte{198, byte(v >> 16), byte(v >> 8), byte(v)})
 		w.Add(netip.PrefixFrom(a, 32), t0, t0, "line")
+	}
+}
+
+// TestWindowBoundsKeptLines: long hostile lines evict the least recently
+// failing addresses once the kept lines pass their budget, whatever
+// maxtracked allows.
+func TestWindowBoundsKeptLines(t *testing.T) {
+	defer func(old int) { maxLineBytes = old }(maxLineBytes)
+	maxLineBytes = 10 * maxKeptLine
+	w := NewWindow(5, time.Hour, 1000)
+	long := strings.Repeat("x", 5000) // kept as maxKeptLine bytes
+	for i := 0; i < 50; i++ {
+		w.Add(netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 32), t0, t0, long)
+	}
+	if w.Len() != 10 || w.Evicted() != 40 || w.lineBytes > maxLineBytes {
+		t.Fatalf("tracked %d, evicted %d, %d line bytes kept; want 10, 40, at most %d", w.Len(), w.Evicted(), w.lineBytes, maxLineBytes)
+	}
+	if w.Failures(netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, 49}), 32)) != 1 {
+		t.Fatal("the most recent address was evicted")
+	}
+	// A ban gives its lines' bytes back.
+	k := netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, 49}), 32)
+	for i := 0; i < 4; i++ {
+		w.Add(k, t0, t0, "short")
+	}
+	if w.Failures(k) != 0 || w.lineBytes != w.Len()*maxKeptLine {
+		t.Fatalf("%d line bytes kept after the ban for %d addresses, want %d", w.lineBytes, w.Len(), w.Len()*maxKeptLine)
 	}
 }

@@ -305,7 +305,7 @@ func jailSpecs(cfg *config.Config, w bans.Widen) ([]logwatch.JailSpec, error) {
 			return nil, fmt.Errorf("jail %s (%s): filter %q: %w", j.Name, j.Source, j.Filter, err)
 		}
 		out = append(out, logwatch.JailSpec{
-			Jail: j, NewScanner: f.NewScanner, Widen: w,
+			Jail: j, NewScanner: f.NewScanner, Widen: w, MaxTracked: j.MaxTracked,
 			FilterKey: fmt.Sprint(j.Filter, j.FilterOptions),
 		})
 	}

@@ -665,7 +665,7 @@ var jailKeys = map[string]bool{
 	"bantime.factor": true, "bantime.maxtime": true, "bantime.rndtime": true,
 	"ignoreip": true, "ignoreself": true, "port": true, "protocol": true, "action": true,
 	"ratelimit": true, "ratelimit.banafter": true, "mode": true,
-	"banaction": true, "banaction_allports": true,
+	"banaction": true, "banaction_allports": true, "maxtracked": true,
 }
 
 // filterKeys may be set in a jail to override the filter's.
@@ -937,6 +937,9 @@ func (r jailReader) jail(name string) (Jail, error) {
 		return j, err
 	}
 	if j.FindTime, err = g.duration(name, "findtime", 10*time.Minute, false, false); err != nil {
+		return j, err
+	}
+	if j.MaxTracked, err = g.integer(name, "maxtracked", DefaultMaxTracked, 1, 100_000_000); err != nil {
 		return j, err
 	}
 	if j.BanTime, err = g.duration(name, "bantime", 10*time.Minute, true, false); err != nil {

@@ -152,6 +152,7 @@ func TestJailErrors(t *testing.T) {
 	}{
 		{"maxretry word", "[sshd]\nmaxretry = many\n", `maxretry = "many": want a whole number`, 2},
 		{"maxretry zero", "[sshd]\nmaxretry = 0\n", "out of range", 2},
+		{"maxtracked zero", "[sshd]\nmaxtracked = 0\n", "out of range", 2},
 		{"findtime bad", "[sshd]\nfindtime = 10x\n", `unknown unit "x"`, 2},
 		{"findtime negative", "[sshd]\nfindtime = -1\n", "must not be negative", 2},
 		{"bantime zero", "[sshd]\nbantime = 0\n", "longer than 0", 2},
@@ -561,5 +562,28 @@ func TestLogpathDirectoryRefused(t *testing.T) {
 	}
 	if _, err := Load(dir); err != nil {
 		t.Fatalf("glob over files: %v", err)
+	}
+}
+
+func TestJailMaxTracked(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[DEFAULT]\nmaxtracked = 5000\n[sshd]\nenabled = true\n[nginx-http-auth]\nmaxtracked = 20\n"), 0o644)
+	cfg, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, j := range cfg.Jails {
+		got[j.Name] = j.MaxTracked
+	}
+	if got["sshd"] != 5000 || got["nginx-http-auth"] != 20 {
+		t.Fatalf("maxtracked: %v, want sshd 5000 ([DEFAULT]) and nginx-http-auth 20", got)
+	}
+	cfg, err = Load(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := cfg.Jails[0]; j.MaxTracked != DefaultMaxTracked {
+		t.Fatalf("%s: maxtracked %d without a setting, want %d", j.Name, j.MaxTracked, DefaultMaxTracked)
 	}
 }

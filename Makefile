@@ -59,6 +59,9 @@ bench-logwatch: authlog ## log matching on the 1M-line auth.log on one core: shi
 bench-follow: ## log follower vs nxadm/tail: lines lost/duplicated per rotation at 10k lines/s, lines/s
 	$(GO) test -run '^$$' -bench 'BenchmarkFollow(Rotation|Throughput)$$' -benchtime 1x -count 3 ./logwatch/
 
+bench-memory: ## failure tracking: peak RSS and heap with 1M distinct /64s below maxretry, default maxtracked vs unbounded
+	$(GO) test -run '^$$' -bench 'BenchmarkWindowMillionAddresses' -benchtime 1x ./logwatch/
+
 bench-daemon: ## ban latency: `xdpban ban` vs `fail2ban-client banip`, socket ban vs bare map add, log line to first drop (root)
 	$(GO) test -run '^$$' -bench 'BenchmarkCLIBan|BenchmarkSocketBan|BenchmarkLogBanLatency' -benchtime 100x -count 3 ./cmd/xdpban/
 
@@ -116,4 +119,4 @@ package: ## build the .deb and .rpm into dist/ (nfpm; binary, unit, config, man 
 	VERSION=$(VERSION) ARCH=$(ARCH) GOFLAGS= $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager deb --target $(DIST)/
 	VERSION=$(VERSION) ARCH=$(ARCH) GOFLAGS= $(GO) run $(NFPM) package --config packaging/nfpm.yaml --packager rpm --target $(DIST)/
 
-.PHONY: help deps-run package deps-bench bench generate bench-xdp authlog bench-logwatch bench-follow build install test imports fuzz run bench-daemon demo
+.PHONY: help deps-run package deps-bench bench generate bench-xdp authlog bench-logwatch bench-follow bench-memory build install test imports fuzz run bench-daemon demo

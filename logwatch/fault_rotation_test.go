@@ -203,3 +203,39 @@ func TestFaultRotationTruncatedWithoutCopy(t *testing.T) {
 		t.Fatalf("the loss was not logged:\n%s", lb)
 	}
 }
+
+// TestFaultRotationTruncateAfterRename: the file was rotated by rename
+// (auth.log.1 is the old file, written to after the new one appeared, and
+// read in full) and later truncated in place:
+// auth.log.1 is not a copy of what was truncated and is not read again.
+func TestFaultRotationTruncateAfterRename(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "app.log")
+	w := &seqWriter{path: p}
+	w.reopen(t)
+	defer w.f.Close()
+	_, c, _ := laggingFollower(t, p, 0)
+	w.run(t, 1000, 100000)
+	waitCounted(c, 1000, time.Second, 5*time.Second)
+	if err := os.Rename(p, p+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, nil, 0o644); err != nil { // logrotate's create
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the new file is followed
+	w.run(t, 1500, 100000)             // late writes to the renamed file
+	w.reopen(t)
+	w.run(t, 2000, 100000)
+	waitCounted(c, 2000, time.Second, 5*time.Second)
+	w.mu.Lock()
+	os.Truncate(p, 0)
+	w.mu.Unlock()
+	w.run(t, 3000, 100000)
+	got := waitCounted(c, 3000, time.Second, 10*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	t.Logf("rename, then truncation: %d of 3000 lines counted, %d duplicated", got, dupCount(c))
+	if got != 3000 || dupCount(c) != 0 {
+		t.Fatalf("%d of 3000 lines counted, %d duplicated; want all, once", got, dupCount(c))
+	}
+}

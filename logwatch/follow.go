@@ -147,9 +147,14 @@ type Follower struct {
 	files map[string]*followed
 	// retired are files that lost their name (rotated away), read to
 	// their end and then until they have been quiet for retireIdle: a
-	// daemon keeps writing to its old file until it reopens its log. A glob matching the rotated name adopts the open
-	// file instead of reading it twice.
+	// daemon keeps writing to its old file until it reopens its log. A
+	// glob matching the rotated name adopts the open file instead of
+	// reading it twice.
 	retired []*followed
+	// opened are the files (dev, inode) this follower has read: a file
+	// renamed away (auth.log.1) is never taken for a copytruncate copy
+	// and read again.
+	opened  map[[2]uint64]bool
 	watches map[int]string // inotify wd -> directory
 	dirs    map[string]int
 	ifd     int
@@ -214,6 +219,7 @@ func NewFollower(opt FollowOptions, emit LineFunc) *Follower {
 		ifd:     -1,
 		buf:     make([]byte, 64<<10),
 		stats:   map[string]*fileCounters{},
+		opened:  map[[2]uint64]bool{},
 	}
 }
 
@@ -463,6 +469,9 @@ func (fl *Follower) open(st *followed) bool {
 		return false
 	}
 	st.f, st.dev, st.ino = f, uint64(s.Dev), s.Ino
+	if len(fl.opened) < 1<<16 {
+		fl.opened[[2]uint64{st.dev, st.ino}] = true
+	}
 	st.off, st.pending, st.skipping, st.head, st.size = 0, st.pending[:0], false, nil, 0
 	st.opened, st.copied = time.Now(), time.Time{}
 	for _, o := range fl.files {
@@ -712,7 +721,7 @@ func (fl *Follower) rotatedCopies(st *followed) []rotatedCopy {
 		sys, _ := fi.Sys().(*syscall.Stat_t)
 		switch {
 		case err != nil || !fi.ModTime().After(since),
-			sys != nil && sys.Ino == st.ino && uint64(sys.Dev) == st.dev,
+			sys != nil && (sys.Ino == st.ino && uint64(sys.Dev) == st.dev || fl.opened[[2]uint64{uint64(sys.Dev), sys.Ino}]),
 			len(now) > 0 && bytes.HasPrefix(head, now):
 			f.Close()
 			continue

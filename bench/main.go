@@ -112,7 +112,7 @@ func run() (code int) {
 		if len(want) > 0 && !want[d.id] {
 			continue
 		}
-		s := &Section{ID: d.id, Title: d.title, Machine: rep.Machine, Figures: []Figure{}}
+		s := &Section{ID: d.id, Title: d.title, Machine: rep.Machine, Figures: []Figure{}, Generated: time.Now()}
 		rep.Sections = append(rep.Sections, s)
 		slog.Info("section start", "section", d.id)
 		t0 := time.Now()
@@ -135,6 +135,14 @@ func run() (code int) {
 		slog.Info("section done", "section", d.id, "elapsed", s.Elapsed, "skipped", s.Skipped)
 	}
 	rep.Duration = time.Since(start).Round(time.Second).String()
+	if len(want) > 0 {
+		// A partial run replaces its sections in the committed report
+		// and keeps the others, each with the time it ran.
+		if err := rep.mergeInto(filepath.Join(*out, "results.json")); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+			return 1
+		}
+	}
 
 	if err := rep.writeJSON(filepath.Join(*out, "results.json")); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)

@@ -534,8 +534,7 @@ func (b *Backend) Add(ctx context.Context, bs ...bans.Ban) error {
 		if !had {
 			old, had = b.known[x.Prefix]
 		}
-		if had && old.inKernel {
-			k := kindOf(old.ban)
+		if k := kindOf(old.ban); had && old.inKernel && b.sets[k] != nil {
 			o.old, o.delSet, o.del = &old.ban, b.sets[k], k.elems(old.ban, "", 0)
 		}
 		if !x.Expired(now) {
@@ -648,20 +647,32 @@ func (b *Backend) Delete(ctx context.Context, ps ...netip.Prefix) (int, error) {
 func (b *Backend) delete(ctx context.Context, ps []netip.Prefix) (int, error) {
 	var ops []op
 	seen := map[netip.Prefix]bool{}
+	n := 0
 	for _, p := range ps {
 		e, ok := b.known[p]
-		if !ok || seen[p] {
+		if seen[p] || !p.IsValid() {
+			continue
+		}
+		if !ok {
+			// Not in our view (a dump at Open may have skipped it):
+			// the kernel may still have it as an all-traffic ban.
+			gone, err := b.deleteUnknown(p)
+			if err != nil {
+				return n, err
+			}
+			if gone {
+				seen[p] = true
+				n++
+			}
 			continue
 		}
 		seen[p] = true
 		o := op{ban: e.ban}
-		if e.inKernel {
-			k := kindOf(e.ban)
+		if k := kindOf(e.ban); e.inKernel && b.sets[k] != nil {
 			o.delSet, o.del = b.sets[k], k.elems(e.ban, "", 0)
 		}
 		ops = append(ops, o)
 	}
-	n := 0
 	for start := 0; start < len(ops); {
 		if err := ctx.Err(); err != nil {
 			return n, err
@@ -681,6 +692,27 @@ func (b *Backend) delete(ctx context.Context, ps []netip.Prefix) (int, error) {
 		start = end
 	}
 	return n, nil
+}
+
+// deleteUnknown removes p from the all-traffic set of its length if the
+// kernel has it there; gone reports whether it did.
+func (b *Backend) deleteUnknown(p netip.Prefix) (gone bool, err error) {
+	k := kindOf(bans.Ban{Prefix: p})
+	s, ok := b.sets[k]
+	if !ok {
+		return false, nil
+	}
+	if err := b.conn.SetDeleteElements(s, k.elems(bans.Ban{Prefix: p}, "", 0)); err != nil {
+		return false, err
+	}
+	err = b.conn.Flush()
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, syscall.ENOENT):
+		return false, nil
+	}
+	return false, fmt.Errorf("nftables: unban %s: %w", p, err)
 }
 
 func (b *Backend) applyDelete(ops []op) error {
@@ -833,15 +865,12 @@ func (b *Backend) list(now time.Time) ([]bans.Ban, error) {
 	}
 	// The kernel removes timed-out elements itself; until the sweep has
 	// seen them they are listed like XDP's expired entries. A ban missing
-	// before its end was removed behind our back and is forgotten.
+	// before its end is listed too, never forgotten: a dump of a set the
+	// kernel is still resizing after a bulk insert can skip elements
+	// (seen with 200k), and forgetting one would leave it unliftable.
 	for p, e := range b.known {
-		if seen[p] {
-			continue
-		}
-		if e.ban.Expired(now) || !e.inKernel {
+		if !seen[p] {
 			got = append(got, e.ban)
-		} else {
-			delete(b.known, p)
 		}
 	}
 	sort.Slice(got, func(i, j int) bool { return got[i].Prefix.String() < got[j].Prefix.String() })
@@ -856,28 +885,29 @@ func sameScope(a, b bans.Scope) bool {
 	return slices.Equal(pa, pb)
 }
 
-// Expire implements bans.Backend.
+// Expire implements bans.Backend. It works from the bans this backend
+// holds, without a dump: the kernel ends the elements by itself, so what
+// is left to do is forget them (and delete any the kernel still has, for
+// bans longer than the kernel's timeout). A dump of a large set costs
+// seconds; a sweep must not.
 func (b *Backend) Expire(ctx context.Context, now time.Time) ([]bans.Ban, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, errClosed
 	}
-	cur, err := b.list(now)
-	if err != nil {
-		return nil, err
-	}
 	var done []bans.Ban
 	var ps []netip.Prefix
-	for _, x := range cur {
-		if x.Expired(now) {
-			done = append(done, x)
-			ps = append(ps, x.Prefix)
+	for p, e := range b.known {
+		if e.ban.Expired(now) {
+			done = append(done, e.ban)
+			ps = append(ps, p)
 		}
 	}
 	if len(ps) == 0 {
 		return nil, nil
 	}
+	sort.Slice(done, func(i, j int) bool { return done[i].Prefix.String() < done[j].Prefix.String() })
 	if _, err := b.delete(ctx, ps); err != nil {
 		return nil, err
 	}

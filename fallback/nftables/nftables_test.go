@@ -296,3 +296,37 @@ func TestRebanAfterKernelExpiry(t *testing.T) {
 		t.Errorf("delete after re-ban = %d, %v", n, err)
 	}
 }
+
+// TestUnbanOfABanMissingFromTheView: a ban the kernel holds but this
+// backend's view lacks (a dump that skipped it) is still lifted by an
+// unban, and a ban missing from a dump is listed, never forgotten.
+func TestUnbanOfABanMissingFromTheView(t *testing.T) {
+	p := newPair(t)
+	r := p.Listen(t, 7012)
+	b := openIn(t, p, Options{})
+	t.Cleanup(func() { _ = b.Detach() })
+	a := nspairtest.AttackerV4
+	pfx := netip.PrefixFrom(a, 32)
+	mustAdd(t, b, ban(pfx.String(), time.Hour))
+	delete(b.known, pfx)
+	if n, err := b.Delete(ctx, pfx); n != 1 || err != nil {
+		t.Fatalf("delete of a ban outside the view = %d, %v; want 1, nil", n, err)
+	}
+	if got := nspairtest.Deliver(t, p.Sender(t, a, 7012), r, 10, time.Second); got != 10 {
+		t.Fatalf("after unban %d of 10 arrived", got)
+	}
+	if n, err := b.Delete(ctx, pfx); n != 0 || err != nil {
+		t.Errorf("second delete = %d, %v; want 0, nil", n, err)
+	}
+
+	// In the view, not in the kernel: listed until unbanned or expired.
+	other := netip.MustParsePrefix("198.51.100.0/24")
+	b.known[other] = entry{ban: ban(other.String(), time.Hour), inKernel: true}
+	list, err := b.List(ctx)
+	if err != nil || len(list) != 1 || list[0].Prefix != other {
+		t.Errorf("list = %v, %v; want the ban the dump lacked", list, err)
+	}
+	if n, err := b.Delete(ctx, other); n != 1 || err != nil {
+		t.Errorf("delete of a ban the kernel lost = %d, %v; want 1, nil", n, err)
+	}
+}

@@ -39,6 +39,7 @@ var (
 	bucketHistory   = []byte("history")
 	bucketPositions = []byte("positions")
 	bucketMeta      = []byte("meta")
+	bucketOutbox    = []byte("outbox") // outbox.go
 )
 
 // lockTimeout bounds the wait for bbolt's flock: a CLI running while the
@@ -117,7 +118,7 @@ func openChecked(path string) (db *bolt.DB, err error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketBans, bucketHistory, bucketPositions, bucketMeta} {
+		for _, b := range [][]byte{bucketBans, bucketHistory, bucketPositions, bucketMeta, bucketOutbox} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

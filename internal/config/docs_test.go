@@ -10,8 +10,15 @@ func TestShippedSettingsDocumentTheDaemonKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
+	var keys, fkeys []string
 	for _, s := range ss {
+		if s.Section == fleetSection {
+			if s.Doc == "" {
+				t.Errorf("xdpban.conf: [fleet] %s has no comment above it", s.Key)
+			}
+			fkeys = append(fkeys, s.Key)
+			continue
+		}
 		if s.Section != daemonSection {
 			t.Errorf("xdpban.conf sets %s in [%s], want [%s]", s.Key, s.Section, daemonSection)
 		}
@@ -25,6 +32,11 @@ func TestShippedSettingsDocumentTheDaemonKeys(t *testing.T) {
 	for _, k := range DaemonKeys() {
 		if !slices.Contains(keys, k) {
 			t.Errorf("daemon key %s is accepted but not in the shipped xdpban.conf", k)
+		}
+	}
+	for _, k := range FleetKeys() {
+		if !slices.Contains(fkeys, k) {
+			t.Errorf("[fleet] key %s is accepted but not in the shipped xdpban.conf", k)
 		}
 	}
 }

@@ -587,3 +587,37 @@ func TestJailMaxTracked(t *testing.T) {
 		t.Fatalf("%s: maxtracked %d without a setting, want %d", j.Name, j.MaxTracked, DefaultMaxTracked)
 	}
 }
+
+func TestLoadFleet(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "xdpban.local"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("[xdpban]\nstate_dir = /tmp/st\n[fleet]\nenabled = true\nlisten = 192.0.2.1:4222\nroutes = nats://192.0.2.2:6222, nats://192.0.2.3:6222\nnode = bastion-a\n")
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Daemon.Fleet
+	if !f.Enabled || f.Listen != "192.0.2.1:4222" || f.ClusterListen != "192.0.2.1:6222" || len(f.Routes) != 2 ||
+		f.Node != "bastion-a" || f.Replicas != 3 || f.StoreDir != "/tmp/st/fleet" || f.Bucket != "xdpban-bans" {
+		t.Errorf("fleet = %+v", f)
+	}
+	for _, bad := range []string{
+		"[fleet]\nenabled = true\n",
+		"[fleet]\nenabled = true\nservers = 192.0.2.1:4222\n",
+		"[fleet]\nenabled = true\nservers = nats://192.0.2.1:4222\nnode = a:b\n",
+		"[fleet]\nenabled = true\nservers = nats://192.0.2.1:4222\nroutes = nats://192.0.2.2:6222\n",
+		"[fleet]\nenabled = true\nlisten = 192.0.2.1\n",
+		"[fleet]\nenabled = true\nlisten = 192.0.2.1:4222\nreplica = 3\n",
+		"[fleet]\nenabled = true\nlisten = 192.0.2.1:4222\nstore_dir = relative\n",
+	} {
+		write(bad)
+		if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "[fleet]") {
+			t.Errorf("%q: err = %v, want a [fleet] error", bad, err)
+		}
+	}
+}

@@ -71,6 +71,8 @@ type Daemon struct {
 	// (iptables backend): INPUT by default, FORWARD / DOCKER-USER opt-in.
 	Chains    []string
 	BlockType string // DROP | REJECT
+	// Fleet is the [fleet] section (fleet.go).
+	Fleet Fleet
 }
 
 // MapSizes are the XDP map capacities, set at load time.

@@ -1,0 +1,618 @@
+// Package fleet shares bans between hosts through a NATS JetStream
+// key-value bucket: each daemon publishes the bans it decides and
+// enforces the ones the others publish, through the daemon's one intake.
+//
+// The bucket keeps one value per banned prefix (History 1) with a per-key
+// TTL of the ban's remaining time, so the bucket's live set is the
+// fleet's live bans. Publishes go through an outbox in the daemon's store
+// (written after the local ban is enforced and stored): NATS being down
+// never delays local enforcement, and what was not published is published
+// on reconnect. Every publish is idempotent.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xdpban/xdpban/daemon/store"
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+)
+
+// LimitMarkerTTL is how long an expiry marker stays in the bucket: long
+// enough for a watcher that reconnects to see it.
+const LimitMarkerTTL = 10 * time.Minute
+
+// tombstoneAge is how long an unban's delete marker is kept before
+// PurgeDeletes drops it: a host away longer than this catches up from the
+// snapshot alone (the ban is simply absent).
+const tombstoneAge = 24 * time.Hour
+
+// Outbox is where publishes wait (store.Store).
+type Outbox interface {
+	OutboxPut(es ...store.OutboxEntry) error
+	Outbox() ([]store.OutboxEntry, error)
+	OutboxDone(es ...store.OutboxEntry) error
+	OutboxLen() int
+}
+
+// Sink receives what other hosts published: the daemon's intake.
+type Sink interface {
+	// RemoteBan enforces a ban another node decided (never shortening one
+	// in force); the sink filters it by this host's ignore lists and
+	// returns a non-empty reason when it refused it.
+	RemoteBan(ctx context.Context, r Record) (refused string)
+	// RemoteUnban lifts the ban on p: an operator unbanned it somewhere.
+	RemoteUnban(ctx context.Context, p netip.Prefix)
+	// Reconcile follows a (re)connect's snapshot: live is every ban in
+	// the bucket (this node's included), deleted the prefixes unbanned
+	// whose tombstones remain. The sink lifts the remote bans it holds
+	// that are in neither, and returns the local bans the bucket lacks
+	// for republishing.
+	Reconcile(ctx context.Context, live map[netip.Prefix]Record, deleted []netip.Prefix) (republish []bans.Ban)
+	// Expired is an expiry marker: lift p only if its ban is due.
+	Expired(ctx context.Context, p netip.Prefix)
+}
+
+// Fleet is one host's membership.
+type Fleet struct {
+	cfg  config.Fleet
+	log  *slog.Logger
+	out  Outbox
+	sink Sink
+	now  func() time.Time
+
+	srv  *server.Server
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	kick chan struct{}
+	// reconnected is signalled by the client on every (re)connect: the
+	// watch restarts from a full snapshot.
+	reconnected chan struct{}
+
+	mu       sync.Mutex
+	kv       jetstream.KeyValue
+	lastErr  string
+	refused  map[string]uint64
+	keys     uint64
+	lastSnap time.Time
+
+	connected atomic.Bool
+	published atomic.Uint64
+	received  atomic.Uint64
+	applyLat  latency
+}
+
+// New prepares a membership; Run starts it.
+func New(cfg config.Fleet, out Outbox, sink Sink, log *slog.Logger) (*Fleet, error) {
+	if !cfg.Enabled {
+		return nil, errors.New("fleet: not enabled")
+	}
+	if out == nil || sink == nil {
+		return nil, errors.New("fleet: no outbox or sink")
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Bucket == "" {
+		cfg.Bucket = "xdpban-bans"
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	return &Fleet{cfg: cfg, log: log.With("fleet", cfg.Node), out: out, sink: sink, now: time.Now,
+		kick: make(chan struct{}, 1), reconnected: make(chan struct{}, 1), refused: map[string]uint64{}}, nil
+}
+
+// Node is this host's name in the fleet.
+func (f *Fleet) Node() string { return f.cfg.Node }
+
+// Start runs the embedded node (if any) and connects; it returns once
+// the node listens, not once connected: a fleet that cannot be reached
+// must not hold up the daemon's start.
+func (f *Fleet) Start() error {
+	if f.cfg.Listen != "" {
+		s, err := startServer(f.cfg)
+		if err != nil {
+			return err
+		}
+		f.srv = s
+	}
+	servers := f.cfg.Servers
+	if len(servers) == 0 {
+		servers = []string{"nats://" + f.cfg.Listen}
+	}
+	opts := []nats.Option{
+		nats.Name("xdpban " + f.cfg.Node),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.PingInterval(2 * time.Second),
+		nats.MaxPingsOutstanding(2),
+		nats.ConnectHandler(func(*nats.Conn) { f.onConnect() }),
+		nats.ReconnectHandler(func(*nats.Conn) { f.onConnect() }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			f.connected.Store(false)
+			f.log.Warn("fleet disconnected: local bans keep applying and are queued for publishing", "err", err)
+		}),
+	}
+	if f.cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(f.cfg.Creds))
+	}
+	if f.cfg.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(f.cfg.TLSCert, f.cfg.TLSKey))
+	}
+	if f.cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(f.cfg.TLSCA))
+	}
+	nc, err := nats.Connect(strings.Join(servers, ","), opts...)
+	if err != nil {
+		f.stopServer()
+		return fmt.Errorf("fleet: connect to %s: %w", strings.Join(servers, ", "), err)
+	}
+	f.nc = nc
+	if f.js, err = jetstream.New(nc); err != nil {
+		nc.Close()
+		f.stopServer()
+		return fmt.Errorf("fleet: jetstream: %w", err)
+	}
+	if nc.IsConnected() {
+		f.onConnect()
+	}
+	return nil
+}
+
+func (f *Fleet) onConnect() {
+	f.connected.Store(true)
+	select {
+	case f.reconnected <- struct{}{}:
+	default:
+	}
+}
+
+// Close disconnects and stops the embedded node.
+func (f *Fleet) Close() {
+	if f.nc != nil {
+		f.nc.Close()
+	}
+	f.stopServer()
+}
+
+func (f *Fleet) stopServer() {
+	if f.srv != nil {
+		f.srv.Shutdown()
+		f.srv.WaitForShutdown()
+		f.srv = nil
+	}
+}
+
+// Server is the embedded node (nil when none): tests and the bench stop
+// it to take a node of a cluster down.
+func (f *Fleet) Server() *server.Server { return f.srv }
+
+// Publish queues bans decided on this host and wakes the publisher. The
+// caller has enforced and stored them: an error here (the store) leaves
+// them in force, only not shared.
+func (f *Fleet) Publish(bs []bans.Ban, reason string) error {
+	es := make([]store.OutboxEntry, 0, len(bs))
+	for _, b := range bs {
+		v, err := RecordOf(b, f.cfg.Node, reason).encode()
+		if err != nil {
+			return err
+		}
+		es = append(es, store.OutboxEntry{Key: Key(b.Prefix), Value: v})
+	}
+	if err := f.out.OutboxPut(es...); err != nil {
+		return err
+	}
+	f.wake()
+	return nil
+}
+
+// Unban queues the deletes of ps: the ban ends on every host.
+func (f *Fleet) Unban(ps []netip.Prefix) error {
+	es := make([]store.OutboxEntry, 0, len(ps))
+	for _, p := range ps {
+		es = append(es, store.OutboxEntry{Key: Key(p)})
+	}
+	if err := f.out.OutboxPut(es...); err != nil {
+		return err
+	}
+	f.wake()
+	return nil
+}
+
+func (f *Fleet) wake() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run watches the bucket and publishes the outbox until ctx ends. Every
+// (re)connect starts over from a snapshot of the bucket.
+func (f *Fleet) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.reconnected:
+		case <-time.After(2 * time.Second):
+			if !f.nc.IsConnected() {
+				continue
+			}
+		}
+		if err := f.session(ctx); err != nil && ctx.Err() == nil {
+			f.setErr(err)
+			f.log.Warn("fleet session ended; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (f *Fleet) setErr(err error) {
+	f.mu.Lock()
+	f.lastErr = ""
+	if err != nil {
+		f.lastErr = err.Error()
+	}
+	f.mu.Unlock()
+}
+
+// bucket opens the bucket, creating it on first use.
+func (f *Fleet) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := f.js.KeyValue(ctx, f.cfg.Bucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open bucket %s: %w", f.cfg.Bucket, err)
+	}
+	kv, err = f.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: f.cfg.Bucket, Description: "xdpban fleet bans",
+		History: 1, Storage: jetstream.FileStorage, Replicas: f.cfg.Replicas,
+		LimitMarkerTTL: LimitMarkerTTL,
+	})
+	if err != nil && errors.Is(err, jetstream.ErrBucketExists) {
+		return f.js.KeyValue(ctx, f.cfg.Bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create bucket %s (replicas %d): %w", f.cfg.Bucket, f.cfg.Replicas, err)
+	}
+	return kv, nil
+}
+
+func (f *Fleet) session(ctx context.Context) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	kv, err := f.bucket(sctx)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.kv = kv
+	f.mu.Unlock()
+	w, err := kv.WatchAll(sctx)
+	if err != nil {
+		return fmt.Errorf("watch bucket: %w", err)
+	}
+	defer w.Stop()
+	live := map[netip.Prefix]Record{}
+	var deleted []netip.Prefix
+	snap := true
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f.reconnected:
+			// Whatever happened while away is read from a new snapshot.
+			f.connected.Store(true)
+			return nil
+		case <-f.kick:
+			if !snap {
+				f.drain(sctx, kv)
+			}
+		case <-tick.C:
+			if !snap {
+				f.drain(sctx, kv)
+			}
+			f.refreshSize(sctx, kv)
+		case <-purge.C:
+			if err := kv.PurgeDeletes(sctx, jetstream.DeleteMarkersOlderThan(tombstoneAge)); err != nil {
+				f.log.Warn("fleet: purging old unban markers failed", "err", err)
+			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watch ended")
+			}
+			if e == nil {
+				snap = false
+				f.reconcile(sctx, live, deleted)
+				live, deleted = nil, nil
+				f.setErr(nil)
+				f.drain(sctx, kv)
+				f.refreshSize(sctx, kv)
+				continue
+			}
+			f.entry(sctx, e, snap, live, &deleted)
+		}
+	}
+}
+
+// entry handles one change of the bucket; during the snapshot it only
+// collects.
+func (f *Fleet) entry(ctx context.Context, e jetstream.KeyValueEntry, snap bool, live map[netip.Prefix]Record, deleted *[]netip.Prefix) {
+	p, err := PrefixOfKey(e.Key())
+	if err != nil {
+		f.refuse("bad_key")
+		f.log.Warn("fleet: ignoring a key this version does not read", "key", e.Key(), "err", err)
+		return
+	}
+	switch e.Operation() {
+	case jetstream.KeyValueDelete:
+		// An operator's unban, anywhere.
+		if snap {
+			*deleted = append(*deleted, p)
+			return
+		}
+		f.received.Add(1)
+		f.sink.RemoteUnban(ctx, p)
+	case jetstream.KeyValuePurge:
+		// An expiry marker (MaxAge): only what is due ends.
+		if !snap {
+			f.sink.Expired(ctx, p)
+		}
+	case jetstream.KeyValuePut:
+		r, err := DecodeRecord(e.Key(), e.Value())
+		if err != nil {
+			f.refuse("bad_record")
+			f.log.Warn("fleet: refusing a record", "key", e.Key(), "err", err)
+			return
+		}
+		if snap {
+			live[p] = r
+			return
+		}
+		if r.Origin == f.cfg.Node {
+			return // our own publish coming back
+		}
+		f.apply(ctx, r)
+	}
+}
+
+func (f *Fleet) apply(ctx context.Context, r Record) {
+	f.received.Add(1)
+	start := time.Now()
+	if why := f.sink.RemoteBan(ctx, r); why != "" {
+		f.refuse(why)
+		return
+	}
+	f.applyLat.observe(time.Since(start))
+}
+
+func (f *Fleet) refuse(why string) {
+	f.mu.Lock()
+	f.refused[why]++
+	f.mu.Unlock()
+}
+
+func (f *Fleet) reconcile(ctx context.Context, live map[netip.Prefix]Record, deleted []netip.Prefix) {
+	for _, r := range live {
+		if r.Origin != f.cfg.Node {
+			f.apply(ctx, r)
+		}
+	}
+	re := f.sink.Reconcile(ctx, live, deleted)
+	if len(re) > 0 {
+		f.log.Info("fleet: publishing local bans the bucket lacks", "bans", len(re))
+		if err := f.Publish(re, "reconcile"); err != nil {
+			f.log.Error("fleet: queueing local bans failed", "err", err)
+		}
+	}
+	f.mu.Lock()
+	f.lastSnap = f.now()
+	f.mu.Unlock()
+	f.log.Info("fleet: in step with the bucket", "live", len(live), "unbanned", len(deleted))
+}
+
+// drain publishes the outbox, oldest key order; what fails stays for the
+// next round.
+func (f *Fleet) drain(ctx context.Context, kv jetstream.KeyValue) {
+	es, err := f.out.Outbox()
+	if err != nil {
+		f.log.Error("fleet: reading the outbox failed", "err", err)
+		return
+	}
+	var done []store.OutboxEntry
+	for _, e := range es {
+		if err := f.publish(ctx, kv, e); err != nil {
+			f.setErr(err)
+			if ctx.Err() == nil {
+				f.log.Warn("fleet: publish failed; kept in the outbox", "key", e.Key, "err", err)
+			}
+			break
+		}
+		done = append(done, e)
+		f.published.Add(1)
+		if len(done) >= 512 {
+			f.done(done)
+			done = done[:0]
+		}
+	}
+	f.done(done)
+}
+
+func (f *Fleet) done(es []store.OutboxEntry) {
+	if err := f.out.OutboxDone(es...); err != nil {
+		// Published twice later: harmless.
+		f.log.Warn("fleet: clearing the outbox failed", "err", err)
+	}
+}
+
+// ttlOf is the key TTL for a ban ending at exp: whole seconds, rounded up
+// so the key never ends before the ban; 0 for permanent, -1 when ended.
+func ttlOf(exp, now time.Time) time.Duration {
+	if exp.IsZero() {
+		return 0
+	}
+	d := exp.Sub(now)
+	if d <= 0 {
+		return -1
+	}
+	return time.Duration(math.Ceil(d.Seconds())) * time.Second
+}
+
+// publish makes the bucket hold at least e. A key created here gets the
+// ban's TTL (kv.Create with KeyTTL); an existing key is replaced only by
+// a longer ban, with a message carrying the TTL itself: kv.Put and
+// kv.Update publish without one, and a temporary ban would turn
+// permanent.
+func (f *Fleet) publish(ctx context.Context, kv jetstream.KeyValue, e store.OutboxEntry) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if e.Value == nil {
+		if err := kv.Delete(pctx, e.Key); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("unban %s: %w", e.Key, err)
+		}
+		return nil
+	}
+	r, err := DecodeRecord(e.Key, e.Value)
+	if err != nil {
+		f.log.Error("fleet: dropping an unreadable outbox entry", "key", e.Key, "err", err)
+		return nil
+	}
+	for try := 0; try < 5; try++ {
+		ttl := ttlOf(r.Expires, f.now())
+		if ttl < 0 {
+			return nil // ended before it could be shared
+		}
+		var opts []jetstream.KVCreateOpt
+		if ttl > 0 {
+			opts = append(opts, jetstream.KeyTTL(ttl))
+		}
+		_, err := kv.Create(pctx, e.Key, e.Value, opts...)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("publish %s: %w", e.Key, err)
+		}
+		cur, err := kv.Get(pctx, e.Key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", e.Key, err)
+		}
+		if c, err := DecodeRecord(e.Key, cur.Value()); err == nil && c.Covers(r) {
+			return nil // never shortened
+		}
+		popts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(cur.Revision())}
+		if ttl > 0 {
+			popts = append(popts, jetstream.WithMsgTTL(ttl))
+		}
+		_, err = f.js.Publish(pctx, "$KV."+f.cfg.Bucket+"."+e.Key, e.Value, popts...)
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if !errors.As(err, &apiErr) || (apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequence && apiErr.ErrorCode != jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return fmt.Errorf("extend %s: %w", e.Key, err)
+		}
+		// Changed under us: read again.
+	}
+	return fmt.Errorf("publish %s: the key kept changing", e.Key)
+}
+
+func (f *Fleet) refreshSize(ctx context.Context, kv jetstream.KeyValue) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	f.keys = st.Values()
+	f.mu.Unlock()
+}
+
+// Status is what `xdpban status` shows of the fleet.
+type Status struct {
+	Node      string            `json:"node"`
+	Connected bool              `json:"connected"`
+	Server    string            `json:"server,omitempty"`
+	Servers   []string          `json:"servers"`
+	Embedded  string            `json:"embedded,omitempty"`
+	Bucket    string            `json:"bucket"`
+	Values    uint64            `json:"values"`
+	Outbox    int               `json:"outbox"`
+	Published uint64            `json:"published"`
+	Received  uint64            `json:"received"`
+	Refused   map[string]uint64 `json:"refused,omitempty"`
+	Error     string            `json:"error,omitempty"`
+}
+
+// Status reports the membership.
+func (f *Fleet) Status() Status {
+	st := Status{Node: f.cfg.Node, Connected: f.nc != nil && f.nc.IsConnected(), Bucket: f.cfg.Bucket,
+		Outbox: f.out.OutboxLen(), Published: f.published.Load(), Received: f.received.Load(),
+		Servers: f.cfg.Servers, Embedded: f.cfg.Listen}
+	if st.Connected {
+		st.Server = f.nc.ConnectedUrlRedacted()
+	}
+	if len(st.Servers) == 0 {
+		st.Servers = []string{"nats://" + f.cfg.Listen}
+	}
+	f.mu.Lock()
+	st.Values, st.Error = f.keys, f.lastErr
+	if len(f.refused) > 0 {
+		st.Refused = map[string]uint64{}
+		for k, v := range f.refused {
+			st.Refused[k] = v
+		}
+	}
+	f.mu.Unlock()
+	return st
+}
+
+// latency is a fixed-bucket histogram of remote-ban apply times, read by
+// the collector.
+type latency struct {
+	mu      sync.Mutex
+	buckets [len(latencyBounds) + 1]uint64
+	sum     float64
+	count   uint64
+}
+
+var latencyBounds = [...]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1}
+
+func (l *latency) observe(d time.Duration) {
+	s := d.Seconds()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	for i < len(latencyBounds) && s > latencyBounds[i] {
+		i++
+	}
+	l.buckets[i]++
+	l.sum += s
+	l.count++
+}

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// OutboxEntry is one change waiting to be published to the fleet
+// (daemon/fleet): Value is the record to publish under Key, or nil for a
+// delete. The store only keeps the bytes; the fleet package owns their
+// meaning.
+type OutboxEntry struct {
+	Key   string
+	Value []byte
+}
+
+// OutboxPut queues entries, replacing what is queued under the same keys
+// (the newest change to a key is the one that counts).
+func (s *Store) OutboxPut(es ...OutboxEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOutbox)
+		for _, e := range es {
+			// A zero-length value marks a delete; bbolt cannot tell nil
+			// from empty, so a put always carries a byte more.
+			v := append([]byte{0}, e.Value...)
+			if e.Value == nil {
+				v = []byte{}
+			}
+			if err := b.Put([]byte(e.Key), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue %d fleet publishes: %w", len(es), err)
+	}
+	return nil
+}
+
+// Outbox returns the queued entries in key order.
+func (s *Store) Outbox() ([]OutboxEntry, error) {
+	var out []OutboxEntry
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+			e := OutboxEntry{Key: string(k)}
+			if len(v) > 0 {
+				e.Value = append([]byte(nil), v[1:]...)
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read fleet outbox: %w", err)
+	}
+	return out, nil
+}
+
+// OutboxLen is the number of queued entries.
+func (s *Store) OutboxLen() int {
+	n := 0
+	s.db.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketOutbox).Stats().KeyN
+		return nil
+	})
+	return n
+}
+
+// OutboxDone removes the entries published, each only if it is still the
+// one queued: a change queued meanwhile stays for the next round.
+func (s *Store) OutboxDone(es ...OutboxEntry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOutbox)
+		for _, e := range es {
+			cur := b.Get([]byte(e.Key))
+			if cur == nil {
+				continue
+			}
+			same := len(cur) == 0 && e.Value == nil
+			if len(cur) > 0 && e.Value != nil {
+				same = bytes.Equal(cur[1:], e.Value)
+			}
+			if same {
+				if err := b.Delete([]byte(e.Key)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("clear %d published fleet changes: %w", len(es), err)
+	}
+	return nil
+}

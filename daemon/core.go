@@ -60,6 +60,7 @@ type Core struct {
 	// active mirrors the store's bans (mirror.go packs it).
 	active  *table
 	jails   []string
+	scopes  []bans.Scope // what the bans of jails[i] drop
 	jailIdx map[string]uint32
 	// nextExpiry is the earliest expiry in active (unix ns; MaxInt64
 	// when nothing expires): sweeps before it have nothing to do, so a

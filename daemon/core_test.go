@@ -16,8 +16,10 @@ import (
 
 	"github.com/xdpban/xdpban/daemon/actions"
 	"github.com/xdpban/xdpban/daemon/banlog"
+	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
 )
 
 // memBackend stands in for the kernel maps: it holds what was added, so
@@ -358,6 +360,49 @@ func TestDecisionNeverShortensBan(t *testing.T) {
 	d.apply(ctx, []bans.Decision{dec("192.0.2.2", 48*time.Hour)})
 	if b, _ := f.be.has(long.Prefix); b.Jail != "sshd" || !b.Expires.Equal(f.now.Add(48*time.Hour)) {
 		t.Errorf("extended ban %+v", b)
+	}
+}
+
+// TestDecisionNeverNarrowsBan: a port-scoped jail decision on a prefix
+// banned for all traffic leaves it all traffic; a wider decision on a
+// port ban widens it and keeps the longer end.
+func TestDecisionNeverNarrowsBan(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d := &Daemon{log: quiet, core: f.core, opt: Options{Now: func() time.Time { return f.now }}}
+	tcp22 := bans.Scope{Proto: "tcp", Ports: []bans.PortRange{{From: 22, To: 22}}}
+	all := bans.Ban{Prefix: pfx("192.0.2.1/32"), Jail: "manual", Expires: f.now.Add(time.Hour)}
+	port := bans.Ban{Prefix: pfx("192.0.2.2/32"), Jail: "sshd", Expires: f.now.Add(24 * time.Hour), Scope: tcp22}
+	f.core.Ban(ctx, []bans.Ban{all, port})
+	d.apply(ctx, []bans.Decision{
+		// Longer but narrower: the all-traffic ban stays all, for longer.
+		{Jail: "sshd", Addr: netip.MustParseAddr("192.0.2.1"), BanTime: 2 * time.Hour, Scope: tcp22},
+		// Shorter but wider: all traffic, the port ban's end kept.
+		{Jail: "recidive", Addr: netip.MustParseAddr("192.0.2.2"), BanTime: time.Hour},
+	})
+	if b, _ := f.be.has(all.Prefix); !b.Scope.All() || !b.Expires.Equal(f.now.Add(2*time.Hour)) {
+		t.Errorf("all-traffic ban after a longer tcp/22 decision: %s scope %s until %v; want all until +2h", b.Prefix, b.Scope, b.Expires)
+	}
+	if b, _ := f.be.has(port.Prefix); !b.Scope.All() || !b.Expires.Equal(port.Expires) {
+		t.Errorf("tcp/22 ban after a shorter all decision: %s scope %s until %v; want all until +24h", b.Prefix, b.Scope, b.Expires)
+	}
+}
+
+// TestCLIBanTakesJailScope: `xdpban ban ADDR --jail sshd` bans what
+// sshd's bans drop; without --jail, or naming no configured jail, all.
+func TestCLIBanTakesJailScope(t *testing.T) {
+	tcp22 := bans.Scope{Proto: "tcp", Ports: []bans.PortRange{{From: 22, To: 22}}}
+	cfg := &config.Config{Jails: []config.Jail{{Name: "sshd", BanScope: "port", Scope: tcp22}, {Name: "recidive", BanScope: "all"}}}
+	scope := func(j string) bans.Scope { return JailScope(cfg, j) }
+	bs, err := ParseItems([]control.BanItem{{Addr: "192.0.2.7", Jail: "sshd"}, {Addr: "192.0.2.8"}, {Addr: "192.0.2.9", Jail: "recidive"},
+		{Addr: "192.0.2.10", Jail: "other"}}, bans.Widen{}, time.Now(), scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"tcp/22", "all", "all", "all"} {
+		if got := bs[i].Scope.String(); got != want {
+			t.Errorf("%s in jail %s: scope %s, want %s", bs[i].Prefix, bs[i].Jail, got, want)
+		}
 	}
 }
 

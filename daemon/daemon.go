@@ -506,8 +506,11 @@ func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 		b := dec.Ban(d.widen, now)
 		p := b.Prefix
 		// Never shorten a ban already in force (a permanent manual ban
-		// must not become a 10-minute jail ban).
-		if cur, ok := d.core.Lookup(p); ok && (cur.Permanent() || (!b.Permanent() && !cur.Expires.Before(b.Expires))) {
+		// must not become a 10-minute jail ban), nor narrow it (a ban
+		// of all traffic must not become one of tcp/22).
+		cur, ok := d.core.Lookup(p)
+		longer := ok && (cur.Permanent() || (!b.Permanent() && !cur.Expires.Before(b.Expires)))
+		if ok && longer && cur.Scope.Covers(b.Scope) {
 			d.log.Debug("already banned for longer", "jail", dec.Jail, "addr", p, "by", cur.Jail)
 			// The mirror says so; the kernel decides. A ban evicted
 			// from a full map comes back here, at its own expiry.
@@ -515,6 +518,12 @@ func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 				d.log.Error("checking the kernel for a ban in force failed", "addr", p, "err", err)
 			}
 			continue
+		}
+		if ok && !cur.Expired(now) {
+			b.Scope = bans.Union(cur.Scope, b.Scope)
+			if longer {
+				b.Expires = cur.Expires
+			}
 		}
 		ev := actions.Event{Kind: actions.Ban, Jail: dec.Jail, Addr: dec.Addr, Prefix: p,
 			Failures: dec.Failures, BanTime: dec.BanTime, Time: dec.At, Lines: dec.Lines}
@@ -555,7 +564,7 @@ func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, 
 	if d.core == nil {
 		return nil, ErrDryRun
 	}
-	bs, err := ParseItems(items, d.widen, d.opt.Now())
+	bs, err := ParseItems(items, d.widen, d.opt.Now(), d.jailScope)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
 	}
@@ -575,16 +584,36 @@ func (d *Daemon) CheckBan(ctx context.Context, items []control.BanItem, pending 
 	if d.core == nil {
 		return nil, ErrDryRun
 	}
-	bs, err := ParseItems(items, d.widen, d.opt.Now())
+	bs, err := ParseItems(items, d.widen, d.opt.Now(), d.jailScope)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
 	}
 	return d.core.CheckRoom(bs, pending)
 }
 
+// jailScope is the scope of a configured jail's bans; a name no jail has
+// (manual) bans all traffic.
+func (d *Daemon) jailScope(jail string) bans.Scope {
+	return JailScope(d.cfg, jail)
+}
+
+// JailScope is the scope a ban given to jail by name drops in cfg: the
+// jail's own (banscope), or all traffic for a name no jail has.
+func JailScope(cfg *config.Config, jail string) bans.Scope {
+	if cfg == nil {
+		return bans.Scope{}
+	}
+	if j, ok := cfg.Jail(jail); ok {
+		return j.Scope
+	}
+	return bans.Scope{}
+}
+
 // ParseItems turns CLI ban items into bans: jail defaults to manual, for
-// to 1h, "0" is permanent. The first bad item fails the lot.
-func ParseItems(items []control.BanItem, w bans.Widen, now time.Time) ([]bans.Ban, error) {
+// to 1h, "0" is permanent. scope, when set, gives a jail's ban scope (a
+// ban given --jail sshd drops what sshd's bans drop); nil, and names it
+// gives the zero Scope, ban all traffic. The first bad item fails the lot.
+func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, scope func(jail string) bans.Scope) ([]bans.Ban, error) {
 	out := make([]bans.Ban, 0, len(items))
 	for i, it := range items {
 		p, err := w.Parse(it.Addr)
@@ -609,6 +638,9 @@ func ParseItems(items []control.BanItem, w bans.Widen, now time.Time) ([]bans.Ba
 			return nil, err
 		}
 		b := bans.Ban{Prefix: p, Jail: jail}
+		if scope != nil {
+			b.Scope = scope(jail)
+		}
 		if d > 0 {
 			b.Expires = now.Add(d)
 		}

@@ -37,7 +37,7 @@ func FuzzParseItems(f *testing.F) {
 	f.Add("::ffff:192.0.2.1", "a b", "x")
 	f.Add("10.0.0.0/33", "manual", "")
 	f.Fuzz(func(t *testing.T, addr, jail, forS string) {
-		bs, err := ParseItems([]control.BanItem{{Addr: addr, Jail: jail, For: forS}}, bans.Widen{}, time.Unix(1_800_000_000, 0))
+		bs, err := ParseItems([]control.BanItem{{Addr: addr, Jail: jail, For: forS}}, bans.Widen{}, time.Unix(1_800_000_000, 0), nil)
 		if err != nil {
 			return
 		}

@@ -20,8 +20,8 @@ import (
 // mkey is a prefix in the store's key layout (store.Key).
 type mkey = store.Key
 
-// mval is a ban's expiry (unix ns, 0 when permanent) and its jail's
-// index in Core.jails.
+// mval is a ban's expiry (unix ns, 0 when permanent) and its jail's and
+// scope's index in Core.jails and Core.scopes.
 type mval [12]byte
 
 func (v mval) expires() int64 { return int64(binary.LittleEndian.Uint64(v[:8])) }
@@ -39,11 +39,19 @@ func (c *Core) val(b bans.Ban) mval {
 	if !b.Expires.IsZero() {
 		binary.LittleEndian.PutUint64(v[:8], uint64(b.Expires.UnixNano()))
 	}
-	id, ok := c.jailIdx[b.Jail]
+	// The index names a jail and a scope: a jail's bans share one scope,
+	// so the pairs are few, and the mirror says what a ban drops without
+	// growing by a byte.
+	label := b.Jail
+	if !b.Scope.All() {
+		label += "\x00" + b.Scope.String()
+	}
+	id, ok := c.jailIdx[label]
 	if !ok {
 		id = uint32(len(c.jails))
 		c.jails = append(c.jails, b.Jail)
-		c.jailIdx[b.Jail] = id
+		c.scopes = append(c.scopes, b.Scope)
+		c.jailIdx[label] = id
 	}
 	binary.LittleEndian.PutUint32(v[8:], id)
 	return v
@@ -51,7 +59,7 @@ func (c *Core) val(b bans.Ban) mval {
 
 // ban unpacks an entry; the caller holds c.mu.
 func (c *Core) ban(k mkey, v mval) bans.Ban {
-	b := bans.Ban{Prefix: k.Prefix(), Jail: c.jails[v.jail()]}
+	b := bans.Ban{Prefix: k.Prefix(), Jail: c.jails[v.jail()], Scope: c.scopes[v.jail()]}
 	if e := v.expires(); e != 0 {
 		b.Expires = time.Unix(0, e)
 	}
@@ -114,6 +122,7 @@ func (c *Core) resetMirror() {
 	c.active = newTable()
 	c.shapes = [2][129]int{}
 	c.jails = c.jails[:0]
+	c.scopes = c.scopes[:0]
 	c.jailIdx = map[string]uint32{}
 	c.nextExpiry = math.MaxInt64
 }

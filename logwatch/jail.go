@@ -439,7 +439,7 @@ func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time
 	}
 	// Prefix is the window's key: the widening is worked out here once,
 	// the daemon's intake bans it as given.
-	d := bans.Decision{Jail: j.Name, Addr: addr, Prefix: key, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines,
+	d := bans.Decision{Jail: j.Name, Addr: addr, Prefix: key, Scope: j.Scope, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines,
 		Done: e.gate.issue(posKey)}
 	r.decisions.Add(1)
 	select {

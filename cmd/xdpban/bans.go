@@ -79,7 +79,7 @@ func cmdBan(e *env, args []string) int {
 			items = append(items, control.BanItem{Addr: a, Jail: *jail, For: *forS})
 		}
 	}
-	if _, err := daemon.ParseItems(items[:1], bans.Widen{}, time.Now()); err != nil {
+	if _, err := daemon.ParseItems(items[:1], bans.Widen{}, time.Now(), nil); err != nil {
 		return e.fail("ban", usageErr("%v", err))
 	}
 	if err := e.requireRoot("ban"); err != nil {
@@ -104,7 +104,7 @@ func cmdBan(e *env, args []string) int {
 			return e.fail("ban", err)
 		}
 		defer d.Close()
-		bs, err := daemon.ParseItems(items, d.widen, time.Now())
+		bs, err := daemon.ParseItems(items, d.widen, time.Now(), e.directJailScope(*jail))
 		if err != nil {
 			return e.fail("ban", usageErr("%v", err))
 		}

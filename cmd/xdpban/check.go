@@ -16,9 +16,12 @@ import (
 
 // checkRow is one enabled jail as `xdpban check` reports it.
 type checkRow struct {
-	Jail     string   `json:"jail"`
-	Loads    bool     `json:"loads"`
-	Filter   string   `json:"filter"`
+	Jail   string `json:"jail"`
+	Loads  bool   `json:"loads"`
+	Filter string `json:"filter"`
+	// Scope is what the jail's bans drop: "all", or its port/protocol
+	// ("tcp/22") for banscope = port.
+	Scope    string   `json:"scope,omitempty"`
 	Source   string   `json:"source"`
 	Where    string   `json:"where"`
 	Error    string   `json:"error,omitempty"`
@@ -103,7 +106,7 @@ func cmdCheck(e *env, args []string) int {
 // checkJail tries what the daemon will do with a jail: compile its
 // filter and build its actions.
 func checkJail(cfg *config.Config, j config.Jail) checkRow {
-	r := checkRow{Jail: j.Name, Filter: j.Filter, Where: j.Source, Notes: j.Notes, Replaced: j.Replaced}
+	r := checkRow{Jail: j.Name, Filter: j.Filter, Scope: j.Scope.String(), Where: j.Source, Notes: j.Notes, Replaced: j.Replaced}
 	switch j.Backend {
 	case "journal":
 		r.Source = "journal " + strings.Join(j.JournalMatch, " ")
@@ -161,7 +164,7 @@ func printCheck(w io.Writer, from string, cfg *config.Config, rows []checkRow) {
 	}
 	fmt.Fprintf(w, "daemon: backend %s on %s, ipv6_prefix /%d, iptables chains %s (%s), ban log %s\n",
 		orDash(d.Backend), ifs, d.IPv6Prefix, orDash(strings.Join(d.Chains, ",")), orDash(d.BlockType), orDash(d.BanLog))
-	head := []string{"JAIL", "LOADS", "FILTER", "LOGS"}
+	head := []string{"JAIL", "LOADS", "FILTER", "SCOPE", "LOGS"}
 	width := make([]int, len(head))
 	cells := make([][]string, 0, len(rows))
 	for i := range head {
@@ -172,7 +175,7 @@ func printCheck(w io.Writer, from string, cfg *config.Config, rows []checkRow) {
 		if !r.Loads {
 			loads = "NO"
 		}
-		c := []string{r.Jail, loads, orDash(r.Filter), orDash(r.Source)}
+		c := []string{r.Jail, loads, orDash(r.Filter), orDash(r.Scope), orDash(r.Source)}
 		for i := range c[:len(c)-1] {
 			width[i] = max(width[i], len(c[i]))
 		}

@@ -142,6 +142,17 @@ func TestCheckFail2banTree(t *testing.T) {
 	if !strings.Contains(out, `jail.local:28: [broken] maxretry = "many"`) {
 		t.Errorf("broken jail's error missing:\n%s", out)
 	}
+	// The scope column: multiport banactions ban the jail's ports, the
+	// allports one of recidive everything.
+	for jail, want := range map[string]string{"sshd": " tcp/22 ", "nginx-http-auth": " tcp/80,443 ", "recidive": " all "} {
+		if r := rowOf(out, jail); !strings.Contains(r, want) {
+			t.Errorf("row of %s = %q, want scope %q", jail, r, strings.TrimSpace(want))
+		}
+	}
+	_, js, _ := cli(t, "", "check", "--json", "--fail2ban-config", "../../internal/config/testdata/fail2ban")
+	if !strings.Contains(js, `"scope": "tcp/22"`) || !strings.Contains(js, `"scope": "all"`) {
+		t.Errorf("check --json lacks the jails' scopes:\n%s", js)
+	}
 }
 
 func TestCheckRealFail2ban(t *testing.T) {

@@ -118,6 +118,20 @@ func (e *env) openDirectBackend(ctx context.Context) (bans.Backend, bans.Widen, 
 	return b, w, err
 }
 
+// directJailScope gives, with no daemon to ask, the scope of bans given
+// --jail: the jail's in the configuration, read here. A configuration
+// that does not read bans all traffic, the safe side.
+func (e *env) directJailScope(jail string) func(string) bans.Scope {
+	if jail == "" {
+		return nil
+	}
+	cfg, err := loadConfig(e.config, "")
+	if err != nil {
+		return nil
+	}
+	return func(j string) bans.Scope { return daemon.JailScope(cfg, j) }
+}
+
 func (d *direct) Close() {
 	d.x.Close()
 	d.st.Close()

@@ -52,6 +52,7 @@ type rule struct {
 	after   time.Duration
 	banTime time.Duration
 	limit   string
+	scope   bans.Scope
 }
 
 type state struct {
@@ -82,7 +83,7 @@ func New(jails []config.Jail) *Tracker {
 			continue
 		}
 		t.rules[j.Name] = rule{after: rl.BanAfter, banTime: j.BanTime,
-			limit: fmt.Sprintf("%d/%s", rl.Rate, rl.Per)}
+			limit: fmt.Sprintf("%d/%s", rl.Rate, rl.Per), scope: j.Scope}
 	}
 	return t
 }
@@ -126,7 +127,7 @@ func (t *Tracker) Observe(now time.Time, samples []Sample) []bans.Decision {
 		st.dropped = max(st.dropped, s.Dropped)
 		if over := st.last.Sub(st.since); over >= r.after {
 			out = append(out, bans.Decision{
-				Jail: s.Jail, Addr: k.addr, BanTime: r.banTime, At: st.last,
+				Jail: s.Jail, Addr: k.addr, Scope: r.scope, BanTime: r.banTime, At: st.last,
 				Lines: []string{fmt.Sprintf("rate limit %s exceeded for %s (ratelimit.banafter %s), %d packets dropped over the limit",
 					r.limit, over.Round(time.Second), r.after, st.dropped)},
 			})

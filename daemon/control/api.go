@@ -85,13 +85,16 @@ type Entry struct {
 	Addr    string  `json:"addr"`
 	Jail    string  `json:"jail"`
 	Expires *string `json:"expires"` // RFC 3339, null when permanent
-	Packets uint64  `json:"packets"`
-	Bytes   uint64  `json:"bytes"`
+	// Scope is what the ban drops: "all", or "tcp/22" and the like for a
+	// banscope = port jail's ban. Absent from older daemons: all.
+	Scope   string `json:"scope"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 // EntryOf converts a ban to its list entry.
 func EntryOf(b bans.Ban) Entry {
-	e := Entry{Addr: b.Prefix.String(), Jail: b.Jail, Packets: b.Packets, Bytes: b.Bytes}
+	e := Entry{Addr: b.Prefix.String(), Jail: b.Jail, Scope: b.Scope.String(), Packets: b.Packets, Bytes: b.Bytes}
 	if !b.Expires.IsZero() {
 		s := b.Expires.UTC().Format(time.RFC3339)
 		e.Expires = &s
@@ -106,6 +109,9 @@ func (e Entry) Ban() (bans.Ban, error) {
 		return bans.Ban{}, err
 	}
 	b := bans.Ban{Prefix: p, Jail: e.Jail, Packets: e.Packets, Bytes: e.Bytes}
+	if b.Scope, err = bans.ParseScopeString(e.Scope); err != nil {
+		return bans.Ban{}, err
+	}
 	if e.Expires != nil {
 		t, err := time.Parse(time.RFC3339, *e.Expires)
 		if err != nil {

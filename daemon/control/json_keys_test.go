@@ -41,7 +41,7 @@ func TestJSONKeysAreTheDocumentedOnes(t *testing.T) {
 		v    any
 		want string
 	}{
-		{"list entry", timed, "addr bytes expires jail packets"},
+		{"list entry", timed, "addr bytes expires jail packets scope"},
 		{"status", Status{Status: bans.Status{Backend: "xdp", Reason: "r",
 			Interfaces: []bans.IfaceStatus{{Name: "eth0", Mode: "native"}}, Tables: []bans.TableStatus{{Name: "ban_v4"}},
 			Counters: map[string]uint64{"dropped": 1}}, Mode: "daemon", Uptime: "1s"},
@@ -70,8 +70,8 @@ func TestJSONKeysAreTheDocumentedOnes(t *testing.T) {
 	}
 	// expires: RFC 3339 in UTC, null when permanent.
 	b, _ := json.Marshal([]Entry{timed, perm})
-	want := `[{"addr":"192.0.2.7/32","jail":"sshd","expires":"2026-03-01T11:00:00Z","packets":3,"bytes":180},` +
-		`{"addr":"2001:db8::/64","jail":"manual","expires":null,"packets":0,"bytes":0}]`
+	want := `[{"addr":"192.0.2.7/32","jail":"sshd","expires":"2026-03-01T11:00:00Z","scope":"all","packets":3,"bytes":180},` +
+		`{"addr":"2001:db8::/64","jail":"manual","expires":null,"scope":"all","packets":0,"bytes":0}]`
 	if string(b) != want {
 		t.Errorf("list JSON:\n got %s\nwant %s", b, want)
 	}

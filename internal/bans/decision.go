@@ -26,6 +26,9 @@ type Decision struct {
 	// and so is the only way to ask for a permanent ban: a zero Expires
 	// with a zero BanTime is a ban that has already ended.
 	BanTime time.Duration
+	// Scope is Ban.Scope: the jail's port/protocol for a banscope = port
+	// jail, the zero Scope (all traffic) for CLI bans and banscope = all.
+	Scope Scope
 	// Origin is Ban.Origin: "" or the local node for this host's own
 	// decisions, another node's name for a ban received from the fleet.
 	Origin string
@@ -56,7 +59,7 @@ func (d Decision) Target(w Widen) netip.Prefix {
 
 // Ban is the ban d asks for when applied at now.
 func (d Decision) Ban(w Widen, now time.Time) Ban {
-	b := Ban{Prefix: d.Target(w), Jail: d.Jail, Expires: d.Expires, Origin: d.Origin}
+	b := Ban{Prefix: d.Target(w), Jail: d.Jail, Expires: d.Expires, Scope: d.Scope, Origin: d.Origin}
 	if b.Expires.IsZero() && d.BanTime >= 0 {
 		b.Expires = now.Add(d.BanTime)
 	}

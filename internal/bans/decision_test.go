@@ -29,13 +29,18 @@ func TestDecisionBan(t *testing.T) {
 			Widen{}, Ban{Prefix: netip.MustParsePrefix("198.51.100.0/24"), Jail: "manual", Expires: later, Origin: "node-b"}},
 		{"prefix /128 widened like an address", Decision{Jail: "fleet", Prefix: netip.MustParsePrefix("2001:db8::1/128"), BanTime: -1},
 			Widen{}, Ban{Prefix: netip.MustParsePrefix("2001:db8::/64"), Jail: "fleet"}},
+		{"scope carried", Decision{Jail: "sshd", Addr: netip.MustParseAddr("192.0.2.8"), BanTime: time.Minute,
+			Scope: Scope{Proto: "tcp", Ports: []PortRange{{22, 22}}}},
+			Widen{}, Ban{Prefix: netip.MustParsePrefix("192.0.2.8/32"), Jail: "sshd", Expires: now.Add(time.Minute),
+				Scope: Scope{Proto: "tcp", Ports: []PortRange{{22, 22}}}}},
 		{"zero bantime has already ended", Decision{Jail: "j", Addr: netip.MustParseAddr("203.0.113.5")},
 			Widen{}, Ban{Prefix: netip.MustParsePrefix("203.0.113.5/32"), Jail: "j", Expires: now}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.d.Ban(tc.w, now)
-			if got.Prefix != tc.want.Prefix || got.Jail != tc.want.Jail || !got.Expires.Equal(tc.want.Expires) || got.Origin != tc.want.Origin {
+			if got.Prefix != tc.want.Prefix || got.Jail != tc.want.Jail || !got.Expires.Equal(tc.want.Expires) || got.Origin != tc.want.Origin ||
+				got.Scope.String() != tc.want.Scope.String() {
 				t.Errorf("Ban() = %+v, want %+v", got, tc.want)
 			}
 			if got.Prefix != tc.d.Target(tc.w) {

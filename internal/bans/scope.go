@@ -189,3 +189,86 @@ func ParseScopeString(str string) (Scope, error) {
 	}
 	return s, nil
 }
+
+// Covers reports whether every packet o drops, s drops too.
+func (s Scope) Covers(o Scope) bool {
+	if s.All() {
+		return true
+	}
+	if o.All() {
+		return false
+	}
+	sp, op := protoOf(s), protoOf(o)
+	if sp != "all" && sp != op {
+		return false
+	}
+	if len(s.Ports) == 0 {
+		return true
+	}
+	if len(o.Ports) == 0 {
+		return false
+	}
+	merged := mergeRanges(s.Ports)
+	for _, r := range o.Ports {
+		if !inRanges(merged, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Union is a scope covering both s and o: the wider of the two when one
+// covers the other, otherwise both port lists under the shared protocol
+// (or under "all" when they differ, which drops a little more than
+// either asked rather than less).
+func Union(s, o Scope) Scope {
+	switch {
+	case s.Covers(o):
+		return s
+	case o.Covers(s):
+		return o
+	}
+	proto := protoOf(s)
+	if proto != protoOf(o) {
+		proto = "all"
+	}
+	if len(s.Ports) == 0 || len(o.Ports) == 0 {
+		if proto == "all" {
+			return Scope{}
+		}
+		return Scope{Proto: proto}
+	}
+	return Scope{Proto: proto, Ports: mergeRanges(append(slices.Clone(s.Ports), o.Ports...))}
+}
+
+func protoOf(s Scope) string {
+	if s.Proto == "" {
+		return "all"
+	}
+	return s.Proto
+}
+
+// mergeRanges sorts port ranges and joins those that overlap or touch.
+func mergeRanges(rs []PortRange) []PortRange {
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b PortRange) int { return int(a.From) - int(b.From) })
+	var out []PortRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && int(r.From) <= int(out[n-1].To)+1 {
+			out[n-1].To = max(out[n-1].To, r.To)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// inRanges reports whether r lies inside one of merged (sorted, joined).
+func inRanges(merged []PortRange, r PortRange) bool {
+	for _, m := range merged {
+		if r.From >= m.From && r.To <= m.To {
+			return true
+		}
+	}
+	return false
+}

@@ -52,3 +52,43 @@ func TestScopeMatches(t *testing.T) {
 		}
 	}
 }
+
+func TestScopeCoversAndUnion(t *testing.T) {
+	sc := func(s string) Scope {
+		t.Helper()
+		v, err := ParseScopeString(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		a, b   string
+		covers bool   // a covers b
+		union  string // Union(a, b)
+	}{
+		{"all", "tcp/22", true, "all"},
+		{"tcp/22", "all", false, "all"},
+		{"tcp/22", "tcp/22", true, "tcp/22"},
+		{"tcp/20:30", "tcp/22", true, "tcp/20:30"},
+		{"tcp/22", "tcp/80,443", false, "tcp/22,80,443"},
+		{"tcp/22", "tcp/23", false, "tcp/22:23"},
+		{"tcp", "tcp/22", true, "tcp"},
+		{"tcp/22", "udp/22", false, "all/22"},
+		{"tcp", "udp/53", false, "all"},
+		{"all/22", "udp/22", true, "all/22"},
+		{"udp/22", "all/22", false, "all/22"},
+	} {
+		a, b := sc(tc.a), sc(tc.b)
+		if got := a.Covers(b); got != tc.covers {
+			t.Errorf("%s covers %s = %v, want %v", tc.a, tc.b, got, tc.covers)
+		}
+		u := Union(a, b)
+		if u.String() != tc.union {
+			t.Errorf("Union(%s, %s) = %s, want %s", tc.a, tc.b, u, tc.union)
+		}
+		if !u.Covers(a) || !u.Covers(b) {
+			t.Errorf("Union(%s, %s) = %s does not cover both", tc.a, tc.b, u)
+		}
+	}
+}

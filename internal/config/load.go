@@ -669,6 +669,7 @@ var jailKeys = map[string]bool{
 	"ignoreip": true, "ignoreself": true, "port": true, "protocol": true, "action": true,
 	"ratelimit": true, "ratelimit.banafter": true, "mode": true,
 	"banaction": true, "banaction_allports": true, "maxtracked": true,
+	"banscope": true,
 }
 
 // filterKeys may be set in a jail to override the filter's.
@@ -1060,6 +1061,9 @@ func (r jailReader) jail(name string) (Jail, error) {
 	if j.Port == "0:65535" {
 		j.Port = ""
 	}
+	if err := r.banScope(&j, allPorts); err != nil {
+		return j, err
+	}
 
 	// rate limit
 	rv, rpos, err := g.str(name, "ratelimit", "")
@@ -1077,6 +1081,70 @@ func (r jailReader) jail(name string) (Jail, error) {
 		return j, g.bad(name, "ratelimit.banafter", v, pos, "needs ratelimit = N/period to be set")
 	}
 	return j, nil
+}
+
+// banScope sets j.BanScope and j.Scope. An explicit banscope wins; else
+// xdpban's own configuration bans all traffic, and a fail2ban jail keeps
+// the scope its firewall action had: an *-allports action (banaction, or
+// one named in action) every port, a multiport one only the jail's ports.
+func (r jailReader) banScope(j *Jail, allPortsAction bool) error {
+	g := getter{r.f}
+	v, pos, ok, err := g.get(j.Name, "banscope")
+	if err != nil {
+		return err
+	}
+	switch mode := strings.ToLower(strings.TrimSpace(v)); {
+	case ok && (mode == "all" || mode == "port"):
+		j.BanScope = mode
+	case ok && mode != "":
+		return g.bad(j.Name, "banscope", v, pos, "want all (every packet of a banned address) or port (only the jail's port and protocol)")
+	case r.own:
+		j.BanScope = "all"
+	default:
+		j.BanScope = "port"
+		if allPortsAction || isAllPortsAction(g, j.Name) {
+			j.BanScope = "all"
+		}
+	}
+	if j.BanScope == "all" {
+		j.Scope = bans.Scope{}
+		return nil
+	}
+	sc, err := bans.ParseScope(j.Protocol, j.Port)
+	if err != nil {
+		if r.own {
+			return g.bad(j.Name, "port", j.Port, pos, "banscope = port: %v", err)
+		}
+		// fail2ban would have failed the ban action; banning all of the
+		// address is the safe side of a scope that cannot be read.
+		r.note(j, pos, "port", fmt.Sprintf("%v: banning all traffic of banned addresses", err))
+		j.BanScope, j.Scope = "all", bans.Scope{}
+		return nil
+	}
+	j.Scope = sc
+	if sc.All() {
+		j.Scope = bans.Scope{}
+	}
+	return nil
+}
+
+// isAllPortsAction reports whether a fail2ban jail's banaction is an
+// all-ports action: iptables-allports, or nftables[type=allports].
+func isAllPortsAction(g getter, jail string) bool {
+	v, _, ok, err := g.get(jail, "banaction")
+	if !ok || err != nil {
+		return false
+	}
+	for _, spec := range ini.SplitSpecs(v) {
+		kind, args, err := ini.ParseSpec(spec)
+		if err != nil {
+			continue
+		}
+		if strings.HasSuffix(strings.ToLower(kind), "-allports") || args["type"] == "allports" {
+			return true
+		}
+	}
+	return false
 }
 
 func ownKey(f *ini.File, sec, key string) bool {

@@ -621,3 +621,76 @@ func TestLoadFleet(t *testing.T) {
 		}
 	}
 }
+
+// banscope: xdpban's own jails ban all traffic unless banscope = port;
+// a fail2ban tree's jail keeps the scope of its banaction.
+func TestBanScope(t *testing.T) {
+	dir := t.TempDir()
+	local := "[sshd]\nenabled = true\n\n[web]\nenabled = true\nfilter = sshd\nlogpath = /dev/null\nbanscope = port\nport = http,https\n\n" +
+		"[dns]\nenabled = true\nfilter = sshd\nlogpath = /dev/null\nbanscope = port\nprotocol = udp\nport = 53\n\n" +
+		"[every]\nenabled = true\nfilter = sshd\nlogpath = /dev/null\nbanscope = port\nprotocol = all\nport = 0:65535\n"
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"sshd": "all", "web": "tcp/80,443", "dns": "udp/53", "every": "all"} {
+		j, ok := c.Jail(name)
+		if !ok || j.Scope.String() != want {
+			t.Errorf("own %s: banscope %q scope %q, want %q", name, j.BanScope, j.Scope, want)
+		}
+	}
+
+	bad := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bad, "jail.local"), []byte("[sshd]\nbanscope = ports\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(bad); err == nil || !strings.Contains(err.Error(), "banscope") || !strings.Contains(err.Error(), "want all") {
+		t.Errorf("banscope = ports: err %v, want a banscope error saying all or port", err)
+	}
+
+	f, err := LoadFail2ban("testdata/fail2ban")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sshd and nginx-http-auth use iptables-multiport; recidive sets
+	// banaction = %(banaction_allports)s.
+	for name, want := range map[string]string{"sshd": "tcp/22", "nginx-http-auth": "tcp/80,443", "recidive": "all"} {
+		j, ok := f.Jail(name)
+		if !ok || j.Scope.String() != want {
+			t.Errorf("fail2ban %s: banscope %q scope %q, want %q", name, j.BanScope, j.Scope, want)
+		}
+	}
+
+	// Debian's newer banaction_allports is nftables[type=allports].
+	tree := t.TempDir()
+	conf := "[DEFAULT]\nfilter = sshd\nport = 0:65535\nbanaction = nftables-multiport\nbanaction_allports = nftables[type=allports]\n" +
+		"action = %(banaction)s[port=\"%(port)s\"]\n\n" +
+		"[sshd]\nenabled = true\nport = ssh\nlogpath = /dev/null\n\n" +
+		"[recidive]\nenabled = true\nlogpath = /dev/null\nbanaction = %(banaction_allports)s\n"
+	if err := os.WriteFile(filepath.Join(tree, "jail.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(tree, "filter.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sshdFilter, err := os.ReadFile("testdata/fail2ban/filter.d/sshd.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tree, "filter.d", "sshd.conf"), sshdFilter, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := LoadFail2ban(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"sshd": "tcp/22", "recidive": "all"} {
+		j, ok := g.Jail(name)
+		if !ok || j.Scope.String() != want {
+			t.Errorf("nftables tree %s: banscope %q scope %q, want %q (broken: %v)", name, j.BanScope, j.Scope, want, g.Broken)
+		}
+	}
+}

@@ -10,6 +10,8 @@ package config
 import (
 	"net/netip"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
 // DefaultMaxTracked is a jail's maxtracked when unset: the addresses
@@ -116,6 +118,14 @@ type Jail struct {
 	// "1000:2000"); empty means all ports.
 	Port     string
 	Protocol string // tcp | udp | all
+	// BanScope is banscope: "all" drops every packet of a banned address,
+	// "port" only its Port/Protocol, as fail2ban's multiport actions do.
+	// xdpban's own configuration defaults to all; a fail2ban tree's jail
+	// is all when its banaction is an *-allports action, port otherwise.
+	BanScope string
+	// Scope is what the jail's bans drop: BanScope resolved with Port and
+	// Protocol (the zero Scope, all traffic, for banscope = all).
+	Scope bans.Scope
 	// Replaced lists banaction/action lines read from a fail2ban config
 	// (or non-xdpban actions in a copied jail.local): reported as replaced
 	// by xdpban's enforcement, never executed. Their port scope is folded

@@ -1022,7 +1022,7 @@ func (d *Daemon) jailCounters() []metrics.JailCounters {
 			continue
 		}
 		jc := metrics.JailCounters{Jail: n, Failures: s.TotalFailed, CurrentlyFailed: s.CurrentlyFailed,
-			Filter: s.Filter, RegexTimeouts: s.Timeouts, Evicted: s.Evicted}
+			Filter: s.Filter, RegexTimeouts: s.Timeouts, Evicted: s.Evicted, Ignored: s.Ignored, Narrowed: s.Narrowed}
 		_, jc.RateLimited = rateLimitFields(cfg, n, drops, counted)
 		for _, src := range s.Sources {
 			jc.Sources = append(jc.Sources, metrics.SourceCounters{Log: src.Name, Read: src.LinesRead, Skipped: src.LinesSkipped, BytesLost: src.BytesLost})

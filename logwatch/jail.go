@@ -183,7 +183,7 @@ func Run(ctx context.Context, jails []JailSpec, opt EngineOptions) error {
 type jailRun struct {
 	spec   JailSpec
 	win    *Window
-	ignore *IgnoreList
+	ignore *bans.IgnoreList
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -193,6 +193,7 @@ type jailRun struct {
 	totalFailed atomic.Uint64
 	decisions   atomic.Uint64
 	ignored     atomic.Uint64
+	narrowed    atomic.Uint64
 	timeouts    atomic.Uint64
 
 	tmu        sync.Mutex // guards the timeout log's rate limit
@@ -219,7 +220,7 @@ func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
 	if err != nil {
 		return err
 	}
-	ign, err := NewIgnoreList(j.IgnoreIP, j.IgnoreSelf)
+	ign, err := bans.NewIgnoreList(j.IgnoreIP, j.IgnoreSelf)
 	if err != nil {
 		return fmt.Errorf("jail %s: %w", j.Name, err)
 	}
@@ -247,6 +248,7 @@ func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
 		r.totalFailed.Store(keep.totalFailed.Load())
 		r.decisions.Store(keep.decisions.Load())
 		r.ignored.Store(keep.ignored.Load())
+		r.narrowed.Store(keep.narrowed.Load())
 		r.timeouts.Store(keep.timeouts.Load())
 	}
 	log := e.opt.Logger.With("jail", j.Name)
@@ -419,12 +421,17 @@ func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time
 		return
 	}
 	r.totalFailed.Add(1)
-	key := r.spec.Widen.Addr(addr)
+	key, blocker := r.key(addr)
 	hit := r.win.Add(key, m.Time, now, m.Line)
 	if hit == nil {
 		return
 	}
 	j := r.spec.Jail
+	if blocker.IsValid() {
+		r.narrowed.Add(1)
+		e.opt.Logger.Warn("ban narrowed: the widened prefix would cover an ignored address (ignoreip/ignoreself)",
+			"jail", j.Name, "addr", addr, "banned", key, "instead_of", r.spec.Widen.Addr(addr), "ignored", blocker)
+	}
 	bt := j.BanTime
 	if j.Increment.Enabled && e.opt.History != nil && bt > 0 {
 		n, err := e.opt.History.BanCount(j.Name, key)
@@ -437,9 +444,9 @@ func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time
 	if at.IsZero() {
 		at = now
 	}
-	// Prefix is the window's key: the widening is worked out here once,
-	// the daemon's intake bans it as given.
-	d := bans.Decision{Jail: j.Name, Addr: addr, Prefix: key, Scope: j.Scope, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines,
+	// Prefix is the window's key: the widening (and narrowing) is
+	// worked out here once, the daemon's intake bans it as given.
+	d := bans.Decision{Jail: j.Name, Addr: addr, Prefix: key, Exact: true, Scope: j.Scope, Failures: hit.Failures, BanTime: bt, At: at, Lines: hit.Lines,
 		Done: e.gate.issue(posKey)}
 	r.decisions.Add(1)
 	select {
@@ -499,8 +506,16 @@ func (e *Engine) Forget(jail string, a netip.Addr) {
 	r := e.jails[jail]
 	e.mu.Unlock()
 	if r != nil {
-		r.win.Forget(r.spec.Widen.Addr(a))
+		k, _ := r.key(a.Unmap())
+		r.win.Forget(k)
 	}
+}
+
+// key is what the failures of a are counted under and what their ban
+// covers: a's prefix as widened by ipv6_prefix, narrowed where that
+// would cover an ignored address (blocker, when valid).
+func (r *jailRun) key(a netip.Addr) (key, blocker netip.Prefix) {
+	return r.ignore.Narrow(r.spec.Widen.Addr(a), a)
 }
 
 // JailStats is what `xdpban status JAIL` and the metrics show.
@@ -512,7 +527,10 @@ type JailStats struct {
 	CurrentlyFailed int    `json:"currently_failed"`
 	TotalFailed     uint64 `json:"total_failed"`
 	// Ignored counts failures of ignoreip/ignoreself addresses.
-	Ignored   uint64 `json:"ignored"`
+	Ignored uint64 `json:"ignored"`
+	// Narrowed counts bans narrowed so that their widened prefix would
+	// not cover an ignored address.
+	Narrowed  uint64 `json:"narrowed"`
 	Decisions uint64 `json:"decisions"`
 	// Evicted counts addresses dropped by the MaxTracked bound.
 	Evicted uint64 `json:"evicted"`
@@ -536,6 +554,7 @@ func (e *Engine) Stats(name string) (JailStats, error) {
 		CurrentlyFailed: r.win.Len(),
 		TotalFailed:     r.totalFailed.Load(),
 		Ignored:         r.ignored.Load(),
+		Narrowed:        r.narrowed.Load(),
 		Decisions:       r.decisions.Load(),
 		Evicted:         r.win.Evicted(),
 		Timeouts:        r.timeouts.Load(),

@@ -9,7 +9,6 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
 func TestIncrementBanTimeFollowsFail2banFormula(t *testing.T) {
@@ -38,73 +37,6 @@ func TestIncrementBanTimeFollowsFail2banFormula(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s: IncrementBanTime(%s, %+v, %d) = %s, want %s", c.name, c.base, c.inc, c.prev, got, c.want)
 		}
-	}
-}
-
-func TestIgnoreList(t *testing.T) {
-	l, err := NewIgnoreList([]netip.Prefix{
-		pfx("198.51.100.0/24"), pfx("2001:db8:1::/48"), pfx("::ffff:203.0.113.0/120"),
-	}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		a    string
-		want bool
-	}{
-		{"198.51.100.77", true},
-		{"198.51.101.1", false},
-		{"2001:db8:1:ffff::1", true},
-		{"2001:db8:2::1", false},
-		{"203.0.113.9", true},
-		{"::ffff:198.51.100.1", true},
-		{"127.0.0.1", true},
-		{"127.200.0.1", true},
-		{"::1", true},
-		{"192.0.2.1", false},
-		// Never a connection's source: a forged or garbled log line.
-		{"0.0.0.0", true},
-		{"::", true},
-		{"::ffff:0.0.0.0", true},
-		{"255.255.255.255", true},
-		{"224.0.0.1", true},
-		{"239.255.255.250", true},
-		{"ff02::1", true},
-		{"223.255.255.255", false},
-		{"240.0.0.1", false},
-	} {
-		if got := l.Ignored(netip.MustParseAddr(c.a)); got != c.want {
-			t.Errorf("Ignored(%s) = %v, want %v", c.a, got, c.want)
-		}
-	}
-}
-
-// TestIgnoreSelf reads the interface addresses of a namespace holding
-// 192.0.2.1 and 2001:db8::1 (the harness's host side).
-func TestIgnoreSelf(t *testing.T) {
-	nspairtest.Require(t)
-	p := nspairtest.New(t)
-	var self, noSelf *IgnoreList
-	err := p.Host.Do(func() (err error) {
-		if self, err = NewIgnoreList(nil, true); err != nil {
-			return err
-		}
-		noSelf, err = NewIgnoreList(nil, false)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"192.0.2.1", "2001:db8::1"} {
-		if !self.Ignored(netip.MustParseAddr(a)) {
-			t.Errorf("ignoreself: own address %s not ignored (list %v)", a, self.Prefixes())
-		}
-		if noSelf.Ignored(netip.MustParseAddr(a)) {
-			t.Errorf("without ignoreself %s is ignored", a)
-		}
-	}
-	if self.Ignored(netip.MustParseAddr("192.0.2.2")) {
-		t.Error("ignoreself ignored the attacker's address")
 	}
 }
 
@@ -224,6 +156,33 @@ func TestEngineCountsIPv6PerBannedPrefix(t *testing.T) {
 	}
 	if d := h.expect(t, "2001:db8:5::3"); d.Prefix != pfx("2001:db8:5::/64") {
 		t.Fatalf("decision prefix %v, want the counted /64 2001:db8:5::/64", d.Prefix)
+	}
+}
+
+// TestEngineNarrowsAroundIgnoredNeighbours: one attacker in the /64 of
+// an ignoreip address is banned, the neighbour is not cut off.
+func TestEngineNarrowsAroundIgnoredNeighbours(t *testing.T) {
+	h := newEngineHarness(t, nil)
+	j := testJail(h.log)
+	j.MaxRetry = 1
+	j.IgnoreIP = []netip.Prefix{pfx("2001:db8::3/128")}
+	h.start(t, j, "k")
+	h.fail(t, "2001:db8::2", 1)
+	d := h.expect(t, "2001:db8::2")
+	if d.Prefix != pfx("2001:db8::2/128") || !d.Exact {
+		t.Fatalf("decision %v (exact %v): want 2001:db8::2/128, exact, so that ignored 2001:db8::3 stays reachable", d.Prefix, d.Exact)
+	}
+	if b := d.Ban(bans.Widen{}, time.Now()); b.Prefix.Contains(netip.MustParseAddr("2001:db8::3")) {
+		t.Fatalf("the intake bans %s, which covers ignored 2001:db8::3", b.Prefix)
+	}
+	// Further out in the /64, the ban is as wide as it can be without ::3.
+	h.fail(t, "2001:db8::ff:1", 1)
+	if d := h.expect(t, "2001:db8::ff:1"); d.Prefix != pfx("2001:db8::80:0/105") {
+		t.Fatalf("decision %v, want 2001:db8::80:0/105 (the widest without ::3)", d.Prefix)
+	}
+	st, _ := h.e.Stats("sshd")
+	if st.Narrowed != 2 {
+		t.Fatalf("narrowed = %d, want 2", st.Narrowed)
 	}
 }
 

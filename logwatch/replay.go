@@ -221,7 +221,7 @@ type replayJail struct {
 	j      config.Jail
 	widen  bans.Widen
 	win    *Window
-	ignore *IgnoreList
+	ignore *bans.IgnoreList
 	hist   *MemHistory
 	now    time.Time
 	banned map[netip.Prefix]time.Time // prefix -> until (zero: permanent)
@@ -235,7 +235,7 @@ func newReplayJail(j config.Jail, w bans.Widen) (*replayJail, error) {
 	if j.FindTime <= 0 {
 		return nil, fmt.Errorf("jail %s: findtime %s: must be positive", j.Name, j.FindTime)
 	}
-	ign, err := NewIgnoreList(j.IgnoreIP, j.IgnoreSelf)
+	ign, err := bans.NewIgnoreList(j.IgnoreIP, j.IgnoreSelf)
 	if err != nil {
 		return nil, fmt.Errorf("jail %s: %w", j.Name, err)
 	}
@@ -256,7 +256,7 @@ func (s *replayJail) failure(m Match, line int) {
 	if s.ignore.Ignored(a) {
 		return
 	}
-	key := s.widen.Addr(a)
+	key, _ := s.ignore.Narrow(s.widen.Addr(a), a)
 	if until, ok := s.banned[key]; ok {
 		if until.IsZero() || m.Time.Before(until) {
 			return

@@ -60,7 +60,10 @@ type JailCounters struct {
 	// Evicted counts addresses whose failures were dropped by the
 	// jail's maxtracked bound, oldest first.
 	Evicted uint64
-	Sources []SourceCounters
+	// Ignored counts failures of ignored addresses (never banned);
+	// Narrowed counts bans narrowed so as not to cover one.
+	Ignored, Narrowed uint64
+	Sources           []SourceCounters
 	// RateLimited is the SYNs the kernel dropped for exceeding the jail's
 	// ratelimit; nil when the jail has none or the backend does not
 	// rate-limit, so no series claims a limit that is not enforced.
@@ -141,6 +144,10 @@ var (
 		"Log lines a filter gave up on after the per-line backtracking budget (counted as misses), per jail and filter.", []string{"jail", "filter"}, nil)
 	descEvicted = prometheus.NewDesc("xdpban_failures_evicted_total",
 		"Addresses whose counted failures were dropped, oldest first, because the jail tracked maxtracked addresses, per jail.", []string{"jail"}, nil)
+	descIgnored = prometheus.NewDesc("xdpban_ignored_failures_total",
+		"Failures of addresses in ignoreip, the host's own (ignoreself) or loopback: counted, never banned, per jail.", []string{"jail"}, nil)
+	descNarrowed = prometheus.NewDesc("xdpban_bans_narrowed_total",
+		"Bans narrowed below ipv6_prefix because the widened prefix would have covered an ignored address, per jail.", []string{"jail"}, nil)
 	descRateLimited = prometheus.NewDesc("xdpban_ratelimited_packets_total",
 		"SYNs dropped by the kernel for exceeding the jail's ratelimit (XDP per-CPU counters summed).", []string{"jail"}, nil)
 )
@@ -156,6 +163,8 @@ func (c *jailCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descRegexTimeouts
 	ch <- descBytesLost
 	ch <- descEvicted
+	ch <- descIgnored
+	ch <- descNarrowed
 }
 
 func (c *jailCollector) Collect(ch chan<- prometheus.Metric) {
@@ -164,6 +173,8 @@ func (c *jailCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descCurrentlyFailed, prometheus.GaugeValue, float64(j.CurrentlyFailed), j.Jail)
 		ch <- prometheus.MustNewConstMetric(descRegexTimeouts, prometheus.CounterValue, float64(j.RegexTimeouts), j.Jail, j.Filter)
 		ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(j.Evicted), j.Jail)
+		ch <- prometheus.MustNewConstMetric(descIgnored, prometheus.CounterValue, float64(j.Ignored), j.Jail)
+		ch <- prometheus.MustNewConstMetric(descNarrowed, prometheus.CounterValue, float64(j.Narrowed), j.Jail)
 		if j.RateLimited != nil {
 			ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(*j.RateLimited), j.Jail)
 		}

@@ -18,6 +18,11 @@ type Decision struct {
 	// Prefix, when valid, is banned instead (the CLI's CIDR, a fleet
 	// peer's ban), canonicalised by Widen.Prefix; Addr may then be invalid.
 	Prefix netip.Prefix
+	// Exact bans Prefix as given, not canonicalised by the widening: a
+	// jail's prefix is already widened, and where that would have covered
+	// an ignored address, narrowed (IgnoreList.Narrow), which widening it
+	// again would undo.
+	Exact bool
 	// Expires, when set, is the instant the ban ends (CLI, fleet). When
 	// zero, BanTime decides.
 	Expires time.Time
@@ -52,6 +57,9 @@ type Decision struct {
 // one, else Addr, widened by w either way.
 func (d Decision) Target(w Widen) netip.Prefix {
 	if d.Prefix.IsValid() {
+		if d.Exact {
+			return d.Prefix.Masked()
+		}
 		return w.Prefix(d.Prefix)
 	}
 	return w.Addr(d.Addr)

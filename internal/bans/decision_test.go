@@ -49,3 +49,17 @@ func TestDecisionBan(t *testing.T) {
 		})
 	}
 }
+
+// TestExactDecisionIsNotRewidened: a jail's narrowed /128 stays a /128 at
+// the intake, where widening it again would cover the ignored neighbour.
+func TestExactDecisionIsNotRewidened(t *testing.T) {
+	p := netip.MustParsePrefix("2001:db8::2/128")
+	d := Decision{Jail: "sshd", Addr: p.Addr(), Prefix: p, Exact: true, BanTime: time.Hour}
+	if got := d.Ban(Widen{}, time.Now()).Prefix; got != p {
+		t.Fatalf("exact decision banned %s, want %s", got, p)
+	}
+	d.Exact = false
+	if got := d.Ban(Widen{}, time.Now()).Prefix; got != netip.MustParsePrefix("2001:db8::/64") {
+		t.Fatalf("a CLI-style /128 banned %s, want the widened /64", got)
+	}
+}

@@ -40,7 +40,12 @@ func (d *Daemon) runBanAfter(ctx context.Context, b bans.Backend, out chan<- ban
 		c := d.cfg
 		d.mu.Unlock()
 		if c != cfg {
-			cfg, tr = c, banafter.New(c.Jails)
+			var err error
+			cfg = c
+			if tr, err = banafter.New(c.Jails); err != nil {
+				d.log.Warn("ratelimit.banafter", "err", err)
+			}
+			tr.Widen = d.widen
 		}
 		if tr.Jails() == 0 {
 			continue

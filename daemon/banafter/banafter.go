@@ -12,6 +12,7 @@
 package banafter
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
@@ -53,6 +54,9 @@ type rule struct {
 	banTime time.Duration
 	limit   string
 	scope   bans.Scope
+	// ignore is the jail's ignoreip/ignoreself: a flood from an
+	// ignored address is throttled by the kernel, never banned.
+	ignore *bans.IgnoreList
 }
 
 type state struct {
@@ -69,23 +73,34 @@ type key struct {
 // the daemon's poll loop owns it.
 type Tracker struct {
 	Grace time.Duration
+	// Widen is the daemon's ipv6_prefix policy, applied to a throttled
+	// source as to a jail's failures.
+	Widen bans.Widen
 	rules map[string]rule
 	live  map[key]*state
 }
 
 // New returns a tracker for the jails that set both ratelimit and
-// ratelimit.banafter; the others are ignored.
-func New(jails []config.Jail) *Tracker {
+// ratelimit.banafter; the others are ignored. A jail whose ignore list
+// cannot be built (ignoreself with no interface list) is left out and
+// named in the error: without its ignore list it could ban the host.
+func New(jails []config.Jail) (*Tracker, error) {
 	t := &Tracker{Grace: DefaultGrace, rules: map[string]rule{}, live: map[key]*state{}}
+	var errs []error
 	for _, j := range jails {
 		rl := j.RateLimit
 		if !j.Enabled || rl.Rate <= 0 || rl.BanAfter <= 0 {
 			continue
 		}
+		ign, err := bans.NewIgnoreList(j.IgnoreIP, j.IgnoreSelf)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("jail %s: ratelimit.banafter off: %w", j.Name, err))
+			continue
+		}
 		t.rules[j.Name] = rule{after: rl.BanAfter, banTime: j.BanTime,
-			limit: fmt.Sprintf("%d/%s", rl.Rate, rl.Per), scope: j.Scope}
+			limit: fmt.Sprintf("%d/%s", rl.Rate, rl.Per), scope: j.Scope, ignore: ign}
 	}
-	return t
+	return t, errors.Join(errs...)
 }
 
 // Jails reports whether any jail uses banafter (the daemon need not poll
@@ -103,7 +118,7 @@ func (t *Tracker) Observe(now time.Time, samples []Sample) []bans.Decision {
 	var out []bans.Decision
 	for _, s := range samples {
 		r, ok := t.rules[s.Jail]
-		if !ok || !s.Addr.IsValid() {
+		if !ok || !s.Addr.IsValid() || r.ignore.Ignored(s.Addr) {
 			continue
 		}
 		k := key{s.Jail, s.Addr.Unmap()}
@@ -126,8 +141,11 @@ func (t *Tracker) Observe(now time.Time, samples []Sample) []bans.Decision {
 		}
 		st.dropped = max(st.dropped, s.Dropped)
 		if over := st.last.Sub(st.since); over >= r.after {
+			// Banned as the jails ban: widened, narrowed around
+			// ignored neighbours.
+			p, _ := r.ignore.Narrow(t.Widen.Addr(k.addr), k.addr)
 			out = append(out, bans.Decision{
-				Jail: s.Jail, Addr: k.addr, Scope: r.scope, BanTime: r.banTime, At: st.last,
+				Jail: s.Jail, Addr: k.addr, Prefix: p, Exact: true, Scope: r.scope, BanTime: r.banTime, At: st.last,
 				Lines: []string{fmt.Sprintf("rate limit %s exceeded for %s (ratelimit.banafter %s), %d packets dropped over the limit",
 					r.limit, over.Round(time.Second), r.after, st.dropped)},
 			})

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/loader"
 )
@@ -25,6 +26,38 @@ func jails() []config.Jail {
 	}
 }
 
+func mustNew(t *testing.T, js []config.Jail) *Tracker {
+	t.Helper()
+	tr, err := New(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestBanAfterNeverBansIgnored: a flood from an ignoreip address is
+// throttled by the kernel, never banned; a neighbour's ban leaves it
+// reachable.
+func TestBanAfterNeverBansIgnored(t *testing.T) {
+	js := jails()
+	js[0].IgnoreIP = []netip.Prefix{netip.MustParsePrefix("192.0.2.2/32"), netip.MustParsePrefix("2001:db8::3/128")}
+	tr := mustNew(t, js)
+	if got := poll(tr, "sshd", src, 0, 120); len(got) != 0 {
+		t.Fatalf("ignored %s banned: decisions at %v", src, got)
+	}
+	var ds []bans.Decision
+	for s := 0; s <= 40 && len(ds) == 0; s++ {
+		now := t0.Add(time.Duration(s) * time.Second)
+		ds = tr.Observe(now, []Sample{{Jail: "sshd", Addr: src2, Last: now}})
+	}
+	if len(ds) != 1 {
+		t.Fatalf("no ban for %s over its limit", src2)
+	}
+	if b := ds[0].Ban(bans.Widen{}, t0); b.Prefix.Contains(netip.MustParseAddr("2001:db8::3")) {
+		t.Fatalf("ban of %s is %s: covers ignored 2001:db8::3", src2, b.Prefix)
+	}
+}
+
 // poll feeds one observation a second of src being throttled, from a to b
 // seconds after t0, and returns the decisions with the second they came.
 func poll(tr *Tracker, jail string, addr netip.Addr, from, to int) map[int]int {
@@ -40,7 +73,7 @@ func poll(tr *Tracker, jail string, addr netip.Addr, from, to int) map[int]int {
 }
 
 func TestBanAfterContinuousOverLimit(t *testing.T) {
-	tr := New(jails())
+	tr := mustNew(t, jails())
 	if tr.Jails() != 1 {
 		t.Fatalf("%d jails tracked, want 1 (sshd)", tr.Jails())
 	}
@@ -49,7 +82,7 @@ func TestBanAfterContinuousOverLimit(t *testing.T) {
 		t.Fatalf("decisions at %v, want one at second 30", got)
 	}
 	// The decision's content.
-	tr = New(jails())
+	tr = mustNew(t, jails())
 	poll(tr, "sshd", src, 0, 29)
 	now := t0.Add(30 * time.Second)
 	ds := tr.Observe(now, []Sample{{Jail: "sshd", Addr: netip.MustParseAddr("::ffff:192.0.2.2"), Last: now, Dropped: 3000}})
@@ -67,7 +100,7 @@ func TestBanAfterContinuousOverLimit(t *testing.T) {
 }
 
 func TestBanAfterGapRestartsClock(t *testing.T) {
-	tr := New(jails())
+	tr := mustNew(t, jails())
 	if got := poll(tr, "sshd", src, 0, 20); len(got) != 0 {
 		t.Fatalf("early decision %v", got)
 	}
@@ -83,7 +116,7 @@ func TestBanAfterGapRestartsClock(t *testing.T) {
 		t.Fatalf("decisions at %v, want one at 60 (30s after the second burst began)", got)
 	}
 	// A short gap within Grace does not reset.
-	tr = New(jails())
+	tr = mustNew(t, jails())
 	poll(tr, "sshd", src, 0, 10)
 	got = poll(tr, "sshd", src, 12, 40) // second 11 missed
 	if len(got) != 1 || got[30] != 1 {
@@ -92,7 +125,7 @@ func TestBanAfterGapRestartsClock(t *testing.T) {
 }
 
 func TestBanAfterOnlyConfiguredJails(t *testing.T) {
-	tr := New(jails())
+	tr := mustNew(t, jails())
 	for _, j := range []string{"web", "off", "nope"} {
 		if got := poll(tr, j, src, 0, 100); len(got) != 0 {
 			t.Errorf("jail %s: decisions %v, want none", j, got)
@@ -119,7 +152,7 @@ func TestBanAfterOnlyConfiguredJails(t *testing.T) {
 }
 
 func TestBanAfterBoundedState(t *testing.T) {
-	tr := New(jails())
+	tr := mustNew(t, jails())
 	samples := make([]Sample, MaxTracked+1000)
 	for i := range samples {
 		samples[i] = Sample{Jail: "sshd", Addr: netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), Last: t0}
@@ -138,7 +171,7 @@ func TestBanAfterBoundedState(t *testing.T) {
 }
 
 func TestBanAfterKernelSince(t *testing.T) {
-	tr := New(jails())
+	tr := mustNew(t, jails())
 	now := t0.Add(100 * time.Second)
 	// First sight, but the kernel says it has been over since 40s ago.
 	ds := tr.Observe(now, []Sample{{Jail: "sshd", Addr: src, Last: now, Since: now.Add(-40 * time.Second)}})
@@ -161,7 +194,7 @@ func TestFromLoader(t *testing.T) {
 	if len(got) != 1 || got[0] != (Sample{Jail: "sshd", Addr: src, Last: now, Since: t0, Dropped: 40}) {
 		t.Fatalf("samples %+v", got)
 	}
-	if ds := New(jails()).Observe(now, got); len(ds) != 1 || ds[0].Addr != src {
+	if ds := mustNew(t, jails()).Observe(now, got); len(ds) != 1 || ds[0].Addr != src {
 		t.Fatalf("a minute over a 30s banafter: decisions %+v", ds)
 	}
 }

@@ -395,7 +395,7 @@ func TestCLIBanTakesJailScope(t *testing.T) {
 	cfg := &config.Config{Jails: []config.Jail{{Name: "sshd", BanScope: "port", Scope: tcp22}, {Name: "recidive", BanScope: "all"}}}
 	scope := func(j string) bans.Scope { return JailScope(cfg, j) }
 	bs, err := ParseItems([]control.BanItem{{Addr: "192.0.2.7", Jail: "sshd"}, {Addr: "192.0.2.8"}, {Addr: "192.0.2.9", Jail: "recidive"},
-		{Addr: "192.0.2.10", Jail: "other"}}, bans.Widen{}, time.Now(), scope)
+		{Addr: "192.0.2.10", Jail: "other"}}, bans.Widen{}, time.Now(), ItemRules{Scope: scope})
 	if err != nil {
 		t.Fatal(err)
 	}

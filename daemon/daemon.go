@@ -564,9 +564,9 @@ func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, 
 	if d.core == nil {
 		return nil, ErrDryRun
 	}
-	bs, err := ParseItems(items, d.widen, d.opt.Now(), d.jailScope)
+	bs, err := d.parseItems(items)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+		return nil, err
 	}
 	if err := d.core.Ban(ctx, bs); err != nil {
 		return nil, err
@@ -584,9 +584,9 @@ func (d *Daemon) CheckBan(ctx context.Context, items []control.BanItem, pending 
 	if d.core == nil {
 		return nil, ErrDryRun
 	}
-	bs, err := ParseItems(items, d.widen, d.opt.Now(), d.jailScope)
+	bs, err := d.parseItems(items)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+		return nil, err
 	}
 	return d.core.CheckRoom(bs, pending)
 }
@@ -609,16 +609,52 @@ func JailScope(cfg *config.Config, jail string) bans.Scope {
 	return bans.Scope{}
 }
 
+// parseItems is ParseItems against the running configuration's
+// protected addresses.
+func (d *Daemon) parseItems(items []control.BanItem) ([]bans.Ban, error) {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	protected, err := Protected(cfg)
+	if err != nil {
+		// Without the list a ban could lock the host out: refuse.
+		return nil, fmt.Errorf("list the addresses bans must not cover: %w", err)
+	}
+	bs, err := ParseItems(items, d.widen, d.opt.Now(), ItemRules{Scope: d.jailScope, Protected: protected})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	}
+	for i, b := range bs {
+		if wide, _ := d.widen.Parse(items[i].Addr); wide != b.Prefix {
+			d.log.Warn("manual ban narrowed: the widened prefix would cover a protected address (ignoreip, the host's own)",
+				"addr", items[i].Addr, "banned", b.Prefix, "instead_of", wide)
+		}
+	}
+	return bs, nil
+}
+
+// ItemRules are what the configuration adds to ParseItems. Scope, when
+// set, gives a jail's ban scope (a ban given --jail sshd drops what sshd's
+// bans drop); without it, and for a name no jail has, a ban drops all
+// traffic. Protected (Protected) is what an item without Force may not
+// name or cover; a single address's widened prefix is narrowed around it.
+type ItemRules struct {
+	Scope     func(jail string) bans.Scope
+	Protected *bans.IgnoreList
+}
+
 // ParseItems turns CLI ban items into bans: jail defaults to manual, for
-// to 1h, "0" is permanent. scope, when set, gives a jail's ban scope (a
-// ban given --jail sshd drops what sshd's bans drop); nil, and names it
-// gives the zero Scope, ban all traffic. The first bad item fails the lot.
-func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, scope func(jail string) bans.Scope) ([]bans.Ban, error) {
+// to 1h, "0" is permanent. The first bad item, or one rules refuse, fails
+// the lot.
+func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, rules ItemRules) ([]bans.Ban, error) {
 	out := make([]bans.Ban, 0, len(items))
 	for i, it := range items {
 		p, err := w.Parse(it.Addr)
 		if err == nil {
 			err = CheckWidth(p)
+		}
+		if err == nil && !it.Force {
+			p, err = guard(rules.Protected, it.Addr, p)
 		}
 		if err != nil {
 			if len(items) > 1 {
@@ -638,8 +674,8 @@ func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, scope func
 			return nil, err
 		}
 		b := bans.Ban{Prefix: p, Jail: jail}
-		if scope != nil {
-			b.Scope = scope(jail)
+		if rules.Scope != nil {
+			b.Scope = rules.Scope(jail)
 		}
 		if d > 0 {
 			b.Expires = now.Add(d)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -36,12 +37,21 @@ func FuzzParseItems(f *testing.F) {
 	f.Add("2001:db8::1/128", "", "0")
 	f.Add("::ffff:192.0.2.1", "a b", "x")
 	f.Add("10.0.0.0/33", "manual", "")
+	f.Add("2001:db8::2", "", "1h")
+	f.Add("198.51.0.0/16", "", "1h")
+	protected, err := bans.NewIgnoreList([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8::3/128")}, false)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, addr, jail, forS string) {
-		bs, err := ParseItems([]control.BanItem{{Addr: addr, Jail: jail, For: forS}}, bans.Widen{}, time.Unix(1_800_000_000, 0), nil)
+		bs, err := ParseItems([]control.BanItem{{Addr: addr, Jail: jail, For: forS}}, bans.Widen{}, time.Unix(1_800_000_000, 0), ItemRules{Protected: protected})
 		if err != nil {
 			return
 		}
 		b := bs[0]
+		if q, why, hit := protected.Overlap(b.Prefix); hit {
+			t.Fatalf("ParseItems(%q) banned %s, covering %s (%s)", addr, b.Prefix, q, why)
+		}
 		if !b.Prefix.IsValid() || b.Prefix != b.Prefix.Masked() || b.Prefix.Addr().Is4In6() {
 			t.Fatalf("ParseItems(%q) gave non-canonical %s", addr, b.Prefix)
 		}

@@ -150,12 +150,12 @@ func TestReloadReturnsWarnings(t *testing.T) {
 func TestParseItemsRefusesTooWidePrefixes(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	for _, a := range []string{"0.0.0.0/0", "128.0.0.0/1", "10.0.0.0/7", "::/0", "2000::/3", "2001:db8::/15"} {
-		if _, err := ParseItems([]control.BanItem{{Addr: a}}, bans.Widen{}, now, nil); err == nil || !strings.Contains(err.Error(), "too wide a ban") {
+		if _, err := ParseItems([]control.BanItem{{Addr: a}}, bans.Widen{}, now, ItemRules{}); err == nil || !strings.Contains(err.Error(), "too wide a ban") {
 			t.Errorf("ban %s: err %v, want too wide", a, err)
 		}
 	}
 	for _, a := range []string{"10.0.0.0/8", "192.0.2.7", "2001:db8::/16", "2001:db8::7"} {
-		if _, err := ParseItems([]control.BanItem{{Addr: a}}, bans.Widen{}, now, nil); err != nil {
+		if _, err := ParseItems([]control.BanItem{{Addr: a}}, bans.Widen{}, now, ItemRules{}); err != nil {
 			t.Errorf("ban %s: %v", a, err)
 		}
 	}

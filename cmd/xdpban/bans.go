@@ -45,6 +45,7 @@ func cmdBan(e *env, args []string) int {
 	jail := fs.String("jail", daemon.DefaultJail, "jail `NAME` the ban is recorded under")
 	from := fs.String("from-file", "", "read addresses/CIDRs from `FILE`, one a line (- for stdin)")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
+	force := fs.Bool("force", false, "ban even an address in ignoreip, the host's own or loopback, or a prefix covering one (refused otherwise)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return e.fail("ban", err)
@@ -79,7 +80,10 @@ func cmdBan(e *env, args []string) int {
 			items = append(items, control.BanItem{Addr: a, Jail: *jail, For: *forS})
 		}
 	}
-	if _, err := daemon.ParseItems(items[:1], bans.Widen{}, time.Now(), nil); err != nil {
+	for i := range items {
+		items[i].Force = *force
+	}
+	if _, err := daemon.ParseItems(items[:1], bans.Widen{}, time.Now(), daemon.ItemRules{}); err != nil {
 		return e.fail("ban", usageErr("%v", err))
 	}
 	if err := e.requireRoot("ban"); err != nil {
@@ -104,7 +108,17 @@ func cmdBan(e *env, args []string) int {
 			return e.fail("ban", err)
 		}
 		defer d.Close()
-		bs, err := daemon.ParseItems(items, d.widen, time.Now(), e.directJailScope(*jail))
+		var protected *bans.IgnoreList
+		if !*force {
+			cfg, err := loadConfig(e.config, "")
+			if err == nil {
+				protected, err = daemon.Protected(cfg)
+			}
+			if err != nil {
+				return e.fail("ban", fmt.Errorf("cannot tell which addresses are protected (ignoreip): %w; fix the configuration, or pass --force", err))
+			}
+		}
+		bs, err := daemon.ParseItems(items, d.widen, time.Now(), daemon.ItemRules{Scope: e.directJailScope(*jail), Protected: protected})
 		if err != nil {
 			return e.fail("ban", usageErr("%v", err))
 		}

@@ -42,6 +42,9 @@ type BanItem struct {
 	// For is the ban duration as a Go duration ("1h", "90s"); "0" means
 	// permanent.
 	For string `json:"for"`
+	// Force bans an address that is protected (ignoreip, the host's
+	// own, loopback) or a prefix covering one; refused otherwise.
+	Force bool `json:"force,omitempty"`
 }
 
 // BanRequest is POST /v1/ban.

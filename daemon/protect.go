@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+)
+
+// Protected is what no ban that did not come from a jail may cover: every
+// jail's ignoreip, the host's own addresses (whatever ignoreself says: an
+// operator banning the bastion's own address locks themselves out) and
+// loopback. Manual bans are checked against it, and so are bans another
+// node of the fleet sends. The interface addresses are read on each call,
+// so an address added since the start is protected too.
+func Protected(cfg *config.Config) (*bans.IgnoreList, error) {
+	l, err := bans.NewIgnoreList(nil, true)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range cfg.Jails {
+		if len(j.IgnoreIP) == 0 {
+			continue
+		}
+		if l, err = l.Add(j.IgnoreIP, "in ignoreip of jail "+j.Name); err != nil {
+			return nil, fmt.Errorf("jail %s: %w", j.Name, err)
+		}
+	}
+	return l, nil
+}
+
+// guard refuses a manual ban on a protected address, or on a prefix that
+// covers one, and narrows the widened prefix of a single address around
+// protected neighbours. in is what the operator typed, p its parse.
+func guard(l *bans.IgnoreList, in string, p netip.Prefix) (netip.Prefix, error) {
+	if l == nil {
+		return p, nil
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(in))
+	if err != nil { // a CIDR: the operator chose its width
+		if q, why, hit := l.Overlap(p); hit {
+			return p, fmt.Errorf("refusing to ban %s: it covers %s, which is %s; ban a narrower prefix, or pass --force to ban it anyway", p, q, why)
+		}
+		return p, nil
+	}
+	a = a.Unmap()
+	if why, hit := l.Why(a); hit {
+		return p, fmt.Errorf("refusing to ban %s: it is %s; pass --force to ban it anyway", a, why)
+	}
+	q, _ := l.Narrow(p, a)
+	return q, nil
+}

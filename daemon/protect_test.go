@@ -1,0 +1,87 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+)
+
+// TestManualBanRefusesProtected: an operator's ban of an ignoreip
+// address, the host's own or loopback, or of a prefix covering one, is
+// refused with the reason, whole (nothing of the request is banned), at
+// the check an import sends first too; --force bans it.
+func TestManualBanRefusesProtected(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, filepath.Join(dir, "etc"),
+		"[sshd]\nenabled = true\nlogpath = "+logf+"\nignoreip = 198.51.100.0/24 2001:db8::3\n")
+	cfg.Daemon.Socket = filepath.Join(dir, "s.sock")
+	cfg.Daemon.StateDir = filepath.Join(dir, "state")
+	be := newMem()
+	d := startDaemon(t, Options{
+		Config: cfg, Jails: realJails,
+		OpenBackend: func(context.Context, config.Daemon) (bans.Backend, string, error) {
+			return be, "test", nil
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	ctx := context.Background()
+	refused := []struct {
+		items []control.BanItem
+		want  string
+	}{
+		{[]control.BanItem{{Addr: "198.51.100.7"}}, "198.51.100.7: it is in ignoreip of jail sshd"},
+		{[]control.BanItem{{Addr: "127.0.0.1"}}, "it is loopback"},
+		{[]control.BanItem{{Addr: "::1"}}, "it is loopback"},
+		{[]control.BanItem{{Addr: "198.51.0.0/16"}}, "it covers 198.51.100.0/24, which is in ignoreip of jail sshd"},
+		{[]control.BanItem{{Addr: "2001:db8::/48"}}, "it covers 2001:db8::3/128"},
+		{[]control.BanItem{{Addr: "192.0.2.9"}, {Addr: "198.51.100.7"}}, "item 2: refusing"},
+	}
+	if own, err := bans.SelfAddrs(); err == nil {
+		for _, p := range own {
+			if !p.Addr().IsLoopback() && !p.Addr().IsLinkLocalUnicast() {
+				refused = append(refused, struct {
+					items []control.BanItem
+					want  string
+				}{[]control.BanItem{{Addr: p.Addr().String()}}, "it is this host's own address"})
+				break
+			}
+		}
+	}
+	for _, c := range refused {
+		_, err := d.Ban(ctx, c.items)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "--force") {
+			t.Errorf("ban %v: err %v, want it refused with %q and a hint at --force", c.items, err, c.want)
+		}
+		if _, err := d.CheckBan(ctx, c.items, nil); err == nil {
+			t.Errorf("check of %v passed: an import would go ahead", c.items)
+		}
+	}
+	if n := len(be.m); n != 0 {
+		t.Fatalf("refused requests banned %d prefixes: %v", n, be.m)
+	}
+	// A single address beside a protected one: banned, narrowed.
+	bs, err := d.Ban(ctx, []control.BanItem{{Addr: "2001:db8::2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bs[0].Prefix != netip.MustParsePrefix("2001:db8::2/128") {
+		t.Fatalf("ban of 2001:db8::2 is %s: want 2001:db8::2/128, which leaves ignoreip 2001:db8::3 reachable", bs[0].Prefix)
+	}
+	bs, err = d.Ban(ctx, []control.BanItem{{Addr: "198.51.100.7", Force: true}})
+	if err != nil || bs[0].Prefix != netip.MustParsePrefix("198.51.100.7/32") {
+		t.Fatalf("forced ban: %v %v", bs, err)
+	}
+}

@@ -676,12 +676,32 @@ func TestDirectModeWithoutDaemon(t *testing.T) {
 	w.start(t)
 	w.d.stop(t)
 	a := nspairtest.AttackerV4
-	w.mustCLI(t, "ban", a.String(), "--for", "1h")
+	// On the protected host, as an operator runs it: a direct ban is
+	// checked against that host's own addresses (not the test
+	// runner's, which may hold the attacker's address).
+	hostCLI := func(args ...string) {
+		t.Helper()
+		var code int
+		var errs string
+		if err := w.p.Host.Do(func() error { code, _, errs = w.cli(t, args...); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if code != 0 {
+			t.Fatalf("xdpban %s: exit %d: %s", strings.Join(args, " "), code, errs)
+		}
+	}
+	hostCLI("ban", a.String(), "--for", "1h")
 	if got := w.send(t, a, 10); got != 0 {
 		t.Fatalf("direct ban: %d of 10 arrived", got)
 	}
-	w.mustCLI(t, "ban", "198.51.100.9")
-	w.mustCLI(t, "unban", "198.51.100.9")
+	hostCLI("ban", "198.51.100.9")
+	hostCLI("unban", "198.51.100.9")
+	var code int
+	var errs string
+	w.p.Host.Do(func() error { code, _, errs = w.cli(t, "ban", nspairtest.HostV4.String()); return nil })
+	if code == 0 || !strings.Contains(errs, "this host's own address") {
+		t.Fatalf("direct ban of the host's own %s: exit %d %q, want it refused", nspairtest.HostV4, code, errs)
+	}
 	w.start(t)
 	l := w.list(t)
 	if _, ok := l["192.0.2.2/32"]; !ok || len(l) != 1 {

@@ -165,7 +165,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	// touch it). The socket is bound now and served once bans are
 	// restored; a client that connects meanwhile waits.
 	sock := or(dc.Socket, control.DefaultSocket)
-	srv, err := control.Listen(sock, d, d.log)
+	srv, err := control.Listen(sock, d, d.log, control.Limits{MaxConns: dc.SocketMaxConns})
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	if metricsLn != nil {
 		d.met = metrics.New(d.backendStatus, d.jailCounters)
-		d.met.Registry.MustRegister(actions.Collector(d.runner))
+		d.met.Registry.MustRegister(actions.Collector(d.runner), srv.Collector())
 		if d.core != nil {
 			d.core.Metrics = d.met
 		}

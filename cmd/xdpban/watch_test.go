@@ -58,7 +58,7 @@ func (watchHandler) Detach(context.Context) error                     { return n
 func TestWatchStreamsFromDaemon(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "xdpban.sock")
 	h := watchHandler{hub: drops.NewHub()}
-	srv, err := control.Listen(sock, h, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := control.Listen(sock, h, slog.New(slog.NewTextHandler(io.Discard, nil)), control.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

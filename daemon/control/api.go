@@ -32,6 +32,9 @@ var (
 	ErrForbidden = errors.New("permission denied")
 	// ErrUnknownJail: a jail name that is not configured.
 	ErrUnknownJail = errors.New("unknown jail")
+	// ErrBusy: the socket's every connection is in a request
+	// (Limits.MaxConns); retrying shortly works.
+	ErrBusy = errors.New("control socket busy")
 )
 
 // BanItem is one ban as the CLI asks for it. Addr is what the operator

@@ -132,6 +132,7 @@ var kinds = map[string]error{
 	"forbidden":    ErrForbidden,
 	"unsupported":  bans.ErrUnsupported,
 	"full":         bans.ErrFull,
+	"busy":         ErrBusy,
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

@@ -30,9 +30,17 @@ type memHandler struct {
 	statuses int
 	// warns is what Reload returns, per jail asked ("" for all).
 	warns map[string][]string
+	// entered, when set, is sent to as a Ban starts, which then waits for
+	// release to close: a request held in progress.
+	entered chan struct{}
+	release chan struct{}
 }
 
 func (h *memHandler) Ban(_ context.Context, items []BanItem) ([]bans.Ban, error) {
+	if h.entered != nil {
+		h.entered <- struct{}{}
+		<-h.release
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []bans.Ban
@@ -142,7 +150,7 @@ func serve(t *testing.T) (string, *memHandler, *Server) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "run", "xdpban.sock")
 	h := &memHandler{bans: map[netip.Prefix]bans.Ban{}}
-	s, err := Listen(path, h, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := Listen(path, h, slog.New(slog.NewTextHandler(io.Discard, nil)), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +219,7 @@ func TestNoDaemon(t *testing.T) {
 
 func TestStaleSocketReplacedLiveOneRefused(t *testing.T) {
 	path, _, _ := serve(t)
-	if _, err := Listen(path, &memHandler{}, nil); !errors.Is(err, ErrInUse) {
+	if _, err := Listen(path, &memHandler{}, nil, Limits{}); !errors.Is(err, ErrInUse) {
 		t.Fatalf("second Listen on a live socket = %v, want ErrInUse", err)
 	}
 	// A socket file nobody listens on (a daemon killed with -9).
@@ -222,7 +230,7 @@ func TestStaleSocketReplacedLiveOneRefused(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	s, err := Listen(stale, &memHandler{bans: map[netip.Prefix]bans.Ban{}}, nil)
+	s, err := Listen(stale, &memHandler{bans: map[netip.Prefix]bans.Ban{}}, nil, Limits{})
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
@@ -241,7 +249,7 @@ func TestSocketPathNamingAFileIsLeftAlone(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		_, err := Listen(path, &memHandler{}, nil)
+		_, err := Listen(path, &memHandler{}, nil, Limits{})
 		if !errors.Is(err, ErrBadPath) || !strings.Contains(err.Error(), path) {
 			t.Fatalf("Listen on %s: %v, want ErrBadPath naming it", path, err)
 		}

@@ -45,6 +45,11 @@ func (s *Server) drops(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "watch", err)
 		return
 	}
+	// A stream has no time limit (net/http lifts the read deadline once
+	// the request is read, and there is no write timeout): it is bounded
+	// by Limits.MaxConns instead, which closes the oldest stream when a
+	// new connection needs room.
+	s.t.streaming(r)
 	fl, _ := w.(http.Flusher)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)

@@ -27,7 +27,7 @@ func (h *dropHandler) WatchDrops(ctx context.Context, f netip.Prefix) (<-chan dr
 func TestWatchDropsStreams(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "xdpban.sock")
 	h := &dropHandler{memHandler: memHandler{bans: map[netip.Prefix]bans.Ban{}}, hub: drops.NewHub()}
-	s, err := Listen(path, h, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := Listen(path, h, slog.New(slog.NewTextHandler(io.Discard, nil)), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

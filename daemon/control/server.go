@@ -31,6 +31,7 @@ type Server struct {
 	ln   net.Listener
 	path string
 	srv  *http.Server
+	t    *tracker
 	// allow decides which peer uids may talk to the daemon: root and the
 	// daemon's own uid.
 	allow func(uid uint32) bool
@@ -44,9 +45,10 @@ type peer struct {
 }
 
 // Listen creates the socket (its directory 0700 when created here, the
-// socket 0600) and returns a server ready to Serve. A stale socket file
-// left by a killed daemon is replaced; a live one is ErrInUse.
-func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
+// socket 0600) and returns a server ready to Serve, its connections
+// bounded by lim. A stale socket file left by a killed daemon is
+// replaced; a live one is ErrInUse.
+func Listen(path string, h Handler, log *slog.Logger, lim Limits) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -84,21 +86,29 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("chmod control socket %s: %w", path, err)
 	}
 	self := uint32(os.Getuid())
+	lim = lim.withDefaults()
+	t := newTracker(lim.MaxConns, log)
 	s := &Server{
-		h: h, log: log, ln: ln, path: path,
+		h: h, log: log, ln: limitListener{ln, t}, path: path, t: t,
 		allow: func(uid uint32) bool { return uid == 0 || uid == self },
 	}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: lim.ReadHeaderTimeout,
+		ReadTimeout:       lim.ReadTimeout,
+		IdleTimeout:       lim.IdleTimeout,
+		ConnState:         t.connState,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, ctxKey{}, peerOf(c))
+			return withConn(context.WithValue(ctx, ctxKey{}, peerOf(c)), t.conn(c))
 		},
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s, nil
 }
+
+// ConnStats reports the socket's open connections and those closed or
+// turned away to stay within Limits.MaxConns.
+func (s *Server) ConnStats() ConnStats { return s.t.snapshot() }
 
 // Path is the socket path.
 func (s *Server) Path() string { return s.path }
@@ -163,6 +173,11 @@ func (s *Server) routes() http.Handler {
 		if p.err != nil || !s.allow(uint32(p.uid)) {
 			s.log.Warn("control socket: peer refused", "uid", p.uid, "pid", p.pid, "err", p.err)
 			writeErr(w, http.StatusForbidden, fmt.Errorf("%w: uid %d may not control xdpban: run as root", ErrForbidden, p.uid))
+			return
+		}
+		if isBusy(r) {
+			w.Header().Set("Connection", "close")
+			writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("%w (all %d connections are in requests): retry shortly, or raise socket_max_connections in [xdpban]", ErrBusy, s.t.max))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
@@ -329,6 +344,8 @@ func kindOf(err error) string {
 		return "full"
 	case errors.Is(err, bans.ErrUnsupported):
 		return "unsupported"
+	case errors.Is(err, ErrBusy):
+		return "busy"
 	}
 	return ""
 }

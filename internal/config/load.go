@@ -493,7 +493,7 @@ func splitWords(s string) []string {
 const daemonSection = "xdpban"
 
 var daemonKeys = map[string]bool{
-	"backend": true, "interfaces": true, "pin_path": true, "socket": true, "state_dir": true,
+	"backend": true, "interfaces": true, "pin_path": true, "socket": true, "socket_max_connections": true, "state_dir": true,
 	"banlog": true, "map_size_v4": true, "map_size_v6": true, "map_size_v4_net": true,
 	"map_size_v6_net": true, "ipv6_prefix": true, "metrics_listen": true, "log_format": true,
 	"log_level": true, "dbpurgeage": true, "log_drops": true, "drop_log_rate": true,
@@ -571,6 +571,9 @@ func parseDaemon(f *ini.File) (Daemon, error) {
 			return d, g.bad(s, p.key, v, pos, "want an absolute path")
 		}
 		*p.dst = filepath.Clean(v)
+	}
+	if d.SocketMaxConns, err = g.integer(s, "socket_max_connections", 128, 4, 65536); err != nil {
+		return d, err
 	}
 	sizes := []struct {
 		key string

@@ -40,7 +40,7 @@ func TestLoadDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := Daemon{
-			Backend: "auto", PinPath: "/sys/fs/bpf/xdpban", Socket: "/run/xdpban/xdpban.sock",
+			Backend: "auto", PinPath: "/sys/fs/bpf/xdpban", Socket: "/run/xdpban/xdpban.sock", SocketMaxConns: 128,
 			StateDir: "/var/lib/xdpban", BanLog: "/var/log/xdpban/xdpban.log", IPv6Prefix: 64,
 			LogFormat: "text", LogLevel: "info", DBPurgeAge: 24 * time.Hour, DropLogRate: 1,
 			DropLogGlobal: 100, Chains: []string{"INPUT"}, BlockType: "DROP",
@@ -226,6 +226,8 @@ func TestDaemonErrors(t *testing.T) {
 		{"blocktype = TARPIT", "DROP or REJECT"},
 		{"interfaces = eth0 this-name-is-too-long", "not an interface name"},
 		{"map_size_v4 = -5", "out of range"},
+		{"socket_max_connections = 2", "out of range: want 4 to 65536"},
+		{"socket_max_connections = many", "whole number"},
 		{"bantime = 1h", "unknown setting"},
 	}
 	for _, c := range cases {

@@ -54,7 +54,9 @@ type Daemon struct {
 	Interfaces []string // empty: the default-route interfaces
 	PinPath    string   // default /sys/fs/bpf/xdpban
 	Socket     string   // default /run/xdpban/xdpban.sock
-	StateDir   string   // default /var/lib/xdpban
+	// SocketMaxConns bounds the control socket's open connections.
+	SocketMaxConns int
+	StateDir       string // default /var/lib/xdpban
 	// BanLog is the fail2ban-format ban log (key `banlog`), default
 	// /var/log/xdpban/xdpban.log; "" or "none" writes none. Load turns an empty
 	// or "none" setting into "none" (callers fill "" with the default).

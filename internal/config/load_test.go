@@ -182,6 +182,7 @@ func TestJailErrors(t *testing.T) {
 		{"journalmatch lower", "[sshd]\njournalmatch = _systemd_unit=sshd.service\n", "upper-case field names", 2},
 		{"interpolation", "[sshd]\nlogpath = %(nowhere)s\n", "%(nowhere)s is not defined", 2},
 		{"syntax", "[sshd]\nmaxretry\n", "neither a [section]", 2},
+		{"unterminated header", "[sshd\nenabled = true\n", `"[sshd" is a section header without its closing "]": write [sshd]`, 1},
 		{"default bad", "[DEFAULT]\nbantime = forever\n", "[sshd] bantime", 2},
 	}
 	for _, c := range cases {

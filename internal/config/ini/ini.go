@@ -249,10 +249,27 @@ func (f *File) parse(name string, data []byte) error {
 				continue
 			}
 		}
+		d := strings.IndexAny(value, "=:")
+		if d < 0 && strings.HasPrefix(value, "[") {
+			// fail2ban refuses these as lines without a delimiter; the
+			// mistake is the header, and saying so names the fix.
+			var err error
+			if name := strings.TrimSpace(strings.Trim(value, "[]")); strings.HasPrefix(value, "[]") || name == "" {
+				err = errAt(pos, ErrSyntax, "%q names no section: write [NAME]", clip(value))
+			} else {
+				err = errAt(pos, ErrSyntax, "%q is a section header without its closing \"]\": write [%s]", clip(value), clip(name))
+			}
+			if cur == nil {
+				return err
+			}
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
 		if cur == nil {
 			return errAt(pos, ErrSyntax, "%q before any [section] header: start the file with a header such as [Definition]", clip(trimmed))
 		}
-		d := strings.IndexAny(value, "=:")
 		if d < 0 {
 			if firstErr == nil {
 				firstErr = errAt(pos, ErrSyntax, "%q is neither a [section] nor a key = value line: indent it to continue the previous value, or comment it with #", clip(trimmed))

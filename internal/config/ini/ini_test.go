@@ -89,7 +89,9 @@ func TestParseErrors(t *testing.T) {
 		{"duplicate section", "[a]\nk = 1\n[b]\n[a]\n", 4, "section [a] appears twice"},
 		{"duplicate key", "[a]\nk = 1\nK = 2\n", 3, `key "k" appears twice`},
 		{"duplicate default key", "[DEFAULT]\nk = 1\n[DEFAULT]\nk = 2\n", 4, `key "k" appears twice`},
-		{"empty brackets", "[a]\n[]\n", 2, "neither"},
+		{"empty brackets", "[a]\n[]\n", 2, `"[]" names no section: write [NAME]`},
+		{"unterminated header", "[sshd\nenabled = true\n", 1, `"[sshd" is a section header without its closing "]": write [sshd]`},
+		{"unterminated later", "[a]\nk = v\n[sshd ; the jail\nx = 1\n", 3, `"[sshd" is a section header without its closing "]": write [sshd]`},
 		{"not utf8", "[a]\nk = \xff\n", 0, "UTF-8"},
 	}
 	for _, c := range cases {

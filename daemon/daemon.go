@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -741,6 +742,17 @@ func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, erro
 	if d.core == nil {
 		return 0, ErrDryRun
 	}
+	if req.All && req.Jail != "" {
+		// An address unban with a wrong jail already fails, naming the
+		// jail that holds the ban.
+		var running []string
+		if d.engine != nil {
+			running = d.engine.Names()
+		}
+		if err := CheckJailKnown(req.Jail, KnownJails(d.core, running)); err != nil {
+			return 0, err
+		}
+	}
 	if req.All {
 		if len(req.Addrs) > 0 {
 			return 0, fmt.Errorf("%w: give addresses or all, not both", control.ErrBadRequest)
@@ -764,6 +776,29 @@ func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, erro
 		}
 	}
 	return n, err
+}
+
+// KnownJails are the jails an unban may name, sorted: those running,
+// those holding bans (a manual ban's --jail names one) and the default
+// jail of manual bans.
+func KnownJails(c *Core, running []string) []string {
+	known := map[string]bool{DefaultJail: true}
+	for _, j := range running {
+		known[j] = true
+	}
+	for j := range c.Counts() {
+		known[j] = true
+	}
+	return slices.Sorted(maps.Keys(known))
+}
+
+// CheckJailKnown refuses a jail name not in known, listing them: "unban
+// --all --jail nosuch" lifting nothing with success hid the typo.
+func CheckJailKnown(jail string, known []string) error {
+	if slices.Contains(known, jail) {
+		return nil
+	}
+	return fmt.Errorf("%w %q: no such jail runs or holds bans; the jails are %s", control.ErrUnknownJail, jail, strings.Join(known, ", "))
 }
 
 // List implements control.Handler.

@@ -345,7 +345,7 @@ func cmdUnban(e *env, args []string) int {
 	}
 	for _, a := range pos {
 		if _, err := (bans.Widen{}).Parse(a); err != nil {
-			return e.fail("unban", usageErr("%v", err))
+			return e.fail("unban", fmt.Errorf("%w: %w", errUsage, err))
 		}
 	}
 	if err := e.requireRoot("unban"); err != nil {
@@ -369,6 +369,19 @@ func cmdUnban(e *env, args []string) int {
 		}
 		defer d.Close()
 		if *all {
+			if *jail != "" {
+				// No daemon runs: the jails it would run are the enabled
+				// ones of the configuration, when it loads.
+				var enabled []string
+				if cfg, err := loadConfig(e.config, ""); err == nil {
+					for _, j := range cfg.Enabled() {
+						enabled = append(enabled, j.Name)
+					}
+				}
+				if err := daemon.CheckJailKnown(*jail, daemon.KnownJails(d.core, enabled)); err != nil {
+					return e.fail("unban", fmt.Errorf("%w: %w", errUsage, err))
+				}
+			}
 			n, err = d.core.UnbanAll(ctx, *jail)
 		} else {
 			ps := make([]netip.Prefix, len(pos))

@@ -216,6 +216,10 @@ func TestBanUnbanThroughDaemon(t *testing.T) {
 	if !strings.Contains(out, "192.0.2.2/32") || !strings.Contains(out, "sshd") || !strings.Contains(out, fmt.Sprint(n)) {
 		t.Fatalf("list output:\n%s", out)
 	}
+	// Unban of a jail nothing runs or holds bans under is refused too.
+	if code, _, errs := w.cli(t, "unban", "--all", "--jail", "nosuch"); code != exitUsage || !strings.Contains(errs, `unknown jail "nosuch"`) || !strings.Contains(errs, "manual, sshd") {
+		t.Fatalf("unban --all --jail nosuch: exit %d %q, want exit 2 naming nosuch and the jails", code, errs)
+	}
 	// Unban with the wrong jail is refused and changes nothing.
 	if code, _, errs := w.cli(t, "unban", a.String(), "--jail", "nginx"); code != exitFailure || !strings.Contains(errs, "jail sshd") {
 		t.Fatalf("unban with wrong jail: exit %d %q", code, errs)
@@ -701,6 +705,11 @@ func TestDirectModeWithoutDaemon(t *testing.T) {
 	w.p.Host.Do(func() error { code, _, errs = w.cli(t, "ban", nspairtest.HostV4.String()); return nil })
 	if code == 0 || !strings.Contains(errs, "this host's own address") {
 		t.Fatalf("direct ban of the host's own %s: exit %d %q, want it refused", nspairtest.HostV4, code, errs)
+	}
+	// A jail nothing runs or holds bans under is a typo, not "unbanned 0".
+	code, _, errs = w.cli(t, "unban", "--all", "--jail", "nosuch")
+	if code != exitUsage || !strings.Contains(errs, `unknown jail "nosuch"`) || !strings.Contains(errs, "the jails are manual") {
+		t.Fatalf("direct unban --all --jail nosuch: exit %d %q, want exit 2 naming nosuch and the jails", code, errs)
 	}
 	w.start(t)
 	l := w.list(t)

@@ -28,6 +28,10 @@ char __license[] SEC("license") = "Dual MIT/GPL";
 #define DEFAULT_NET_ENTRIES 65536
 #define JAIL_SLOTS 1024
 #define JAIL_NAME_LEN 32
+// Distinct port scopes in force at once (a jail's bans share one); each
+// slot is two 8 KiB bitmaps, so 64 lock 1 MiB.
+#define SCOPE_SLOTS 64
+#define PORT_WORDS (65536 / 64)
 
 // ban_entry is the value of every ban map.
 struct ban_entry {
@@ -45,8 +49,29 @@ struct ban_entry {
 	// event, then reset).
 	__u64 last_event_ns;
 	__u64 events_suppressed;
-	__u32 jail_id;
+	// The jail that made the ban: its slot in jail_names (0: none). Was
+	// a __u32 before scopes; ids stay below JAIL_SLOTS, so the upper half
+	// of old entries reads as scope_id 0 on these little-endian targets.
+	__u16 jail_id;
+	// What the ban drops: 0 is every packet of the source; otherwise
+	// the slot in xdpban_scopes holding the ban's TCP and UDP ports.
+	__u16 scope_id;
 	__u32 events_in_window;
+};
+
+// port_scope is one banscope = port scope: bit p of tcp (udp) set means
+// the ban drops TCP (UDP) packets to destination port p. An all-zero
+// slot is free.
+struct port_scope {
+	__u64 tcp[PORT_WORDS];
+	__u64 udp[PORT_WORDS];
+};
+
+// jail_drops is what one jail's bans dropped, per CPU, over the pins'
+// life: bans come and go with their own counters, this stays.
+struct jail_drop_count {
+	__u64 packets;
+	__u64 bytes;
 };
 
 struct lpm_v4_key {
@@ -61,7 +86,7 @@ struct lpm_v6_key {
 
 // meta is written by userspace only. The trie counts let the fast path
 // skip an LPM lookup (the slow part) when no prefix is banned.
-struct xdpban_meta {
+struct meta {
 	__u32 layout;
 	__u32 ipv6_prefix;
 	__u32 v4_net_entries;
@@ -77,19 +102,23 @@ struct jail_name {
 	char name[JAIL_NAME_LEN];
 };
 
-// Every packet lands in exactly one of passed, dropped, expired_pass,
-// not_ip, malformed (and, later, rate_limited); the event counters are
-// outside that sum.
-enum stat_idx {
-	STAT_PASSED = 0,
-	STAT_DROPPED = 1,
-	STAT_EXPIRED_PASS = 2,
-	STAT_NOT_IP = 3,
-	STAT_MALFORMED = 4,
-	STAT_RATE_LIMITED = 5,
-	STAT_EVENTS_SENT = 6,
-	STAT_EVENTS_SUPPRESSED = 7,
-	STAT_SLOTS = 16,
+// xdpban_stats are the global counters, one copy per CPU. Every packet
+// lands in exactly one of passed, dropped, expired_pass, not_ip,
+// malformed, rate_limited (a banned source's packet outside its ban's
+// port scope is passed); dropped_bytes are the frame bytes of the
+// dropped, and the event counters are outside that sum. New counters go
+// in reserved.
+struct stats {
+	__u64 passed;
+	__u64 dropped;
+	__u64 expired_pass;
+	__u64 not_ip;
+	__u64 malformed;
+	__u64 rate_limited;
+	__u64 events_sent;
+	__u64 events_suppressed;
+	__u64 dropped_bytes;
+	__u64 reserved[7];
 };
 
 struct {
@@ -124,17 +153,33 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, STAT_SLOTS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} stats SEC(".maps");
+	__type(value, struct stats);
+} xdpban_stats SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct xdpban_meta);
-} meta SEC(".maps");
+	__type(value, struct meta);
+} xdpban_meta SEC(".maps");
+
+// Indexed by ban_entry.scope_id; slot 0 (all traffic) is never read.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SCOPE_SLOTS);
+	__type(key, __u32);
+	__type(value, struct port_scope);
+} xdpban_scopes SEC(".maps");
+
+// Indexed by ban_entry.jail_id.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JAIL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct jail_drop_count);
+} jail_drops SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -213,12 +258,13 @@ struct {
 	__uint(max_entries, EVENT_RING_BYTES);
 } drop_events SEC(".maps");
 
+// (15 characters: the kernel keeps no more of a map's name.)
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct event_budget);
-} event_budget SEC(".maps");
+} xdpban_evbudget SEC(".maps");
 
 // Indexed by destination port (host order): an array lookup is a few
 // instructions, so SYNs to ports without a rule (interval_ns 0) pay
@@ -259,7 +305,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct clock_cache);
-} clock SEC(".maps");
+} xdpban_clock SEC(".maps");
 
 // The IPv6 width a single-address ban covers (48..128), fixed at load:
 // ban_v6 keys are the source masked to it.
@@ -268,10 +314,8 @@ volatile const __u32 ipv6_prefix = 64;
 // The layout version, for the loader to compare with pinned maps' meta.
 volatile const __u32 layout_version = XDPBAN_LAYOUT;
 
-// Puts enum stat_idx in BTF so bpf2go can give userspace its values
+// Puts struct drop_event in BTF, which the ring buffer map cannot name
 // (read-only data: it adds no map of its own).
-volatile const enum stat_idx stat_slots = STAT_SLOTS;
-// Same for struct drop_event, which the ring buffer map cannot name.
 volatile const struct drop_event drop_event_layout = {};
 
 struct frag_hdr {
@@ -286,18 +330,26 @@ struct vlan_hdr {
 	__be16 encap_proto;
 };
 
-static __always_inline int count(__u32 idx, int verdict)
+static __always_inline struct stats *get_stats(void)
 {
-	__u64 *c = bpf_map_lookup_elem(&stats, &idx);
-	if (c)
-		*c += 1; // per-CPU slot: no atomics needed
-	return verdict;
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&xdpban_stats, &zero);
 }
+
+// count adds one to a counter of xdpban_stats and returns verdict; the
+// slot is this CPU's, so no atomics are needed.
+#define count(field, verdict)                     \
+	({                                        \
+		struct stats *s_ = get_stats(); \
+		if (s_)                           \
+			s_->field += 1;           \
+		(verdict);                        \
+	})
 
 static __always_inline __u64 boot_now(void)
 {
 	__u32 zero = 0;
-	struct clock_cache *c = bpf_map_lookup_elem(&clock, &zero);
+	struct clock_cache *c = bpf_map_lookup_elem(&xdpban_clock, &zero);
 	if (!c)
 		return bpf_ktime_get_boot_ns();
 	__u64 j = bpf_jiffies64();
@@ -315,10 +367,10 @@ static __always_inline int live(struct ban_entry *e)
 	return !exp || boot_now() < exp;
 }
 
-static __always_inline struct xdpban_meta *get_meta(void)
+static __always_inline struct meta *get_meta(void)
 {
 	__u32 zero = 0;
-	return bpf_map_lookup_elem(&meta, &zero);
+	return bpf_map_lookup_elem(&xdpban_meta, &zero);
 }
 
 // pkt is what the parser found, kept for drop events and rate limiting.
@@ -331,50 +383,75 @@ struct pkt {
 	__u8 proto;  // IPv4 protocol or IPv6 next header
 };
 
-// find_v4 returns the live ban covering saddr, or NULL. An exact entry
-// that has expired does not hide a live prefix ban.
-static __always_inline struct ban_entry *find_v4(__be32 saddr, int *expired)
+// in_scope reports whether a packet of a source banned with a port scope
+// is one the ban drops: TCP or UDP to a port in the scope's bitmap. Only
+// here, for such a source, is the transport header read. A later
+// fragment (no transport header) is outside, as for fail2ban's
+// multiport rules; an id with no slot drops (fail closed).
+static __always_inline int in_scope(__u32 id, struct pkt *p)
 {
-	struct ban_entry *e = bpf_map_lookup_elem(&ban_v4, &saddr);
-	if (e) {
-		if (live(e))
-			return e;
+	struct port_scope *s = bpf_map_lookup_elem(&xdpban_scopes, &id);
+	if (!s)
+		return 1;
+	__u8 *l4 = p->l4;
+	if (!l4 || (void *)(l4 + 4) > p->end)
+		return 0;
+	__u32 port = bpf_ntohs(*(__be16 *)(l4 + 2));
+	__u64 w;
+	if (p->proto == IPPROTO_TCP)
+		w = s->tcp[(port >> 6) & (PORT_WORDS - 1)];
+	else if (p->proto == IPPROTO_UDP)
+		w = s->udp[(port >> 6) & (PORT_WORDS - 1)];
+	else
+		return 0;
+	return (w >> (port & 63)) & 1;
+}
+
+// hit returns e when it is a ban on this packet: live, and either of all
+// traffic or with the packet in its port scope.
+static __always_inline struct ban_entry *hit(struct ban_entry *e, struct pkt *p, int *expired)
+{
+	if (!e)
+		return NULL;
+	if (!live(e)) {
 		*expired = 1;
+		return NULL;
 	}
-	struct xdpban_meta *m = get_meta();
+	if (e->scope_id && !in_scope(e->scope_id, p))
+		return NULL;
+	return e;
+}
+
+// find_v4 returns the live ban covering saddr that drops this packet, or
+// NULL. An exact entry that has expired, or whose port scope the packet
+// is outside, does not hide a prefix ban. (The trie gives only the
+// longest prefix: a port-scoped /24 inside a /16 hides the /16.)
+static __always_inline struct ban_entry *find_v4(__be32 saddr, struct pkt *p, int *expired)
+{
+	struct ban_entry *e = hit(bpf_map_lookup_elem(&ban_v4, &saddr), p, expired);
+	if (e)
+		return e;
+	struct meta *m = get_meta();
 	if (m && m->v4_net_entries) {
 		struct lpm_v4_key k = { .prefixlen = 32 };
 		__builtin_memcpy(k.addr, &saddr, 4);
-		e = bpf_map_lookup_elem(&ban_v4_net, &k);
-		if (e) {
-			if (live(e))
-				return e;
-			*expired = 1;
-		}
+		return hit(bpf_map_lookup_elem(&ban_v4_net, &k), p, expired);
 	}
 	return NULL;
 }
 
 // find_v6 is find_v4 for IPv6: masked is the source cut to ipv6_prefix
 // (the exact table's key), the trie gets the full address.
-static __always_inline struct ban_entry *find_v6(const struct in6_addr *src, const __u32 *masked, int *expired)
+static __always_inline struct ban_entry *find_v6(const struct in6_addr *src, const __u32 *masked, struct pkt *p, int *expired)
 {
-	struct ban_entry *e = bpf_map_lookup_elem(&ban_v6, masked);
-	if (e) {
-		if (live(e))
-			return e;
-		*expired = 1;
-	}
-	struct xdpban_meta *m = get_meta();
+	struct ban_entry *e = hit(bpf_map_lookup_elem(&ban_v6, masked), p, expired);
+	if (e)
+		return e;
+	struct meta *m = get_meta();
 	if (m && m->v6_net_entries) {
 		struct lpm_v6_key k = { .prefixlen = 128 };
 		__builtin_memcpy(k.addr, src, 16);
-		e = bpf_map_lookup_elem(&ban_v6_net, &k);
-		if (e) {
-			if (live(e))
-				return e;
-			*expired = 1;
-		}
+		return hit(bpf_map_lookup_elem(&ban_v6_net, &k), p, expired);
 	}
 	return NULL;
 }
@@ -383,7 +460,7 @@ static __always_inline struct ban_entry *find_v6(const struct in6_addr *src, con
 // events per second per ban entry and drop_log_global per second in all.
 // The windows are updated without atomics: several CPUs hitting one entry
 // at once may each send, overshooting by at most the CPU count.
-static __always_inline int sample(struct ban_entry *e, struct xdpban_meta *m, __u64 now)
+static __always_inline int sample(struct ban_entry *e, struct meta *m, __u64 now)
 {
 	if (now - e->last_event_ns >= NSEC_PER_SEC) {
 		e->last_event_ns = now;
@@ -393,7 +470,7 @@ static __always_inline int sample(struct ban_entry *e, struct xdpban_meta *m, __
 		return 0;
 	if (m->drop_log_global) {
 		__u32 zero = 0;
-		struct event_budget *b = bpf_map_lookup_elem(&event_budget, &zero);
+		struct event_budget *b = bpf_map_lookup_elem(&xdpban_evbudget, &zero);
 		if (!b)
 			return 0;
 		if (now - b->window_ns >= NSEC_PER_SEC) {
@@ -411,7 +488,7 @@ static __always_inline int sample(struct ban_entry *e, struct xdpban_meta *m, __
 static __always_inline void suppressed(struct ban_entry *e)
 {
 	__sync_fetch_and_add(&e->events_suppressed, 1);
-	count(STAT_EVENTS_SUPPRESSED, 0);
+	count(events_suppressed, 0);
 }
 
 static __always_inline void emit(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, __u64 now)
@@ -456,14 +533,20 @@ static __always_inline void emit(struct xdp_md *ctx, struct ban_entry *e, struct
 			ev->tcp_flags = l4[13];
 	}
 	bpf_ringbuf_submit(ev, 0);
-	count(STAT_EVENTS_SENT, 0);
+	count(events_sent, 0);
 }
 
 static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p)
 {
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, p->len);
-	struct xdpban_meta *m = get_meta();
+	__u32 jid = e->jail_id;
+	struct jail_drop_count *jd = bpf_map_lookup_elem(&jail_drops, &jid);
+	if (jd) {
+		jd->packets += 1; // per-CPU
+		jd->bytes += p->len;
+	}
+	struct meta *m = get_meta();
 	if (m && m->drop_log_rate) {
 		__u64 now = boot_now();
 		if (sample(e, m, now))
@@ -471,7 +554,12 @@ static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct 
 		else
 			suppressed(e);
 	}
-	return count(STAT_DROPPED, XDP_DROP);
+	struct stats *s = get_stats();
+	if (s) {
+		s->dropped += 1;
+		s->dropped_bytes += p->len;
+	}
+	return XDP_DROP;
 }
 
 // rate_limit runs the per-source token bucket (GCRA: one "theoretical
@@ -479,7 +567,7 @@ static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct 
 // rate-limited port. It returns 1 when the SYN is over the limit.
 static __always_inline int rate_limit(struct pkt *p, const __u32 *masked6)
 {
-	struct xdpban_meta *m = get_meta();
+	struct meta *m = get_meta();
 	if (!m || !m->ratelimit_rules || p->proto != IPPROTO_TCP || !p->l4)
 		return 0;
 	__u8 *th = p->l4;
@@ -543,7 +631,7 @@ int xdpban(struct xdp_md *ctx)
 
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
-		return count(STAT_MALFORMED, XDP_PASS);
+		return count(malformed, XDP_PASS);
 	__be16 proto = eth->h_proto;
 	void *cur = eth + 1;
 
@@ -554,7 +642,7 @@ int xdpban(struct xdp_md *ctx)
 			break;
 		struct vlan_hdr *vh = cur;
 		if ((void *)(vh + 1) > end)
-			return count(STAT_MALFORMED, XDP_PASS);
+			return count(malformed, XDP_PASS);
 		proto = vh->encap_proto;
 		cur = vh + 1;
 	}
@@ -567,21 +655,21 @@ int xdpban(struct xdp_md *ctx)
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *iph = cur;
 		if ((void *)(iph + 1) > end)
-			return count(STAT_MALFORMED, XDP_PASS);
+			return count(malformed, XDP_PASS);
 		__u32 hlen = iph->ihl * 4;
 		if (iph->version != 4 || hlen < sizeof(*iph) || cur + hlen > end)
-			return count(STAT_MALFORMED, XDP_PASS);
+			return count(malformed, XDP_PASS);
 		p.family = 4;
 		p.proto = iph->protocol;
 		if (!(iph->frag_off & bpf_htons(IP_OFFSET_MASK)))
 			p.l4 = cur + hlen;
-		e = find_v4(iph->saddr, &expired);
+		e = find_v4(iph->saddr, &p, &expired);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h = cur;
 		if ((void *)(ip6h + 1) > end)
-			return count(STAT_MALFORMED, XDP_PASS);
+			return count(malformed, XDP_PASS);
 		if (ip6h->version != 6)
-			return count(STAT_MALFORMED, XDP_PASS);
+			return count(malformed, XDP_PASS);
 		p.family = 6;
 		// Walk extension headers to the upper layer, so a SYN behind a
 		// Hop-by-Hop or Destination Options header is still rate limited
@@ -626,14 +714,19 @@ int xdpban(struct xdp_md *ctx)
 			else if (bits < 32)
 				masked[i] &= bpf_htonl(0xffffffffu << (32 - bits));
 		}
-		e = find_v6(&ip6h->saddr, masked, &expired);
+		e = find_v6(&ip6h->saddr, masked, &p, &expired);
 	} else {
-		return count(STAT_NOT_IP, XDP_PASS);
+		return count(not_ip, XDP_PASS);
 	}
 
+	// A port-scoped ban drops only what its scope names (find_v4/v6 skip
+	// it otherwise): the rest of that source's traffic goes on like
+	// anyone's.
 	if (e)
 		return drop(ctx, e, &p);
 	if (rate_limit(&p, masked))
-		return count(STAT_RATE_LIMITED, XDP_DROP);
-	return count(expired ? STAT_EXPIRED_PASS : STAT_PASSED, XDP_PASS);
+		return count(rate_limited, XDP_DROP);
+	if (expired)
+		return count(expired_pass, XDP_PASS);
+	return count(passed, XDP_PASS);
 }

@@ -1086,6 +1086,10 @@ func (d *Daemon) jailCounters() []metrics.JailCounters {
 	if err != nil {
 		d.log.Warn("metrics: rate-limited drops not read", "err", err)
 	}
+	jp, jb, jcounted, err := d.jailDrops()
+	if err != nil {
+		d.log.Warn("metrics: drops per jail not read", "err", err)
+	}
 	var out []metrics.JailCounters
 	for _, n := range d.engine.Names() {
 		s, err := d.engine.Stats(n)
@@ -1095,6 +1099,10 @@ func (d *Daemon) jailCounters() []metrics.JailCounters {
 		jc := metrics.JailCounters{Jail: n, Failures: s.TotalFailed, CurrentlyFailed: s.CurrentlyFailed,
 			Filter: s.Filter, RegexTimeouts: s.Timeouts, Evicted: s.Evicted, Ignored: s.Ignored, Narrowed: s.Narrowed}
 		_, jc.RateLimited = rateLimitFields(cfg, n, drops, counted)
+		if jcounted {
+			p, b := jp[n], jb[n]
+			jc.DroppedPackets, jc.DroppedBytes = &p, &b
+		}
 		for _, src := range s.Sources {
 			jc.Sources = append(jc.Sources, metrics.SourceCounters{Log: src.Name, Read: src.LinesRead, Skipped: src.LinesSkipped, BytesLost: src.BytesLost})
 		}

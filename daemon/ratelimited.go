@@ -55,3 +55,26 @@ func rateLimitFields(cfg *config.Config, name string, drops map[string]uint64, c
 	n := drops[name]
 	return rl.String(), &n
 }
+
+// jailDropCounter is a backend that counts its drops per jail over its
+// life (loader.XDP's jail_drops), not only per ban in force.
+type jailDropCounter interface {
+	DroppedByJail() (packets, bytes map[string]uint64, err error)
+}
+
+// jailDrops reads the kernel's per-jail drop counts; ok is false when the
+// backend does not keep them.
+func (d *Daemon) jailDrops() (packets, bytes map[string]uint64, ok bool, err error) {
+	if d.core == nil {
+		return nil, nil, false, nil
+	}
+	jc, ok := enforce.Unwrap(d.core.Backend).(jailDropCounter)
+	if !ok {
+		return nil, nil, false, nil
+	}
+	packets, bytes, err = jc.DroppedByJail()
+	if err != nil {
+		return nil, nil, false, fmt.Errorf("read drops per jail: %w", err)
+	}
+	return packets, bytes, true, nil
+}

@@ -58,11 +58,15 @@ func (x *XDP) add(ctx context.Context, fresh bool, bs []bans.Ban) error {
 		if err != nil {
 			return fmt.Errorf("ban %s: %w", p, err)
 		}
-		v := xdpbanBanEntry{ExpiresNs: clock.toBoot(b.Expires), JailId: id}
+		sid, err := x.scopeID(b.Scope)
+		if err != nil {
+			return fmt.Errorf("ban %s: %w", p, err)
+		}
+		v := xdpbanBanEntry{ExpiresNs: clock.toBoot(b.Expires), JailId: uint16(id), ScopeId: sid}
 		if !fresh && (s.t == tV4 || s.t == tV6) {
 			var old xdpbanBanEntry
 			if x.tbl[s.t].Lookup(s.key, &old) == nil {
-				old.ExpiresNs, old.JailId = v.ExpiresNs, v.JailId
+				old.ExpiresNs, old.JailId, old.ScopeId = v.ExpiresNs, v.JailId, v.ScopeId
 				v = old
 			}
 		}
@@ -130,6 +134,7 @@ func (x *XDP) addOne(p netip.Prefix, s slot, nv xdpbanBanEntry) error {
 	existed := m.Lookup(s.key, &v) == nil
 	v.ExpiresNs = nv.ExpiresNs
 	v.JailId = nv.JailId
+	v.ScopeId = nv.ScopeId
 	if err := m.Update(s.key, &v, ebpf.UpdateAny); err != nil {
 		return x.addErr(p, s.t, err)
 	}
@@ -301,7 +306,8 @@ func (x *XDP) toBan(e entry) (bans.Ban, error) {
 	}
 	return bans.Ban{
 		Prefix:  p,
-		Jail:    x.jailName(e.v.JailId),
+		Jail:    x.jailName(uint32(e.v.JailId)),
+		Scope:   x.scopeName(e.v.ScopeId),
 		Expires: toWall(e.v.ExpiresNs),
 		Packets: e.v.Packets,
 		Bytes:   e.v.Bytes,
@@ -387,36 +393,72 @@ func (x *XDP) Expire(ctx context.Context, now time.Time) ([]bans.Ban, error) {
 	return out, nil
 }
 
-// Counter names, indexed by enum stat_idx in bpf/xdpban.c.
+// Counter names and the fields of struct stats (xdpban_stats) they sum.
 var counterNames = []struct {
-	idx  xdpbanStatIdx
-	name string
+	name  string
+	field func(*xdpbanStats) uint64
 }{
-	{xdpbanStatIdxSTAT_PASSED, "passed"},
-	{xdpbanStatIdxSTAT_DROPPED, "dropped"},
-	{xdpbanStatIdxSTAT_EXPIRED_PASS, "expired_pass"},
-	{xdpbanStatIdxSTAT_NOT_IP, "not_ip"},
-	{xdpbanStatIdxSTAT_MALFORMED, "malformed"},
-	{xdpbanStatIdxSTAT_RATE_LIMITED, "rate_limited"},
-	{xdpbanStatIdxSTAT_EVENTS_SENT, "events_sent"},
-	{xdpbanStatIdxSTAT_EVENTS_SUPPRESSED, "events_suppressed"},
+	{"passed", func(s *xdpbanStats) uint64 { return s.Passed }},
+	{"dropped", func(s *xdpbanStats) uint64 { return s.Dropped }},
+	{"expired_pass", func(s *xdpbanStats) uint64 { return s.ExpiredPass }},
+	{"not_ip", func(s *xdpbanStats) uint64 { return s.NotIp }},
+	{"malformed", func(s *xdpbanStats) uint64 { return s.Malformed }},
+	{"rate_limited", func(s *xdpbanStats) uint64 { return s.RateLimited }},
+	{"events_sent", func(s *xdpbanStats) uint64 { return s.EventsSent }},
+	{"events_suppressed", func(s *xdpbanStats) uint64 { return s.EventsSuppressed }},
+	{"dropped_bytes", func(s *xdpbanStats) uint64 { return s.DroppedBytes }},
 }
 
 // Counters returns the global counters summed over CPUs.
 func (x *XDP) Counters() (map[string]uint64, error) {
+	var per []xdpbanStats
+	if err := x.stats.Lookup(uint32(0), &per); err != nil {
+		return nil, fmt.Errorf("read xdpban_stats: %w", err)
+	}
 	out := make(map[string]uint64, len(counterNames))
 	for _, c := range counterNames {
-		var per []uint64
-		if err := x.stats.Lookup(uint32(c.idx), &per); err != nil {
-			return nil, fmt.Errorf("read counter %s: %w", c.name, err)
-		}
 		var sum uint64
-		for _, v := range per {
-			sum += v
+		for i := range per {
+			sum += c.field(&per[i])
 		}
 		out[c.name] = sum
 	}
 	return out, nil
+}
+
+// DroppedByJail returns, per jail name, the packets and bytes its bans
+// dropped since the pins were made (summed over CPUs; bans lifted long
+// ago included).
+func (x *XDP) DroppedByJail() (packets, bytes map[string]uint64, err error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err := x.checkOpen(); err != nil {
+		return nil, nil, err
+	}
+	packets, bytes = map[string]uint64{}, map[string]uint64{}
+	it := x.jailDrops.Iterate()
+	var id uint32
+	var per []xdpbanJailDropCount
+	for it.Next(&id, &per) {
+		var n, b uint64
+		for _, c := range per {
+			n += c.Packets
+			b += c.Bytes
+		}
+		if n == 0 {
+			continue
+		}
+		name := x.jailName(id)
+		if name == "" {
+			name = "none" // bans made without a jail name
+		}
+		packets[name] += n
+		bytes[name] += b
+	}
+	if err := it.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read jail_drops: %w", err)
+	}
+	return packets, bytes, nil
 }
 
 // Status implements bans.Backend.
@@ -534,7 +576,7 @@ func (x *XDP) mode(linkPath string) string {
 // would reach zero the trie is recounted: a wrong zero would switch
 // prefix enforcement off.
 func (x *XDP) bumpNet(t table, d int) error {
-	var m xdpbanXdpbanMeta
+	var m xdpbanMeta
 	if err := x.meta.Lookup(uint32(0), &m); err != nil {
 		return fmt.Errorf("read meta: %w", err)
 	}
@@ -558,7 +600,7 @@ func (x *XDP) recountNet(t table) error {
 	if err := x.walk(t, func(entry) error { n++; return nil }); err != nil {
 		return err
 	}
-	var m xdpbanXdpbanMeta
+	var m xdpbanMeta
 	if err := x.meta.Lookup(uint32(0), &m); err != nil {
 		return fmt.Errorf("read meta: %w", err)
 	}

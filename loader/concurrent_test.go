@@ -57,7 +57,7 @@ func TestConcurrentUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m xdpbanXdpbanMeta
+	var m xdpbanMeta
 	if err := x.meta.Lookup(uint32(0), &m); err != nil {
 		t.Fatal(err)
 	}

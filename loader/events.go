@@ -50,14 +50,14 @@ func (x *XDP) SetDropLog(perAddr, global int) error {
 	if err := x.checkOpen(); err != nil {
 		return err
 	}
-	return x.updateMeta(func(m *xdpbanXdpbanMeta) {
+	return x.updateMeta(func(m *xdpbanMeta) {
 		m.DropLogRate = uint32(perAddr)
 		m.DropLogGlobal = uint32(global)
 	})
 }
 
-func (x *XDP) updateMeta(f func(*xdpbanXdpbanMeta)) error {
-	var m xdpbanXdpbanMeta
+func (x *XDP) updateMeta(f func(*xdpbanMeta)) error {
+	var m xdpbanMeta
 	if err := x.meta.Lookup(uint32(0), &m); err != nil {
 		return fmt.Errorf("read meta: %w", err)
 	}

@@ -110,13 +110,19 @@ type XDP struct {
 	rlRules     *ebpf.Map
 	rlBuckets   *ebpf.Map
 	rlJailStats *ebpf.Map
+	scopes      *ebpf.Map // xdpban_scopes (scopes.go)
+	jailDrops   *ebpf.Map
 
 	prog  *ebpf.Program        // nil when opened with OpenPinned
 	links map[string]link.Link // interface name → link, Open only
 
 	jailIDs   map[string]uint32
 	jailNames map[uint32]string
-	closed    bool
+	// scopeIDs maps a scope's text to its slot, scopeOf a slot to its
+	// scope (scopes.go).
+	scopeIDs map[string]uint16
+	scopeOf  map[uint16]bans.Scope
+	closed   bool
 
 	// lock is the pin path's flock (lock.go), held from Open to
 	// Close/Detach; nil for OpenPinned.
@@ -236,7 +242,7 @@ func inspectPin(dir string) (pinState, error) {
 		return pinAbsent, nil
 	}
 	for _, e := range ents {
-		if e.Name() == "meta" {
+		if e.Name() == xdpbanMapXdpbanMeta || e.Name() == legacyMeta {
 			return pinOurs, nil
 		}
 	}
@@ -493,6 +499,9 @@ func load(o Options) (*loadState, error) {
 	if state == pinOurs {
 		st.dir = o.PinPath
 		removeStaleLinkPins(o.PinPath, o.Logger)
+		if err := renameLegacyPins(o.PinPath, o.Logger); err != nil {
+			return nil, err
+		}
 		for name, ms := range spec.Maps {
 			if !isPinned(name) {
 				continue
@@ -512,7 +521,7 @@ func load(o Options) (*loadState, error) {
 				return nil, fmt.Errorf("pinned map %s does not fit this configuration (%v): run `xdpban detach` to remove the old pins (drops every ban; the daemon re-adds stored ones) or restore the old map sizes: %w", path, err, ErrIncompatible)
 			}
 		}
-		if err := checkMeta(repl[xdpbanMapMeta], o.PinPath, o.IPv6Prefix); err != nil {
+		if err := checkMeta(repl[xdpbanMapXdpbanMeta], o.PinPath, o.IPv6Prefix); err != nil {
 			closeRepl()
 			return nil, err
 		}
@@ -562,7 +571,7 @@ func load(o Options) (*loadState, error) {
 		}
 	}
 	if st.fresh {
-		m := xdpbanXdpbanMeta{Layout: layoutVersion, Ipv6Prefix: uint32(o.IPv6Prefix)}
+		m := xdpbanMeta{Layout: layoutVersion, Ipv6Prefix: uint32(o.IPv6Prefix)}
 		if err := x.meta.Put(uint32(0), m); err != nil {
 			st.abort()
 			return nil, fmt.Errorf("write meta map: %w", err)
@@ -582,6 +591,37 @@ func load(o Options) (*loadState, error) {
 }
 
 const stagingSuffix = "-tmp-"
+
+// Pins of xdpban before its maps had xdpban_ names (issue 18): meta is
+// taken over under its new name (bans, trie counts and the layout are in
+// the maps it describes), stats was an array of numbered slots and is
+// dropped, its counters starting again from zero in xdpban_stats.
+const (
+	legacyMeta  = "meta"
+	legacyStats = "stats"
+)
+
+// renameLegacyPins moves an older xdpban's pins to today's names. Pins
+// are files on bpffs: a rename keeps the map and everything in it.
+func renameLegacyPins(dir string, log *slog.Logger) error {
+	old, cur := filepath.Join(dir, legacyMeta), filepath.Join(dir, xdpbanMapXdpbanMeta)
+	if _, err := os.Stat(old); err == nil {
+		if _, err := os.Stat(cur); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Rename(old, cur); err != nil {
+				return fmt.Errorf("rename pin %s to %s: %w: run `xdpban detach` (drops every ban; the daemon re-adds stored ones)", old, cur, err)
+			}
+			log.Info("renamed a pin made by an older xdpban", "from", old, "to", cur)
+		}
+	}
+	stats := filepath.Join(dir, legacyStats)
+	if _, err := os.Stat(stats); err == nil {
+		if err := os.Remove(stats); err != nil {
+			return fmt.Errorf("remove the old counters pin %s: %w", stats, err)
+		}
+		log.Info("global counters moved to xdpban_stats and start from zero", "removed", stats)
+	}
+	return nil
+}
 
 // removeStaleStaging deletes staging dirs a crashed Open left beside
 // pinPath. One may hold a link still attached to an interface, which
@@ -651,7 +691,7 @@ func checkMeta(m *ebpf.Map, pin string, v6 int) error {
 	if m == nil {
 		return fmt.Errorf("pin path %s has no meta map: run `xdpban detach` and start again: %w", pin, ErrIncompatible)
 	}
-	var meta xdpbanXdpbanMeta
+	var meta xdpbanMeta
 	if err := m.Lookup(uint32(0), &meta); err != nil {
 		return fmt.Errorf("read meta map in %s: %w", pin, err)
 	}
@@ -676,14 +716,15 @@ func (x *XDP) pinnedMaps() []pinnedMap {
 	return []pinnedMap{
 		{&x.tbl[tV4], xdpbanMapBanV4}, {&x.tbl[tV6], xdpbanMapBanV6},
 		{&x.tbl[tV4Net], xdpbanMapBanV4Net}, {&x.tbl[tV6Net], xdpbanMapBanV6Net},
-		{&x.stats, xdpbanMapStats}, {&x.meta, xdpbanMapMeta}, {&x.jails, xdpbanMapJailNames},
+		{&x.stats, xdpbanMapXdpbanStats}, {&x.meta, xdpbanMapXdpbanMeta}, {&x.jails, xdpbanMapJailNames},
 		{&x.events, xdpbanMapDropEvents}, {&x.rlRules, xdpbanMapRlRules},
 		{&x.rlBuckets, xdpbanMapRlBuckets}, {&x.rlJailStats, xdpbanMapRlJailStats},
+		{&x.scopes, xdpbanMapXdpbanScopes}, {&x.jailDrops, xdpbanMapJailDrops},
 	}
 }
 
 func isPinned(name string) bool {
-	return name != xdpbanMapClock && name != xdpbanMapEventBudget && !strings.HasPrefix(name, ".")
+	return name != xdpbanMapXdpbanClock && name != xdpbanMapXdpbanEvbudget && !strings.HasPrefix(name, ".")
 }
 
 // takeMaps moves the maps x uses out of ms (so closing the collection
@@ -751,7 +792,7 @@ func OpenPinned(pinPath string) (*XDP, error) {
 		x.closeFDs()
 		return nil, err
 	}
-	var meta xdpbanXdpbanMeta
+	var meta xdpbanMeta
 	if err := x.meta.Lookup(uint32(0), &meta); err != nil {
 		x.closeFDs()
 		return nil, fmt.Errorf("read meta map in %s: %w", pinPath, err)

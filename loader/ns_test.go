@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/bans/bantest"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
@@ -37,7 +39,7 @@ func TestConformance(t *testing.T) {
 	bantest.Run(t, func(t *testing.T, p *nspairtest.Pair) func() bans.Backend {
 		pin := nspairtest.PinDir(t)
 		return func() bans.Backend { return openIn(t, p, pin) }
-	}, bantest.PortScopePending("XDP port bitmap, the scope engineer's per-ban scope work (issue 15); remove this option when it lands"))
+	})
 }
 
 // TestRestartNoGap re-opens (a daemon restart: new program swapped into
@@ -260,15 +262,20 @@ func TestBpftoolNames(t *testing.T) {
 	}
 	pin := nspairtest.PinDir(t)
 	x := loadDetached(t, Options{PinPath: pin})
-	mustAdd(t, x, ban("192.0.2.50", "sshd", time.Hour), ban("198.51.100.0/24", "sshd", time.Hour))
+	scoped := ban("192.0.2.51", "sshd", time.Hour)
+	scoped.Scope = bans.Scope{Proto: "tcp", Ports: []bans.PortRange{{From: 22, To: 22}}}
+	mustAdd(t, x, ban("192.0.2.50", "sshd", time.Hour), ban("198.51.100.0/24", "sshd", time.Hour), scoped)
 	for _, tc := range []struct {
 		m      string
 		fields []string
 	}{
-		{"ban_v4", []string{"expires_ns", "packets", "bytes", "jail_id", "last_event_ns", "events_suppressed"}},
+		{"ban_v4", []string{"expires_ns", "packets", "bytes", "jail_id", "scope_id", "last_event_ns", "events_suppressed"}},
 		{"ban_v4_net", []string{"prefixlen", "addr", "expires_ns"}},
 		{"jail_names", []string{"name", "sshd"}},
-		{"meta", []string{"v4_net_entries", "ipv6_prefix"}},
+		{"xdpban_meta", []string{"v4_net_entries", "ipv6_prefix"}},
+		{"xdpban_stats", []string{"passed", "dropped", "dropped_bytes", "expired_pass", "not_ip", "malformed", "rate_limited"}},
+		{"xdpban_scopes", []string{"tcp", "udp"}},
+		{"jail_drops", []string{"packets", "bytes"}},
 	} {
 		out, err := exec.Command("bpftool", "map", "dump", "pinned", pin+"/"+tc.m).CombinedOutput()
 		if err != nil {
@@ -279,6 +286,47 @@ func TestBpftoolNames(t *testing.T) {
 				t.Errorf("bpftool dump of %s lacks %q:\n%s", tc.m, f, out)
 			}
 		}
+	}
+}
+
+// TestLegacyPinNames: pins of an xdpban from before the xdpban_ map
+// names (meta, numbered stats) are taken over: bans and meta kept under
+// the new name, the old counters pin removed.
+func TestLegacyPinNames(t *testing.T) {
+	pin := nspairtest.PinDir(t)
+	x := loadDetached(t, Options{PinPath: pin})
+	mustAdd(t, x, ban("192.0.2.61", "sshd", time.Hour), ban("198.51.100.0/24", "sshd", time.Hour))
+	x.Close()
+	if err := os.Rename(pin+"/"+xdpbanMapXdpbanMeta, pin+"/"+legacyMeta); err != nil {
+		t.Fatal(err)
+	}
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if err := old.Pin(pin + "/" + legacyStats); err != nil {
+		t.Fatal(err)
+	}
+	st, err := load(Options{PinPath: pin, MapSizes: smallSizes}.mustDefaults(t))
+	if err != nil {
+		t.Fatalf("reuse of legacy pins: %v", err)
+	}
+	y := st.x
+	defer y.Close()
+	if st.fresh {
+		t.Fatal("legacy pins were not reused")
+	}
+	for name, want := range map[string]bool{legacyMeta: false, legacyStats: false, xdpbanMapXdpbanMeta: true, xdpbanMapXdpbanStats: true} {
+		if _, err := os.Stat(pin + "/" + name); (err == nil) != want {
+			t.Errorf("pin %s present = %v, want %v", name, err == nil, want)
+		}
+	}
+	if got := run(t, y, udp4(addr("198.51.100.9"))); got != xdpDrop {
+		t.Errorf("prefix ban after the rename: verdict %d, want drop (the trie count lives in meta)", got)
+	}
+	if got := run(t, y, udp4(addr("192.0.2.61"))); got != xdpDrop {
+		t.Errorf("address ban after the rename: verdict %d, want drop", got)
 	}
 }
 

@@ -121,7 +121,7 @@ func (x *XDP) SetRateLimits(rules []RateLimitRule) error {
 			return fmt.Errorf("set rate limit on port %d: %w", c.port, err)
 		}
 	}
-	return x.updateMeta(func(m *xdpbanXdpbanMeta) { m.RatelimitRules = uint32(len(cs)) })
+	return x.updateMeta(func(m *xdpbanMeta) { m.RatelimitRules = uint32(len(cs)) })
 }
 
 // RateLimited lists the sources that had SYNs dropped, most dropped first.

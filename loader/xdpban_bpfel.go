@@ -20,7 +20,8 @@ type xdpbanBanEntry struct {
 	Bytes            uint64
 	LastEventNs      uint64
 	EventsSuppressed uint64
-	JailId           uint32
+	JailId           uint16
+	ScopeId          uint16
 	EventsInWindow   uint32
 }
 
@@ -54,6 +55,12 @@ type xdpbanEventBudget struct {
 	Sent     uint64
 }
 
+type xdpbanJailDropCount struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+}
+
 type xdpbanJailName struct {
 	_    structs.HostLayout
 	Name [32]int8
@@ -69,6 +76,24 @@ type xdpbanLpmV6Key struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Addr      [16]uint8
+}
+
+type xdpbanMeta struct {
+	_              structs.HostLayout
+	Layout         uint32
+	Ipv6Prefix     uint32
+	V4NetEntries   uint32
+	V6NetEntries   uint32
+	DropLogRate    uint32
+	DropLogGlobal  uint32
+	RatelimitRules uint32
+	Reserved       uint32
+}
+
+type xdpbanPortScope struct {
+	_   structs.HostLayout
+	Tcp [1024]uint64
+	Udp [1024]uint64
 }
 
 type xdpbanRlBucket struct {
@@ -96,30 +121,18 @@ type xdpbanRlRule struct {
 	Reserved   uint32
 }
 
-type xdpbanStatIdx uint32
-
-const (
-	xdpbanStatIdxSTAT_PASSED            xdpbanStatIdx = 0
-	xdpbanStatIdxSTAT_DROPPED           xdpbanStatIdx = 1
-	xdpbanStatIdxSTAT_EXPIRED_PASS      xdpbanStatIdx = 2
-	xdpbanStatIdxSTAT_NOT_IP            xdpbanStatIdx = 3
-	xdpbanStatIdxSTAT_MALFORMED         xdpbanStatIdx = 4
-	xdpbanStatIdxSTAT_RATE_LIMITED      xdpbanStatIdx = 5
-	xdpbanStatIdxSTAT_EVENTS_SENT       xdpbanStatIdx = 6
-	xdpbanStatIdxSTAT_EVENTS_SUPPRESSED xdpbanStatIdx = 7
-	xdpbanStatIdxSTAT_SLOTS             xdpbanStatIdx = 16
-)
-
-type xdpbanXdpbanMeta struct {
-	_              structs.HostLayout
-	Layout         uint32
-	Ipv6Prefix     uint32
-	V4NetEntries   uint32
-	V6NetEntries   uint32
-	DropLogRate    uint32
-	DropLogGlobal  uint32
-	RatelimitRules uint32
-	Reserved       uint32
+type xdpbanStats struct {
+	_                structs.HostLayout
+	Passed           uint64
+	Dropped          uint64
+	ExpiredPass      uint64
+	NotIp            uint64
+	Malformed        uint64
+	RateLimited      uint64
+	EventsSent       uint64
+	EventsSuppressed uint64
+	DroppedBytes     uint64
+	Reserved         [7]uint64
 }
 
 // Names of all BPF objects in the ELF.
@@ -130,20 +143,21 @@ const (
 	xdpbanMapBanV4Net        = "ban_v4_net"
 	xdpbanMapBanV6           = "ban_v6"
 	xdpbanMapBanV6Net        = "ban_v6_net"
-	xdpbanMapClock           = "clock"
 	xdpbanMapDropEvents      = "drop_events"
-	xdpbanMapEventBudget     = "event_budget"
+	xdpbanMapJailDrops       = "jail_drops"
 	xdpbanMapJailNames       = "jail_names"
-	xdpbanMapMeta            = "meta"
 	xdpbanMapRlBuckets       = "rl_buckets"
 	xdpbanMapRlJailStats     = "rl_jail_stats"
 	xdpbanMapRlRules         = "rl_rules"
-	xdpbanMapStats           = "stats"
+	xdpbanMapXdpbanClock     = "xdpban_clock"
+	xdpbanMapXdpbanEvbudget  = "xdpban_evbudget"
+	xdpbanMapXdpbanMeta      = "xdpban_meta"
+	xdpbanMapXdpbanScopes    = "xdpban_scopes"
+	xdpbanMapXdpbanStats     = "xdpban_stats"
 	xdpbanProgXdpban         = "xdpban"
 	xdpbanVarDropEventLayout = "drop_event_layout"
 	xdpbanVarIpv6Prefix      = "ipv6_prefix"
 	xdpbanVarLayoutVersion   = "layout_version"
-	xdpbanVarStatSlots       = "stat_slots"
 )
 
 // loadXdpban returns the embedded CollectionSpec for xdpban.
@@ -195,19 +209,21 @@ type xdpbanProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpbanMapSpecs struct {
-	BanV4       *ebpf.MapSpec `ebpf:"ban_v4"`
-	BanV4Net    *ebpf.MapSpec `ebpf:"ban_v4_net"`
-	BanV6       *ebpf.MapSpec `ebpf:"ban_v6"`
-	BanV6Net    *ebpf.MapSpec `ebpf:"ban_v6_net"`
-	Clock       *ebpf.MapSpec `ebpf:"clock"`
-	DropEvents  *ebpf.MapSpec `ebpf:"drop_events"`
-	EventBudget *ebpf.MapSpec `ebpf:"event_budget"`
-	JailNames   *ebpf.MapSpec `ebpf:"jail_names"`
-	Meta        *ebpf.MapSpec `ebpf:"meta"`
-	RlBuckets   *ebpf.MapSpec `ebpf:"rl_buckets"`
-	RlJailStats *ebpf.MapSpec `ebpf:"rl_jail_stats"`
-	RlRules     *ebpf.MapSpec `ebpf:"rl_rules"`
-	Stats       *ebpf.MapSpec `ebpf:"stats"`
+	BanV4          *ebpf.MapSpec `ebpf:"ban_v4"`
+	BanV4Net       *ebpf.MapSpec `ebpf:"ban_v4_net"`
+	BanV6          *ebpf.MapSpec `ebpf:"ban_v6"`
+	BanV6Net       *ebpf.MapSpec `ebpf:"ban_v6_net"`
+	DropEvents     *ebpf.MapSpec `ebpf:"drop_events"`
+	JailDrops      *ebpf.MapSpec `ebpf:"jail_drops"`
+	JailNames      *ebpf.MapSpec `ebpf:"jail_names"`
+	RlBuckets      *ebpf.MapSpec `ebpf:"rl_buckets"`
+	RlJailStats    *ebpf.MapSpec `ebpf:"rl_jail_stats"`
+	RlRules        *ebpf.MapSpec `ebpf:"rl_rules"`
+	XdpbanClock    *ebpf.MapSpec `ebpf:"xdpban_clock"`
+	XdpbanEvbudget *ebpf.MapSpec `ebpf:"xdpban_evbudget"`
+	XdpbanMeta     *ebpf.MapSpec `ebpf:"xdpban_meta"`
+	XdpbanScopes   *ebpf.MapSpec `ebpf:"xdpban_scopes"`
+	XdpbanStats    *ebpf.MapSpec `ebpf:"xdpban_stats"`
 }
 
 // xdpbanVariableSpecs contains global variables before they are loaded into the kernel.
@@ -217,7 +233,6 @@ type xdpbanVariableSpecs struct {
 	DropEventLayout *ebpf.VariableSpec `ebpf:"drop_event_layout"`
 	Ipv6Prefix      *ebpf.VariableSpec `ebpf:"ipv6_prefix"`
 	LayoutVersion   *ebpf.VariableSpec `ebpf:"layout_version"`
-	StatSlots       *ebpf.VariableSpec `ebpf:"stat_slots"`
 }
 
 // xdpbanObjects contains all objects after they have been loaded into the kernel.
@@ -240,19 +255,21 @@ func (o *xdpbanObjects) Close() error {
 //
 // It can be passed to loadXdpbanObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpbanMaps struct {
-	BanV4       *ebpf.Map `ebpf:"ban_v4"`
-	BanV4Net    *ebpf.Map `ebpf:"ban_v4_net"`
-	BanV6       *ebpf.Map `ebpf:"ban_v6"`
-	BanV6Net    *ebpf.Map `ebpf:"ban_v6_net"`
-	Clock       *ebpf.Map `ebpf:"clock"`
-	DropEvents  *ebpf.Map `ebpf:"drop_events"`
-	EventBudget *ebpf.Map `ebpf:"event_budget"`
-	JailNames   *ebpf.Map `ebpf:"jail_names"`
-	Meta        *ebpf.Map `ebpf:"meta"`
-	RlBuckets   *ebpf.Map `ebpf:"rl_buckets"`
-	RlJailStats *ebpf.Map `ebpf:"rl_jail_stats"`
-	RlRules     *ebpf.Map `ebpf:"rl_rules"`
-	Stats       *ebpf.Map `ebpf:"stats"`
+	BanV4          *ebpf.Map `ebpf:"ban_v4"`
+	BanV4Net       *ebpf.Map `ebpf:"ban_v4_net"`
+	BanV6          *ebpf.Map `ebpf:"ban_v6"`
+	BanV6Net       *ebpf.Map `ebpf:"ban_v6_net"`
+	DropEvents     *ebpf.Map `ebpf:"drop_events"`
+	JailDrops      *ebpf.Map `ebpf:"jail_drops"`
+	JailNames      *ebpf.Map `ebpf:"jail_names"`
+	RlBuckets      *ebpf.Map `ebpf:"rl_buckets"`
+	RlJailStats    *ebpf.Map `ebpf:"rl_jail_stats"`
+	RlRules        *ebpf.Map `ebpf:"rl_rules"`
+	XdpbanClock    *ebpf.Map `ebpf:"xdpban_clock"`
+	XdpbanEvbudget *ebpf.Map `ebpf:"xdpban_evbudget"`
+	XdpbanMeta     *ebpf.Map `ebpf:"xdpban_meta"`
+	XdpbanScopes   *ebpf.Map `ebpf:"xdpban_scopes"`
+	XdpbanStats    *ebpf.Map `ebpf:"xdpban_stats"`
 }
 
 func (m *xdpbanMaps) Close() error {
@@ -261,15 +278,17 @@ func (m *xdpbanMaps) Close() error {
 		m.BanV4Net,
 		m.BanV6,
 		m.BanV6Net,
-		m.Clock,
 		m.DropEvents,
-		m.EventBudget,
+		m.JailDrops,
 		m.JailNames,
-		m.Meta,
 		m.RlBuckets,
 		m.RlJailStats,
 		m.RlRules,
-		m.Stats,
+		m.XdpbanClock,
+		m.XdpbanEvbudget,
+		m.XdpbanMeta,
+		m.XdpbanScopes,
+		m.XdpbanStats,
 	)
 }
 
@@ -280,7 +299,6 @@ type xdpbanVariables struct {
 	DropEventLayout *ebpf.Variable `ebpf:"drop_event_layout"`
 	Ipv6Prefix      *ebpf.Variable `ebpf:"ipv6_prefix"`
 	LayoutVersion   *ebpf.Variable `ebpf:"layout_version"`
-	StatSlots       *ebpf.Variable `ebpf:"stat_slots"`
 }
 
 // xdpbanPrograms contains all programs after they have been loaded into the kernel.

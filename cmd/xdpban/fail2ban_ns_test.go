@@ -63,7 +63,9 @@ func TestFail2banJailLocalThresholdAndBantime(t *testing.T) {
 	f2b := copyFail2banTree(t, "/etc/fail2ban")
 	logPath := filepath.Join(t.TempDir(), "auth.log")
 	appendLines(t, logPath, "startup line\n")
-	local := fmt.Sprintf("[sshd]\nenabled = true\nbackend = polling\nlogpath = %s\nmaxretry = %d\nfindtime = 10m\nbantime = %ds\n",
+	// banscope = all: the stock banaction (iptables-multiport) would ban
+	// tcp/22 only, and the probes below are UDP datagrams.
+	local := fmt.Sprintf("[sshd]\nenabled = true\nbackend = polling\nlogpath = %s\nmaxretry = %d\nfindtime = 10m\nbantime = %ds\nbanscope = all\n",
 		logPath, maxRetry, int(banTime.Seconds()))
 	if err := os.WriteFile(filepath.Join(f2b, "jail.local"), []byte(local), 0o644); err != nil {
 		t.Fatal(err)
@@ -114,8 +116,8 @@ func TestFail2banJailLocalThresholdAndBantime(t *testing.T) {
 		return ok
 	})
 	tb := time.Now()
-	if e.Jail != "sshd" || e.Expires == nil {
-		t.Fatalf("ban entry %+v: want jail sshd with an expiry", e)
+	if e.Jail != "sshd" || e.Expires == nil || e.Scope != "all" {
+		t.Fatalf("ban entry %+v: want jail sshd with an expiry, scope all", e)
 	}
 	exp, err := time.Parse(time.RFC3339, *e.Expires)
 	if err != nil {

@@ -68,6 +68,9 @@ type JailCounters struct {
 	// ratelimit; nil when the jail has none or the backend does not
 	// rate-limit, so no series claims a limit that is not enforced.
 	RateLimited *uint64
+	// DroppedPackets and DroppedBytes are what the jail's bans dropped
+	// (XDP keeps them per jail); nil when the backend does not.
+	DroppedPackets, DroppedBytes *uint64
 }
 
 // SourceCounters are one followed log's line totals.
@@ -148,6 +151,10 @@ var (
 		"Failures of addresses in ignoreip, the host's own (ignoreself) or loopback: counted, never banned, per jail.", []string{"jail"}, nil)
 	descNarrowed = prometheus.NewDesc("xdpban_bans_narrowed_total",
 		"Bans narrowed below ipv6_prefix because the widened prefix would have covered an ignored address, per jail.", []string{"jail"}, nil)
+	descJailDropped = prometheus.NewDesc("xdpban_jail_dropped_packets_total",
+		"Packets dropped by the jail's bans, lifted ones included (XDP per-CPU counters summed).", []string{"jail"}, nil)
+	descJailDroppedBytes = prometheus.NewDesc("xdpban_jail_dropped_bytes_total",
+		"Bytes dropped by the jail's bans, lifted ones included (XDP).", []string{"jail"}, nil)
 	descRateLimited = prometheus.NewDesc("xdpban_ratelimited_packets_total",
 		"SYNs dropped by the kernel for exceeding the jail's ratelimit (XDP per-CPU counters summed).", []string{"jail"}, nil)
 )
@@ -160,6 +167,8 @@ func (c *jailCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descLinesRead
 	ch <- descLinesSkipped
 	ch <- descRateLimited
+	ch <- descJailDropped
+	ch <- descJailDroppedBytes
 	ch <- descRegexTimeouts
 	ch <- descBytesLost
 	ch <- descEvicted
@@ -177,6 +186,10 @@ func (c *jailCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descNarrowed, prometheus.CounterValue, float64(j.Narrowed), j.Jail)
 		if j.RateLimited != nil {
 			ch <- prometheus.MustNewConstMetric(descRateLimited, prometheus.CounterValue, float64(*j.RateLimited), j.Jail)
+		}
+		if j.DroppedPackets != nil && j.DroppedBytes != nil {
+			ch <- prometheus.MustNewConstMetric(descJailDropped, prometheus.CounterValue, float64(*j.DroppedPackets), j.Jail)
+			ch <- prometheus.MustNewConstMetric(descJailDroppedBytes, prometheus.CounterValue, float64(*j.DroppedBytes), j.Jail)
 		}
 		seen := map[string]bool{}
 		for _, s := range j.Sources {

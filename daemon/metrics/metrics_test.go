@@ -22,9 +22,10 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 			Tables:   []bans.TableStatus{{Name: "bans_v4", Entries: 25, Capacity: 100}},
 		}, nil
 	}, func() []JailCounters {
-		syns := uint64(17)
+		syns, dp, db := uint64(17), uint64(30), uint64(1800)
 		return []JailCounters{
-			{Jail: "sshd", Failures: 11, CurrentlyFailed: 4, Filter: "sshd[mode=aggressive]", RegexTimeouts: 4, Evicted: 9, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2, BytesLost: 77}}, RateLimited: &syns},
+			{Jail: "sshd", Failures: 11, CurrentlyFailed: 4, Filter: "sshd[mode=aggressive]", RegexTimeouts: 4, Evicted: 9, Sources: []SourceCounters{{Log: "/var/log/auth.log", Read: 100, Skipped: 2, BytesLost: 77}}, RateLimited: &syns,
+				DroppedPackets: &dp, DroppedBytes: &db},
 			{Jail: "nginx", Failures: 1}, // no ratelimit: no series
 		}
 	})
@@ -68,10 +69,15 @@ func TestScrapeShowsDaemonAndBackendMetrics(t *testing.T) {
 		`xdpban_backend_up 1`,
 		`xdpban_ratelimited_packets_total{jail="sshd"} 17`,
 		`# TYPE xdpban_ratelimited_packets_total counter`,
+		`xdpban_jail_dropped_packets_total{jail="sshd"} 30`,
+		`xdpban_jail_dropped_bytes_total{jail="sshd"} 1800`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("scrape lacks %q", want)
 		}
+	}
+	if strings.Contains(string(body), `xdpban_jail_dropped_packets_total{jail="nginx"}`) {
+		t.Errorf("a jail whose backend does not count its drops has a series:\n%s", body)
 	}
 	if strings.Contains(string(body), `xdpban_ratelimited_packets_total{jail="nginx"}`) {
 		t.Errorf("a jail without a ratelimit has a rate-limited series:\n%s", body)

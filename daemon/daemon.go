@@ -652,7 +652,7 @@ func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, rules Item
 	for i, it := range items {
 		p, err := w.Parse(it.Addr)
 		if err == nil {
-			err = CheckWidth(p)
+			err = CheckWidth(p, it.Addr)
 		}
 		if err == nil && !it.Force {
 			p, err = guard(rules.Protected, it.Addr, p)
@@ -694,14 +694,15 @@ const (
 	minBanBits6 = 16
 )
 
-// CheckWidth refuses a prefix wider than a ban may be.
-func CheckWidth(p netip.Prefix) error {
+// CheckWidth refuses a prefix wider than a ban may be; typed is what the
+// operator wrote, named too when it differs from p.
+func CheckWidth(p netip.Prefix, typed string) error {
 	min, fam := minBanBits4, "IPv4"
 	if p.Addr().Is6() {
 		min, fam = minBanBits6, "IPv6"
 	}
 	if p.Bits() < min {
-		return fmt.Errorf("%s is too wide a ban: it would drop a large share of all %s traffic, your own session likely included; ban a /%d or narrower", p, fam, min)
+		return fmt.Errorf("%s is too wide a ban: it would drop a large share of all %s traffic, your own session likely included; ban a /%d or narrower", named(p, typed), fam, min)
 	}
 	return nil
 }

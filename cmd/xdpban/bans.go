@@ -145,9 +145,24 @@ func cmdBan(e *env, args []string) int {
 	if d, _ := daemon.ParseBanTime(*forS); d == 0 {
 		what = "permanently"
 	}
-	if len(banned) == 1 {
+	// banned is in the items' order (sendBans, and the direct mode's
+	// ParseItems): say when a prefix is not what was typed.
+	var notes []string
+	for i, p := range banned {
+		if pp, err := netip.ParsePrefix(p); err == nil && i < len(items) {
+			if n := daemon.Normalised(items[i].Addr, pp); n != "" {
+				notes = append(notes, n)
+			}
+		}
+	}
+	switch {
+	case len(banned) == 1 && len(notes) == 1:
+		fmt.Fprintf(e.stdout, "banned %s (%s) in jail %s %s\n", banned[0], notes[0], *jail, what)
+	case len(banned) == 1:
 		fmt.Fprintf(e.stdout, "banned %s in jail %s %s\n", banned[0], *jail, what)
-	} else {
+	case len(notes) > 0:
+		fmt.Fprintf(e.stdout, "banned %d addresses in jail %s %s (%d normalised: --json lists the prefixes banned)\n", len(banned), *jail, what, len(notes))
+	default:
 		fmt.Fprintf(e.stdout, "banned %d addresses in jail %s %s\n", len(banned), *jail, what)
 	}
 	return exitOK
@@ -308,7 +323,7 @@ func checkBanAddr(a string) error {
 	if err != nil {
 		return err
 	}
-	return daemon.CheckWidth(p)
+	return daemon.CheckWidth(p, a)
 }
 
 func nonNil(s []string) []string {

@@ -69,6 +69,7 @@ func TestBadInputExitCodes(t *testing.T) {
 		{[]string{"ban", "192.0.2.1", "--jail", ""}, "--jail: empty jail name"},
 		{[]string{"status", ""}, "xdpban: status: empty jail name"},
 		{[]string{"ban", "0.0.0.0/0"}, "xdpban: ban: 0.0.0.0/0 is too wide a ban"},
+		{[]string{"ban", "10.0.0.0/4"}, "xdpban: ban: 0.0.0.0/4 (normalised from 10.0.0.0/4: host bits cleared) is too wide a ban"},
 		{[]string{"ban", "192.0.2.1", "::/1"}, "::/1 is too wide a ban"},
 		{[]string{"reload", ""}, "xdpban: reload: empty jail name"},
 		{[]string{"unban"}, "xdpban: unban: no address"},

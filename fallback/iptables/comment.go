@@ -12,8 +12,10 @@ const commentTag = bans.CommentTag
 // limits.
 const maxCommentLen = 255
 
-func formatComment(jail string, expires time.Time) string {
-	return bans.FormatComment(jail, expires, maxCommentLen)
+// formatComment is bans.FormatComment leaving reserve bytes for what the
+// caller appends (a scope).
+func formatComment(jail string, expires time.Time, reserve int) string {
+	return bans.FormatComment(jail, expires, maxCommentLen-reserve)
 }
 
 func parseComment(c string) (string, time.Time, bool, error) { return bans.ParseComment(c) }

@@ -51,7 +51,7 @@ func TestConformance(t *testing.T) {
 					}
 					return b
 				}
-			}, bantest.PortScopePending("per-ban scope in the iptables chain, the scope engineer's work (issue 15); remove this option when it lands"))
+			})
 		})
 	}
 }

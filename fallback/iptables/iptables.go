@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -77,8 +78,6 @@ type Options struct {
 	// BlockType is DROP (default) or REJECT: a TCP reset for TCP, ICMP
 	// port unreachable for everything else.
 	BlockType string
-	// Scopes restrict the jump to protocols and ports; none means all.
-	Scopes []Scope
 	// Mode picks ipset or per-rule storage; ModeAuto probes.
 	Mode Mode
 	// MaxElem is the capacity of each set.
@@ -93,18 +92,13 @@ type Options struct {
 	Now func() time.Time
 }
 
-// OptionsFromConfig maps the daemon configuration to Options. Jails give
-// the port scope.
+// OptionsFromConfig maps the daemon configuration to Options. Jails no
+// longer matter here: each ban carries its scope.
 func OptionsFromConfig(d config.Daemon, jails []config.Jail) (Options, error) {
-	scopes, err := ScopesFromJails(jails)
-	if err != nil {
-		return Options{}, err
-	}
 	o := Options{
 		From:       d.Chains,
 		Interfaces: d.Interfaces,
 		BlockType:  d.BlockType,
-		Scopes:     scopes,
 	}
 	if n := d.MapSizes.V4 + d.MapSizes.V4Net; n > 0 {
 		o.MaxElem = max(n, d.MapSizes.V6+d.MapSizes.V6Net)
@@ -123,11 +117,12 @@ type family struct {
 	from   map[string]bool
 }
 
-// entry is one ban as the backend keeps it; spec is the per-rule mode's
-// rule (nil while the ban is in no rule, e.g. added already expired).
+// entry is one ban as the backend keeps it; specs are the per-rule
+// mode's rules, one per protocol and port chunk of its scope (none while
+// the ban is in no rule, e.g. added already expired).
 type entry struct {
-	ban  bans.Ban
-	spec []string
+	ban   bans.Ban
+	specs [][]string
 }
 
 // IPTables is the netfilter backend.
@@ -142,6 +137,8 @@ type IPTables struct {
 	mode   Mode
 	target string
 	known  map[netip.Prefix]entry
+	// scopes are the port scopes with sets (ipset mode), by scope text.
+	scopes map[string]Scope
 	closed bool
 	// created is what the running Open made, undone if it fails.
 	created []created
@@ -188,9 +185,10 @@ func (o *Options) defaults() error {
 	if len(o.Chain)+len("-rej") > 28 || strings.ContainsAny(o.Chain, " \t\"'!") {
 		return fmt.Errorf("%w: chain %q: use a name of at most 24 characters without spaces or quotes", ErrBadOption, o.Chain)
 	}
+	// Port-scoped bans use sets named after these, with a suffix.
 	for _, s := range []string{o.SetV4, o.SetV6} {
-		if len(s) > 31 || strings.ContainsAny(s, " \t\"'!") {
-			return fmt.Errorf("%w: set name %q: use at most 31 characters without spaces or quotes", ErrBadOption, s)
+		if len(s)+scopeSetSuffix > 31 || strings.ContainsAny(s, " \t\"'!") {
+			return fmt.Errorf("%w: set name %q: use at most %d characters without spaces or quotes", ErrBadOption, s, 31-scopeSetSuffix)
 		}
 	}
 	for _, c := range o.From {
@@ -212,7 +210,7 @@ func Open(ctx context.Context, opts Options) (*IPTables, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &IPTables{opts: opts, log: opts.Logger, ns: ns, known: map[netip.Prefix]entry{}, target: "DROP"}
+	b := &IPTables{opts: opts, log: opts.Logger, ns: ns, known: map[netip.Prefix]entry{}, scopes: map[string]Scope{}, target: "DROP"}
 	if opts.BlockType == "REJECT" {
 		b.target = opts.Chain + "-rej"
 	}
@@ -406,14 +404,20 @@ func (b *IPTables) checkFrom() error {
 func (b *IPTables) retarget(ctx context.Context) error {
 	batch := map[*family][]string{}
 	for p, e := range b.known {
-		if e.spec == nil || slices.Equal(e.spec[len(e.spec)-2:], []string{"-j", b.target}) {
-			continue
+		changed := false
+		for i, old := range e.specs {
+			if slices.Equal(old[len(old)-2:], []string{"-j", b.target}) {
+				continue
+			}
+			f := b.fam(p)
+			spec := append(slices.Clone(old[:len(old)-2]), "-j", b.target)
+			batch[f] = append(batch[f], "-A "+b.opts.Chain+" "+quoteArgs(spec), "-D "+b.opts.Chain+" "+quoteArgs(old))
+			e.specs[i] = spec
+			changed = true
 		}
-		f := b.fam(p)
-		spec := append(slices.Clone(e.spec[:len(e.spec)-2]), "-j", b.target)
-		batch[f] = append(batch[f], "-A "+b.opts.Chain+" "+quoteArgs(spec), "-D "+b.opts.Chain+" "+quoteArgs(e.spec))
-		e.spec = spec
-		b.known[p] = e
+		if changed {
+			b.known[p] = e
+		}
 	}
 	if err := b.restore(ctx, batch); err != nil {
 		return fmt.Errorf("switch ban rules to %s: %w", b.target, err)
@@ -446,15 +450,84 @@ func (b *IPTables) setSpec(f *family) []string {
 	return []string{"-m", "set", "--match-set", f.set, "src", "-j", b.target}
 }
 
-func (b *IPTables) ensureSet(f *family) error {
-	if res, err := listIpset(b.sock, f.set); err == nil {
+// scopeSpecs are the rules matching scope sc's set: its protocols and
+// ports, then the source in the set.
+func (b *IPTables) scopeSpecs(f *family, sc Scope) [][]string {
+	var out [][]string
+	for _, m := range scopeMatches(sc) {
+		spec := append(slices.Clone(m), "-m", "set", "--match-set", scopeSetName(f.set, sc), "src",
+			"-m", "comment", "--comment", scopeTag(sc), "-j", b.target)
+		out = append(out, spec)
+	}
+	return uniqSpecs(out)
+}
+
+// ensureScope makes scope sc's sets and rules, in both families, the
+// first time a ban needs them.
+func (b *IPTables) ensureScope(sc Scope) error {
+	if _, ok := b.scopes[sc.String()]; ok {
+		return nil
+	}
+	for _, f := range b.fams {
+		if err := b.ensureNamedSet(f, scopeSetName(f.set, sc)); err != nil {
+			return fmt.Errorf("scope %s: %w", sc, err)
+		}
+	}
+	err := b.ns.do(func() error {
+		for _, f := range b.fams {
+			for _, spec := range b.scopeSpecs(f, sc) {
+				if err := f.ipt.AppendUnique(table, b.opts.Chain, spec...); err != nil {
+					return fmt.Errorf("%s: add scope %s match to %s: %w", f.name, sc, b.opts.Chain, err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.scopes[sc.String()] = sc
+	return nil
+}
+
+// setOf is the set holding a ban of scope sc in family f.
+func (b *IPTables) setOf(f *family, sc Scope) string {
+	if sc.All() {
+		return f.set
+	}
+	return scopeSetName(f.set, sc)
+}
+
+// sets are every set of family f with the scope of its bans.
+func (b *IPTables) sets(f *family) []struct {
+	name  string
+	scope Scope
+} {
+	out := []struct {
+		name  string
+		scope Scope
+	}{{f.set, Scope{}}}
+	for _, k := range slices.Sorted(maps.Keys(b.scopes)) {
+		sc := b.scopes[k]
+		out = append(out, struct {
+			name  string
+			scope Scope
+		}{scopeSetName(f.set, sc), sc})
+	}
+	return out
+}
+
+func (b *IPTables) ensureSet(f *family) error { return b.ensureNamedSet(f, f.set) }
+
+func (b *IPTables) ensureNamedSet(f *family, name string) error {
+	if res, err := listIpset(b.sock, name); err == nil {
 		if res.typeName != "hash:net" || res.family != f.af {
-			return fmt.Errorf("ipset %s exists as %s family %d, not hash:net %s: destroy it (ipset destroy %s) or configure another set name", f.set, res.typeName, res.family, f.name, f.set)
+			return fmt.Errorf("ipset %s exists as %s family %d, not hash:net %s: destroy it (ipset destroy %s) or configure another set name", name, res.typeName, res.family, f.name, name)
 		}
 		if !res.hasTimeout {
-			return fmt.Errorf("ipset %s exists without timeout support: destroy it (ipset destroy %s) so xdpban can recreate it", f.set, f.set)
+			return fmt.Errorf("ipset %s exists without timeout support: destroy it (ipset destroy %s) so xdpban can recreate it", name, name)
 		}
-		b.log.Info("adopted existing ipset", "set", f.set, "entries", len(res.entries))
+		b.log.Info("adopted existing ipset", "set", name, "entries", len(res.entries))
 		return nil
 	}
 	zero := uint32(0)
@@ -462,7 +535,7 @@ func (b *IPTables) ensureSet(f *family) error {
 	// hash:net revisions 4..7 all have comments and counters; the newest
 	// the kernel knows is picked, as the ipset tool does.
 	for rev := uint8(7); rev >= 4; rev-- {
-		lastErr = b.nl.IpsetCreate(f.set, "hash:net", netlink.IpsetCreateOptions{
+		lastErr = b.nl.IpsetCreate(name, "hash:net", netlink.IpsetCreateOptions{
 			Timeout:     &zero,
 			Counters:    true,
 			Comments:    true,
@@ -471,11 +544,11 @@ func (b *IPTables) ensureSet(f *family) error {
 			MaxElements: uint32(b.opts.MaxElem),
 		})
 		if lastErr == nil {
-			b.created = append(b.created, created{f: f, set: f.set})
+			b.created = append(b.created, created{f: f, set: name})
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: create ipset %s hash:net %s: %w", bans.ErrUnsupported, f.set, f.name, lastErr)
+	return fmt.Errorf("%w: create ipset %s hash:net %s: %w", bans.ErrUnsupported, name, f.name, lastErr)
 }
 
 func (b *IPTables) ensureChain(f *family, chain string) error {
@@ -530,8 +603,26 @@ func (b *IPTables) setupChains(f *family) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
+		// The port scopes an earlier run made sets for: their rules are
+		// rewritten for this blocktype, and their sets adopted.
+		wanted := [][]string{want}
 		for _, r := range rules {
-			if slices.Contains(r.args, "--match-set") && !slices.Equal(r.args, want) {
+			sc, ok := scopeOfTag(r.opt("--comment"))
+			if !ok || r.opt("--match-set") != scopeSetName(f.set, sc) {
+				continue
+			}
+			b.scopes[sc.String()] = sc
+			for _, spec := range b.scopeSpecs(f, sc) {
+				wanted = append(wanted, spec)
+				if ok, _ := f.ipt.Exists(table, b.opts.Chain, spec...); !ok {
+					if err := f.ipt.Append(table, b.opts.Chain, spec...); err != nil {
+						return fmt.Errorf("%s: add scope %s match to %s: %w", f.name, sc, b.opts.Chain, err)
+					}
+				}
+			}
+		}
+		for _, r := range rules {
+			if slices.Contains(r.args, "--match-set") && !slices.ContainsFunc(wanted, func(w []string) bool { return slices.Equal(w, r.args) }) {
 				if err := f.ipt.Delete(table, b.opts.Chain, r.args...); err != nil {
 					return fmt.Errorf("%s: remove stale rule %q: %w", f.name, r.line, err)
 				}
@@ -560,15 +651,13 @@ func (b *IPTables) probeTime(f *family) bool {
 
 // jumpSpecs are the rules in each From chain that lead to our chain.
 func (b *IPTables) jumpSpecs() [][]string {
-	base := jumpSpecs(b.opts.Scopes, b.opts.Chain)
+	base := jumpSpec(b.opts.Chain)
 	if len(b.opts.Interfaces) == 0 {
-		return base
+		return [][]string{base}
 	}
 	var out [][]string
 	for _, ifc := range b.opts.Interfaces {
-		for _, s := range base {
-			out = append(out, append([]string{"-i", ifc}, s...))
-		}
+		out = append(out, append([]string{"-i", ifc}, base...))
 	}
 	return out
 }
@@ -634,7 +723,7 @@ func (b *IPTables) load() error {
 	b.known = map[netip.Prefix]entry{}
 	if b.mode == ModeIPSet {
 		for _, f := range b.fams {
-			es, err := b.setEntries(f, now)
+			es, err := b.allSetEntries(f, now)
 			if err != nil {
 				return err
 			}
@@ -685,8 +774,10 @@ func (b *IPTables) migrateRules() error {
 	err = b.ns.do(func() error {
 		for _, e := range moved {
 			f := b.fam(e.ban.Prefix)
-			if err := f.ipt.Delete(table, b.opts.Chain, e.spec...); err != nil {
-				return fmt.Errorf("remove migrated rule for %s: %w", e.ban.Prefix, err)
+			for _, spec := range e.specs {
+				if err := f.ipt.Delete(table, b.opts.Chain, spec...); err != nil {
+					return fmt.Errorf("remove migrated rule for %s: %w", e.ban.Prefix, err)
+				}
 			}
 		}
 		return nil
@@ -740,6 +831,19 @@ func (b *IPTables) Add(ctx context.Context, bs ...bans.Ban) error {
 				return err
 			}
 			x.Packets, x.Bytes = 0, 0
+			if old, ok := b.known[x.Prefix]; ok && !sameScope(old.ban.Scope, x.Scope) {
+				// A new scope replaces the old: out of the old scope's
+				// set once in the new one, so the prefix is never free.
+				if err := b.addSet(x, now); err != nil {
+					return err
+				}
+				f := b.fam(x.Prefix)
+				if err := b.delFrom(f, b.setOf(f, old.ban.Scope), x.Prefix); err != nil && !errors.Is(err, bans.ErrNotBanned) {
+					return err
+				}
+				b.known[x.Prefix] = entry{ban: x}
+				continue
+			}
 			if err := b.addSet(x, now); err != nil {
 				return err
 			}
@@ -779,34 +883,72 @@ func (b *IPTables) addSet(x bans.Ban, now time.Time) error {
 		}
 		return nil
 	}
+	if !x.Scope.All() {
+		if err := b.ensureScope(x.Scope); err != nil {
+			return fmt.Errorf("ban %s: %w", x.Prefix, err)
+		}
+	}
+	set := b.setOf(f, x.Scope)
 	e := setEntry(x.Prefix)
 	t := kernelTimeout(x, now)
 	e.Timeout = &t
-	e.Comment = formatComment(x.Jail, x.Expires)
+	e.Comment = banComment(x)
 	e.Replace = true
-	if err := b.nl.IpsetAdd(f.set, e); err != nil {
+	if err := b.nl.IpsetAdd(set, e); err != nil {
 		if errors.Is(err, nl.IPSetError(nl.IPSET_ERR_TYPE_SPECIFIC) /* IPSET_ERR_HASH_FULL */) {
-			return fmt.Errorf("ban %s: ipset %s: %w (raise the map size)", x.Prefix, f.set, bans.ErrFull)
+			return fmt.Errorf("ban %s: ipset %s: %w (raise the map size)", x.Prefix, set, bans.ErrFull)
 		}
-		return fmt.Errorf("ban %s: add to ipset %s: %w", x.Prefix, f.set, err)
+		return fmt.Errorf("ban %s: add to ipset %s: %w", x.Prefix, set, err)
 	}
 	return nil
 }
 
+// delSet removes p from whichever of f's sets holds it: the one its
+// known scope names first, then the others (a ban the view lost).
 func (b *IPTables) delSet(f *family, p netip.Prefix) error {
-	err := b.nl.IpsetDel(f.set, setEntry(p))
+	first := f.set
+	if e, ok := b.known[p]; ok {
+		first = b.setOf(f, e.ban.Scope)
+	}
+	err := b.delFrom(f, first, p)
+	if !errors.Is(err, bans.ErrNotBanned) {
+		return err
+	}
+	for _, s := range b.sets(f) {
+		if s.name == first {
+			continue
+		}
+		if derr := b.delFrom(f, s.name, p); !errors.Is(derr, bans.ErrNotBanned) {
+			return derr
+		}
+	}
+	return err
+}
+
+func (b *IPTables) delFrom(f *family, set string, p netip.Prefix) error {
+	err := b.nl.IpsetDel(set, setEntry(p))
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, nl.IPSetError(nl.IPSET_ERR_EXIST)) {
 		return bans.ErrNotBanned
 	}
-	return fmt.Errorf("unban %s: delete from ipset %s: %w", p, f.set, err)
+	return fmt.Errorf("unban %s: delete from ipset %s: %w", p, set, err)
 }
 
-// ruleSpec renders the per-address rule for a ban.
-func (b *IPTables) ruleSpec(f *family, x bans.Ban) []string {
-	spec := []string{"-s", x.Prefix.String(), "-m", "comment", "--comment", formatComment(x.Jail, x.Expires)}
+// ruleSpecs render the per-address rules for a ban: one per protocol
+// and multiport chunk of its scope, one for all traffic.
+func (b *IPTables) ruleSpecs(f *family, x bans.Ban) [][]string {
+	var out [][]string
+	for _, m := range scopeMatches(x.Scope) {
+		spec := append([]string{"-s", x.Prefix.String()}, m...)
+		out = append(out, b.ruleTail(f, x, spec))
+	}
+	return uniqSpecs(out)
+}
+
+func (b *IPTables) ruleTail(f *family, x bans.Ban, spec []string) []string {
+	spec = append(spec, "-m", "comment", "--comment", banComment(x))
 	if f.timeOK && !x.Permanent() {
 		// xt_time compares whole seconds and matches through the stop
 		// second, so the rule ends at the whole second at or before the
@@ -830,15 +972,19 @@ func (b *IPTables) addRules(ctx context.Context, bs []bans.Ban, now time.Time) e
 		if !had {
 			old, had = b.known[x.Prefix]
 		}
-		var spec []string
+		var specs [][]string
 		if !x.Expired(now) {
-			spec = b.ruleSpec(f, x)
-			batch[f] = append(batch[f], "-A "+b.opts.Chain+" "+quoteArgs(spec))
+			specs = b.ruleSpecs(f, x)
+			for _, spec := range specs {
+				batch[f] = append(batch[f], "-A "+b.opts.Chain+" "+quoteArgs(spec))
+			}
 		}
-		if had && old.spec != nil {
-			batch[f] = append(batch[f], "-D "+b.opts.Chain+" "+quoteArgs(old.spec))
+		if had {
+			for _, spec := range old.specs {
+				batch[f] = append(batch[f], "-D "+b.opts.Chain+" "+quoteArgs(spec))
+			}
 		}
-		next[x.Prefix] = entry{ban: x, spec: spec}
+		next[x.Prefix] = entry{ban: x, specs: specs}
 	}
 	if err := b.restore(ctx, batch); err != nil {
 		return fmt.Errorf("add %d bans as rules: %w", len(bs), err)
@@ -920,9 +1066,9 @@ func (b *IPTables) delete(ctx context.Context, ps []netip.Prefix) (int, error) {
 		if !ok || slices.Contains(gone, p) {
 			continue
 		}
-		if e.spec != nil {
-			f := b.fam(p)
-			batch[f] = append(batch[f], "-D "+b.opts.Chain+" "+quoteArgs(e.spec))
+		f := b.fam(p)
+		for _, spec := range e.specs {
+			batch[f] = append(batch[f], "-D "+b.opts.Chain+" "+quoteArgs(spec))
 		}
 		gone = append(gone, p)
 	}
@@ -948,8 +1094,10 @@ func (b *IPTables) Flush(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		for _, f := range b.fams {
-			if err := b.nl.IpsetFlush(f.set); err != nil {
-				return 0, fmt.Errorf("flush ipset %s: %w", f.set, err)
+			for _, s := range b.sets(f) {
+				if err := b.nl.IpsetFlush(s.name); err != nil {
+					return 0, fmt.Errorf("flush ipset %s: %w", s.name, err)
+				}
 			}
 		}
 		b.known = map[netip.Prefix]entry{}
@@ -986,7 +1134,7 @@ func (b *IPTables) list(now time.Time) ([]bans.Ban, error) {
 	if b.mode == ModeIPSet {
 		seen := map[netip.Prefix]bool{}
 		for _, f := range b.fams {
-			es, err := b.setEntries(f, now)
+			es, err := b.allSetEntries(f, now)
 			if err != nil {
 				return nil, err
 			}
@@ -1026,7 +1174,7 @@ func (b *IPTables) list(now time.Time) ([]bans.Ban, error) {
 		}
 		// Bans added already expired have no rule.
 		for _, e := range b.known {
-			if e.spec == nil {
+			if len(e.specs) == 0 {
 				out = append(out, e.ban)
 			}
 		}
@@ -1035,10 +1183,26 @@ func (b *IPTables) list(now time.Time) ([]bans.Ban, error) {
 	return out, nil
 }
 
-func (b *IPTables) setEntries(f *family, now time.Time) ([]bans.Ban, error) {
-	res, err := listIpset(b.sock, f.set)
+// allSetEntries lists every set of f, each ban with its set's scope.
+func (b *IPTables) allSetEntries(f *family, now time.Time) ([]bans.Ban, error) {
+	var out []bans.Ban
+	for _, s := range b.sets(f) {
+		es, err := b.setEntries(f, s.name, now)
+		if err != nil {
+			return nil, err
+		}
+		for i := range es {
+			es[i].Scope = s.scope
+		}
+		out = append(out, es...)
+	}
+	return out, nil
+}
+
+func (b *IPTables) setEntries(f *family, set string, now time.Time) ([]bans.Ban, error) {
+	res, err := listIpset(b.sock, set)
 	if err != nil {
-		return nil, fmt.Errorf("list ipset %s: %w", f.set, err)
+		return nil, fmt.Errorf("list ipset %s: %w", set, err)
 	}
 	out := make([]bans.Ban, 0, len(res.entries))
 	for _, e := range res.entries {
@@ -1053,7 +1217,7 @@ func (b *IPTables) setEntries(f *family, now time.Time) ([]bans.Ban, error) {
 			x.Jail, x.Expires = jail, exp
 		default:
 			if perr != nil {
-				b.log.Warn("unreadable ipset comment", "set", f.set, "err", perr)
+				b.log.Warn("unreadable ipset comment", "set", set, "err", perr)
 			}
 			if e.timeout > 0 {
 				x.Expires = now.Add(time.Duration(e.timeout) * time.Second)
@@ -1072,12 +1236,13 @@ func (b *IPTables) chainBans(f *family) ([]entry, error) {
 		return nil, fmt.Errorf("%s: %w", f.name, err)
 	}
 	var out []entry
+	at := map[netip.Prefix]int{}
 	for _, r := range rules {
 		src, comment := r.opt("-s"), r.opt("--comment")
 		if src == "" || comment == "" {
 			continue
 		}
-		jail, exp, ours, perr := parseComment(comment)
+		jail, exp, sc, ours, perr := parseBanComment(comment)
 		if !ours {
 			continue
 		}
@@ -1094,8 +1259,17 @@ func (b *IPTables) chainBans(f *family) ([]entry, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		x := bans.Ban{Prefix: p.Masked(), Jail: jail, Expires: exp, Packets: r.pkts, Bytes: r.bytes}
-		out = append(out, entry{ban: x, spec: r.args})
+		p = p.Masked()
+		// A scoped ban is several rules: one entry, counters summed.
+		if i, ok := at[p]; ok {
+			out[i].specs = append(out[i].specs, r.args)
+			out[i].ban.Packets += r.pkts
+			out[i].ban.Bytes += r.bytes
+			continue
+		}
+		x := bans.Ban{Prefix: p, Jail: jail, Expires: exp, Scope: sc, Packets: r.pkts, Bytes: r.bytes}
+		at[p] = len(out)
+		out = append(out, entry{ban: x, specs: [][]string{r.args}})
 	}
 	return out, nil
 }
@@ -1145,11 +1319,13 @@ func (b *IPTables) Status(ctx context.Context) (bans.Status, error) {
 	}
 	if b.mode == ModeIPSet {
 		for _, f := range b.fams {
-			res, err := listIpset(b.sock, f.set)
-			if err != nil {
-				return bans.Status{}, fmt.Errorf("list ipset %s: %w", f.set, err)
+			for _, s := range b.sets(f) {
+				res, err := listIpset(b.sock, s.name)
+				if err != nil {
+					return bans.Status{}, fmt.Errorf("list ipset %s: %w", s.name, err)
+				}
+				st.Tables = append(st.Tables, bans.TableStatus{Name: s.name, Entries: len(res.entries), Capacity: int(res.maxElem)})
 			}
-			st.Tables = append(st.Tables, bans.TableStatus{Name: f.set, Entries: len(res.entries), Capacity: int(res.maxElem)})
 		}
 	}
 	err := b.ns.do(func() error {
@@ -1224,9 +1400,11 @@ func (b *IPTables) Detach() error {
 	})
 	errs = append(errs, err)
 	for _, f := range b.fams {
-		if err := b.nl.IpsetDestroy(f.set); err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, nl.IPSetError(nl.IPSET_ERR_PROTOCOL)) {
-			if _, lerr := listIpset(b.sock, f.set); lerr == nil {
-				errs = append(errs, fmt.Errorf("destroy ipset %s: %w", f.set, err))
+		for _, s := range b.sets(f) {
+			if err := b.nl.IpsetDestroy(s.name); err != nil && !errors.Is(err, syscall.ENOENT) && !errors.Is(err, nl.IPSetError(nl.IPSET_ERR_PROTOCOL)) {
+				if _, lerr := listIpset(b.sock, s.name); lerr == nil {
+					errs = append(errs, fmt.Errorf("destroy ipset %s: %w", s.name, err))
+				}
 			}
 		}
 	}

@@ -292,9 +292,11 @@ func TestScopeLimitsBan(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := openIn(t, p, Options{Mode: m, Scopes: []Scope{sc}, Interfaces: []string{p.HostIf}})
+		b := openIn(t, p, Options{Mode: m, Interfaces: []string{p.HostIf}})
 		t.Cleanup(func() { b.Detach() })
-		if err := b.Add(ctx, ban("192.0.2.2/32", time.Hour), ban("2001:db8::/64", time.Hour)); err != nil {
+		b4, b6 := ban("192.0.2.2/32", time.Hour), ban("2001:db8::/64", time.Hour)
+		b4.Scope, b6.Scope = sc, sc
+		if err := b.Add(ctx, b4, b6); err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range []netip.Addr{nspairtest.AttackerV4, nspairtest.AttackerV6} {
@@ -400,4 +402,32 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestScopeSetsDetached: the per-scope sets and their rules go with
+// Detach, after a restart too, and nothing of them stays behind.
+func TestScopeSetsDetached(t *testing.T) {
+	p := newPair(t)
+	b := openIn(t, p, Options{Mode: ModeIPSet})
+	x, y := ban("192.0.2.2/32", time.Hour), ban("2001:db8::/64", time.Hour)
+	x.Scope = Scope{Proto: "tcp", Ports: []PortRange{{From: 22, To: 22}}}
+	y.Scope = Scope{Proto: "udp", Ports: []PortRange{{From: 53, To: 53}}}
+	if err := b.Add(ctx, x, y); err != nil {
+		t.Fatal(err)
+	}
+	sets := p.Host.Run(t, "ipset", "list", "-n")
+	if n := strings.Count(sets, "xdpban-v"); n != 6 { // all-traffic, tcp/22, udp/53 sets, per family
+		t.Fatalf("%d xdpban sets, want 6:\n%s", n, sets)
+	}
+	b.Close()
+	b = openIn(t, p, Options{Mode: ModeIPSet})
+	if err := b.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Host.Run(t, "ipset", "list", "-n"); strings.Contains(got, "xdpban") {
+		t.Errorf("sets left after detach:\n%s", got)
+	}
+	if got := save(t, p, "iptables-save") + save(t, p, "ip6tables-save"); strings.Contains(got, "xdpban") {
+		t.Errorf("rules left after detach:\n%s", got)
+	}
 }

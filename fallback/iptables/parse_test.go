@@ -20,7 +20,7 @@ func TestCommentRoundTrip(t *testing.T) {
 		{`we"ird \ jail name`, time.Unix(1, 500000000)},
 		{"", time.Unix(4102444800, 1)},
 	} {
-		s := formatComment(c.jail, c.exp)
+		s := formatComment(c.jail, c.exp, 0)
 		if len(s) > maxCommentLen || strings.ContainsAny(s, "\"\\") {
 			t.Errorf("formatComment(%q) = %q: too long or quotes", c.jail, s)
 		}
@@ -33,7 +33,7 @@ func TestCommentRoundTrip(t *testing.T) {
 
 func TestCommentLongJailIsCut(t *testing.T) {
 	long := strings.Repeat("é", 200)
-	s := formatComment(long, time.Unix(1700000000, 1))
+	s := formatComment(long, time.Unix(1700000000, 1), 0)
 	if len(s) > maxCommentLen {
 		t.Fatalf("comment is %d bytes, limit %d", len(s), maxCommentLen)
 	}
@@ -66,12 +66,12 @@ func FuzzParseComment(f *testing.F) {
 			return
 		}
 		// What parses must re-render to something that parses the same.
-		s2 := formatComment(jail, exp)
+		s2 := formatComment(jail, exp, 0)
 		j2, e2, ours2, err2 := parseComment(s2)
 		if !ours2 || err2 != nil || !e2.Equal(exp) {
 			t.Fatalf("%q -> %q, %v -> %q: %q %v %v %v", s, jail, exp, s2, j2, e2, ours2, err2)
 		}
-		if len(s2) <= maxCommentLen && len(formatComment(jail, exp)) == len(s2) && j2 != jail && len(jail) < 100 {
+		if len(s2) <= maxCommentLen && len(formatComment(jail, exp, 0)) == len(s2) && j2 != jail && len(jail) < 100 {
 			t.Fatalf("jail %q did not round-trip: %q", jail, j2)
 		}
 	})
@@ -122,30 +122,38 @@ func FuzzParseScope(f *testing.F) {
 				t.Fatalf("backwards range %v from %q", r, port)
 			}
 		}
-		for _, spec := range jumpSpecs([]Scope{s}, "xdpban") {
-			if spec[len(spec)-1] != "xdpban" {
-				t.Fatalf("jump spec %v does not end in the chain", spec)
-			}
+		for _, spec := range scopeMatches(s) {
 			for i, a := range spec {
 				if a == "--dports" && strings.Count(spec[i+1], ",")+1+strings.Count(spec[i+1], ":") > 15 {
 					t.Fatalf("multiport list %q exceeds 15 ports", spec[i+1])
 				}
 			}
 		}
+		// The comment round-trips the scope.
+		x := bans.Ban{Jail: "j", Scope: s}
+		if _, _, got, ours, err := parseBanComment(banComment(x)); !ours || err != nil || got.String() != s.String() {
+			t.Fatalf("comment %q read back as scope %q (%v), want %q", banComment(x), got, err, s)
+		}
 	})
 }
 
-func TestJumpSpecsChunksMultiport(t *testing.T) {
+func TestScopeMatchesChunkMultiport(t *testing.T) {
 	var ports []PortRange
 	for p := uint16(1000); p < 1020; p++ {
 		ports = append(ports, PortRange{From: p, To: p})
 	}
-	specs := jumpSpecs([]Scope{{Proto: "all", Ports: ports}}, "xdpban")
+	specs := scopeMatches(Scope{Proto: "all", Ports: ports})
 	if len(specs) != 4 { // 20 ports: 15+5, for tcp and for udp
 		t.Fatalf("got %d specs, want 4: %v", len(specs), specs)
 	}
-	if got := jumpSpecs(nil, "x"); len(got) != 1 || slices.Contains(got[0], "-p") {
-		t.Fatalf("unscoped jump = %v, want one rule for all traffic", got)
+	if got := scopeMatches(Scope{}); len(got) != 1 || len(got[0]) != 0 {
+		t.Fatalf("all traffic = %v, want one empty match", got)
+	}
+	if got := scopeMatches(Scope{Proto: "udp"}); len(got) != 1 || !slices.Equal(got[0], []string{"-p", "udp"}) {
+		t.Fatalf("all udp = %v, want -p udp", got)
+	}
+	if a, b := scopeSetName("xdpban-v4", Scope{Proto: "tcp", Ports: []PortRange{{From: 22, To: 22}}}), scopeSetName("xdpban-v4", Scope{Proto: "udp", Ports: []PortRange{{From: 22, To: 22}}}); a == b || len(a) > 31 {
+		t.Fatalf("scope set names %q and %q: want distinct, at most 31 characters", a, b)
 	}
 }
 

@@ -2,11 +2,12 @@ package iptables
 
 import (
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 )
 
 // Scope and PortRange are the ban scope every backend shares.
@@ -15,65 +16,55 @@ type (
 	PortRange = bans.PortRange
 )
 
-// ScopesFromJails is the union of the enabled jails' scopes. One jail
-// without a port makes the whole chain unscoped: bans apply everywhere,
-// since the netfilter backend keeps a single ban list as XDP does.
-func ScopesFromJails(jails []config.Jail) ([]Scope, error) {
-	var out []Scope
-	for _, j := range jails {
-		if !j.Enabled {
-			continue
-		}
-		s, err := bans.ParseScope(j.Protocol, j.Port)
-		if err != nil {
-			return nil, fmt.Errorf("jail %s (%s): %w", j.Name, j.Source, err)
-		}
-		if len(s.Ports) == 0 && s.Proto == "all" {
-			return nil, nil
-		}
-		out = append(out, s)
-	}
-	return out, nil
+// Each ban carries its own scope. In ipset mode a ban of all traffic is
+// an element of the family's set (SetV4/SetV6), matched for every packet;
+// a port-scoped ban is an element of that scope's own set, matched only
+// by the scope's rules (-p tcp -m multiport --dports 22 -m set ...), which
+// carry the scope in their comment so a restart finds the sets again. In
+// rules mode a scoped ban is one rule per protocol and multiport chunk.
+// Either way the scope is also in the ban's comment ("scope=tcp/22").
+
+// scopeSetName is the ipset of scope s in a family whose all-traffic set
+// is base: named by a hash of the scope, so the same scope always gets
+// the same set, across restarts too.
+func scopeSetName(base string, s Scope) string {
+	h := fnv.New32a()
+	h.Write([]byte(s.String()))
+	return fmt.Sprintf("%s-%08x", base, h.Sum32())
 }
 
-// jumpSpecs renders the rule specs (without chain) that send scoped
-// traffic to the xdpban chain. xt_multiport takes at most 15 ports, a
-// range counting as two, so long lists become several rules.
-func jumpSpecs(scopes []Scope, target string) [][]string {
-	tag := []string{"-m", "comment", "--comment", commentTag + " jump"}
-	if len(scopes) == 0 {
-		return [][]string{append(slices.Clone(tag), "-j", target)}
+// scopeSetSuffix is how much scopeSetName adds to a set name.
+const scopeSetSuffix = len("-01234567")
+
+// scopeMatches renders the protocol and port matches that select a
+// scope's packets, one per rule: xt_multiport takes at most 15 ports, a
+// range counting as two, so long lists become several rules. All traffic
+// is one empty match.
+func scopeMatches(s Scope) [][]string {
+	if s.All() {
+		return [][]string{nil}
+	}
+	protos := []string{s.Proto}
+	if s.Proto == "all" || s.Proto == "" {
+		protos = []string{"tcp", "udp"}
 	}
 	var out [][]string
-	for _, s := range scopes {
-		protos := []string{s.Proto}
-		if s.Proto == "all" {
-			if len(s.Ports) == 0 {
-				out = append(out, append(slices.Clone(tag), "-j", target))
-				continue
-			}
-			protos = []string{"tcp", "udp"}
+	for _, p := range protos {
+		if len(s.Ports) == 0 {
+			out = append(out, []string{"-p", p})
+			continue
 		}
-		for _, p := range protos {
-			if len(s.Ports) == 0 {
-				out = append(out, append([]string{"-p", p}, append(slices.Clone(tag), "-j", target)...))
-				continue
-			}
-			for _, chunk := range chunkPorts(s.Ports) {
-				spec := []string{"-p", p, "-m", "multiport", "--dports", chunk}
-				out = append(out, append(spec, append(slices.Clone(tag), "-j", target)...))
-			}
+		for _, chunk := range chunkPorts(s.Ports) {
+			out = append(out, []string{"-p", p, "-m", "multiport", "--dports", chunk})
 		}
 	}
-	// Identical specs (two jails on ssh) would be one rule in the kernel
-	// but two in our bookkeeping.
-	var uniq [][]string
-	for _, s := range out {
-		if !slices.ContainsFunc(uniq, func(u []string) bool { return slices.Equal(u, s) }) {
-			uniq = append(uniq, s)
-		}
-	}
-	return uniq
+	return out
+}
+
+// jumpSpec is the rule (without chain) that sends traffic to the xdpban
+// chain: all of it, since each ban inside says what it drops.
+func jumpSpec(target string) []string {
+	return []string{"-m", "comment", "--comment", commentTag + " jump", "-j", target}
 }
 
 func chunkPorts(rs []PortRange) []string {
@@ -94,6 +85,61 @@ func chunkPorts(rs []PortRange) []string {
 	}
 	if len(cur) > 0 {
 		out = append(out, strings.Join(cur, ","))
+	}
+	return out
+}
+
+// scopeTag is the comment of a scope set's match rules.
+func scopeTag(s Scope) string { return commentTag + " scope=" + s.String() }
+
+// scopeOfTag reads scopeTag back; ok is false for any other comment.
+func scopeOfTag(c string) (Scope, bool) {
+	v, ok := strings.CutPrefix(c, commentTag+" scope=")
+	if !ok {
+		return Scope{}, false
+	}
+	s, err := bans.ParseScopeString(v)
+	if err != nil || s.All() {
+		return Scope{}, false
+	}
+	return s, true
+}
+
+// banComment is a ban's comment: jail and end, and its scope unless all.
+func banComment(x bans.Ban) string {
+	if x.Scope.All() {
+		return formatComment(x.Jail, x.Expires, 0)
+	}
+	suffix := " scope=" + x.Scope.String()
+	return formatComment(x.Jail, x.Expires, len(suffix)) + suffix
+}
+
+// parseBanComment is banComment's inverse.
+func parseBanComment(c string) (jail string, exp time.Time, sc Scope, ours bool, err error) {
+	jail, exp, ours, err = parseComment(c)
+	if !ours || err != nil {
+		return jail, exp, Scope{}, ours, err
+	}
+	for _, f := range strings.Fields(c) {
+		if v, ok := strings.CutPrefix(f, "scope="); ok {
+			if sc, err = bans.ParseScopeString(v); err != nil {
+				return jail, exp, Scope{}, true, fmt.Errorf("comment %q: %w", c, err)
+			}
+		}
+	}
+	return jail, exp, sc, true, nil
+}
+
+func sameScope(a, b Scope) bool { return a.String() == b.String() }
+
+// uniqSpecs drops repeated specs: identical rules are one in the kernel
+// but would be two in the bookkeeping.
+func uniqSpecs(in [][]string) [][]string {
+	var out [][]string
+	for _, s := range in {
+		if !slices.ContainsFunc(out, func(u []string) bool { return slices.Equal(u, s) }) {
+			out = append(out, s)
+		}
 	}
 	return out
 }

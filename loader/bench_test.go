@@ -83,7 +83,7 @@ func BenchmarkXDP(b *testing.B) {
 			x := loadDetached(b, Options{MapSizes: config.MapSizes{V4: 1 << 20, V6: 1 << 20, V4Net: 1 << 16, V6Net: 1 << 16}})
 			fill(b, x, n)
 			mustAdd(b, x, ban("192.0.2.66", "bench", time.Hour), ban("2001:db8:ffff:1::1", "bench", time.Hour),
-				ban("192.0.2.67", "bench", 0))
+				ban("192.0.2.67", "bench", 0), scoped("192.0.2.68", "bench", "tcp/22"))
 			for _, c := range []struct {
 				name    string
 				frame   []byte
@@ -94,6 +94,10 @@ func BenchmarkXDP(b *testing.B) {
 				{"v4/drop-permanent", udp4(addr("192.0.2.67")), xdpDrop},
 				{"v6/drop", udp6(addr("2001:db8:ffff:1::1")), xdpDrop},
 				{"v6/pass", udp6(addr("2001:db8:ffff:2::1")), xdpPass},
+				// A source banned for tcp/22 only: the one path that
+				// reads the transport header and a scope bitmap.
+				{"v4/drop-scoped", tcp4(addr("192.0.2.68"), 22, tcpSYN), xdpDrop},
+				{"v4/pass-scoped", tcp4(addr("192.0.2.68"), 8080, tcpSYN), xdpPass},
 			} {
 				b.Run(c.name, func(b *testing.B) { benchProg(b, x.prog, c.frame, c.verdict) })
 			}

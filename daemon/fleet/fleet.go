@@ -50,20 +50,19 @@ type Outbox interface {
 
 // Sink receives what other hosts published: the daemon's intake.
 type Sink interface {
-	// RemoteBan enforces a ban another node decided (never shortening one
-	// in force); the sink filters it by this host's ignore lists and
-	// returns a non-empty reason when it refused it.
-	RemoteBan(ctx context.Context, r Record) (refused string)
-	// RemoteUnban lifts the ban on p: an operator unbanned it somewhere.
-	RemoteUnban(ctx context.Context, p netip.Prefix)
+	// RemoteBans enforces bans other nodes decided (never shortening one
+	// in force), filtered by this host's ignore lists; refused[i] is
+	// why rs[i] was refused ("" when it applied).
+	RemoteBans(ctx context.Context, rs []Record) (refused []string)
+	// RemoteUnban lifts the bans on ps: an operator unbanned them
+	// somewhere (or here).
+	RemoteUnban(ctx context.Context, ps []netip.Prefix)
 	// Reconcile follows a (re)connect's snapshot: live is every ban in
 	// the bucket (this node's included), deleted the prefixes unbanned
 	// whose tombstones remain. The sink lifts the remote bans it holds
-	// that are in neither, and returns the local bans the bucket lacks
-	// for republishing.
+	// that are not live and whatever is deleted, and returns the local
+	// bans the bucket lacks (or holds shorter) for republishing.
 	Reconcile(ctx context.Context, live map[netip.Prefix]Record, deleted []netip.Prefix) (republish []bans.Ban)
-	// Expired is an expiry marker: lift p only if its ban is due.
-	Expired(ctx context.Context, p netip.Prefix)
 }
 
 // Fleet is one host's membership.
@@ -132,7 +131,8 @@ func (f *Fleet) Start() error {
 	}
 	servers := f.cfg.Servers
 	if len(servers) == 0 {
-		servers = []string{"nats://" + f.cfg.Listen}
+		// The node's own URL: right even when listen named port 0.
+		servers = []string{f.srv.ClientURL()}
 	}
 	opts := []nats.Option{
 		nats.Name("xdpban " + f.cfg.Node),
@@ -242,20 +242,29 @@ func (f *Fleet) wake() {
 	}
 }
 
+// errReconnected ends a session: the client reconnected, and what
+// happened meanwhile is read from a new snapshot.
+var errReconnected = errors.New("reconnected")
+
 // Run watches the bucket and publishes the outbox until ctx ends. Every
 // (re)connect starts over from a snapshot of the bucket.
 func (f *Fleet) Run(ctx context.Context) {
+	wait := true
 	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-			return
-		case <-f.reconnected:
-		case <-time.After(2 * time.Second):
-			if !f.nc.IsConnected() {
-				continue
+		if wait {
+			select {
+			case <-ctx.Done():
+				return
+			case <-f.reconnected:
+			case <-time.After(2 * time.Second):
+				if !f.nc.IsConnected() {
+					continue
+				}
 			}
 		}
-		if err := f.session(ctx); err != nil && ctx.Err() == nil {
+		err := f.session(ctx)
+		wait = !errors.Is(err, errReconnected)
+		if err != nil && wait && ctx.Err() == nil {
 			f.setErr(err)
 			f.log.Warn("fleet session ended; retrying", "err", err)
 			select {
@@ -313,9 +322,7 @@ func (f *Fleet) session(ctx context.Context) error {
 		return fmt.Errorf("watch bucket: %w", err)
 	}
 	defer w.Stop()
-	live := map[netip.Prefix]Record{}
-	var deleted []netip.Prefix
-	snap := true
+	sn := &snapshot{live: map[netip.Prefix]Record{}, deleted: map[netip.Prefix]bool{}}
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
 	purge := time.NewTicker(time.Hour)
@@ -325,15 +332,13 @@ func (f *Fleet) session(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-f.reconnected:
-			// Whatever happened while away is read from a new snapshot.
-			f.connected.Store(true)
-			return nil
+			return errReconnected
 		case <-f.kick:
-			if !snap {
+			if sn == nil {
 				f.drain(sctx, kv)
 			}
 		case <-tick.C:
-			if !snap {
+			if sn == nil {
 				f.drain(sctx, kv)
 			}
 			f.refreshSize(sctx, kv)
@@ -345,69 +350,146 @@ func (f *Fleet) session(ctx context.Context) error {
 			if !ok {
 				return errors.New("watch ended")
 			}
-			if e == nil {
-				snap = false
-				f.reconcile(sctx, live, deleted)
-				live, deleted = nil, nil
+			if sn != nil {
+				if e != nil {
+					sn.add(f, e)
+					continue
+				}
+				f.reconcile(sctx, sn)
+				sn = nil
 				f.setErr(nil)
 				f.drain(sctx, kv)
 				f.refreshSize(sctx, kv)
 				continue
 			}
-			f.entry(sctx, e, snap, live, &deleted)
+			if e == nil {
+				continue
+			}
+			if err := f.changes(sctx, e, w.Updates()); err != nil {
+				return err
+			}
 		}
 	}
 }
 
-// entry handles one change of the bucket; during the snapshot it only
-// collects.
-func (f *Fleet) entry(ctx context.Context, e jetstream.KeyValueEntry, snap bool, live map[netip.Prefix]Record, deleted *[]netip.Prefix) {
-	p, err := PrefixOfKey(e.Key())
-	if err != nil {
-		f.refuse("bad_key")
-		f.log.Warn("fleet: ignoring a key this version does not read", "key", e.Key(), "err", err)
+// snapshot collects the bucket's state as a (re)connect reads it.
+type snapshot struct {
+	live    map[netip.Prefix]Record
+	deleted map[netip.Prefix]bool
+}
+
+func (sn *snapshot) add(f *Fleet, e jetstream.KeyValueEntry) {
+	p, ok := f.key(e)
+	if !ok {
 		return
 	}
 	switch e.Operation() {
 	case jetstream.KeyValueDelete:
-		// An operator's unban, anywhere.
-		if snap {
-			*deleted = append(*deleted, p)
-			return
-		}
-		f.received.Add(1)
-		f.sink.RemoteUnban(ctx, p)
+		delete(sn.live, p)
+		sn.deleted[p] = true
 	case jetstream.KeyValuePurge:
-		// An expiry marker (MaxAge): only what is due ends.
-		if !snap {
-			f.sink.Expired(ctx, p)
-		}
+		// An expiry marker: the ban ended; it is simply not live.
+		delete(sn.live, p)
 	case jetstream.KeyValuePut:
-		r, err := DecodeRecord(e.Key(), e.Value())
-		if err != nil {
-			f.refuse("bad_record")
-			f.log.Warn("fleet: refusing a record", "key", e.Key(), "err", err)
-			return
+		if r, ok := f.record(e); ok {
+			sn.live[p] = r
+			delete(sn.deleted, p)
 		}
-		if snap {
-			live[p] = r
-			return
-		}
-		if r.Origin == f.cfg.Node {
-			return // our own publish coming back
-		}
-		f.apply(ctx, r)
 	}
 }
 
-func (f *Fleet) apply(ctx context.Context, r Record) {
-	f.received.Add(1)
-	start := time.Now()
-	if why := f.sink.RemoteBan(ctx, r); why != "" {
-		f.refuse(why)
-		return
+func (f *Fleet) key(e jetstream.KeyValueEntry) (netip.Prefix, bool) {
+	p, err := PrefixOfKey(e.Key())
+	if err != nil {
+		f.refuse("bad_key")
+		f.log.Warn("fleet: ignoring a key this version does not read", "key", e.Key(), "err", err)
+		return p, false
 	}
-	f.applyLat.observe(time.Since(start))
+	return p, true
+}
+
+func (f *Fleet) record(e jetstream.KeyValueEntry) (Record, bool) {
+	r, err := DecodeRecord(e.Key(), e.Value())
+	if err != nil {
+		f.refuse("bad_record")
+		f.log.Warn("fleet: refusing a record", "key", e.Key(), "err", err)
+		return r, false
+	}
+	return r, true
+}
+
+// maxBatch bounds the changes handed to the sink at once.
+const maxBatch = 1024
+
+// changes applies e and whatever else the watch already holds, in
+// batches of one kind (bans, or unbans) so the sink commits many at once
+// and a key's changes keep their order.
+func (f *Fleet) changes(ctx context.Context, e jetstream.KeyValueEntry, more <-chan jetstream.KeyValueEntry) error {
+	var puts []Record
+	var dels []netip.Prefix
+	flush := func() {
+		if len(puts) > 0 {
+			f.apply(ctx, puts)
+			puts = nil
+		}
+		if len(dels) > 0 {
+			f.received.Add(uint64(len(dels)))
+			f.sink.RemoteUnban(ctx, dels)
+			dels = nil
+		}
+	}
+	for n := 0; ; n++ {
+		if p, ok := f.key(e); ok {
+			switch e.Operation() {
+			case jetstream.KeyValueDelete:
+				// An operator's unban, anywhere: this node's own too.
+				if len(puts) > 0 {
+					flush()
+				}
+				dels = append(dels, p)
+			case jetstream.KeyValuePut:
+				// An expiry marker (KeyValuePurge) needs nothing: every
+				// host lifts a ban at its own absolute expiry.
+				if r, ok := f.record(e); ok && r.Origin != f.cfg.Node {
+					if len(dels) > 0 {
+						flush()
+					}
+					puts = append(puts, r)
+				}
+			}
+		}
+		if n >= maxBatch {
+			break
+		}
+		var ok bool
+		select {
+		case e, ok = <-more:
+			if !ok {
+				flush()
+				return errors.New("watch ended")
+			}
+		default:
+		}
+		if e == nil || !ok {
+			break
+		}
+	}
+	flush()
+	return nil
+}
+
+func (f *Fleet) apply(ctx context.Context, rs []Record) {
+	f.received.Add(uint64(len(rs)))
+	start := time.Now()
+	why := f.sink.RemoteBans(ctx, rs)
+	d := time.Since(start)
+	for i := range rs {
+		if i < len(why) && why[i] != "" {
+			f.refuse(why[i])
+			continue
+		}
+		f.applyLat.observe(d)
+	}
 }
 
 func (f *Fleet) refuse(why string) {
@@ -416,13 +498,43 @@ func (f *Fleet) refuse(why string) {
 	f.mu.Unlock()
 }
 
-func (f *Fleet) reconcile(ctx context.Context, live map[netip.Prefix]Record, deleted []netip.Prefix) {
-	for _, r := range live {
-		if r.Origin != f.cfg.Node {
-			f.apply(ctx, r)
+// reconcile brings this host in step with a snapshot. A change queued
+// here and not yet published is newer than what the bucket holds: a key
+// this host unbanned meanwhile is not banned again from the bucket, and
+// one it banned again is not lifted by an older unban.
+func (f *Fleet) reconcile(ctx context.Context, sn *snapshot) {
+	queued, err := f.out.Outbox()
+	if err != nil {
+		f.log.Error("fleet: reading the outbox failed", "err", err)
+	}
+	for _, e := range queued {
+		p, err := PrefixOfKey(e.Key)
+		if err != nil {
+			continue
+		}
+		if e.Value == nil {
+			delete(sn.live, p)
+			sn.deleted[p] = true
+		} else {
+			delete(sn.deleted, p)
 		}
 	}
-	re := f.sink.Reconcile(ctx, live, deleted)
+	var remote []Record
+	for _, r := range sn.live {
+		if r.Origin != f.cfg.Node {
+			remote = append(remote, r)
+		}
+	}
+	for len(remote) > 0 {
+		n := min(len(remote), maxBatch)
+		f.apply(ctx, remote[:n])
+		remote = remote[n:]
+	}
+	deleted := make([]netip.Prefix, 0, len(sn.deleted))
+	for p := range sn.deleted {
+		deleted = append(deleted, p)
+	}
+	re := f.sink.Reconcile(ctx, sn.live, deleted)
 	if len(re) > 0 {
 		f.log.Info("fleet: publishing local bans the bucket lacks", "bans", len(re))
 		if err := f.Publish(re, "reconcile"); err != nil {
@@ -432,7 +544,7 @@ func (f *Fleet) reconcile(ctx context.Context, live map[netip.Prefix]Record, del
 	f.mu.Lock()
 	f.lastSnap = f.now()
 	f.mu.Unlock()
-	f.log.Info("fleet: in step with the bucket", "live", len(live), "unbanned", len(deleted))
+	f.log.Info("fleet: in step with the bucket", "live", len(sn.live), "unbanned", len(deleted))
 }
 
 // drain publishes the outbox, oldest key order; what fails stays for the
@@ -580,6 +692,9 @@ func (f *Fleet) Status() Status {
 	}
 	if len(st.Servers) == 0 {
 		st.Servers = []string{"nats://" + f.cfg.Listen}
+		if f.srv != nil {
+			st.Servers = []string{f.srv.ClientURL()}
+		}
 	}
 	f.mu.Lock()
 	st.Values, st.Error = f.keys, f.lastErr

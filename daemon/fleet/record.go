@@ -71,6 +71,10 @@ func DecodeRecord(key string, v []byte) (Record, error) {
 // '.' splits tokens, so both are written '-'; the canonical (masked,
 // shortest) form makes the key of a prefix unique.
 func Key(p netip.Prefix) string {
+	if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+		// Dots in a key split it: an IPv4-mapped prefix is its IPv4 one.
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
 	p = p.Masked()
 	a := p.Addr()
 	if a.Is4() {

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -27,7 +26,7 @@ func realJails(cfg *config.Config, w bans.Widen) ([]logwatch.JailSpec, error) {
 		}
 		f, err := logwatch.LoadFilter(cfg.FilterDirs, j.Filter, j.FilterOptions)
 		if err != nil {
-			return nil, fmt.Errorf("jail %s (%s): filter %q: %w", j.Name, j.Source, j.Filter, err)
+			return nil, j.FilterError(err)
 		}
 		out = append(out, logwatch.JailSpec{Jail: j, NewScanner: f.NewScanner, Widen: w})
 	}
@@ -69,8 +68,8 @@ func TestNewRefusesBrokenFilterBeforeOpeningBackend(t *testing.T) {
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err == nil || !strings.Contains(err.Error(), "nosuchfilter") || !strings.Contains(err.Error(), "jail.local:1") {
-		t.Fatalf("New with a missing filter: err = %v, want the filter and the jail's file:line", err)
+	if err == nil || !strings.Contains(err.Error(), "nosuchfilter") || !strings.Contains(err.Error(), "jail.local:3: [web] filter") {
+		t.Fatalf("New with a missing filter: err = %v, want the filter and its line, jail.local:3", err)
 	}
 	if opened {
 		t.Fatal("the backend was opened for a configuration that cannot run")

@@ -118,7 +118,7 @@ func checkJail(cfg *config.Config, j config.Jail) checkRow {
 	}
 	f, err := logwatch.LoadFilter(cfg.FilterDirs, j.Filter, j.FilterOptions)
 	if err != nil {
-		r.Error = "filter: " + err.Error()
+		r.Error = "filter: " + j.FilterError(err).Error()
 		return r
 	}
 	if len(j.JournalMatch) == 0 && j.Backend == "journal" && len(f.JournalMatch) == 0 {

@@ -192,9 +192,9 @@ func TestRunRefusesBrokenFilterAsBadInput(t *testing.T) {
 	os.WriteFile(logf, nil, 0o644)
 	conf := jailConf(t, "[web]\nenabled = true\nfilter = nosuchfilter\nlogpath = "+logf+"\n")
 	code, out, errs := cli(t, "", "run", "--dry-run", "--config", conf, "--socket", t.TempDir()+"/s.sock")
-	if code != exitUsage || !strings.Contains(errs, conf+"/jail.local:1") || !strings.Contains(errs, `"nosuchfilter"`) ||
+	if code != exitUsage || !strings.Contains(errs, conf+`/jail.local:3: [web] filter = "nosuchfilter"`) || !strings.Contains(errs, `"nosuchfilter"`) ||
 		strings.Count(errs, "\n") != 1 || out != "" {
-		t.Fatalf("run with a missing filter: exit %d, stdout %q, stderr %q; want exit 2 and one line naming jail.local:1", code, out, errs)
+		t.Fatalf("run with a missing filter: exit %d, stdout %q, stderr %q; want exit 2 and one line naming jail.local:3, its filter line", code, out, errs)
 	}
 }
 

@@ -302,7 +302,7 @@ func jailSpecs(cfg *config.Config, w bans.Widen) ([]logwatch.JailSpec, error) {
 		}
 		f, err := logwatch.LoadFilter(cfg.FilterDirs, j.Filter, j.FilterOptions)
 		if err != nil {
-			return nil, fmt.Errorf("jail %s (%s): filter %q: %w", j.Name, j.Source, j.Filter, err)
+			return nil, j.FilterError(err)
 		}
 		out = append(out, logwatch.JailSpec{
 			Jail: j, NewScanner: f.NewScanner, Widen: w, MaxTracked: j.MaxTracked,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,16 +45,24 @@ type ValueError struct {
 	Key     string
 	Value   string
 	Reason  string
+	// Via is the key set at Pos when it is not Key: one Key's value
+	// interpolates (%(mode)s), set in a later file than Key itself.
+	Via, ViaValue string
 }
 
 func (e *ValueError) Error() string {
-	v := e.Value
-	if len(v) > 80 {
-		v = v[:77] + "..."
+	clip := func(v string) string {
+		if len(v) > 80 {
+			return v[:77] + "..."
+		}
+		return v
 	}
 	// One line whatever the reason quotes.
 	r := strings.ReplaceAll(e.Reason, "\n", `\n`)
-	return fmt.Sprintf("%s: [%s] %s = %q: %s", e.Pos, e.Section, e.Key, v, r)
+	if e.Via != "" {
+		return fmt.Sprintf("%s: [%s] %s = %q, used in %s = %q: %s", e.Pos, e.Section, e.Via, clip(e.ViaValue), e.Key, clip(e.Value), r)
+	}
+	return fmt.Sprintf("%s: [%s] %s = %q: %s", e.Pos, e.Section, e.Key, clip(e.Value), r)
 }
 
 func (e *ValueError) Unwrap() error { return ErrInvalid }
@@ -408,8 +417,15 @@ func (g getter) get(sec, key string) (string, ini.Pos, bool, error) {
 	return v, raw.Pos, true, nil
 }
 
+// bad is a ValueError at pos, or where the operator last set a part of
+// the value (ini.File.Origin) when that is a later file: the shipped
+// jail.conf's filter line was cited for jail.local's bad mode.
 func (g getter) bad(sec, key, val string, pos ini.Pos, format string, a ...any) error {
-	return &ValueError{Pos: pos, Section: sec, Key: key, Value: val, Reason: fmt.Sprintf(format, a...)}
+	e := &ValueError{Pos: pos, Section: sec, Key: key, Value: val, Reason: fmt.Sprintf(format, a...)}
+	if o, via, ok := g.f.Origin(sec, key); ok && o.Pos != pos && via != strings.ToLower(key) {
+		e.Pos, e.Via, e.ViaValue = o.Pos, via, o.Text
+	}
+	return e
 }
 
 func (g getter) str(sec, key, def string) (string, ini.Pos, error) {
@@ -733,6 +749,37 @@ func validPort(p string) error {
 	return nil
 }
 
+// filterWhere is Jail.FilterWhere: of the filter line and the jail's
+// filter settings (failregex = … in the jail), the one set in the latest
+// file, the filter on a tie, as a ValueError cites it.
+func filterWhere(f *ini.File, name string, j Jail) string {
+	rank := func(p ini.Pos) int { return slices.Index(f.Files(), p.File) }
+	var best *ValueError
+	bestRank := -2
+	for _, k := range append([]string{"filter"}, filterKeys...) {
+		val, ok := j.FilterOptions[k]
+		if k == "filter" {
+			val, ok = j.Filter, true
+		}
+		if !ok {
+			continue
+		}
+		o, via, ok := f.Origin(name, k)
+		if !ok || rank(o.Pos) <= bestRank {
+			continue
+		}
+		e := &ValueError{Pos: o.Pos, Section: name, Key: k, Value: val}
+		if via != k {
+			e.Via, e.ViaValue = via, o.Text
+		}
+		best, bestRank = e, rank(o.Pos)
+	}
+	if best == nil {
+		return ""
+	}
+	return strings.TrimSuffix(best.Error(), ": ")
+}
+
 func (r jailReader) note(j *Jail, pos ini.Pos, key, msg string) {
 	j.Notes = append(j.Notes, fmt.Sprintf("%s: %s: %s", pos, key, msg))
 }
@@ -811,6 +858,7 @@ func (r jailReader) jail(name string) (Jail, error) {
 			j.FilterOptions[k] = v
 		}
 	}
+	j.FilterWhere = filterWhere(r.f, name, j)
 	if v, pos, ok, err := g.get(name, "maxlines"); err != nil {
 		return j, err
 	} else if ok && strings.TrimSpace(v) != "" {

@@ -182,6 +182,8 @@ func TestJailErrors(t *testing.T) {
 		{"journalmatch lower", "[sshd]\njournalmatch = _systemd_unit=sshd.service\n", "upper-case field names", 2},
 		{"interpolation", "[sshd]\nlogpath = %(nowhere)s\n", "%(nowhere)s is not defined", 2},
 		{"syntax", "[sshd]\nmaxretry\n", "neither a [section]", 2},
+		{"filter via mode", "[sshd]\nenabled = true\nmode = aggressive]\n", `[sshd] mode = "aggressive]", used in filter = "sshd[mode=aggressive]]": reference`, 3},
+		{"logpath via default", "[DEFAULT]\nsshd_log = var/log/auth.log\n[sshd]\nenabled = true\nbackend = file\n", `[sshd] sshd_log = "var/log/auth.log", used in logpath = "var/log/auth.log": `, 2},
 		{"unterminated header", "[sshd\nenabled = true\n", `"[sshd" is a section header without its closing "]": write [sshd]`, 1},
 		{"default bad", "[DEFAULT]\nbantime = forever\n", "[sshd] bantime", 2},
 	}

@@ -8,6 +8,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -144,6 +145,21 @@ type Jail struct {
 	RateLimit RateLimit
 	// Source is "file:line" of the section header, for error messages.
 	Source string
+	// FilterWhere cites the line that last set the filter or a filter
+	// setting of the jail ("jail.local:5: [sshd] mode = \"bogus\", used
+	// in filter = \"sshd[mode=bogus]\""), for errors compiling the
+	// filter (FilterError): the section header is often the shipped
+	// jail.conf's, not the operator's file.
+	FilterWhere string
+}
+
+// FilterError is err, from compiling the jail's filter, cited at
+// FilterWhere.
+func (j Jail) FilterError(err error) error {
+	if j.FilterWhere == "" {
+		return fmt.Errorf("jail %s (%s): filter %q: %w", j.Name, j.Source, j.Filter, err)
+	}
+	return fmt.Errorf("%s: %w", j.FilterWhere, err)
 }
 
 // Increment is fail2ban's bantime.increment family.

@@ -30,6 +30,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -748,12 +749,20 @@ func (f *File) resolve(section, raw string, vars map[string]string) (string, boo
 	if v, ok := lookupVars(vars, name); ok {
 		return v, true
 	}
+	v, ok := f.resolveValue(section, raw)
+	return v.Text, ok
+}
+
+// resolveValue is resolve's lookup in the files (not vars, not
+// __name__), keeping where the value was set.
+func (f *File) resolveValue(section, raw string) (Value, bool) {
+	name := strings.ToLower(raw)
 	if v, ok := f.Raw(section, name); ok {
-		return v.Text, true
+		return v, true
 	}
 	i := strings.IndexByte(name, '/')
 	if i <= 0 || i == len(name)-1 || raw != name {
-		return "", false
+		return Value{}, false
 	}
 	sec, opt := name[:i], name[i+1:]
 	switch strings.ToLower(sec) {
@@ -761,18 +770,73 @@ func (f *File) resolve(section, raw string, vars map[string]string) (string, boo
 	case "known":
 		if kn, ok := f.known[section]; ok {
 			if v, ok := kn.vals[opt]; ok {
-				return v.Text, true
+				return v, true
 			}
 		}
 	default:
 		s := f.sections[sec]
 		if s == nil {
-			return "", false
+			return Value{}, false
 		}
 		if v, ok := s.vals[opt]; ok {
-			return v.Text, true
+			return v, true
 		}
 	}
 	v, ok := f.defaults.vals[opt]
-	return v.Text, ok
+	return v, ok
+}
+
+// Origin returns, of the lines key's value in section is made of (its
+// own and, through %(name)s, those it interpolates), the one from the
+// latest file in load order, the key's own on a tie, and the name of
+// the key set there. A bad value is then cited where the operator wrote
+// it: jail.local's "mode = …", not the shipped jail.conf's "filter =
+// %(__name__)s[mode=%(mode)s]" that refers to it.
+func (f *File) Origin(section, key string) (Value, string, bool) {
+	key = strings.ToLower(key)
+	v, ok := f.Raw(section, key)
+	if !ok {
+		return Value{}, "", false
+	}
+	rank := func(p Pos) int { return slices.Index(f.files, p.File) }
+	best, bestKey := v, key
+	var walk func(text string, depth int)
+	walk = func(text string, depth int) {
+		if depth > maxDepth {
+			return
+		}
+		for {
+			i := strings.IndexByte(text, '%')
+			if i < 0 || i+1 >= len(text) {
+				return
+			}
+			if text[i+1] != '(' {
+				text = text[i+2:] // "%%" or a stray '%' (an error Get reports)
+				continue
+			}
+			text = text[i+2:]
+			end := strings.Index(text, ")s")
+			if end < 0 {
+				return
+			}
+			raw := text[:end]
+			text = text[end+2:]
+			if strings.ToLower(raw) == "__name__" {
+				continue
+			}
+			rv, ok := f.resolveValue(section, raw)
+			if !ok {
+				continue
+			}
+			if rank(rv.Pos) > rank(best.Pos) {
+				best, bestKey = rv, strings.ToLower(raw)
+				if j := strings.IndexByte(bestKey, '/'); j >= 0 {
+					bestKey = bestKey[j+1:]
+				}
+			}
+			walk(rv.Text, depth+1)
+		}
+	}
+	walk(v.Text, 1)
+	return best, bestKey, true
 }

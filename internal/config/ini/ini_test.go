@@ -391,3 +391,36 @@ func TestMergeNewSectionKeepsKnown(t *testing.T) {
 		t.Errorf("k = %q, %v; want two+3", got, err)
 	}
 }
+
+// Origin finds the line an interpolated value was last set on, so an
+// error in it is cited where the operator wrote it.
+func TestOrigin(t *testing.T) {
+	conf, err := Parse("jail.conf", []byte("[DEFAULT]\nmode = normal\nport = ssh\n[sshd]\nfilter = %(__name__)s[mode=%(mode)s]\nlogpath = %(sshd_log)s\nsshd_log = /var/log/auth.log\nlit = 100%%(mode)s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := Parse("jail.local", []byte("[sshd]\nenabled = true\nmode = aggressive]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf.Merge(local)
+	for _, c := range []struct {
+		key, wantKey string
+		wantLine     int
+		wantFile     string
+	}{
+		{"filter", "mode", 3, "jail.local"},     // the reference set later wins
+		{"logpath", "logpath", 6, "jail.conf"},  // same file: the key's own line
+		{"enabled", "enabled", 2, "jail.local"}, // no reference
+		{"lit", "lit", 8, "jail.conf"},          // %% is no reference
+		{"port", "port", 3, "jail.conf"},        // from DEFAULT
+	} {
+		v, k, ok := conf.Origin("sshd", c.key)
+		if !ok || k != c.wantKey || v.Pos.File != c.wantFile || v.Pos.Line != c.wantLine {
+			t.Errorf("Origin(sshd, %s) = %v %q %v, want %s:%d %q", c.key, v.Pos, k, ok, c.wantFile, c.wantLine, c.wantKey)
+		}
+	}
+	if _, _, ok := conf.Origin("sshd", "nosuch"); ok {
+		t.Error("Origin of an unset key reports one")
+	}
+}

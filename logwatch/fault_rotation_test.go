@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/syncbuf"
 )
 
 // The rotation part of the fault-injection suite (`go test -run Fault
@@ -17,10 +19,10 @@ import (
 
 // laggingFollower follows path, handing each line to a consumer slower
 // than the writer (perLine of work per line, as a busy jail).
-func laggingFollower(t *testing.T, path string, perLine time.Duration) (*Follower, *seqCounter, *logBuffer) {
+func laggingFollower(t *testing.T, path string, perLine time.Duration) (*Follower, *seqCounter, *syncbuf.Buffer) {
 	t.Helper()
 	c := newSeqCounter(1 << 20)
-	lb := &logBuffer{}
+	lb := &syncbuf.Buffer{}
 	n := 0
 	fl := NewFollower(FollowOptions{Globs: []string{path}, Rescan: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(lb, nil))}, func(_, line string) {

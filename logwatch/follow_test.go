@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/syncbuf"
 )
 
 // collector records emitted lines.
@@ -71,28 +73,10 @@ func tail(l []string) []string {
 	return l
 }
 
-// logBuffer is a concurrency-safe slog sink for asserting on log output.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func startFollower(t *testing.T, opt FollowOptions) (*Follower, *collector, *logBuffer) {
+func startFollower(t *testing.T, opt FollowOptions) (*Follower, *collector, *syncbuf.Buffer) {
 	t.Helper()
 	c := newCollector()
-	lb := &logBuffer{}
+	lb := &syncbuf.Buffer{}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(lb), nil))
 	}

@@ -1,19 +1,18 @@
 package logwatch
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/internal/syncbuf"
 )
 
 // A failregex that needs the backtracking engine (the lookahead) and
@@ -26,23 +25,6 @@ failregex = ^x(?=\w)(?:\w+\s?)+: invalid user from <HOST>$
 
 func hostileLine(i int) string {
 	return "x" + strings.Repeat("a", 30) + fmt.Sprintf("!: invalid user from 192.0.2.%d", 1+i%200)
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestHostileLinesDelayARealBanByAtMostTheBudgetEach: 50 lines that make
@@ -72,7 +54,7 @@ func TestHostileLinesDelayARealBanByAtMostTheBudgetEach(t *testing.T) {
 
 	log := filepath.Join(dir, "auth.log")
 	appendFile(t, log, "")
-	logs := &syncBuf{}
+	logs := &syncbuf.Buffer{}
 	out := make(chan bans.Decision, 10)
 	e := NewEngine(EngineOptions{Out: out, Rescan: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, nil))})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
+	"github.com/xdpban/xdpban/internal/syncbuf"
 )
 
 // The binaries are built once for every test of the package, in a
@@ -53,23 +54,6 @@ func binaries(t *testing.T) (xdpban, demo string) {
 		t.Fatal(buildErr)
 	}
 	return xdpbanBin, demoGo
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // artifacts lists what a demo run by pid has in the system right now:
@@ -111,7 +95,7 @@ func artifacts(t *testing.T, pid int) []string {
 func TestDemoEndToEnd(t *testing.T) {
 	nspairtest.Require(t)
 	xdpban, _ := binaries(t)
-	var out syncBuf
+	var out syncbuf.Buffer
 	o := Options{XDPBan: xdpban, BanTime: 6 * time.Second, MaxRetry: 5, Pace: 500 * time.Millisecond, Out: &out}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -179,11 +163,11 @@ func TestDemoEndToEnd(t *testing.T) {
 
 // startDemo runs the demo program and returns it with a channel of its
 // stdout lines.
-func startDemo(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *syncBuf) {
+func startDemo(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *syncbuf.Buffer) {
 	t.Helper()
 	xdpban, demo := binaries(t)
 	cmd := exec.Command(demo, append([]string{"-xdpban", xdpban}, args...)...)
-	var all syncBuf
+	var all syncbuf.Buffer
 	cmd.Stderr = &all
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -213,7 +197,7 @@ func startDemo(t *testing.T, args ...string) (*exec.Cmd, <-chan string, *syncBuf
 	return cmd, lines, &all
 }
 
-func waitLine(t *testing.T, lines <-chan string, all *syncBuf, substr string, d time.Duration) {
+func waitLine(t *testing.T, lines <-chan string, all *syncbuf.Buffer, substr string, d time.Duration) {
 	t.Helper()
 	timeout := time.After(d)
 	for {

@@ -14,6 +14,7 @@ import (
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
+	"github.com/xdpban/xdpban/internal/syncbuf"
 	"github.com/xdpban/xdpban/loader"
 )
 
@@ -93,7 +94,7 @@ func startFail2ban(t *testing.T, w *world, server, client string) string {
 		"[DEFAULT]\nenabled = false\nbanaction = dummy\naction = dummy[target=%s]\n\n[bench]\nenabled = true\nfilter = sshd\nbackend = polling\nlogpath = %s\nbantime = 1h\n",
 		filepath.Join(dir, "dummy"), logf)), 0o644)
 	cmd := exec.Command("nsenter", "--net="+w.p.Host.Path(), "--", server, "-f", "-x", "-c", conf, "-s", sock, "-p", filepath.Join(dir, "f2b.pid"))
-	out := &syncBuf{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

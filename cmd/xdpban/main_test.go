@@ -6,9 +6,10 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/syncbuf"
 )
 
 // TestMain lets the test binary be the xdpban binary: the namespace tests
@@ -19,24 +20,6 @@ func TestMain(m *testing.M) {
 		main()
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuf is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // cli runs one xdpban command in-process and returns its exit code and
@@ -214,7 +197,7 @@ func TestRunLogsUnusedSettings(t *testing.T) {
 	logf := t.TempDir() + "/auth.log"
 	os.WriteFile(logf, nil, 0o644)
 	conf := jailConf(t, "[sshd]\nenabled = true\nlogpath = "+logf+"\nmaxretyr = 3\n")
-	var out, errb syncBuf
+	var out, errb syncbuf.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e := &env{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }, ctx: ctx}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
+	"github.com/xdpban/xdpban/internal/syncbuf"
 )
 
 const testPort = 7009
@@ -93,7 +94,7 @@ func (w *world) mustCLI(t *testing.T, args ...string) string {
 // daemonProc is `xdpban run` started in the host namespace.
 type daemonProc struct {
 	cmd  *exec.Cmd
-	out  *syncBuf
+	out  *syncbuf.Buffer
 	done chan struct{}
 	err  error
 }
@@ -108,7 +109,7 @@ func (w *world) start(t *testing.T, extra ...string) *daemonProc {
 	args = append(args, extra...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Env = append(os.Environ(), "XDPBAN_TEST_AS_MAIN=1")
-	d := &daemonProc{cmd: cmd, out: &syncBuf{}, done: make(chan struct{})}
+	d := &daemonProc{cmd: cmd, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
+	"github.com/xdpban/xdpban/internal/syncbuf"
 	"github.com/xdpban/xdpban/loader"
 )
 
@@ -56,7 +57,7 @@ func TestWatchDirectFromPins(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out := &syncBuf{}
+	out := &syncbuf.Buffer{}
 	e := &env{stdout: out, stderr: io.Discard, stdin: strings.NewReader(""),
 		getenv: func(string) string { return "" }, ctx: ctx}
 	done := make(chan int, 1)
@@ -104,7 +105,7 @@ func TestWatchThroughDaemon(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	out := &syncBuf{}
+	out := &syncbuf.Buffer{}
 	e := &env{stdout: out, stderr: io.Discard, stdin: strings.NewReader(""),
 		getenv: func(string) string { return "" }, ctx: ctx}
 	done := make(chan int, 1)

@@ -14,6 +14,7 @@ import (
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/drops"
 	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/syncbuf"
 )
 
 func TestWatchBadInput(t *testing.T) {
@@ -77,7 +78,7 @@ func TestWatchStreamsFromDaemon(t *testing.T) {
 			args = append(args, "--json")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		out := &syncBuf{}
+		out := &syncbuf.Buffer{}
 		e := &env{stdout: out, stderr: io.Discard, stdin: strings.NewReader(""),
 			getenv: func(string) string { return "" }, ctx: ctx}
 		done := make(chan int, 1)

@@ -17,7 +17,31 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// Where Debian's fail2ban package installs its test suite, and the
+// clock and zone the suite runs at: TEST_NOW (2005-08-14 10:00 UTC) in
+// TZ=CET-01CEST-02, where yearless dates take their year and zoneless
+// ones their zone.
+const (
+	Fail2banTests  = "/usr/lib/python3/dist-packages/fail2ban/tests"
+	Fail2banTestTZ = "Europe/Berlin"
+)
+
+// Fail2banTestNow is the suite's TEST_NOW.
+var Fail2banTestNow = time.Unix(1124013600, 0)
+
+// MustPass are the filters whose every sample annotation must pass
+// (issue 7), in each place the suite runs (the engine, and `xdpban
+// regex` as a process); MinPassRate is what all filters must reach
+// together, in percent.
+var MustPass = []string{
+	"sshd", "sshd/sshd-journal", "nginx-http-auth", "nginx-limit-req",
+	"apache-auth", "postfix", "dovecot", "vsftpd", "recidive",
+}
+
+const MinPassRate = 95.0
 
 // Case is one log line and what the filter must make of it.
 type Case struct {

@@ -212,13 +212,14 @@ func (c *Core) Reconcile(ctx context.Context, force bool) (int, error) {
 			return 0, nil
 		}
 	}
-	kernel, err := c.Backend.List(ctx)
+	// A set of keys (18 bytes each), not a list of bans.
+	in := map[store.Key]bool{}
+	err := bans.Walk(ctx, c.Backend, func(b bans.Ban) error {
+		in[store.KeyOf(b.Prefix)] = true
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("read bans the backend holds: %w", err)
-	}
-	in := make(map[store.Key]bool, len(kernel))
-	for _, b := range kernel {
-		in[store.KeyOf(b.Prefix)] = true
 	}
 	ns := c.Now().UnixNano()
 	var lost []bans.Ban
@@ -251,16 +252,12 @@ func (c *Core) reinserted(n int, how string) {
 // fitsAtStart refuses a restore of more bans than the tables take (the
 // maps were made smaller than the store's bans need): adding them would
 // have the kernel evict some at once, silently.
-func (c *Core) fitsAtStart(keep []bans.Ban) error {
+func (c *Core) fitsAtStart(n map[string]int) error {
 	lim := c.limiter()
 	if lim == nil {
 		return nil
 	}
 	limits := lim.Limits()
-	n := map[string]int{}
-	for _, b := range keep {
-		n[lim.TableOf(b.Prefix)]++
-	}
 	for _, t := range slices.Sorted(mapKeys(n)) {
 		if l, ok := limits[t]; ok && n[t] > l.Limit {
 			return fmt.Errorf("%w: %d stored bans go in %s, which takes %d: raise %s in [xdpban] and restart (no ban was lost: the store keeps them)",

@@ -316,26 +316,39 @@ func (x *XDP) toBan(e entry) (bans.Ban, error) {
 
 // List implements bans.Backend.
 func (x *XDP) List(ctx context.Context) ([]bans.Ban, error) {
+	var out []bans.Ban
+	err := x.Walk(ctx, func(b bans.Ban) error {
+		out = append(out, b)
+		return nil
+	})
+	return out, err
+}
+
+var _ bans.Walker = (*XDP)(nil)
+
+// Walk implements bans.Walker.
+func (x *XDP) Walk(ctx context.Context, fn func(bans.Ban) error) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.checkOpen(); err != nil {
-		return nil, err
+		return err
 	}
-	var out []bans.Ban
 	for t := table(0); t < tables; t++ {
 		err := x.walk(t, func(e entry) error {
 			b, err := x.toBan(e)
 			if err != nil {
 				return err
 			}
-			out = append(out, b)
+			if err := fn(b); err != nil {
+				return err
+			}
 			return ctx.Err()
 		})
 		if err != nil {
-			return out, err
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // Expire implements bans.Backend. The kernel already passes traffic from

@@ -256,7 +256,49 @@ func encodeBan(dst []byte, b bans.Ban) []byte {
 
 var errBadRecord = errors.New("unreadable ban record")
 
-func decodeBan(v []byte) (banValue, error) {
+func decodeBan(v []byte) (banValue, error) { return decodeBanWith(v, nil) }
+
+// interner shares the few distinct jail, origin and scope values among a
+// million records read at once, instead of a string (and a parsed scope)
+// for each.
+type interner struct {
+	strs   map[string]string
+	scopes map[string]bans.Scope
+}
+
+func newInterner() *interner {
+	return &interner{strs: map[string]string{}, scopes: map[string]bans.Scope{}}
+}
+
+func (in *interner) str(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if s, ok := in.strs[string(b)]; ok {
+		return s
+	}
+	if len(in.strs) > 4096 { // not a few distinct values after all
+		return string(b)
+	}
+	s := string(b)
+	in.strs[s] = s
+	return s
+}
+
+func (in *interner) scope(text string) (bans.Scope, error) {
+	if in != nil {
+		if sc, ok := in.scopes[text]; ok {
+			return sc, nil
+		}
+	}
+	sc, err := bans.ParseScopeString(text)
+	if err == nil && in != nil && len(in.scopes) < 4096 {
+		in.scopes[text] = sc
+	}
+	return sc, err
+}
+
+func decodeBanWith(v []byte, in *interner) (banValue, error) {
 	var bv banValue
 	if len(v) > 0 && v[0] == '{' {
 		err := json.Unmarshal(v, &bv)
@@ -277,11 +319,11 @@ func decodeBan(v []byte) (banValue, error) {
 		if n <= 0 || l > uint64(len(v)-n) {
 			return bv, errBadRecord
 		}
-		fields[i], v = string(v[n:n+int(l)]), v[n+int(l):]
+		fields[i], v = in.str(v[n:n+int(l)]), v[n+int(l):]
 	}
 	bv.Jail, bv.Origin = fields[0], fields[2]
 	if fields[1] != "" {
-		sc, err := bans.ParseScopeString(fields[1])
+		sc, err := in.scope(fields[1])
 		if err != nil {
 			return bv, fmt.Errorf("%w: %w", errBadRecord, err)
 		}
@@ -438,6 +480,31 @@ func (s *Store) Bans() ([]bans.Ban, error) {
 		return nil, fmt.Errorf("read bans: %w", err)
 	}
 	return out, nil
+}
+
+// EachBan calls fn with every stored ban, in key order, without a list of
+// them in memory (a restart reads a million), and stops at fn's first
+// error. Unreadable records are skipped, as Bans skips them. fn must not
+// use the store.
+func (s *Store) EachBan(fn func(bans.Ban) error) error {
+	in := newInterner()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBans).ForEach(func(k, v []byte) error {
+			p, err := parseBanKey(k)
+			if err != nil {
+				return nil
+			}
+			bv, err := decodeBanWith(v, in)
+			if err != nil {
+				return nil
+			}
+			return fn(bv.ban(p))
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("read bans: %w", err)
+	}
+	return nil
 }
 
 // Ban returns the stored ban on exactly p.

@@ -133,6 +133,37 @@ type Holder interface {
 	Holds(p netip.Prefix) (bool, error)
 }
 
+// Walker is a Backend that hands its entries over one at a time: the
+// daemon compares a million kernel bans with its store at start without
+// a million-entry list (and its garbage) in memory.
+type Walker interface {
+	// Walk calls fn with every entry List would return, expired ones
+	// included, and stops at fn's first error.
+	Walk(ctx context.Context, fn func(Ban) error) error
+}
+
+// Walk walks b's entries: through its Walker (behind a wrapper that
+// offers Unwrap), else from List.
+func Walk(ctx context.Context, b Backend, fn func(Ban) error) error {
+	inner := b
+	if u, ok := b.(interface{ Unwrap() Backend }); ok {
+		inner = u.Unwrap()
+	}
+	if w, ok := inner.(Walker); ok {
+		return w.Walk(ctx, fn)
+	}
+	bs, err := b.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, x := range bs {
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Status is what `xdpban status` prints about a backend.
 type Status struct {
 	Backend    string        `json:"backend"`

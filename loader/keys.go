@@ -2,6 +2,7 @@ package loader
 
 import (
 	"fmt"
+	"github.com/xdpban/xdpban/internal/bans"
 	"net/netip"
 )
 
@@ -28,14 +29,16 @@ type slot struct {
 	key any // [4]byte, [16]byte, xdpbanLpmV4Key or xdpbanLpmV6Key
 }
 
-// slotFor places a prefix. It canonicalises first (unmap, mask, widen
-// IPv6 to the configured width), so callers may pass what an operator
-// typed after parsing.
+// slotFor places a prefix. It canonicalises first (unmap, mask) but
+// never widens: the daemon widens once, where it decides a ban, and
+// narrows there around ignored addresses; widening a narrowed
+// 2001:db8::2/127 back to its /64 here would cut off the ignoreip
+// neighbour the narrowing protected.
 func (x *XDP) slotFor(p netip.Prefix) (netip.Prefix, slot, error) {
 	if !p.IsValid() {
 		return p, slot{}, fmt.Errorf("invalid prefix %v: give an address or CIDR such as 192.0.2.7 or 2001:db8::/64", p)
 	}
-	p = x.widen.Prefix(p)
+	p = exact.Prefix(p)
 	a := p.Addr()
 	switch {
 	case a.Is4() && p.Bits() == 32:
@@ -48,6 +51,9 @@ func (x *XDP) slotFor(p netip.Prefix) (netip.Prefix, slot, error) {
 		return p, slot{tV6Net, xdpbanLpmV6Key{Prefixlen: uint32(p.Bits()), Addr: a.As16()}}, nil
 	}
 }
+
+// exact canonicalises without widening anything.
+var exact = bans.Widen{IPv6: 128}
 
 // prefixOf is slotFor's inverse for a key read back from table t.
 func (x *XDP) prefixOf(t table, key []byte) (netip.Prefix, error) {

@@ -2,6 +2,7 @@ package loader
 
 import (
 	"context"
+	"github.com/xdpban/xdpban/internal/bans"
 	"net/netip"
 	"testing"
 	"time"
@@ -129,10 +130,11 @@ func TestVerdicts(t *testing.T) {
 }
 
 // TestVerdictIPv6PrefixConfig checks that ipv6_prefix reaches the kernel:
-// at /56, a ban covers a neighbouring /64 that the default would not.
+// at /56, a ban (widened by the daemon) goes in the exact table, whose
+// key the program cuts to /56, and covers a neighbouring /64.
 func TestVerdictIPv6PrefixConfig(t *testing.T) {
 	x := loadDetached(t, Options{IPv6Prefix: 56})
-	mustAdd(t, x, ban("2001:db8:0:1::5", "sshd", time.Hour))
+	mustAdd(t, x, ban("2001:db8:0:1::5/56", "sshd", time.Hour))
 	if b, ok := findBan(t, x, netip.MustParsePrefix("2001:db8::/56")); !ok || b.Jail != "sshd" {
 		t.Fatalf("ban not listed as 2001:db8::/56 in jail sshd: %+v %v", b, ok)
 	}
@@ -141,6 +143,15 @@ func TestVerdictIPv6PrefixConfig(t *testing.T) {
 	}
 	if got := run(t, x, udp6(addr("2001:db8:0:100::1"))); got != xdpPass {
 		t.Errorf("2001:db8:0:100::1 outside the /56: verdict %d, want pass", got)
+	}
+	// A ban narrower than ipv6_prefix (narrowed around an ignored
+	// neighbour) is enforced as given, never widened back.
+	mustAdd(t, x, bans.Ban{Prefix: netip.MustParsePrefix("2001:db8:1::2/127"), Jail: "sshd", Expires: time.Now().Add(time.Hour)})
+	if got := run(t, x, udp6(addr("2001:db8:1::3"))); got != xdpDrop {
+		t.Errorf("2001:db8:1::3 inside the /127: verdict %d, want drop", got)
+	}
+	if got := run(t, x, udp6(addr("2001:db8:1::1"))); got != xdpPass {
+		t.Errorf("2001:db8:1::1 outside the narrowed /127: verdict %d, want pass (the ban was widened)", got)
 	}
 }
 

@@ -241,22 +241,40 @@ func TestBanUnbanThroughDaemon(t *testing.T) {
 func TestIPv6BanCoversSlash64(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
-	other := netip.MustParseAddr("2001:db8::99")
+	// A /64 the host has no address in.
+	a := netip.MustParseAddr("2001:db8:0:1::5")
+	other := netip.MustParseAddr("2001:db8:0:1::99")
+	w.p.AddAttackerAddr(t, a)
 	w.p.AddAttackerAddr(t, other)
-	w.mustCLI(t, "ban", nspairtest.AttackerV6.String(), "--for", "10m")
-	if got := w.send(t, nspairtest.AttackerV6, 20); got != 0 {
+	w.mustCLI(t, "ban", a.String(), "--for", "10m")
+	if got := w.send(t, a, 20); got != 0 {
 		t.Fatalf("banned v6 source: %d of 20 arrived", got)
 	}
 	if got := w.send(t, other, 20); got != 0 {
 		t.Fatalf("other address in the same /64: %d of 20 arrived", got)
 	}
-	e, ok := w.list(t)["2001:db8::/64"]
+	e, ok := w.list(t)["2001:db8:0:1::/64"]
 	if !ok || e.Packets != 40 {
-		t.Fatalf("list: %+v (ok %v), want 2001:db8::/64 with 40 packets", e, ok)
+		t.Fatalf("list: %+v (ok %v), want 2001:db8:0:1::/64 with 40 packets", e, ok)
 	}
 	// IPv4 is untouched.
 	if got := w.send(t, nspairtest.AttackerV4, 20); got != 20 {
 		t.Fatalf("v4 source: %d of 20 arrived", got)
+	}
+	// The harness's attacker shares the host's on-link /64: its ban
+	// narrows to the widest prefix without the host's 2001:db8::1, and
+	// a neighbour outside that prefix still gets through.
+	neighbour := netip.MustParseAddr("2001:db8::1:7")
+	w.p.AddAttackerAddr(t, neighbour)
+	out := w.mustCLI(t, "ban", nspairtest.AttackerV6.String(), "--for", "10m")
+	if !strings.Contains(out, "banned 2001:db8::2/127") {
+		t.Fatalf("ban of %s inside the host's /64: %q, want it narrowed to 2001:db8::2/127", nspairtest.AttackerV6, out)
+	}
+	if got := w.send(t, nspairtest.AttackerV6, 20); got != 0 {
+		t.Fatalf("narrowed ban: %d of 20 from %s arrived", got, nspairtest.AttackerV6)
+	}
+	if got := w.send(t, neighbour, 20); got != 20 {
+		t.Fatalf("on-link neighbour %s outside the narrowed ban: %d of 20 arrived", neighbour, got)
 	}
 }
 

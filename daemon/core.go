@@ -126,6 +126,17 @@ func (c *Core) lock(ps []netip.Prefix) func() {
 // (backlog.go): a store error never lifts enforcement. Jail decisions
 // carry their address for the notification (zero for CLI bans).
 func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
+	return c.enforce(ctx, bs, true)
+}
+
+// BanImported is Ban for an imported list (a blocklist, a migration):
+// its bans are not offences, so no jail's ban history counts them (and
+// a million imported bans do not double the database).
+func (c *Core) BanImported(ctx context.Context, bs []bans.Ban) error {
+	return c.enforce(ctx, bs, false)
+}
+
+func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool) error {
 	if len(bs) == 0 {
 		return nil
 	}
@@ -145,7 +156,7 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	}
 	defer release()
 	add := c.Backend.Add
-	if na, ok := c.Backend.(bans.NewAdder); ok && c.allNew(ps) {
+	if na, ok := bans.As[bans.NewAdder](c.Backend); ok && c.allNew(ps) {
 		add = na.AddNew
 	}
 	if err := add(ctx, bs...); err != nil {
@@ -158,9 +169,9 @@ func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
 	// History is what bantime.increment counts, per jail; a ban in the
 	// manual jail (the CLI's, an import) is never incremented, and a
 	// million imported addresses would double the database for nothing.
-	hist := make([]store.Event, 0, len(bs))
+	var hist []store.Event
 	for _, b := range bs {
-		if b.Jail != DefaultJail {
+		if history && b.Jail != DefaultJail {
 			hist = append(hist, store.Event{Prefix: b.Prefix, Jail: b.Jail, At: now, BanTime: banTime(b, now)})
 		}
 	}
@@ -599,7 +610,7 @@ func (c *Core) restoreMissing(ctx context.Context, now time.Time, all bool, h ba
 			return nil
 		}
 		add := c.Backend.Add
-		if na, ok := c.Backend.(bans.NewAdder); ok && all {
+		if na, ok := bans.As[bans.NewAdder](c.Backend); ok && all {
 			add = na.AddNew
 		}
 		if err := add(ctx, chunk...); err != nil {

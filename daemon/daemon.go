@@ -650,40 +650,49 @@ type ItemRules struct {
 func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, rules ItemRules) ([]bans.Ban, error) {
 	out := make([]bans.Ban, 0, len(items))
 	for i, it := range items {
-		p, err := w.Parse(it.Addr)
-		if err == nil {
-			err = CheckWidth(p, it.Addr)
-		}
-		if err == nil && !it.Force {
-			p, err = guard(rules.Protected, it.Addr, p)
-		}
+		b, err := ParseItem(it, w, now, rules)
 		if err != nil {
 			if len(items) > 1 {
 				return nil, fmt.Errorf("item %d: %w", i+1, err)
 			}
 			return nil, err
 		}
-		jail := it.Jail
-		if jail == "" {
-			jail = DefaultJail
-		}
-		if err := checkJailName(jail); err != nil {
-			return nil, err
-		}
-		d, err := ParseBanTime(it.For)
-		if err != nil {
-			return nil, err
-		}
-		b := bans.Ban{Prefix: p, Jail: jail}
-		if rules.Scope != nil {
-			b.Scope = rules.Scope(jail)
-		}
-		if d > 0 {
-			b.Expires = now.Add(d)
-		}
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// ParseItem is ParseItems for one item.
+func ParseItem(it control.BanItem, w bans.Widen, now time.Time, rules ItemRules) (bans.Ban, error) {
+	p, err := w.Parse(it.Addr)
+	if err == nil {
+		err = CheckWidth(p, it.Addr)
+	}
+	if err == nil && !it.Force {
+		p, err = guard(rules.Protected, it.Addr, p)
+	}
+	if err != nil {
+		return bans.Ban{}, err
+	}
+	jail := it.Jail
+	if jail == "" {
+		jail = DefaultJail
+	}
+	if err := checkJailName(jail); err != nil {
+		return bans.Ban{}, err
+	}
+	d, err := ParseBanTime(it.For)
+	if err != nil {
+		return bans.Ban{}, err
+	}
+	b := bans.Ban{Prefix: p, Jail: jail}
+	if rules.Scope != nil {
+		b.Scope = rules.Scope(jail)
+	}
+	if d > 0 {
+		b.Expires = now.Add(d)
+	}
+	return b, nil
 }
 
 // Widest prefixes a ban may name. 0.0.0.0/0 (or /1 …) drops a large part

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -83,5 +85,60 @@ func TestManualBanRefusesProtected(t *testing.T) {
 	bs, err = d.Ban(ctx, []control.BanItem{{Addr: "198.51.100.7", Force: true}})
 	if err != nil || bs[0].Prefix != netip.MustParsePrefix("198.51.100.7/32") {
 		t.Fatalf("forced ban: %v %v", bs, err)
+	}
+}
+
+// TestImportWholeOrNothing: an import is one request; a bad line, or one
+// naming a protected address, bans nothing and says which line; a good
+// one bans every line, narrowed like a single ban.
+func TestImportWholeOrNothing(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "auth.log")
+	if err := os.WriteFile(logf, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, filepath.Join(dir, "etc"),
+		"[sshd]\nenabled = true\nlogpath = "+logf+"\nignoreip = 198.51.100.0/24 2001:db8::3\n")
+	cfg.Daemon.Socket = filepath.Join(dir, "s.sock")
+	cfg.Daemon.StateDir = filepath.Join(dir, "state")
+	be := newMem()
+	d := startDaemon(t, Options{
+		Config: cfg, Jails: realJails,
+		OpenBackend: func(context.Context, config.Daemon) (bans.Backend, string, error) {
+			return be, "test", nil
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	ctx := context.Background()
+	for _, c := range []struct{ body, want string }{
+		{"192.0.2.9\n203.0.113.0/24\nnot-an-address\n", "line 3: invalid address"},
+		{"192.0.2.9\n# comment\n\n198.51.100.4\n", "line 4: refusing to ban 198.51.100.4"},
+		{"# only a comment\n", "no addresses"},
+	} {
+		_, err := d.Import(ctx, control.ImportRequest{Jail: "import", For: "1h"}, strings.NewReader(c.body))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, control.ErrBadRequest) {
+			t.Errorf("import %q: err %v, want a bad request with %q", c.body, err, c.want)
+		}
+	}
+	if len(be.m) != 0 {
+		t.Fatalf("refused imports banned %v", be.m)
+	}
+	var body strings.Builder
+	body.WriteString("\ufeff2001:db8::2\n")
+	for i := range 70_000 { // more than one part
+		fmt.Fprintf(&body, "2001:db8:%x:%x::/64 # line %d\n", 0x100+i>>16, i&0xffff, i)
+	}
+	resp, err := d.Import(ctx, control.ImportRequest{Jail: "import", For: "1h"}, strings.NewReader(body.String()))
+	if err != nil || resp.Banned != 70_001 {
+		t.Fatalf("import: %+v %v", resp, err)
+	}
+	if _, ok := be.m[netip.MustParsePrefix("2001:db8::2/128")]; !ok || len(be.m) != 70_001 {
+		t.Fatalf("backend holds %d bans, 2001:db8::2/128 among them: %v", len(be.m), ok)
+	}
+	if b, ok := d.core.Lookup(netip.MustParsePrefix("2001:db8:100:1::/64")); !ok || b.Jail != "import" || b.Expires.IsZero() {
+		t.Fatalf("imported ban in the mirror: %+v %v", b, ok)
+	}
+	if n, err := d.core.Store.BanCount("import", netip.MustParsePrefix("2001:db8:100:1::/64")); err == nil && n != 0 {
+		t.Fatalf("an import recorded %d offences in the ban history", n)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,8 +100,23 @@ func cmdBan(e *env, args []string) int {
 	}
 	if c != nil {
 		defer c.Close()
-		if banned, err = sendBans(ctx, c, items); err != nil {
-			return e.fail("ban", remote(err))
+		imported := false
+		if *from != "" && !*jsonOut && len(items) > 1 {
+			// A file goes whole, as text: checked, enforced and stored
+			// by the daemon in one step (an older daemon: in chunks).
+			n, err := importBans(ctx, c, items, *jail, *forS, *force)
+			switch {
+			case errors.Is(err, control.ErrNoImport):
+			case err != nil:
+				return e.fail("ban", remote(err))
+			default:
+				imported, banned = true, make([]string, n) // only the count is printed
+			}
+		}
+		if !imported {
+			if banned, err = sendBans(ctx, c, items); err != nil {
+				return e.fail("ban", remote(err))
+			}
 		}
 	} else {
 		d, err := e.openDirect(ctx)
@@ -166,6 +182,17 @@ func cmdBan(e *env, args []string) int {
 		fmt.Fprintf(e.stdout, "banned %d addresses in jail %s %s\n", len(banned), *jail, what)
 	}
 	return exitOK
+}
+
+// importBans sends items as one import: the file's lines, already
+// checked here so that every bad line is reported, not the first.
+func importBans(ctx context.Context, c *control.Client, items []control.BanItem, jail, forS string, force bool) (int, error) {
+	var body bytes.Buffer
+	for _, it := range items {
+		body.WriteString(it.Addr)
+		body.WriteByte('\n')
+	}
+	return c.Import(ctx, control.ImportRequest{Jail: jail, For: forS, Force: force}, &body)
 }
 
 // bansInFlight is how many chunks of a large ban are sent at once: the

@@ -8,6 +8,7 @@ package control
 import (
 	"context"
 	"errors"
+	"io"
 	"net/netip"
 	"time"
 
@@ -202,6 +203,28 @@ type ReloadRequest struct {
 // CLI must see them too. Never null.
 type ReloadResponse struct {
 	Warnings []string `json:"warnings"`
+}
+
+// ImportMaxBody bounds POST /v1/import: ten million lines of 50 bytes.
+const ImportMaxBody = 512 << 20
+
+// ImportRequest is POST /v1/import?jail=J&for=D&force=1. The body is the
+// file itself (text, one address or CIDR a line, '#' comments), banned
+// whole or not at all under Jail for For.
+type ImportRequest struct {
+	Jail, For string
+	Force     bool
+}
+
+// ImportResponse is POST /v1/import's answer.
+type ImportResponse struct {
+	Banned int `json:"banned"`
+}
+
+// Importer is a Handler that takes a file of bans in one request: parsed
+// and checked whole, enforced in one batch, stored in bulk.
+type Importer interface {
+	Import(ctx context.Context, req ImportRequest, body io.Reader) (ImportResponse, error)
 }
 
 // Handler is what the daemon implements behind the socket.

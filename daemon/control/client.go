@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 
 	"github.com/xdpban/xdpban/internal/bans"
@@ -137,19 +138,45 @@ var kinds = map[string]error{
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
+	ctype := ""
 	if in != nil {
 		buf, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encode request: %w", err)
 		}
-		body = bytes.NewReader(buf)
+		body, ctype = bytes.NewReader(buf), "application/json"
 	}
+	return c.send(ctx, method, path, ctype, body, out)
+}
+
+// ErrNoImport: the daemon answering is older than POST /v1/import.
+var ErrNoImport = errors.New("daemon takes no imports")
+
+// Import sends a file of bans (one address or CIDR a line) in one
+// request and returns how many were banned, once all are enforced and
+// stored. ErrNoImport from an older daemon: send them with Ban.
+func (c *Client) Import(ctx context.Context, req ImportRequest, body io.Reader) (int, error) {
+	q := url.Values{}
+	q.Set("jail", req.Jail)
+	q.Set("for", req.For)
+	if req.Force {
+		q.Set("force", "1")
+	}
+	var resp ImportResponse
+	err := c.send(ctx, http.MethodPost, "/v1/import?"+q.Encode(), "text/plain", body, &resp)
+	if err != nil && strings.Contains(err.Error(), "unknown command POST /v1/import") {
+		return 0, ErrNoImport
+	}
+	return resp.Banned, err
+}
+
+func (c *Client) send(ctx context.Context, method, path, ctype string, body io.Reader, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, "http://xdpban"+path, body)
 	if err != nil {
 		return err
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -155,6 +155,7 @@ func peerOf(c net.Conn) peer {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/ban", s.ban)
+	mux.HandleFunc("POST /v1/import", s.importBans)
 	mux.HandleFunc("POST /v1/unban", s.unban)
 	mux.HandleFunc("GET /v1/list", s.list)
 	mux.HandleFunc("GET /v1/status", s.status)
@@ -180,7 +181,11 @@ func (s *Server) routes() http.Handler {
 			writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("%w (all %d connections are in requests): retry shortly, or raise socket_max_connections in [xdpban]", ErrBusy, s.t.max))
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		limit := int64(MaxBody)
+		if r.URL.Path == "/v1/import" {
+			limit = ImportMaxBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -236,6 +241,27 @@ func (s *Server) ban(w http.ResponseWriter, r *http.Request) {
 	resp := BanResponse{Banned: make([]string, len(bs))}
 	for i, b := range bs {
 		resp.Banned[i] = b.Prefix.String()
+	}
+	writeJSON(w, resp)
+}
+
+func (s *Server) importBans(w http.ResponseWriter, r *http.Request) {
+	im, ok := s.h.(Importer)
+	if !ok {
+		writeErr(w, http.StatusNotFound, fmt.Errorf("%w: this daemon takes no imports: send the bans with POST /v1/ban", ErrBadRequest))
+		return
+	}
+	q := r.URL.Query()
+	req := ImportRequest{Jail: q.Get("jail"), For: q.Get("for"), Force: q.Get("force") == "1"}
+	resp, err := im.Import(r.Context(), req, r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: import over %d bytes: split the file", ErrBadRequest, ImportMaxBody))
+			return
+		}
+		s.fail(w, "import", err)
+		return
 	}
 	writeJSON(w, resp)
 }

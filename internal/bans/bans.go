@@ -142,14 +142,24 @@ type Walker interface {
 	Walk(ctx context.Context, fn func(Ban) error) error
 }
 
-// Walk walks b's entries: through its Walker (behind a wrapper that
-// offers Unwrap), else from List.
-func Walk(ctx context.Context, b Backend, fn func(Ban) error) error {
-	inner := b
-	if u, ok := b.(interface{ Unwrap() Backend }); ok {
-		inner = u.Unwrap()
+// As finds the optional capability T (NewAdder, Walker, ...) on b or,
+// when b is a wrapper that offers Unwrap, on the backend it wraps: a
+// wrapper that adds a method must not hide the others.
+func As[T any](b Backend) (T, bool) {
+	if t, ok := b.(T); ok {
+		return t, true
 	}
-	if w, ok := inner.(Walker); ok {
+	if u, ok := b.(interface{ Unwrap() Backend }); ok {
+		t, ok := u.Unwrap().(T)
+		return t, ok
+	}
+	var zero T
+	return zero, false
+}
+
+// Walk walks b's entries: through its Walker (see As), else from List.
+func Walk(ctx context.Context, b Backend, fn func(Ban) error) error {
+	if w, ok := As[Walker](b); ok {
 		return w.Walk(ctx, fn)
 	}
 	bs, err := b.List(ctx)

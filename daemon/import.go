@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"runtime/debug"
+	"slices"
+	"strings"
+
+	"github.com/xdpban/xdpban/daemon/actions"
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/store"
+	"github.com/xdpban/xdpban/internal/bans"
+)
+
+var _ control.Importer = (*Daemon)(nil)
+
+// importPart is how many bans of an import go to the kernel and the store
+// at once.
+const importPart = 1 << 16
+
+// comparePrefix orders prefixes as the store's keys do: family, address,
+// length.
+func comparePrefix(a, b netip.Prefix) int {
+	ka, kb := store.KeyOf(a), store.KeyOf(b)
+	return bytes.Compare(ka[:], kb[:])
+}
+
+// Import implements control.Importer: a whole file of addresses, one a
+// line, banned in one step. Every line is parsed and checked first (one
+// bad line, or one the tables cannot take, bans nothing); then the lot is
+// enforced with one batch into the kernel and written to the store in
+// sorted bulk transactions, as one Core.Ban. Sent in 5,000-ban requests,
+// a million bans took 200 round trips, 200 commits at random places in
+// the database (289 bytes a ban on disk) and 8-10 s; ipset restore takes
+// 1.5-2 s for the same set.
+func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.Reader) (control.ImportResponse, error) {
+	if d.core == nil {
+		return control.ImportResponse{}, ErrDryRun
+	}
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	rules := ItemRules{Scope: d.jailScope}
+	if !req.Force {
+		protected, err := Protected(cfg)
+		if err != nil {
+			return control.ImportResponse{}, fmt.Errorf("list the addresses bans must not cover: %w", err)
+		}
+		rules.Protected = protected
+	}
+	now := d.opt.Now()
+	it := control.BanItem{Jail: req.Jail, For: req.For, Force: req.Force}
+	// Read whole (25 MB for a million lines) to size the list once:
+	// growing it by appends held up to three copies of it at a time.
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return control.ImportResponse{}, fmt.Errorf("%w: read the import: %w", control.ErrBadRequest, err)
+	}
+	bs := make([]bans.Ban, 0, bytes.Count(raw, []byte{'\n'})+1)
+	narrowed := 0
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 4096), 4096)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := sc.Text()
+		if line == 1 {
+			s = strings.TrimPrefix(s, "\ufeff")
+		}
+		if i := strings.IndexByte(s, '#'); i >= 0 {
+			s = s[:i]
+		}
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		it.Addr = s
+		b, err := ParseItem(it, d.widen, now, rules)
+		if err != nil {
+			return control.ImportResponse{}, fmt.Errorf("%w: line %d: %w", control.ErrBadRequest, line, err)
+		}
+		if wide, _ := d.widen.Parse(s); wide != b.Prefix {
+			narrowed++
+		}
+		bs = append(bs, b)
+	}
+	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return control.ImportResponse{}, fmt.Errorf("%w: line %d is over 4096 bytes: one address or CIDR a line", control.ErrBadRequest, line+1)
+		}
+		return control.ImportResponse{}, fmt.Errorf("%w: read the import: %w", control.ErrBadRequest, err)
+	}
+	if len(bs) == 0 {
+		return control.ImportResponse{}, fmt.Errorf("%w: no addresses in the import", control.ErrBadRequest)
+	}
+	if narrowed > 0 {
+		d.log.Warn("import: bans narrowed so as not to cover a protected address (ignoreip, the host's own)", "bans", narrowed)
+	}
+	raw = nil
+	// All or nothing: the whole list must fit before any of it is
+	// banned. Then it goes in key order and in parts, so that the
+	// kernel batches and store transactions stay small and the store
+	// writes each part's pages once.
+	if _, err := d.core.CheckRoom(bs, nil); err != nil {
+		return control.ImportResponse{}, err
+	}
+	slices.SortFunc(bs, func(a, b bans.Ban) int { return comparePrefix(a.Prefix, b.Prefix) })
+	done := 0
+	for done < len(bs) {
+		part := bs[done:min(done+importPart, len(bs))]
+		if err := d.core.BanImported(ctx, part); err != nil {
+			if done > 0 {
+				err = fmt.Errorf("%w (%d of %d were banned before)", err, done, len(bs))
+			}
+			return control.ImportResponse{Banned: done}, err
+		}
+		for _, b := range part {
+			d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
+		}
+		done += len(part)
+	}
+	n := len(bs)
+	bs = nil
+	// A million parsed bans are garbage now: hand the memory back rather
+	// than hold the peak until the scavenger gets round to it.
+	debug.FreeOSMemory()
+	return control.ImportResponse{Banned: n}, nil
+}

@@ -143,10 +143,12 @@ func TestHelperCLI(t *testing.T) {
 	defer cancel()
 	c := NewClient(path)
 	defer c.Close()
+	start := time.Now()
 	err := c.Ping(ctx)
 	if err == nil {
 		_, err = c.Status(ctx)
 	}
+	fmt.Printf("cli took=%v\n", time.Since(start).Round(time.Millisecond))
 	fmt.Printf("cli err=%v\n", err)
 }
 
@@ -159,6 +161,9 @@ func cli(t *testing.T, path string) string {
 		t.Fatalf("cli process: %v\n%s", err, out)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "cli took=") {
+			t.Logf("the CLI's ping and status %s", strings.TrimPrefix(l, "cli "))
+		}
 		if strings.HasPrefix(l, "cli err=") {
 			return strings.TrimPrefix(l, "cli err=")
 		}

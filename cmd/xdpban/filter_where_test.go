@@ -10,9 +10,9 @@ import (
 )
 
 // A filter that does not compile is cited at the operator's line that
-// broke it (jail.local's mode = or failregex =), in `check` and in the
-// daemon's start, not at the shipped jail.conf's [sshd] header or
-// filter = line.
+// broke it (jail.local's mode = or failregex =), in `check`, `regex
+// --jail` and the daemon's start, not at the shipped jail.conf's [sshd]
+// header or filter = line.
 func TestFilterErrorsCiteTheOperatorsLine(t *testing.T) {
 	for _, c := range []struct{ local, want string }{
 		{"mode = bogus\n", `jail.local:5: [sshd] mode = "bogus", used in filter = "sshd[mode=bogus]": invalid filter sshd`},
@@ -33,6 +33,9 @@ func TestFilterErrorsCiteTheOperatorsLine(t *testing.T) {
 		}
 		if _, err := jailSpecs(cfg, bans.Widen{}); err == nil || !strings.HasPrefix(err.Error(), want) {
 			t.Errorf("%sthe daemon's start: %v, want it to start with %q", c.local, err, want)
+		}
+		if _, _, errs := cli(t, "", "--config", dir, "regex", "line", "--jail", "sshd"); !strings.Contains(errs, "xdpban: regex: "+want) {
+			t.Errorf("%sregex --jail sshd: %q, want %q", c.local, errs, want)
 		}
 	}
 }

@@ -82,6 +82,9 @@ func cmdRegex(e *env, args []string) int {
 		filter, err = regexFilter(cfg, e.config, pos[1])
 	} else {
 		filter, err = logwatch.LoadFilter(filterDirs(cfg, e.config), jail.Filter, jail.FilterOptions)
+		if err != nil {
+			err = jail.FilterError(err)
+		}
 	}
 	if err != nil {
 		return e.fail("regex", usageErr("%v", err))

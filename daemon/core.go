@@ -61,6 +61,7 @@ type Core struct {
 	active  *table
 	jails   []string
 	scopes  []bans.Scope // what the bans of jails[i] drop
+	origins []string     // the fleet node that decided them ("" here)
 	jailIdx map[string]uint32
 	// nextExpiry is the earliest expiry in active (unix ns; MaxInt64
 	// when nothing expires): sweeps before it have nothing to do, so a
@@ -367,11 +368,17 @@ func (c *Core) List(ctx context.Context) ([]bans.Ban, error) {
 	}
 	now := c.Now()
 	out := bs[:0]
+	// The backends keep no origin: the mirror says which node decided.
+	c.mu.Lock()
 	for _, b := range bs {
 		if !b.Expired(now) {
+			if m, ok := c.lookup(b.Prefix); ok {
+				b.Origin = m.Origin
+			}
 			out = append(out, b)
 		}
 	}
+	c.mu.Unlock()
 	store.SortBans(out)
 	return out, nil
 }

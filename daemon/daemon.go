@@ -19,6 +19,7 @@ import (
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/drops"
 	"github.com/xdpban/xdpban/daemon/enforce"
+	"github.com/xdpban/xdpban/daemon/fleet"
 	"github.com/xdpban/xdpban/daemon/metrics"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
@@ -82,6 +83,7 @@ type Daemon struct {
 	runner  *actions.Runner
 	drops   *drops.Hub // drops.go; nil without XDP drop events
 	engine  *logwatch.Engine
+	fleet   *fleet.Fleet // nil unless [fleet] is enabled (fleetsink.go)
 	reason  string
 	metrics net.Listener
 
@@ -307,6 +309,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.consume(runCtx, decisions)
 	}()
 	defer wg.Wait()
+	// After the intake runs (remote bans enter through it) and after the
+	// restore (what this host holds is known before it is compared with
+	// the bucket).
+	stopFleet, err := d.startFleet(runCtx, decisions)
+	if err != nil {
+		return err
+	}
+	defer stopFleet()
 
 	d.log.Info("xdpban running", "version", version.String(), "socket", sock, "dry_run", d.opt.DryRun, "jails", d.engine.Names())
 	running = true
@@ -543,6 +553,7 @@ func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 		d.log.Error("ban failed", "bans", len(bs), "err", err)
 		return
 	}
+	d.publish(bs, "jail")
 	for _, ev := range evs {
 		d.core.NotifyBan(ev)
 	}
@@ -572,6 +583,7 @@ func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, 
 	if err := d.core.Ban(ctx, bs); err != nil {
 		return nil, err
 	}
+	d.publish(bs, "manual")
 	now := d.opt.Now()
 	for _, b := range bs {
 		d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
@@ -767,7 +779,17 @@ func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, erro
 		if len(req.Addrs) > 0 {
 			return 0, fmt.Errorf("%w: give addresses or all, not both", control.ErrBadRequest)
 		}
-		return d.core.UnbanAll(ctx, req.Jail)
+		var all []netip.Prefix
+		if d.fleet != nil {
+			for _, b := range d.core.Active(req.Jail) {
+				all = append(all, b.Prefix)
+			}
+		}
+		n, err := d.core.UnbanAll(ctx, req.Jail)
+		if err == nil {
+			d.publishUnban(all)
+		}
+		return n, err
 	}
 	ps := make([]netip.Prefix, 0, len(req.Addrs))
 	for _, a := range req.Addrs {
@@ -778,12 +800,17 @@ func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, erro
 		ps = append(ps, p)
 	}
 	n, err := d.core.Unban(ctx, ps, req.Jail)
-	if err == nil && d.engine != nil {
+	if err == nil {
+		// An operator's unban lifts the ban on every host: what it
+		// lifted here (not a prefix --jail left to another jail).
+		var lifted []netip.Prefix
 		for _, p := range ps {
-			for _, j := range d.engine.Names() {
-				d.engine.Forget(j, p.Addr())
+			if _, held := d.core.Lookup(p); !held {
+				lifted = append(lifted, p)
 			}
 		}
+		d.publishUnban(lifted)
+		d.forgetFailures(ps)
 	}
 	return n, err
 }
@@ -865,6 +892,7 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 	if d.core != nil {
 		bl := d.core.Backlog()
 		st.StoreBacklog, st.StoreError = bl.Pending, bl.Err
+		st.Fleet = d.fleetStatus()
 		counts = d.core.Counts()
 		for _, n := range counts {
 			st.Bans += n

@@ -20,8 +20,8 @@ import (
 // mkey is a prefix in the store's key layout (store.Key).
 type mkey = store.Key
 
-// mval is a ban's expiry (unix ns, 0 when permanent) and its jail's and
-// scope's index in Core.jails and Core.scopes.
+// mval is a ban's expiry (unix ns, 0 when permanent) and its jail's,
+// scope's and origin's index in Core.jails, Core.scopes, Core.origins.
 type mval [12]byte
 
 func (v mval) expires() int64 { return int64(binary.LittleEndian.Uint64(v[:8])) }
@@ -42,15 +42,20 @@ func (c *Core) val(b bans.Ban) mval {
 	// The index names a jail and a scope: a jail's bans share one scope,
 	// so the pairs are few, and the mirror says what a ban drops without
 	// growing by a byte.
+	// So are the fleet nodes a host hears from.
 	label := b.Jail
 	if !b.Scope.All() {
 		label += "\x00" + b.Scope.String()
+	}
+	if b.Origin != "" {
+		label += "\x01" + b.Origin
 	}
 	id, ok := c.jailIdx[label]
 	if !ok {
 		id = uint32(len(c.jails))
 		c.jails = append(c.jails, b.Jail)
 		c.scopes = append(c.scopes, b.Scope)
+		c.origins = append(c.origins, b.Origin)
 		c.jailIdx[label] = id
 	}
 	binary.LittleEndian.PutUint32(v[8:], id)
@@ -59,7 +64,7 @@ func (c *Core) val(b bans.Ban) mval {
 
 // ban unpacks an entry; the caller holds c.mu.
 func (c *Core) ban(k mkey, v mval) bans.Ban {
-	b := bans.Ban{Prefix: k.Prefix(), Jail: c.jails[v.jail()], Scope: c.scopes[v.jail()]}
+	b := bans.Ban{Prefix: k.Prefix(), Jail: c.jails[v.jail()], Scope: c.scopes[v.jail()], Origin: c.origins[v.jail()]}
 	if e := v.expires(); e != 0 {
 		b.Expires = time.Unix(0, e)
 	}
@@ -123,6 +128,7 @@ func (c *Core) resetMirror() {
 	c.shapes = [2][129]int{}
 	c.jails = c.jails[:0]
 	c.scopes = c.scopes[:0]
+	c.origins = c.origins[:0]
 	c.jailIdx = map[string]uint32{}
 	c.nextExpiry = math.MaxInt64
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -511,7 +512,7 @@ func cmdList(e *env, args []string) int {
 		return code
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tJAIL\tTIME LEFT\tPACKETS\tBYTES")
+	fmt.Fprintln(tw, "ADDRESS\tJAIL\tTIME LEFT\tPACKETS\tBYTES\tORIGIN")
 	now := time.Now()
 	for _, en := range entries {
 		b, err := en.Ban()
@@ -519,7 +520,9 @@ func cmdList(e *env, args []string) int {
 		if err == nil && !b.Permanent() {
 			left = b.Remaining(now).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", en.Addr, en.Jail, left, en.Packets, en.Bytes)
+		// The fleet node that decided it; "local" for this host's own.
+		origin := cmp.Or(en.Origin, "local")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", en.Addr, en.Jail, left, en.Packets, en.Bytes, origin)
 	}
 	tw.Flush()
 	return exitOK
@@ -654,6 +657,26 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(tw, "counter:\t%s\t%d\n", k, st.Counters[k])
 	}
 	fmt.Fprintf(tw, "bans:\t%d\n", st.Bans)
+	if f := st.Fleet; f != nil {
+		conn := "DISCONNECTED: bans decided here are enforced and wait in the outbox"
+		if f.Connected {
+			conn = "connected to " + f.Server
+		}
+		fmt.Fprintf(tw, "fleet:\tnode %s, %s\n", f.Node, conn)
+		fmt.Fprintf(tw, "fleet servers:\t%s\n", strings.Join(f.Servers, ", "))
+		if f.Embedded != "" {
+			fmt.Fprintf(tw, "fleet embedded node:\t%s\n", f.Embedded)
+		}
+		fmt.Fprintf(tw, "fleet bucket:\t%s\t%d values\n", f.Bucket, f.Values)
+		fmt.Fprintf(tw, "fleet outbox:\t%d\n", f.Outbox)
+		fmt.Fprintf(tw, "fleet published / received:\t%d / %d\n", f.Published, f.Received)
+		for _, k := range sortedKeys(f.Refused) {
+			fmt.Fprintf(tw, "fleet refused:\t%s\t%d\n", k, f.Refused[k])
+		}
+		if f.Error != "" {
+			fmt.Fprintf(tw, "fleet error:\t%s\n", f.Error)
+		}
+	}
 	for _, j := range st.Jails {
 		if j.RateLimit != "" {
 			fmt.Fprintf(tw, "rate-limited SYNs dropped:\t%s\t%s\t(ratelimit %s)\n", j.Name, rateLimitedText(j.RateLimited), j.RateLimit)

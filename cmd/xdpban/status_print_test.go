@@ -45,3 +45,29 @@ func TestStatusTextShowsRateLimitedDrops(t *testing.T) {
 		t.Errorf("jail without a ratelimit shows a rate limit section:\n%s", b.String())
 	}
 }
+
+func TestStatusTextShowsFleet(t *testing.T) {
+	var b strings.Builder
+	printStatus(&b, control.Status{Status: bans.Status{Backend: "xdp"}, Mode: "daemon"})
+	if strings.Contains(b.String(), "fleet") {
+		t.Errorf("status without [fleet] mentions it:\n%s", b.String())
+	}
+	b.Reset()
+	printStatus(&b, control.Status{Status: bans.Status{Backend: "xdp"}, Mode: "daemon", Fleet: &control.FleetStatus{
+		Node: "bastion-a", Connected: true, Server: "nats://192.0.2.1:4222", Servers: []string{"nats://192.0.2.1:4222", "nats://192.0.2.2:4222"},
+		Bucket: "xdpban-bans", Values: 12, Outbox: 3, Published: 7, Received: 5, Refused: map[string]uint64{"ignoreip": 2}}})
+	out := b.String()
+	for _, want := range []string{
+		"fleet:", "node bastion-a, connected to nats://192.0.2.1:4222",
+		"nats://192.0.2.1:4222, nats://192.0.2.2:4222", "xdpban-bans  12 values", "fleet outbox:", "7 / 5", "ignoreip  2",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	printStatus(&b, control.Status{Status: bans.Status{Backend: "xdp"}, Mode: "daemon", Fleet: &control.FleetStatus{Node: "bastion-a", Outbox: 3}})
+	if !strings.Contains(b.String(), "DISCONNECTED") {
+		t.Errorf("a disconnected fleet is not said so:\n%s", b.String())
+	}
+}

@@ -97,11 +97,14 @@ type Entry struct {
 	Scope   string `json:"scope"`
 	Packets uint64 `json:"packets"`
 	Bytes   uint64 `json:"bytes"`
+	// Origin is the fleet node that decided a ban received from the
+	// fleet; absent for this host's own bans.
+	Origin string `json:"origin,omitempty"`
 }
 
 // EntryOf converts a ban to its list entry.
 func EntryOf(b bans.Ban) Entry {
-	e := Entry{Addr: b.Prefix.String(), Jail: b.Jail, Scope: b.Scope.String(), Packets: b.Packets, Bytes: b.Bytes}
+	e := Entry{Addr: b.Prefix.String(), Jail: b.Jail, Scope: b.Scope.String(), Packets: b.Packets, Bytes: b.Bytes, Origin: b.Origin}
 	if !b.Expires.IsZero() {
 		s := b.Expires.UTC().Format(time.RFC3339)
 		e.Expires = &s
@@ -115,7 +118,7 @@ func (e Entry) Ban() (bans.Ban, error) {
 	if err != nil {
 		return bans.Ban{}, err
 	}
-	b := bans.Ban{Prefix: p, Jail: e.Jail, Packets: e.Packets, Bytes: e.Bytes}
+	b := bans.Ban{Prefix: p, Jail: e.Jail, Packets: e.Packets, Bytes: e.Bytes, Origin: e.Origin}
 	if b.Scope, err = bans.ParseScopeString(e.Scope); err != nil {
 		return bans.Ban{}, err
 	}
@@ -144,6 +147,28 @@ type Status struct {
 	// its last error. Both empty while the database takes every write.
 	StoreBacklog int    `json:"store_backlog,omitempty"`
 	StoreError   string `json:"store_error,omitempty"`
+	// Fleet is the host's membership of the fleet; nil (left out) when
+	// [fleet] is off.
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+}
+
+// FleetStatus is the fleet part of the status: the NATS connection,
+// the bucket, and what this host published, received and refused.
+type FleetStatus struct {
+	Node      string   `json:"node"`
+	Connected bool     `json:"connected"`
+	Server    string   `json:"server,omitempty"` // the one connected to
+	Servers   []string `json:"servers"`
+	Embedded  string   `json:"embedded,omitempty"` // the embedded node's listen address
+	Bucket    string   `json:"bucket"`
+	Values    uint64   `json:"values"` // bans (and markers) in the bucket
+	Outbox    int      `json:"outbox"` // changes waiting to be published
+	Published uint64   `json:"published"`
+	Received  uint64   `json:"received"`
+	// Refused counts remote bans refused here, by reason (ignoreip,
+	// ignoreself, too_wide, bad_record, bad_key, failed).
+	Refused map[string]uint64 `json:"refused,omitempty"`
+	Error   string            `json:"error,omitempty"`
 }
 
 // JailSummary is a jail in the daemon status (fail2ban-client status).

@@ -46,6 +46,7 @@ type Outbox interface {
 	Outbox() ([]store.OutboxEntry, error)
 	OutboxDone(es ...store.OutboxEntry) error
 	OutboxLen() int
+	OutboxQueued(key string) bool
 }
 
 // Sink receives what other hosts published: the daemon's intake.
@@ -146,6 +147,9 @@ func (f *Fleet) Start() error {
 		nats.ReconnectHandler(func(*nats.Conn) { f.onConnect() }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			f.connected.Store(false)
+			if err == nil {
+				return // closed here
+			}
 			f.log.Warn("fleet disconnected: local bans keep applying and are queued for publishing", "err", err)
 		}),
 	}
@@ -442,7 +446,12 @@ func (f *Fleet) changes(ctx context.Context, e jetstream.KeyValueEntry, more <-c
 		if p, ok := f.key(e); ok {
 			switch e.Operation() {
 			case jetstream.KeyValueDelete:
-				// An operator's unban, anywhere: this node's own too.
+				// An operator's unban, anywhere: this node's own too,
+				// unless the key was banned again since (this host's
+				// own ban again would be lifted by its unban's echo).
+				if f.superseded(ctx, e) {
+					break
+				}
 				if len(puts) > 0 {
 					flush()
 				}
@@ -476,6 +485,25 @@ func (f *Fleet) changes(ctx context.Context, e jetstream.KeyValueEntry, more <-c
 	}
 	flush()
 	return nil
+}
+
+// superseded reports whether the key of delete marker e holds a newer
+// ban, queued here or in the bucket. Only a marker with messages after
+// it in the stream (Delta > 0) can be.
+func (f *Fleet) superseded(ctx context.Context, e jetstream.KeyValueEntry) bool {
+	if f.out.OutboxQueued(e.Key()) {
+		return true
+	}
+	if e.Delta() == 0 {
+		return false
+	}
+	f.mu.Lock()
+	kv := f.kv
+	f.mu.Unlock()
+	gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cur, err := kv.Get(gctx, e.Key())
+	return err == nil && cur.Revision() > e.Revision() && cur.Operation() == jetstream.KeyValuePut
 }
 
 func (f *Fleet) apply(ctx context.Context, rs []Record) {

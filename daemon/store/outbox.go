@@ -102,3 +102,13 @@ func (s *Store) OutboxDone(es ...OutboxEntry) error {
 	}
 	return nil
 }
+
+// OutboxQueued reports whether a ban (not a delete) is queued under key.
+func (s *Store) OutboxQueued(key string) bool {
+	queued := false
+	s.db.View(func(tx *bolt.Tx) error {
+		queued = len(tx.Bucket(bucketOutbox).Get([]byte(key))) > 0
+		return nil
+	})
+	return queued
+}

@@ -111,6 +111,10 @@ func (c *Client) WatchDrops(ctx context.Context, filter string, fn func(drops.Ev
 		}
 	}
 	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			// Cut mid-stream, not ended: a daemon that stops ends it.
+			return fmt.Errorf("drop stream from %s: %w: the daemon closed it (killed, or it needed the connection for a new one past socket_max_connections); run watch again", c.path, err)
+		}
 		return fmt.Errorf("drop stream from %s: %w", c.path, err)
 	}
 	return nil

@@ -389,7 +389,10 @@ func TestWatchStreamOutlivesReadTimeoutYieldsAtLimit(t *testing.T) {
 		t.Fatalf("ping with a watch stream holding the only connection: %v", err)
 	}
 	select {
-	case <-done: // the stream's connection was closed for the ping
+	case err := <-done: // the stream's connection was closed for the ping
+		if err == nil || !strings.Contains(err.Error(), "the daemon closed it") || !strings.Contains(err.Error(), "run watch again") {
+			t.Fatalf("the evicted stream ended with %v, want it to say the daemon closed it", err)
+		}
 	case <-ctx.Done():
 		t.Fatal("the watch stream kept its connection")
 	}

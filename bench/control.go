@@ -127,7 +127,7 @@ func sectionControl(ctx context.Context, o opts, s *Section) error {
 			s.add(Figure{Case: cas, Tool: "ipset", Metric: "set_kernel_mib", Value: float64(ir.memBytes) / (1 << 20), Unit: "MiB"})
 			row("ipset's set, kernel memory (`ipset list -t`)", "ipset", float64(ir.memBytes)/(1<<20), "MiB", "")
 		}
-		s.note("Import: the same %s lines (2001:db8:X:Y::/64) for both. xdpban's figure is one `xdpban ban --from-file` process: parsing, the socket, XDP map updates, an fsync'd store commit and a ban-log line per ban. ipset's is `ipset restore` into a hash:net set with timeouts, in memory only: nothing on disk, gone at reboot.", num(float64(importN)))
+		s.note("Import: the same %s lines (2001:db8:X:Y::/64) for both. xdpban's figure is one `xdpban ban --from-file` process: the file sent whole to the daemon (one request), parsed and checked all or nothing, XDP map batches, fsync'd store transactions in key order and a ban-log line per ban. ipset's is `ipset restore` into a hash:net set with timeouts, in memory only: nothing on disk, gone at reboot.", num(float64(importN)))
 	}
 	s.target(fmt.Sprintf("import %s addresses", num(float64(importN))), imp.Seconds(), "s", true, 60)
 
@@ -146,6 +146,31 @@ func sectionControl(ctx context.Context, o opts, s *Section) error {
 	row("daemon CPU while idle with the bans active", "xdpban", mem.idleCPU, "% of a core", "")
 	row("ban database on disk", "xdpban", mem.dbMiB, "MiB", "")
 	s.target("daemon RSS with 1M bans", mem.rss, "MiB", true, 100)
+
+	// 4b. A restart with the import in force: kill -9 (the kernel keeps
+	// enforcing), start, until the socket serves.
+	rt, err := d.restart(ctx)
+	if err != nil {
+		return fmt.Errorf("restart with %s bans: %w", num(float64(importN)), err)
+	}
+	rcas := fmt.Sprintf("restart to serving, %s bans", num(float64(importN)))
+	s.add(Figure{Case: rcas, Tool: "xdpban", Metric: "seconds", Value: rt.Seconds(), Unit: "s"})
+	vs := ""
+	if ierr == nil {
+		r := ratio(rt.Seconds(), ir.took.Seconds())
+		s.add(Figure{Case: rcas, Tool: "xdpban", Metric: "ratio_vs_ipset", Value: r, Unit: "x"})
+		vs = fmt.Sprintf("%.2f× ipset restore's time", r)
+	}
+	row(fmt.Sprintf("daemon restart (kill -9, start) to serving with %s bans", num(float64(importN))), "xdpban", rt.Seconds(), "s", vs)
+	if pid, err := d.pid(); err == nil {
+		if st, err := procStatus(pid); err == nil {
+			s.add(Figure{Case: rcas, Tool: "xdpban", Metric: "rss_mib", Value: float64(st["VmRSS"]) / 1024, Unit: "MiB"})
+			s.add(Figure{Case: rcas, Tool: "xdpban", Metric: "rss_anon_mib", Value: float64(st["RssAnon"]) / 1024, Unit: "MiB"})
+			row("daemon RSS after the restart (VmRSS; of it anonymous: RssAnon)", "xdpban", float64(st["VmRSS"])/1024, "MiB",
+				fmt.Sprintf("%s MiB anonymous, the rest the database file's pages", num(float64(st["RssAnon"])/1024)))
+		}
+	}
+	s.note("Restart: the daemon is killed with SIGKILL (its XDP program and maps stay, the kernel keeps dropping) and started again; the figure runs from the start to the first answer on its socket, after it has compared the kernel's %s bans with its store. The peer is the same `ipset restore` as above, what a netfilter host replays at boot.", num(float64(importN)))
 
 	// 5. The CLI again, now that the daemon holds the import.
 	xr1, err := d.cliBanRate(ctx, cliRuns, 1)

@@ -79,9 +79,20 @@ func startDaemon(ctx context.Context, o opts, p *nspair.Pair, dir string, c daem
 			return nil, fmt.Errorf("write daemon %s: %w", name, err)
 		}
 	}
-	out, err := os.Create(d.out)
+	if err := d.launch(ctx, c); err != nil {
+		return nil, err
+	}
+	atCleanup(d.stop)
+	return d, nil
+}
+
+// launch runs `xdpban run` and waits until its socket answers and c.ready
+// agrees.
+func (d *daemonProc) launch(ctx context.Context, c daemonConf) error {
+	p, dir := d.p, d.dir
+	out, err := os.OpenFile(d.out, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("daemon log: %w", err)
+		return fmt.Errorf("daemon log: %w", err)
 	}
 	defer out.Close()
 	// nsenter, not `ip netns exec`: the latter remounts /sys and would
@@ -109,10 +120,9 @@ func startDaemon(ctx context.Context, o opts, p *nspair.Pair, dir string, c daem
 		d.done <- d.cmd.Wait()
 	}()
 	if err := <-started; err != nil {
-		return nil, fmt.Errorf("start xdpban run: %w", err)
+		return fmt.Errorf("start xdpban run: %w", err)
 	}
 	d.client = control.NewClient(d.sock)
-	atCleanup(d.stop)
 	const within = 30 * time.Second
 	deadline := time.Now().Add(within)
 	for {
@@ -121,21 +131,39 @@ func startDaemon(ctx context.Context, o opts, p *nspair.Pair, dir string, c daem
 			err = c.ready(ctx, d)
 		}
 		if err == nil {
-			return d, nil
+			return nil
 		}
 		select {
 		case werr := <-d.done:
 			// Reaped here: stop must not wait for it again.
 			d.cmd = nil
-			return nil, fmt.Errorf("xdpban run exited at start (%v): %s", werr, d.tail())
+			return fmt.Errorf("xdpban run exited at start (%v): %s", werr, d.tail())
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("xdpban run not ready %s after start (%v): %s", within, err, d.tail())
+			return fmt.Errorf("xdpban run not ready %s after start (%v): %s", within, err, d.tail())
 		}
 	}
+}
+
+// restart kills the daemon (SIGKILL: the kernel keeps enforcing, as in a
+// crash or an upgrade that stops it hard) and starts it again, and
+// returns how long the new one took until its socket answered.
+func (d *daemonProc) restart(ctx context.Context) (time.Duration, error) {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return 0, fmt.Errorf("daemon not running")
+	}
+	d.client.Close()
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+	<-d.done
+	d.cmd = nil
+	t0 := time.Now()
+	if err := d.launch(ctx, daemonConf{}); err != nil {
+		return 0, err
+	}
+	return time.Since(t0), nil
 }
 
 func pingDaemon(ctx context.Context, sock string) error {

@@ -600,7 +600,16 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 	}
 	c.mu.Unlock()
 	c.Log.Info("bans restored", "restored", r.Restored, "kept", r.Kept, "imported", r.Imported, "dropped_expired", r.Dropped)
+	c.releaseStoreCache()
 	return r, nil
+}
+
+// releaseStoreCache drops the pages a bulk pass over the store touched
+// from the daemon's RSS (Store.ReleaseCache); failing only costs memory.
+func (c *Core) releaseStoreCache() {
+	if err := c.Store.ReleaseCache(); err != nil {
+		c.Log.Debug("release the ban database's pages", "err", err)
+	}
 }
 
 // restoreChunk is how many missing bans a restore adds at once.

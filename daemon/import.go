@@ -130,5 +130,6 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 	// A million parsed bans are garbage now: hand the memory back rather
 	// than hold the peak until the scavenger gets round to it.
 	debug.FreeOSMemory()
+	d.core.releaseStoreCache()
 	return control.ImportResponse{Banned: n}, nil
 }

@@ -45,9 +45,20 @@ func sectionControl(ctx context.Context, o opts, s *Section) error {
 	if err != nil {
 		return err
 	}
+	// A jail that follows a log of its own: after the import, a million
+	// addresses fail once each in it (below maxretry), for the memory the
+	// daemon holds with both.
+	floodLog := filepath.Join(o.work, "control", "flood.log")
+	if err := os.MkdirAll(filepath.Dir(floodLog), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(floodLog, nil, 0o644); err != nil {
+		return err
+	}
 	d, err := startDaemon(ctx, o, p, filepath.Join(o.work, "control"), daemonConf{keys: map[string]int{
 		"map_size_v4": 1 << 20, "map_size_v6": mapSizeV6, "map_size_v4_net": 1024, "map_size_v6_net": 1024,
-	}})
+	}, jails: "[sshd]\nenabled = false\n[flood]\nenabled = true\nfilter = sshd\nbackend = file\nlogpath = " + floodLog +
+		"\nmaxretry = 5\nfindtime = 1h\nbantime = 1h\n"})
 	if err != nil {
 		return err
 	}
@@ -171,6 +182,20 @@ func sectionControl(ctx context.Context, o opts, s *Section) error {
 		}
 	}
 	s.note("Restart: the daemon is killed with SIGKILL (its XDP program and maps stay, the kernel keeps dropping) and started again; the figure runs from the start to the first answer on its socket, after it has compared the kernel's %s bans with its store. The peer is the same `ipset restore` as above, what a netfilter host replays at boot.", num(float64(importN)))
+
+	// 4c. A million addresses failing once each on top of the bans.
+	fm, err := d.failuresMemory(ctx, floodLog, importN)
+	if err != nil {
+		return fmt.Errorf("failures with the import active: %w", err)
+	}
+	fcas := fmt.Sprintf("daemon, %s bans and %s addresses below maxretry", num(float64(importN)), num(float64(importN)))
+	s.add(Figure{Case: fcas, Tool: "xdpban", Metric: "rss_mib", Value: fm.rss, Unit: "MiB"})
+	s.add(Figure{Case: fcas, Tool: "xdpban", Metric: "rss_anon_mib", Value: fm.anon, Unit: "MiB"})
+	s.add(Figure{Case: fcas, Tool: "xdpban", Metric: "tracked", Value: float64(fm.tracked), Unit: "addresses"})
+	row(fmt.Sprintf("daemon RSS with %s bans and %s addresses failing once", num(float64(importN)), num(float64(importN))), "xdpban", fm.rss, "MiB",
+		fmt.Sprintf("%s MiB anonymous; %s addresses tracked (maxtracked), the rest evicted oldest first", num(fm.anon), num(float64(fm.tracked))))
+	s.target(fmt.Sprintf("RSS with %s bans and %s failing addresses", num(float64(importN)), num(float64(importN))), fm.rss, "MiB", true, 100)
+	s.note("Failures: after the restart, %s sshd \"Failed password\" lines, each from an address of its own (2001:db8:2000::/40, one /64 each), are appended to the log of a jail with maxretry 5 and the default maxtracked; RSS is read once the jail has counted them all.", num(float64(importN)))
 
 	// 5. The CLI again, now that the daemon holds the import.
 	xr1, err := d.cliBanRate(ctx, cliRuns, 1)
@@ -391,6 +416,67 @@ func (d *daemonProc) memory(ctx context.Context, importN int) (daemonMem, error)
 	}
 	m.dropped, err = d.dropCheck(ctx)
 	return m, err
+}
+
+type failuresMem struct {
+	rss, anon float64
+	tracked   int
+}
+
+// failuresMemory appends n failure lines from n distinct addresses to the
+// flood jail's log, waits until the jail counted them, and reads the
+// daemon's memory.
+func (d *daemonProc) failuresMemory(ctx context.Context, logPath string, n int) (failuresMem, error) {
+	var m failuresMem
+	f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return m, err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	stamp := time.Now().Format(time.Stamp)
+	for i := range n {
+		fmt.Fprintf(w, "%s bastion sshd[%d]: Failed password for root from 2001:db8:%x:%x::1 port %d ssh2\n",
+			stamp, 1000+i%30000, 0x2000+i>>16, i&0xffff, 1024+i%60000)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return m, err
+	}
+	f.Close()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		js, err := d.client.JailStatus(ctx, "flood")
+		if err != nil {
+			return m, err
+		}
+		if js.TotalFailed >= n {
+			m.tracked = js.CurrentlyFailed
+			break
+		}
+		if time.Now().After(deadline) {
+			return m, fmt.Errorf("the flood jail counted %d of %d failures in 2 minutes", js.TotalFailed, n)
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return m, ctx.Err()
+		}
+	}
+	select {
+	case <-time.After(memSettle):
+	case <-ctx.Done():
+		return m, ctx.Err()
+	}
+	pid, err := d.pid()
+	if err != nil {
+		return m, err
+	}
+	st, err := procStatus(pid)
+	if err != nil {
+		return m, err
+	}
+	m.rss, m.anon = float64(st["VmRSS"])/1024, float64(st["RssAnon"])/1024
+	return m, nil
 }
 
 // dropCheck sends dropProbe datagrams from an address inside an imported

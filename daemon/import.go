@@ -1,16 +1,13 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"runtime/debug"
 	"slices"
-	"strings"
 
 	"github.com/xdpban/xdpban/daemon/actions"
 	"github.com/xdpban/xdpban/daemon/control"
@@ -64,37 +61,20 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 	}
 	bs := make([]bans.Ban, 0, bytes.Count(raw, []byte{'\n'})+1)
 	narrowed := 0
-	sc := bufio.NewScanner(bytes.NewReader(raw))
-	sc.Buffer(make([]byte, 4096), 4096)
-	line := 0
-	for sc.Scan() {
-		line++
-		s := sc.Text()
-		if line == 1 {
-			s = strings.TrimPrefix(s, "\ufeff")
-		}
-		if i := strings.IndexByte(s, '#'); i >= 0 {
-			s = s[:i]
-		}
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
+	err = control.ScanBanFile(bytes.NewReader(raw), func(line int, s string) error {
 		it.Addr = s
 		b, err := ParseItem(it, d.widen, now, rules)
 		if err != nil {
-			return control.ImportResponse{}, fmt.Errorf("%w: line %d: %w", control.ErrBadRequest, line, err)
+			return fmt.Errorf("line %d: %w", line, err)
 		}
 		if wide, _ := d.widen.Parse(s); wide != b.Prefix {
 			narrowed++
 		}
 		bs = append(bs, b)
-	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return control.ImportResponse{}, fmt.Errorf("%w: line %d is over 4096 bytes: one address or CIDR a line", control.ErrBadRequest, line+1)
-		}
-		return control.ImportResponse{}, fmt.Errorf("%w: read the import: %w", control.ErrBadRequest, err)
+		return nil
+	})
+	if err != nil {
+		return control.ImportResponse{}, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
 	}
 	if len(bs) == 0 {
 		return control.ImportResponse{}, fmt.Errorf("%w: no addresses in the import", control.ErrBadRequest)

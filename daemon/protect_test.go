@@ -17,11 +17,10 @@ import (
 	"github.com/xdpban/xdpban/internal/config"
 )
 
-// TestManualBanRefusesProtected: an operator's ban of an ignoreip
-// address, the host's own or loopback, or of a prefix covering one, is
-// refused with the reason, whole (nothing of the request is banned), at
-// the check an import sends first too; --force bans it.
-func TestManualBanRefusesProtected(t *testing.T) {
+// protectedDaemon runs a daemon on a memory backend whose sshd jail
+// ignores 198.51.100.0/24 and 2001:db8::3.
+func protectedDaemon(t *testing.T) (*Daemon, *memBackend) {
+	t.Helper()
 	dir := t.TempDir()
 	logf := filepath.Join(dir, "auth.log")
 	if err := os.WriteFile(logf, nil, 0o644); err != nil {
@@ -39,6 +38,15 @@ func TestManualBanRefusesProtected(t *testing.T) {
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
+	return d, be
+}
+
+// TestManualBanRefusesProtected: an operator's ban of an ignoreip
+// address, the host's own or loopback, or of a prefix covering one, is
+// refused with the reason, whole (nothing of the request is banned), at
+// the check an import sends first too; --force bans it.
+func TestManualBanRefusesProtected(t *testing.T) {
+	d, be := protectedDaemon(t)
 	ctx := context.Background()
 	refused := []struct {
 		items []control.BanItem
@@ -92,23 +100,7 @@ func TestManualBanRefusesProtected(t *testing.T) {
 // naming a protected address, bans nothing and says which line; a good
 // one bans every line, narrowed like a single ban.
 func TestImportWholeOrNothing(t *testing.T) {
-	dir := t.TempDir()
-	logf := filepath.Join(dir, "auth.log")
-	if err := os.WriteFile(logf, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, filepath.Join(dir, "etc"),
-		"[sshd]\nenabled = true\nlogpath = "+logf+"\nignoreip = 198.51.100.0/24 2001:db8::3\n")
-	cfg.Daemon.Socket = filepath.Join(dir, "s.sock")
-	cfg.Daemon.StateDir = filepath.Join(dir, "state")
-	be := newMem()
-	d := startDaemon(t, Options{
-		Config: cfg, Jails: realJails,
-		OpenBackend: func(context.Context, config.Daemon) (bans.Backend, string, error) {
-			return be, "test", nil
-		},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	d, be := protectedDaemon(t)
 	ctx := context.Background()
 	for _, c := range []struct{ body, want string }{
 		{"192.0.2.9\n203.0.113.0/24\nnot-an-address\n", "line 3: invalid address"},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -295,39 +294,24 @@ func (e *env) readBanFile(name, jail, forS string) ([]control.BanItem, error) {
 		defer f.Close()
 		r = f
 	}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 4096)
 	var items []control.BanItem
 	var bad []string
 	nbad := 0
-	line := 0
-	for sc.Scan() {
-		line++
-		s := sc.Text()
-		if line == 1 {
-			// Editors on Windows start UTF-8 files with a byte-order mark.
-			s = strings.TrimPrefix(s, "\ufeff")
-		}
-		if i := strings.IndexByte(s, '#'); i >= 0 {
-			s = s[:i]
-		}
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
+	err := control.ScanBanFile(r, func(line int, s string) error {
 		if err := checkBanAddr(s); err != nil {
 			nbad++
 			if len(bad) < maxReported {
 				bad = append(bad, fmt.Sprintf("line %d: %v", line, err))
 			}
-			continue
+			return nil
 		}
 		items = append(items, control.BanItem{Addr: s, Jail: jail, For: forS})
+		return nil
+	})
+	if errors.Is(err, control.ErrLineTooLong) {
+		return nil, usageErr("%s: %v", fileName(name), strings.TrimPrefix(err.Error(), control.ErrLineTooLong.Error()+": "))
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, usageErr("%s: line %d is over 4096 bytes: one address or CIDR a line", fileName(name), line+1)
-		}
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", fileName(name), err)
 	}
 	if nbad > 0 {

@@ -393,33 +393,51 @@ func (s *Store) Commit(bs []bans.Ban, history []Event) error {
 		// In key order: bbolt inserts into a node's sorted slice, so
 		// random order makes a large batch quadratic, and neighbours
 		// written together touch fewer pages.
-		recs := make([]banRec, len(bs))
-		for i, ban := range bs {
-			recs[i] = banRec{k: KeyOf(ban.Prefix), i: i}
+		if err := putSorted(b, sortedRecs(bs), bs); err != nil {
+			return err
 		}
-		slices.SortStableFunc(recs, func(a, b banRec) int { return bytes.Compare(a.k[:], b.k[:]) })
-		for j, r := range recs {
-			if j+1 < len(recs) && recs[j+1].k == r.k {
-				continue // the last of duplicates wins, as in the backend
-			}
-			ban := bs[r.i]
-			// bbolt keeps both slices until the commit: new ones each.
-			k := r.k
-			if err := b.Put(k[:], encodeBan(make([]byte, 0, 24+len(ban.Jail)+len(ban.Origin)), ban)); err != nil {
-				return err
-			}
-		}
-		h := tx.Bucket(bucketHistory)
-		for _, e := range history {
-			buf, _ := json.Marshal(e)
-			if err := h.Put(historyKey(e.Prefix, e.At), buf); err != nil {
-				return err
-			}
-		}
-		return nil
+		return putHistory(tx, history)
 	})
 	if err != nil {
 		return fmt.Errorf("store %d bans: %w", len(bs), err)
+	}
+	return nil
+}
+
+// sortedRecs are bs's keys in key order (stable: of duplicates, the
+// last given stays last).
+func sortedRecs(bs []bans.Ban) []banRec {
+	recs := make([]banRec, len(bs))
+	for i, ban := range bs {
+		recs[i] = banRec{k: KeyOf(ban.Prefix), i: i}
+	}
+	slices.SortStableFunc(recs, func(a, b banRec) int { return bytes.Compare(a.k[:], b.k[:]) })
+	return recs
+}
+
+// putSorted writes the bans recs index, in their order, into b.
+func putSorted(b *bolt.Bucket, recs []banRec, bs []bans.Ban) error {
+	for j, r := range recs {
+		if j+1 < len(recs) && recs[j+1].k == r.k {
+			continue // the last of duplicates wins, as in the backend
+		}
+		ban := bs[r.i]
+		// bbolt keeps both slices until the commit: new ones each.
+		k := r.k
+		if err := b.Put(k[:], encodeBan(make([]byte, 0, 24+len(ban.Jail)+len(ban.Origin)), ban)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func putHistory(tx *bolt.Tx, history []Event) error {
+	h := tx.Bucket(bucketHistory)
+	for _, e := range history {
+		buf, _ := json.Marshal(e)
+		if err := h.Put(historyKey(e.Prefix, e.At), buf); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -430,11 +448,7 @@ func (s *Store) Commit(bs []bans.Ban, history []Event) error {
 // crash between two leaves the first ones stored and the rest in the
 // kernel only, where the next start imports them from.
 func (s *Store) commitBulk(bs []bans.Ban, history []Event) error {
-	recs := make([]banRec, len(bs))
-	for i, ban := range bs {
-		recs[i] = banRec{k: KeyOf(ban.Prefix), i: i}
-	}
-	slices.SortStableFunc(recs, func(a, b banRec) int { return bytes.Compare(a.k[:], b.k[:]) })
+	recs := sortedRecs(bs)
 	for len(recs) > 0 {
 		n := min(bulkBatch, len(recs))
 		// Never split duplicates: the last of them wins.
@@ -447,27 +461,13 @@ func (s *Store) commitBulk(bs []bans.Ban, history []Event) error {
 		err := s.db.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketBans)
 			b.FillPercent = bulkFill
-			for j, r := range part {
-				if j+1 < len(part) && part[j+1].k == r.k {
-					continue
-				}
-				ban := bs[r.i]
-				k := r.k
-				if err := b.Put(k[:], encodeBan(make([]byte, 0, 24+len(ban.Jail)+len(ban.Origin)), ban)); err != nil {
-					return err
-				}
+			if err := putSorted(b, part, bs); err != nil {
+				return err
 			}
 			if !last {
 				return nil
 			}
-			h := tx.Bucket(bucketHistory)
-			for _, e := range history {
-				buf, _ := json.Marshal(e)
-				if err := h.Put(historyKey(e.Prefix, e.At), buf); err != nil {
-					return err
-				}
-			}
-			return nil
+			return putHistory(tx, history)
 		})
 		if err != nil {
 			return fmt.Errorf("store %d bans: %w", len(bs), err)

@@ -72,6 +72,8 @@ build: ## build bin/xdpban (uses the committed BPF object; no clang needed)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/xdpban
 
 test: deps ## run every test, privileged ones included (run as root)
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "gofmt: these files need 'gofmt -w':" $$unformatted >&2; exit 1; fi
 	bash .ci/imports
 	$(GO) vet ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -timeout 25m ./...

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -24,6 +25,9 @@ func (d *Daemon) startFleet(ctx context.Context, in chan<- bans.Decision) (stop 
 	fc := d.cfg.Daemon.Fleet
 	if !fc.Enabled || d.core == nil {
 		return func() {}, nil
+	}
+	if fc.StoreDir == "" {
+		fc.StoreDir = filepath.Join(or(d.cfg.Daemon.StateDir, DefaultStateDir), "fleet")
 	}
 	f, err := fleet.New(fc, d.st, fleetSink{d, in}, d.log)
 	if err != nil {
@@ -240,7 +244,7 @@ func (d *Daemon) fleetStatus() *control.FleetStatus {
 		return nil
 	}
 	st := d.fleet.Status()
-	return &control.FleetStatus{Node: st.Node, Connected: st.Connected, Server: st.Server, Servers: st.Servers,
+	return &control.FleetStatus{Node: st.Node, Connected: st.Connected, InStep: st.InStep, Server: st.Server, Servers: st.Servers,
 		Embedded: st.Embedded, Bucket: st.Bucket, Values: st.Values, Outbox: st.Outbox,
 		Published: st.Published, Received: st.Received, Refused: st.Refused, Error: st.Error}
 }

@@ -61,7 +61,7 @@ func inStep(t *testing.T, ds ...*Daemon) {
 	for _, d := range ds {
 		waitFor(t, "connected to the fleet", func() bool {
 			st, err := d.Status(context.Background())
-			return err == nil && st.Fleet != nil && st.Fleet.Connected && st.Fleet.Error == ""
+			return err == nil && st.Fleet != nil && st.Fleet.InStep
 		})
 	}
 }

@@ -645,6 +645,9 @@ func printStatus(w io.Writer, st control.Status) {
 		conn := "DISCONNECTED: bans decided here are enforced and wait in the outbox"
 		if f.Connected {
 			conn = "connected to " + f.Server
+			if !f.InStep {
+				conn += ", catching up with the bucket"
+			}
 		}
 		fmt.Fprintf(tw, "fleet:\tnode %s, %s\n", f.Node, conn)
 		fmt.Fprintf(tw, "fleet servers:\t%s\n", strings.Join(f.Servers, ", "))

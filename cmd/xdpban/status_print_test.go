@@ -54,7 +54,7 @@ func TestStatusTextShowsFleet(t *testing.T) {
 	}
 	b.Reset()
 	printStatus(&b, control.Status{Status: bans.Status{Backend: "xdp"}, Mode: "daemon", Fleet: &control.FleetStatus{
-		Node: "bastion-a", Connected: true, Server: "nats://192.0.2.1:4222", Servers: []string{"nats://192.0.2.1:4222", "nats://192.0.2.2:4222"},
+		Node: "bastion-a", Connected: true, InStep: true, Server: "nats://192.0.2.1:4222", Servers: []string{"nats://192.0.2.1:4222", "nats://192.0.2.2:4222"},
 		Bucket: "xdpban-bans", Values: 12, Outbox: 3, Published: 7, Received: 5, Refused: map[string]uint64{"ignoreip": 2}}})
 	out := b.String()
 	for _, want := range []string{

@@ -155,8 +155,11 @@ type Status struct {
 // FleetStatus is the fleet part of the status: the NATS connection,
 // the bucket, and what this host published, received and refused.
 type FleetStatus struct {
-	Node      string   `json:"node"`
-	Connected bool     `json:"connected"`
+	Node      string `json:"node"`
+	Connected bool   `json:"connected"`
+	// InStep: connected, and the bucket's snapshot is read and applied
+	// (after a (re)connect it is false until the host has caught up).
+	InStep    bool     `json:"in_step"`
 	Server    string   `json:"server,omitempty"` // the one connected to
 	Servers   []string `json:"servers"`
 	Embedded  string   `json:"embedded,omitempty"` // the embedded node's listen address

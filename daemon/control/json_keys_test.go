@@ -44,7 +44,7 @@ func TestJSONKeysAreTheDocumentedOnes(t *testing.T) {
 		{"list entry", timed, "addr bytes expires jail packets scope"},
 		{"list entry from the fleet", EntryOf(bans.Ban{Prefix: netip.MustParsePrefix("192.0.2.8/32"), Jail: "sshd", Origin: "bastion-b"}),
 			"addr bytes expires jail origin packets scope"},
-		{"status fleet", FleetStatus{}, "bucket connected node outbox published received servers values"},
+		{"status fleet", FleetStatus{}, "bucket connected in_step node outbox published received servers values"},
 		{"status", Status{Status: bans.Status{Backend: "xdp", Reason: "r",
 			Interfaces: []bans.IfaceStatus{{Name: "eth0", Mode: "native"}}, Tables: []bans.TableStatus{{Name: "ban_v4"}},
 			Counters: map[string]uint64{"dropped": 1}}, Mode: "daemon", Uptime: "1s"},

@@ -90,6 +90,10 @@ type Fleet struct {
 	lastSnap time.Time
 
 	connected atomic.Bool
+	closing   atomic.Bool
+	// inStep: this session read the bucket's snapshot and reconciled;
+	// live changes apply as they come.
+	inStep    atomic.Bool
 	published atomic.Uint64
 	received  atomic.Uint64
 	applyLat  latency
@@ -147,8 +151,9 @@ func (f *Fleet) Start() error {
 		nats.ReconnectHandler(func(*nats.Conn) { f.onConnect() }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			f.connected.Store(false)
-			if err == nil {
-				return // closed here
+			f.inStep.Store(false)
+			if f.closing.Load() {
+				return
 			}
 			f.log.Warn("fleet disconnected: local bans keep applying and are queued for publishing", "err", err)
 		}),
@@ -189,6 +194,7 @@ func (f *Fleet) onConnect() {
 
 // Close disconnects and stops the embedded node.
 func (f *Fleet) Close() {
+	f.closing.Store(true)
 	if f.nc != nil {
 		f.nc.Close()
 	}
@@ -313,8 +319,14 @@ func (f *Fleet) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 
 func (f *Fleet) session(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
+	var pub sync.WaitGroup
+	defer pub.Wait()
 	defer cancel()
-	kv, err := f.bucket(sctx)
+	// A cluster still electing its leader does not answer: ask again
+	// soon rather than wait out the client's 5 s.
+	bctx, bcancel := context.WithTimeout(sctx, 2*time.Second)
+	kv, err := f.bucket(bctx)
+	bcancel()
 	if err != nil {
 		return err
 	}
@@ -326,33 +338,45 @@ func (f *Fleet) session(ctx context.Context) error {
 		return fmt.Errorf("watch bucket: %w", err)
 	}
 	defer w.Stop()
+	defer f.inStep.Store(false)
 	sn := &snapshot{live: map[netip.Prefix]Record{}, deleted: map[netip.Prefix]bool{}}
-	tick := time.NewTicker(5 * time.Second)
-	defer tick.Stop()
-	purge := time.NewTicker(time.Hour)
-	defer purge.Stop()
+	// The watch is an ordered consumer on the stream leader: when that
+	// node dies, the client notices only after missed heartbeats (5-10
+	// s). Comparing the stream's last sequence with the watch's notices
+	// in about a second; a new session reads a new snapshot.
+	health := time.NewTicker(time.Second)
+	defer health.Stop()
+	var seen, base, stale uint64
+	based := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-f.reconnected:
 			return errReconnected
-		case <-f.kick:
-			if sn == nil {
-				f.drain(sctx, kv)
+		case <-health.C:
+			if sn != nil {
+				continue
 			}
-		case <-tick.C:
-			if sn == nil {
-				f.drain(sctx, kv)
+			// base: the stream's last message may be gone (an expired
+			// marker, a purged tombstone) and never reach a watch.
+			if !based {
+				base, based = f.lastSeq(sctx, kv)
+				continue
 			}
-			f.refreshSize(sctx, kv)
-		case <-purge.C:
-			if err := kv.PurgeDeletes(sctx, jetstream.DeleteMarkersOlderThan(tombstoneAge)); err != nil {
-				f.log.Warn("fleet: purging old unban markers failed", "err", err)
+			if last, ok := f.lastSeq(sctx, kv); ok && last > max(seen, base) {
+				if stale++; stale >= 2 {
+					return fmt.Errorf("watch stalled at %d of %d (a node down?)", seen, last)
+				}
+			} else {
+				stale = 0
 			}
 		case e, ok := <-w.Updates():
 			if !ok {
 				return errors.New("watch ended")
+			}
+			if e != nil {
+				seen = max(seen, e.Revision())
 			}
 			if sn != nil {
 				if e != nil {
@@ -361,15 +385,23 @@ func (f *Fleet) session(ctx context.Context) error {
 				}
 				f.reconcile(sctx, sn)
 				sn = nil
+				f.inStep.Store(true)
 				f.setErr(nil)
-				f.drain(sctx, kv)
-				f.refreshSize(sctx, kv)
+				// Publishing starts only now: reconcile read the outbox
+				// as the newest word on its keys. It runs beside the
+				// watch, so a publish waiting on a stream electing a new
+				// leader never holds up what others ban.
+				pub.Add(1)
+				go func() {
+					defer pub.Done()
+					f.publisher(sctx, kv)
+				}()
 				continue
 			}
 			if e == nil {
 				continue
 			}
-			if err := f.changes(sctx, e, w.Updates()); err != nil {
+			if err := f.changes(sctx, e, w.Updates(), &seen); err != nil {
 				return err
 			}
 		}
@@ -428,7 +460,7 @@ const maxBatch = 1024
 // changes applies e and whatever else the watch already holds, in
 // batches of one kind (bans, or unbans) so the sink commits many at once
 // and a key's changes keep their order.
-func (f *Fleet) changes(ctx context.Context, e jetstream.KeyValueEntry, more <-chan jetstream.KeyValueEntry) error {
+func (f *Fleet) changes(ctx context.Context, e jetstream.KeyValueEntry, more <-chan jetstream.KeyValueEntry, seen *uint64) error {
 	var puts []Record
 	var dels []netip.Prefix
 	flush := func() {
@@ -476,6 +508,9 @@ func (f *Fleet) changes(ctx context.Context, e jetstream.KeyValueEntry, more <-c
 			if !ok {
 				flush()
 				return errors.New("watch ended")
+			}
+			if e != nil {
+				*seen = max(*seen, e.Revision())
 			}
 		default:
 		}
@@ -575,8 +610,38 @@ func (f *Fleet) reconcile(ctx context.Context, sn *snapshot) {
 	f.log.Info("fleet: in step with the bucket", "live", len(sn.live), "unbanned", len(deleted))
 }
 
+// publisher drains the outbox when woken, and every few seconds, and
+// keeps the bucket tidy, until ctx ends.
+func (f *Fleet) publisher(ctx context.Context, kv jetstream.KeyValue) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
+	f.drain(ctx, kv)
+	f.refreshSize(ctx, kv)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.kick:
+			f.drain(ctx, kv)
+		case <-tick.C:
+			f.drain(ctx, kv)
+			f.refreshSize(ctx, kv)
+		case <-purge.C:
+			if err := kv.PurgeDeletes(ctx, jetstream.DeleteMarkersOlderThan(tombstoneAge)); err != nil && ctx.Err() == nil {
+				f.log.Warn("fleet: purging old unban markers failed", "err", err)
+			}
+		}
+	}
+}
+
+// retryEvery is how soon a failed publish is tried again (a stream
+// electing a new leader after a node died answers within seconds).
+const retryEvery = 500 * time.Millisecond
+
 // drain publishes the outbox, oldest key order; what fails stays for the
-// next round.
+// next round, soon.
 func (f *Fleet) drain(ctx context.Context, kv jetstream.KeyValue) {
 	es, err := f.out.Outbox()
 	if err != nil {
@@ -589,6 +654,7 @@ func (f *Fleet) drain(ctx context.Context, kv jetstream.KeyValue) {
 			f.setErr(err)
 			if ctx.Err() == nil {
 				f.log.Warn("fleet: publish failed; kept in the outbox", "key", e.Key, "err", err)
+				time.AfterFunc(retryEvery, f.wake)
 			}
 			break
 		}
@@ -684,6 +750,25 @@ func (f *Fleet) publish(ctx context.Context, kv jetstream.KeyValue, e store.Outb
 	return fmt.Errorf("publish %s: the key kept changing", e.Key)
 }
 
+// lastSeq is the stream's last sequence; false when it cannot be read
+// (no leader yet): that is no sign of a stalled watch.
+func (f *Fleet) lastSeq(ctx context.Context, kv jetstream.KeyValue) (uint64, bool) {
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := kv.Status(sctx)
+	if err != nil {
+		return 0, false
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, false
+	}
+	f.mu.Lock()
+	f.keys = st.Values()
+	f.mu.Unlock()
+	return bs.StreamInfo().State.LastSeq, true
+}
+
 func (f *Fleet) refreshSize(ctx context.Context, kv jetstream.KeyValue) {
 	st, err := kv.Status(ctx)
 	if err != nil {
@@ -698,6 +783,7 @@ func (f *Fleet) refreshSize(ctx context.Context, kv jetstream.KeyValue) {
 type Status struct {
 	Node      string            `json:"node"`
 	Connected bool              `json:"connected"`
+	InStep    bool              `json:"in_step"`
 	Server    string            `json:"server,omitempty"`
 	Servers   []string          `json:"servers"`
 	Embedded  string            `json:"embedded,omitempty"`
@@ -713,6 +799,7 @@ type Status struct {
 // Status reports the membership.
 func (f *Fleet) Status() Status {
 	st := Status{Node: f.cfg.Node, Connected: f.nc != nil && f.nc.IsConnected(), Bucket: f.cfg.Bucket,
+		InStep: f.inStep.Load(),
 		Outbox: f.out.OutboxLen(), Published: f.published.Load(), Received: f.received.Load(),
 		Servers: f.cfg.Servers, Embedded: f.cfg.Listen}
 	if st.Connected {

@@ -24,6 +24,9 @@ func startServer(cfg config.Fleet) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet listen %s: %w", cfg.Listen, err)
 	}
+	if cfg.StoreDir == "" {
+		return nil, fmt.Errorf("fleet listen %s: no store directory for the embedded node: set store_dir in [fleet]", cfg.Listen)
+	}
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("fleet store directory: %w", err)
 	}

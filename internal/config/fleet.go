@@ -35,8 +35,9 @@ type Fleet struct {
 	// Creds is a NATS credentials file; TLSCert/TLSKey a client (and
 	// embedded server) certificate, TLSCA the CA that signs the peers'.
 	Creds, TLSCert, TLSKey, TLSCA string
-	// StoreDir keeps the embedded node's JetStream files (default
-	// STATE_DIR/fleet).
+	// StoreDir keeps the embedded node's JetStream files; empty is
+	// STATE_DIR/fleet, resolved by the daemon against the state
+	// directory it runs with (--state-dir included).
 	StoreDir string
 	// Bucket is the KV bucket's name (default xdpban-bans).
 	Bucket string
@@ -60,9 +61,8 @@ var (
 	bucketRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 )
 
-// parseFleet reads [fleet]; stateDir is the daemon's, for store_dir's
-// default.
-func parseFleet(f *ini.File, stateDir string) (Fleet, error) {
+// parseFleet reads [fleet].
+func parseFleet(f *ini.File) (Fleet, error) {
 	g := getter{f}
 	s := fleetSection
 	var fl Fleet
@@ -174,9 +174,6 @@ func parseFleet(f *ini.File, stateDir string) (Fleet, error) {
 	if (fl.TLSCert == "") != (fl.TLSKey == "") {
 		v, _ := f.Raw(s, "tls_cert")
 		return fl, g.bad(s, "tls_cert", v.Text, v.Pos, "set tls_cert and tls_key together")
-	}
-	if fl.StoreDir == "" {
-		fl.StoreDir = filepath.Join(stateDir, "fleet")
 	}
 	b, pos, err := g.str(s, "bucket", "xdpban-bans")
 	if err != nil {

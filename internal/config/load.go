@@ -660,7 +660,7 @@ func parseDaemon(f *ini.File) (Daemon, error) {
 	default:
 		return d, g.bad(s, "blocktype", bt, pos, "want DROP or REJECT")
 	}
-	if d.Fleet, err = parseFleet(f, d.StateDir); err != nil {
+	if d.Fleet, err = parseFleet(f); err != nil {
 		return d, err
 	}
 	return d, nil

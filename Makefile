@@ -57,7 +57,7 @@ bench-logwatch: authlog ## log matching on the 1M-line auth.log on one core: shi
 	XDPBAN_AUTHLOG=$(CURDIR)/testdata/logs/auth-1m.log GOMAXPROCS=1 $(GO) test -run '^$$' -bench 'BenchmarkAuthLog' -benchtime 1x -count 3 ./logwatch/
 
 bench-follow: ## log follower vs nxadm/tail: lines lost/duplicated per rotation at 10k lines/s, lines/s
-	$(GO) test -run '^$$' -bench 'BenchmarkFollow(Rotation|Throughput)$$' -benchtime 1x -count 3 ./logwatch/
+	$(GO) test -run '^$$' -bench 'BenchmarkFollow(Rotation|Throughput)$$' -benchtime 1x -count 3 ./logwatch/source/
 
 bench-memory: ## failure tracking: peak RSS and heap with 1M distinct /64s below maxretry, default maxtracked vs unbounded
 	$(GO) test -run '^$$' -bench 'BenchmarkWindowMillionAddresses' -benchtime 1x ./logwatch/
@@ -100,7 +100,7 @@ install: build ## install binary, systemd unit, default config and filters (PREF
 	# The shipped .conf files are replaced on upgrade; operators' changes
 	# live in *.local files, which are never touched.
 	install -m 0644 internal/config/defaults/*.conf $(DESTDIR)$(SYSCONFDIR)/xdpban/
-	install -m 0644 logwatch/filter.d/*.conf $(DESTDIR)$(SYSCONFDIR)/xdpban/filter.d/
+	install -m 0644 logwatch/filter/filter.d/*.conf $(DESTDIR)$(SYSCONFDIR)/xdpban/filter.d/
 
 run: deps-run build ## run the daemon protecting this host's default-route interfaces (root)
 	./$(BIN) run
@@ -112,7 +112,7 @@ package: ## build the .deb and .rpm into dist/ (nfpm; binary, unit, config, man 
 	rm -rf build/pkg && mkdir -p build/pkg/filter.d $(DIST)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o build/pkg/xdpban ./cmd/xdpban
 	sed -e 's|@SBINDIR@|/usr/sbin|g' -e 's|@SYSCONFDIR@|/etc|g' cmd/xdpban/xdpban.service > build/pkg/xdpban.service
-	cp logwatch/filter.d/*.conf build/pkg/filter.d/
+	cp logwatch/filter/filter.d/*.conf build/pkg/filter.d/
 	build/pkg/xdpban man 8 | gzip -9n > build/pkg/xdpban.8.gz
 	build/pkg/xdpban man 5 | gzip -9n > build/pkg/xdpban.conf.5.gz
 	build/pkg/xdpban completion bash > build/pkg/xdpban.bash

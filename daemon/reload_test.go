@@ -15,6 +15,7 @@ import (
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/logwatch/filter"
 )
 
 // realJails compiles filters the way the daemon's command does.
@@ -24,7 +25,7 @@ func realJails(cfg *config.Config, w bans.Widen) ([]logwatch.JailSpec, error) {
 		if !j.Enabled {
 			continue
 		}
-		f, err := logwatch.LoadFilter(cfg.FilterDirs, j.Filter, j.FilterOptions)
+		f, err := filter.Load(cfg.FilterDirs, j.Filter, j.FilterOptions)
 		if err != nil {
 			return nil, j.FilterError(err)
 		}

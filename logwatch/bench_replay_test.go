@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/bench/loggen"
+	"github.com/xdpban/xdpban/logwatch/filter"
 )
 
 // authLogBytes is the benchmark log: the file named by XDPBAN_AUTHLOG
@@ -29,9 +30,9 @@ func authLogBytes(b *testing.B) ([]byte, int) {
 	return buf.Bytes(), st.Failures
 }
 
-func benchReplay(b *testing.B, f *Filter) { benchReplayOpt(b, f, ReplayOptions{}) }
+func benchReplay(b *testing.B, f *filter.Filter) { benchReplayOpt(b, f, ReplayOptions{}) }
 
-func benchReplayOpt(b *testing.B, f *Filter, opt ReplayOptions) {
+func benchReplayOpt(b *testing.B, f *filter.Filter, opt ReplayOptions) {
 	data, fails := authLogBytes(b)
 	ref := time.Date(2026, 11, 25, 0, 0, 0, 0, time.Local)
 	lines := bytes.Count(data, []byte("\n"))
@@ -68,7 +69,7 @@ func cpuTime() time.Duration {
 // matching, per-address counts) on loggen's auth.log, with xdpban's
 // shipped sshd filter. Target: >= 1,000,000 lines/s on one core.
 func BenchmarkAuthLog(b *testing.B) {
-	f, err := LoadFilter(nil, "sshd", nil)
+	f, err := filter.Load(nil, "sshd", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func BenchmarkAuthLog(b *testing.B) {
 // BenchmarkAuthLogParallel is BenchmarkAuthLog matched on GOMAXPROCS
 // goroutines, as `xdpban regex` does for a single-line filter.
 func BenchmarkAuthLogParallel(b *testing.B) {
-	f, err := LoadFilter(nil, "sshd", nil)
+	f, err := filter.Load(nil, "sshd", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func BenchmarkAuthLogFail2banFilter(b *testing.B) {
 	if _, err := os.Stat("/etc/fail2ban/filter.d/sshd.conf"); err != nil {
 		b.Skip("fail2ban's filters are not installed")
 	}
-	f, err := LoadFilter([]string{"/etc/fail2ban"}, "sshd", nil)
+	f, err := filter.Load([]string{"/etc/fail2ban"}, "sshd", nil)
 	if err != nil {
 		b.Fatal(err)
 	}

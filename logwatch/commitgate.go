@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"container/heap"
 	"sync"
+
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 // commitGate holds a source's saved position back until the decisions
@@ -19,7 +21,7 @@ import (
 // resumes where reading stopped, not where saving did: the window it
 // keeps already counted those lines).
 type commitGate struct {
-	under Positions
+	under source.Positions
 
 	mu   sync.Mutex
 	srcs map[string]*gatedSource
@@ -32,16 +34,16 @@ type gatedSource struct {
 	// waiting are positions in the order handed over, each released
 	// when every decision before upTo is done.
 	waiting []gatedPosition
-	latest  Position
+	latest  source.Position
 	has     bool
 }
 
 type gatedPosition struct {
-	pos  Position
+	pos  source.Position
 	upTo uint64
 }
 
-func newCommitGate(under Positions) *commitGate {
+func newCommitGate(under source.Positions) *commitGate {
 	return &commitGate{under: under, srcs: map[string]*gatedSource{}}
 }
 
@@ -55,7 +57,7 @@ func (g *commitGate) src(key string) *gatedSource {
 }
 
 // Load implements Positions.
-func (g *commitGate) Load(key string) (Position, bool, error) {
+func (g *commitGate) Load(key string) (source.Position, bool, error) {
 	g.mu.Lock()
 	s := g.srcs[key]
 	if s != nil && s.has {
@@ -70,7 +72,7 @@ func (g *commitGate) Load(key string) (Position, bool, error) {
 
 // Save implements Positions: p is written now when no decision made
 // before it is outstanding, else once they are all done.
-func (g *commitGate) Save(key string, p Position) error {
+func (g *commitGate) Save(key string, p source.Position) error {
 	p.Head = bytes.Clone(p.Head)
 	g.mu.Lock()
 	s := g.src(key)
@@ -122,7 +124,7 @@ func (g *commitGate) finish(key string, seq uint64, err error) {
 	s := g.src(key)
 	s.done[seq] = true
 	low := s.min()
-	var release *Position
+	var release *source.Position
 	for len(s.waiting) > 0 && s.waiting[0].upTo <= low {
 		release = &s.waiting[0].pos
 		s.waiting = s.waiting[1:]

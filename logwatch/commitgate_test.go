@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 // TestPositionWaitsForItsDecisions: a log position is saved past a line
@@ -19,7 +20,7 @@ func TestPositionWaitsForItsDecisions(t *testing.T) {
 	log := filepath.Join(dir, "auth.log")
 	head := "2026-11-24T12:00:00Z startup\n"
 	appendFile(t, log, head)
-	pos := NewMemPositions()
+	pos := source.NewMemPositions()
 	out := make(chan bans.Decision, 10)
 	e := NewEngine(EngineOptions{Out: out, Positions: pos, Rescan: 50 * time.Millisecond})
 	t.Cleanup(e.StopAll)

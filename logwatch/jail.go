@@ -16,6 +16,9 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/logwatch/filter"
+	"github.com/xdpban/xdpban/logwatch/pyre"
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 // History tells how often a prefix was banned before, for
@@ -95,7 +98,7 @@ type JailSpec struct {
 	Jail config.Jail
 	// NewScanner returns a fresh Scanner for one source; normally the
 	// compiled filter's NewScanner method.
-	NewScanner func() Scanner
+	NewScanner func() filter.Scanner
 	// FilterKey identifies the compiled filter (e.g. its spec and file
 	// hash). A reload with the same key keeps the counted failures.
 	FilterKey string
@@ -106,6 +109,13 @@ type JailSpec struct {
 	Widen bans.Widen
 }
 
+// Position and Positions are the follower's: the daemon stores them under
+// these names.
+type (
+	Position  = source.Position
+	Positions = source.Positions
+)
+
 // EngineOptions are shared by all jails of an engine.
 type EngineOptions struct {
 	// Out receives ban decisions. Sending blocks (back-pressure on the
@@ -114,7 +124,7 @@ type EngineOptions struct {
 	Out chan<- bans.Decision
 	// Positions persists offsets and cursors (nil: in-memory, so a
 	// reload still resumes where it stopped).
-	Positions Positions
+	Positions source.Positions
 	// History feeds bantime.increment (nil: every ban is a first ban).
 	History History
 	Logger  *slog.Logger
@@ -132,7 +142,7 @@ type Engine struct {
 	opt EngineOptions
 	// saver is opt.Positions when it is the caller's (durable) store:
 	// writes happen off the reading path, flushed when a jail stops.
-	saver *asyncPositions
+	saver *source.AsyncPositions
 	// gate holds positions back until the decisions from the lines
 	// before them are committed (commitgate.go).
 	gate  *commitGate
@@ -151,11 +161,11 @@ func NewEngine(opt EngineOptions) *Engine {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	var saver *asyncPositions
+	var saver *source.AsyncPositions
 	if opt.Positions == nil {
-		opt.Positions = NewMemPositions()
+		opt.Positions = source.NewMemPositions()
 	} else {
-		saver = newAsyncPositions(opt.Positions, opt.Logger)
+		saver = source.NewAsyncPositions(opt.Positions, opt.Logger)
 		opt.Positions = saver
 	}
 	gate := newCommitGate(opt.Positions)
@@ -187,8 +197,8 @@ type jailRun struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	files   *Follower
-	journal *journalSource
+	files   *source.Follower
+	journal *source.Journal
 
 	totalFailed atomic.Uint64
 	decisions   atomic.Uint64
@@ -255,7 +265,7 @@ func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
 
 	var wg sync.WaitGroup
 	if useJournal {
-		r.journal = newJournalSource(journalOptions{
+		r.journal = source.NewJournal(source.JournalOptions{
 			Bin:       e.opt.Journalctl,
 			Matches:   j.JournalMatch,
 			Positions: e.opt.Positions,
@@ -266,10 +276,10 @@ func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r.journal.run(jctx)
+			r.journal.Run(jctx)
 		}()
 	} else {
-		r.files = NewFollower(FollowOptions{
+		r.files = source.NewFollower(source.FollowOptions{
 			Globs:     j.LogPaths,
 			Positions: e.opt.Positions,
 			Key:       func(p string) string { return j.Name + "|file:" + p },
@@ -338,7 +348,7 @@ func journalBackend(j config.Jail) (bool, error) {
 // merging, last date) lives as long as the file is followed: built per
 // line, a two-line failure never matched in the daemon although `xdpban
 // regex` found it.
-func (r *jailRun) fileLineHandler(e *Engine, ctx context.Context) LineFunc {
+func (r *jailRun) fileLineHandler(e *Engine, ctx context.Context) source.LineFunc {
 	name := r.spec.Jail.Name
 	h := r.lineHandler(e, ctx, func(src string) string { return name + "|file:" + src })
 	return func(src, line string) { h(src, line, time.Time{}) }
@@ -349,7 +359,7 @@ func (r *jailRun) fileLineHandler(e *Engine, ctx context.Context) LineFunc {
 // Positions key: its decisions hold its saved position back until done.
 func (r *jailRun) lineHandler(e *Engine, ctx context.Context, posKey func(src string) string) func(src, line string, at time.Time) {
 	type source struct {
-		sc       Scanner
+		sc       filter.Scanner
 		tc       timeoutCounter // nil when the Scanner counts none
 		timeouts uint64
 	}
@@ -369,7 +379,7 @@ func (r *jailRun) lineHandler(e *Engine, ctx context.Context, posKey func(src st
 				s.timeouts = n
 			}
 		}
-		if v != Fail {
+		if v != filter.Fail {
 			return
 		}
 		for _, m := range ms {
@@ -410,11 +420,11 @@ func (r *jailRun) timedOut(e *Engine, src, line string, n uint64) {
 	if len(line) > 200 {
 		line = line[:200] + "..."
 	}
-	e.opt.Logger.Warn(fmt.Sprintf("filter gave up on %d line(s) after %s of backtracking each (counted as misses; a hostile or pathological line: see xdpban_regex_timeouts_total, next warning in %s at most)", count, DefaultMatchTimeout, timeoutLogEvery),
+	e.opt.Logger.Warn(fmt.Sprintf("filter gave up on %d line(s) after %s of backtracking each (counted as misses; a hostile or pathological line: see xdpban_regex_timeouts_total, next warning in %s at most)", count, pyre.DefaultMatchTimeout, timeoutLogEvery),
 		"jail", r.spec.Jail.Name, "filter", r.spec.Jail.Filter, "source", src, "line", line)
 }
 
-func (r *jailRun) failure(e *Engine, ctx context.Context, m Match, now time.Time, posKey string) {
+func (r *jailRun) failure(e *Engine, ctx context.Context, m filter.Match, now time.Time, posKey string) {
 	addr := m.Host.Unmap()
 	if r.ignore.Ignored(addr) {
 		r.ignored.Add(1)
@@ -469,7 +479,7 @@ func (e *Engine) Stop(name string) error {
 	if e.saver != nil {
 		// A stopped jail's positions are written when Stop returns:
 		// the daemon closes the store next.
-		e.saver.flush()
+		e.saver.Flush()
 	}
 	return nil
 }
@@ -483,7 +493,7 @@ func (e *Engine) StopAll() {
 		// Decisions committed after their jail stopped released
 		// positions too: the daemon calls this again once its intake
 		// has drained, before it closes the store.
-		e.saver.flush()
+		e.saver.Flush()
 	}
 }
 
@@ -536,8 +546,8 @@ type JailStats struct {
 	Evicted uint64 `json:"evicted"`
 	// Timeouts counts lines the filter gave up on (their backtracking
 	// searches spent DefaultMatchTimeout); they count as misses.
-	Timeouts uint64        `json:"regex_timeouts"`
-	Sources  []SourceStats `json:"sources"`
+	Timeouts uint64         `json:"regex_timeouts"`
+	Sources  []source.Stats `json:"sources"`
 }
 
 // Stats returns a jail's counters.
@@ -563,7 +573,7 @@ func (e *Engine) Stats(name string) (JailStats, error) {
 		s.Sources = r.files.Stats()
 	}
 	if r.journal != nil {
-		s.Sources = append(s.Sources, r.journal.stats())
+		s.Sources = append(s.Sources, r.journal.Stats())
 	}
 	return s, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 func TestIncrementBanTimeFollowsFail2banFormula(t *testing.T) {
@@ -45,15 +46,15 @@ type engineHarness struct {
 	out chan bans.Decision
 	dir string
 	log string
-	pos *MemPositions
+	pos *source.MemPositions
 	now time.Time
 }
 
-func newEngineHarness(t *testing.T, pos *MemPositions) *engineHarness {
+func newEngineHarness(t *testing.T, pos *source.MemPositions) *engineHarness {
 	t.Helper()
 	h := &engineHarness{out: make(chan bans.Decision, 100), dir: t.TempDir(), pos: pos}
 	if h.pos == nil {
-		h.pos = NewMemPositions()
+		h.pos = source.NewMemPositions()
 	}
 	h.log = filepath.Join(h.dir, "auth.log")
 	h.e = NewEngine(EngineOptions{Out: h.out, Positions: h.pos, Rescan: 50 * time.Millisecond})
@@ -270,7 +271,7 @@ func waitFailed(t *testing.T, e *Engine, n uint64) {
 // handled before the restart are not counted again, and lines older than
 // findtime never ban.
 func TestEngineRestartCountsDowntimeFailuresOnce(t *testing.T) {
-	pos := NewMemPositions()
+	pos := source.NewMemPositions()
 	h := newEngineHarness(t, pos)
 	appendFile(t, h.log, failLine(time.Now().Add(-time.Hour), "192.0.2.80", 0)+"\n"+
 		failLine(time.Now().Add(-time.Hour), "192.0.2.80", 1)+"\n"+

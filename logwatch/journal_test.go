@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 // journalJSON renders one entry as `journalctl --output=json` prints it
@@ -50,7 +51,7 @@ func journalJSON(i int, at time.Time, msg any) string {
 
 func TestFormatJournalEntry(t *testing.T) {
 	at := time.Date(2026, 11, 24, 12, 0, 1, 123456000, time.Local)
-	line, got, cur, ok := FormatJournalEntry([]byte(journalJSON(0, at, "Failed password for root from 192.0.2.10 port 50022 ssh2")))
+	line, got, cur, ok := source.FormatJournalEntry([]byte(journalJSON(0, at, "Failed password for root from 192.0.2.10 port 50022 ssh2")))
 	want := "Nov 24 12:00:01 web1 sshd[4242]: Failed password for root from 192.0.2.10 port 50022 ssh2"
 	if !ok || line != want || !got.Equal(at) || !strings.HasPrefix(cur, "s=8f3c") {
 		t.Fatalf("got %q %s %q %v, want %q at %s", line, got, cur, ok, want, at)
@@ -61,17 +62,17 @@ func TestFormatJournalEntry(t *testing.T) {
 	for _, c := range []byte("a\nb") {
 		bytesMsg = append(bytesMsg, int(c))
 	}
-	line, _, _, ok = FormatJournalEntry([]byte(journalJSON(1, at, bytesMsg)))
+	line, _, _, ok = source.FormatJournalEntry([]byte(journalJSON(1, at, bytesMsg)))
 	if !ok || !strings.HasSuffix(line, `sshd[4243]: a\nb`) {
 		t.Fatalf("byte-array message: %q %v", line, ok)
 	}
 	// _COMM and _PID stand in for SYSLOG_IDENTIFIER / SYSLOG_PID.
-	line, _, _, ok = FormatJournalEntry([]byte(`{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1764000000000000","_COMM":"dropbear","_PID":"7","MESSAGE":"hi"}`))
+	line, _, _, ok = source.FormatJournalEntry([]byte(`{"__CURSOR":"c","__REALTIME_TIMESTAMP":"1764000000000000","_COMM":"dropbear","_PID":"7","MESSAGE":"hi"}`))
 	if !ok || !strings.HasSuffix(line, " dropbear[7]: hi") {
 		t.Fatalf("_COMM fallback: %q", line)
 	}
 	for _, bad := range []string{`not json`, `{"__REALTIME_TIMESTAMP":"1","MESSAGE":null}`, `{"MESSAGE":"x"}`, `[]`} {
-		if _, _, _, ok := FormatJournalEntry([]byte(bad)); ok {
+		if _, _, _, ok := source.FormatJournalEntry([]byte(bad)); ok {
 			t.Errorf("FormatJournalEntry(%s) accepted", bad)
 		}
 	}
@@ -114,7 +115,7 @@ func TestEngineJournalBackendWithCursor(t *testing.T) {
 	os.WriteFile(data, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
 	bin, argsLog := fakeJournalctl(t, dir, data)
 
-	pos := NewMemPositions()
+	pos := source.NewMemPositions()
 	out := make(chan bans.Decision, 10)
 	start := func() *Engine {
 		e := NewEngine(EngineOptions{Out: out, Positions: pos, Journalctl: bin})

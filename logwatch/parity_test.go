@@ -12,6 +12,8 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/logwatch/corpus"
+	"github.com/xdpban/xdpban/logwatch/filter"
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 // TestDaemonAndRegexAgreeOnCorpus follows every corpus log (each shipped
@@ -21,7 +23,7 @@ import (
 // byte that is not UTF-8 and a control character in its tail, as an
 // attacker's user name would.
 func TestDaemonAndRegexAgreeOnCorpus(t *testing.T) {
-	files, err := corpus.Load(filepath.Join("testdata", "corpus"))
+	files, err := corpus.Load(filepath.Join("filter", "testdata", "corpus"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +42,7 @@ func TestDaemonAndRegexAgreeOnCorpus(t *testing.T) {
 		for _, mode := range f.Modes {
 			spec := fmt.Sprintf("%s[mode=%s]", f.Filter, mode)
 			t.Run(spec, func(t *testing.T) {
-				flt, err := LoadFilter(nil, spec, nil)
+				flt, err := filter.Load(nil, spec, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -83,4 +85,13 @@ func TestDaemonAndRegexAgreeOnCorpus(t *testing.T) {
 			})
 		}
 	}
+}
+
+// corpusRef is "now" for the corpus: the day after corpus.Base, so the
+// year of syslog dates is 2025.
+var corpusRef = corpus.Base.Add(24 * time.Hour)
+
+func journalLine(raw []byte) (string, bool) {
+	l, _, _, ok := source.FormatJournalEntry(raw)
+	return l, ok
 }

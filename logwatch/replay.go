@@ -13,6 +13,8 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/logwatch/filter"
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 // ReplayOptions configures Replay.
@@ -31,7 +33,7 @@ type ReplayOptions struct {
 	// lines before its batch. Only for a filter whose lines are
 	// independent (Filter.LineIndependent); the result is the same as
 	// the sequential one, in the same order.
-	NewScanner func() Scanner
+	NewScanner func() filter.Scanner
 	Workers    int
 }
 
@@ -86,12 +88,12 @@ func (r *ReplayResult) LinesPerSecond() float64 {
 // Replay runs every line of r through sc, like fail2ban-regex, and with
 // opt.Jail through the jail's counting as if the log were being followed
 // when it was written.
-func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
+func Replay(r io.Reader, sc filter.Scanner, opt ReplayOptions) (*ReplayResult, error) {
 	if opt.Ref.IsZero() {
 		opt.Ref = time.Now()
 	}
 	if opt.MaxLine <= 0 {
-		opt.MaxLine = DefaultMaxLine
+		opt.MaxLine = source.DefaultMaxLine
 	}
 	res := &ReplayResult{Matches: []ReplayMatch{}, Hosts: []HostCount{}}
 	var sim *replayJail
@@ -125,10 +127,10 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 	var raw []rawMatch
 	start := time.Now()
 	// tallyLine counts one scanned line; lines are given in file order.
-	tallyLine := func(v Verdict, ms []Match) {
+	tallyLine := func(v filter.Verdict, ms []filter.Match) {
 		res.Lines++
 		switch v {
-		case Fail:
+		case filter.Fail:
 			res.Matched++
 			for _, m := range ms {
 				var tl *tally
@@ -159,9 +161,9 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 					sim.failure(m, res.Lines)
 				}
 			}
-		case Ignored:
+		case filter.Ignored:
 			res.Ignored++
-		case Skipped:
+		case filter.Skipped:
 			res.Skipped++
 		default:
 			res.Missed++
@@ -173,10 +175,10 @@ func Replay(r io.Reader, sc Scanner, opt ReplayOptions) (*ReplayResult, error) {
 	} else {
 		err = eachLine(r, opt.MaxLine, func(line string, tooLong bool) {
 			if tooLong {
-				tallyLine(Skipped, nil)
+				tallyLine(filter.Skipped, nil)
 				return
 			}
-			// Scan takes the line in through intakeLine itself.
+			// Scan takes the line in through Intake itself.
 			tallyLine(sc.Scan(line, opt.Ref))
 		})
 	}
@@ -245,7 +247,7 @@ func newReplayJail(j config.Jail, w bans.Widen) (*replayJail, error) {
 	}, nil
 }
 
-func (s *replayJail) failure(m Match, line int) {
+func (s *replayJail) failure(m filter.Match, line int) {
 	if m.Time.IsZero() {
 		return // no clock to replay on
 	}
@@ -365,8 +367,8 @@ type replayBatch struct {
 	// scan would have it.
 	prime []string
 	// Filled by the worker.
-	verdicts []Verdict
-	matches  [][]Match
+	verdicts []filter.Verdict
+	matches  [][]filter.Match
 	done     chan struct{}
 }
 
@@ -379,7 +381,7 @@ const (
 
 // replayParallel reads r into batches, matches them on opt.Workers
 // goroutines and hands every line's result to tally in file order.
-func replayParallel(r io.Reader, opt ReplayOptions, tally func(Verdict, []Match)) error {
+func replayParallel(r io.Reader, opt ReplayOptions, tally func(filter.Verdict, []filter.Match)) error {
 	work := make(chan *replayBatch, opt.Workers)
 	// order holds the batches in file order; its capacity bounds how far
 	// reading runs ahead of the merge (memory).
@@ -391,11 +393,11 @@ func replayParallel(r io.Reader, opt ReplayOptions, tally func(Verdict, []Match)
 				for _, l := range b.prime {
 					sc.Scan(l, opt.Ref)
 				}
-				b.verdicts = make([]Verdict, len(b.lines))
-				b.matches = make([][]Match, len(b.lines))
+				b.verdicts = make([]filter.Verdict, len(b.lines))
+				b.matches = make([][]filter.Match, len(b.lines))
 				for i, l := range b.lines {
 					if b.tooLong[i] {
-						b.verdicts[i] = Skipped
+						b.verdicts[i] = filter.Skipped
 						continue
 					}
 					b.verdicts[i], b.matches[i] = sc.Scan(l, opt.Ref)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/logwatch/filter"
 )
 
 // The parallel replay must say exactly what the sequential one says: the
@@ -80,10 +81,10 @@ func TestReplayParallelEqualsSequential(t *testing.T) {
 func ts(t time.Time) string { return t.Format(time.Stamp) }
 
 func TestLineIndependent(t *testing.T) {
-	if f, err := LoadFilter(nil, "sshd", map[string]string{"mode": "aggressive"}); err == nil && f.LineIndependent() && f.MaxLines > 1 {
+	if f, err := filter.Load(nil, "sshd", map[string]string{"mode": "aggressive"}); err == nil && f.LineIndependent() && f.MaxLines > 1 {
 		t.Error("a multi-line filter reported line-independent")
 	}
-	f, err := CompileRegex(`^user <F-MLFID>\S+</F-MLFID> from <HOST>$`)
+	f, err := filter.CompileRegex(`^user <F-MLFID>\S+</F-MLFID> from <HOST>$`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestReplayParallelCarriesTheLastDate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "filter.d", "opt.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := LoadFilter([]string{dir}, "opt", nil)
+	f, err := filter.Load([]string{dir}, "opt", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/logwatch/filter"
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 // sampleRef puts the sample's year-less syslog dates in 2026.
 var sampleRef = time.Date(2026, 11, 24, 23, 0, 0, 0, time.Local)
 
-func loadSSHD(t testing.TB) *Filter {
+func loadSSHD(t testing.TB) *filter.Filter {
 	t.Helper()
-	f, err := LoadFilter(nil, "sshd", nil)
+	f, err := filter.Load(nil, "sshd", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func TestReplayOldFailuresSpreadOutNeverBan(t *testing.T) {
 
 func TestReplaySkipsOverlongLinesWithoutHoldingThem(t *testing.T) {
 	in := "Nov 24 10:00:01 web1 sshd[1]: Failed password for root from 192.0.2.10 port 1 ssh2\n" +
-		strings.Repeat("z", 3*DefaultMaxLine) + "\n" +
+		strings.Repeat("z", 3*source.DefaultMaxLine) + "\n" +
 		"Nov 24 10:00:02 web1 sshd[1]: Failed password for root from 192.0.2.11 port 1 ssh2"
 	res, err := Replay(strings.NewReader(in), loadSSHD(t).NewScanner(), ReplayOptions{Ref: sampleRef})
 	if err != nil {

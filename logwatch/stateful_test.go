@@ -10,6 +10,7 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/logwatch/filter"
 )
 
 // statefulFilters need state kept across lines of one source: a maxlines
@@ -60,7 +61,7 @@ func TestDaemonKeepsFilterStateAcrossLines(t *testing.T) {
 			if err := os.WriteFile(conf, []byte(c.conf), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			f, err := LoadFilter([]string{dir}, "stateful", nil)
+			f, err := filter.Load([]string{dir}, "stateful", nil)
 			if err != nil {
 				t.Fatal(err)
 			}

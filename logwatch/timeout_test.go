@@ -13,6 +13,8 @@ import (
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/syncbuf"
+	"github.com/xdpban/xdpban/logwatch/filter"
+	"github.com/xdpban/xdpban/logwatch/pyre"
 )
 
 // A failregex that needs the backtracking engine (the lookahead) and
@@ -38,7 +40,7 @@ func TestHostileLinesDelayARealBanByAtMostTheBudgetEach(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(hostileFilter), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := LoadFilter([]string{dir}, "hostile", nil)
+	f, err := filter.Load([]string{dir}, "hostile", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +75,8 @@ func TestHostileLinesDelayARealBanByAtMostTheBudgetEach(t *testing.T) {
 	}
 	delay := time.Since(start)
 	st, _ := e.Stats("hostile")
-	bound := hostile*DefaultMatchTimeout + time.Second
-	t.Logf("%d hostile lines delayed the real ban by %s (budget %s each, bound %s); %d timeouts counted", hostile, delay, DefaultMatchTimeout, bound, st.Timeouts)
+	bound := hostile*pyre.DefaultMatchTimeout + time.Second
+	t.Logf("%d hostile lines delayed the real ban by %s (budget %s each, bound %s); %d timeouts counted", hostile, delay, pyre.DefaultMatchTimeout, bound, st.Timeouts)
 	if d.Addr.String() != "203.0.113.9" {
 		t.Fatalf("banned %s, want 203.0.113.9", d.Addr)
 	}
@@ -86,34 +88,5 @@ func TestHostileLinesDelayARealBanByAtMostTheBudgetEach(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "filter gave up on"); n != 1 {
 		t.Errorf("%d timeout warnings logged, want 1 (rate-limited):\n%s", n, logs.String())
-	}
-}
-
-// TestBacktrackingBudgetIsPerLine: one line runs several backtracking
-// expressions; together they get DefaultMatchTimeout, not each of them.
-func TestBacktrackingBudgetIsPerLine(t *testing.T) {
-	var fr []string
-	for i := 0; i < 4; i++ {
-		fr = append(fr, fmt.Sprintf(`^(?=\w)(?:\w+\s?)+: invalid user %d from <HOST>$`, i))
-	}
-	f, err := compileFilter(filterSpec{name: "multi", source: "test", failregex: fr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := f.NewScanner()
-	line := strings.Repeat("a", 30) + "!: invalid user 0 invalid user 1 invalid user 2 invalid user 3 from 192.0.2.1"
-	sc.Scan(line, time.Now()) // warm up the engine's clock
-	start := time.Now()
-	v, _ := sc.Scan(line, time.Now())
-	took := time.Since(start)
-	t.Logf("4 backtracking failregexes on one hostile line: %s (budget %s)", took, DefaultMatchTimeout)
-	if v != Miss {
-		t.Fatalf("verdict %v, want a miss", v)
-	}
-	if took > DefaultMatchTimeout+matchSlack+10*time.Millisecond {
-		t.Errorf("one line took %s, budget %s", took, DefaultMatchTimeout)
-	}
-	if got := sc.(*scanner).Timeouts(); got != 2 {
-		t.Errorf("scanner counted %d timed-out lines, want 2 (once per line)", got)
 	}
 }

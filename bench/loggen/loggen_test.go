@@ -8,6 +8,7 @@ import (
 
 	"github.com/xdpban/xdpban/bench/loggen"
 	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/logwatch/filter"
 )
 
 func TestGenerateIsDeterministic(t *testing.T) {
@@ -35,7 +36,7 @@ func TestGeneratedFailuresAreWhatSSHDFilterCounts(t *testing.T) {
 	if r := float64(st.Failures) / float64(st.Lines); r < 0.28 || r > 0.32 {
 		t.Fatalf("failure ratio %.3f, want about 0.30", r)
 	}
-	f, err := logwatch.LoadFilter(nil, "sshd", nil)
+	f, err := filter.Load(nil, "sshd", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/xdpban/xdpban/daemon/actions"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/logwatch/filter"
 )
 
 // checkRow is one enabled jail as `xdpban check` reports it.
@@ -116,7 +116,7 @@ func checkJail(cfg *config.Config, j config.Jail) checkRow {
 			r.Source = "journal " + strings.Join(j.JournalMatch, " ")
 		}
 	}
-	f, err := logwatch.LoadFilter(cfg.FilterDirs, j.Filter, j.FilterOptions)
+	f, err := filter.Load(cfg.FilterDirs, j.Filter, j.FilterOptions)
 	if err != nil {
 		r.Error = "filter: " + j.FilterError(err).Error()
 		return r
@@ -133,7 +133,7 @@ func checkJail(cfg *config.Config, j config.Jail) checkRow {
 		if len(m) == 0 {
 			m = f.JournalMatch
 		}
-		for _, w := range logwatch.JournalBlindSpots(j.FilterName, m) {
+		for _, w := range filter.JournalBlindSpots(j.FilterName, m) {
 			r.Warnings = append(r.Warnings, w+": add its terms (the shipped filter's journalmatch sees them all)")
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/xdpban/xdpban/logwatch/corpus"
 )
 
-// The filter corpus (logwatch/testdata/corpus: lines composed from the
+// The filter corpus (logwatch/filter/testdata/corpus: lines composed from the
 // daemons' own format strings, each with the verdict every mode must
 // reach) through `xdpban regex` as a separate process, and through
 // Debian's fail2ban-regex with fail2ban's stock filter of the same name
@@ -27,7 +27,7 @@ import (
 // address fail2ban took), except lines the corpus marks f2b-wrong:
 // failures that are the server's fault, which fail2ban counts.
 
-const corpusDir = "../../logwatch/testdata/corpus"
+const corpusDir = "../../logwatch/filter/testdata/corpus"
 
 type corpusCount struct {
 	filter, mode, variant              string

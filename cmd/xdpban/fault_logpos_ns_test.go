@@ -13,7 +13,7 @@ import (
 
 	"github.com/xdpban/xdpban/daemon"
 	"github.com/xdpban/xdpban/daemon/store"
-	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/logwatch/source"
 )
 
 // attackerV6 is the i-th attacker: one per /64, the unit a jail bans.
@@ -39,7 +39,7 @@ func TestFaultKill9LogPositions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var pos logwatch.Position
+		var pos source.Position
 		ok, err := st.LoadPosition("testjail|file:"+logPath, &pos)
 		if err != nil || !ok {
 			st.Close()

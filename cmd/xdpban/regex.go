@@ -17,6 +17,7 @@ import (
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/logwatch/filter"
 )
 
 // plainFilter is what a filter name (with optional [args]) looks like;
@@ -77,11 +78,11 @@ func cmdRegex(e *env, args []string) int {
 		}
 	}
 
-	var filter *logwatch.Filter
+	var flt *filter.Filter
 	if len(pos) == 2 {
-		filter, err = regexFilter(cfg, e.config, pos[1])
+		flt, err = regexFilter(cfg, e.config, pos[1])
 	} else {
-		filter, err = logwatch.LoadFilter(filterDirs(cfg, e.config), jail.Filter, jail.FilterOptions)
+		flt, err = filter.Load(filterDirs(cfg, e.config), jail.Filter, jail.FilterOptions)
 		if err != nil {
 			err = jail.FilterError(err)
 		}
@@ -109,10 +110,10 @@ func cmdRegex(e *env, args []string) int {
 	}
 	// A single-line filter's lines are matched on every core; the jail
 	// replay and the counts still see them in file order.
-	if filter.LineIndependent() {
-		opt.NewScanner, opt.Workers = filter.NewScanner, runtime.GOMAXPROCS(0)
+	if flt.LineIndependent() {
+		opt.NewScanner, opt.Workers = flt.NewScanner, runtime.GOMAXPROCS(0)
 	}
-	res, err := logwatch.Replay(in, filter.NewScanner(), opt)
+	res, err := logwatch.Replay(in, flt.NewScanner(), opt)
 	if err != nil {
 		return e.fail("regex", fmt.Errorf("%s: %w", name, err))
 	}
@@ -123,9 +124,9 @@ func cmdRegex(e *env, args []string) int {
 		}
 		return exitOK
 	}
-	printReplay(e.stdout, name, filter, res, jail)
+	printReplay(e.stdout, name, flt, res, jail)
 	if res.Matched == 0 && looksRFC5424(sample.b.String()) {
-		spec := filter.Name
+		spec := flt.Name
 		if len(pos) == 2 {
 			spec = pos[1]
 		}
@@ -199,19 +200,19 @@ func filterDirs(cfg *config.Config, dir string) []string {
 
 // regexFilter loads FILTER as a filter name/spec or file, or compiles it
 // as a failregex when it does not look like one.
-func regexFilter(cfg *config.Config, dir, arg string) (*logwatch.Filter, error) {
+func regexFilter(cfg *config.Config, dir, arg string) (*filter.Filter, error) {
 	isFile := strings.HasSuffix(arg, ".conf") || strings.HasSuffix(arg, ".local")
 	if plainFilter.MatchString(arg) || isFile {
-		f, err := logwatch.LoadFilter(filterDirs(cfg, dir), arg, nil)
+		f, err := filter.Load(filterDirs(cfg, dir), arg, nil)
 		if err == nil {
 			return f, nil
 		}
-		if errors.Is(err, logwatch.ErrNoFilter) {
+		if errors.Is(err, filter.ErrNotFound) {
 			return nil, fmt.Errorf("unknown filter %q: name one from filter.d (e.g. sshd) or give a failregex with <HOST>", arg)
 		}
 		return nil, err
 	}
-	return logwatch.CompileRegex(arg)
+	return filter.CompileRegex(arg)
 }
 
 // regexInput opens LOG, or wraps LINE when the argument is not a file. A
@@ -239,7 +240,7 @@ func regexInput(e *env, arg string) (io.Reader, string, func(), error) {
 	return nil, "", nil, usageErr("log file %s: %v", arg, err)
 }
 
-func printReplay(w io.Writer, name string, f *logwatch.Filter, r *logwatch.ReplayResult, j *config.Jail) {
+func printReplay(w io.Writer, name string, f *filter.Filter, r *logwatch.ReplayResult, j *config.Jail) {
 	fmt.Fprintf(w, "Running tests\n=============\n\nUse filter: %s (%s)\nUse log:    %s\n\n", f.Name, f.Source, name)
 	fmt.Fprintf(w, "Lines: %d lines, %d ignored, %d matched, %d missed, %d skipped\n", r.Lines, r.Ignored, r.Matched, r.Missed, r.Skipped)
 	fmt.Fprintf(w, "[processed in %.2f sec, %.0f lines/s]\n", r.ElapsedS, r.LinesPerSecond())

@@ -23,6 +23,7 @@ import (
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/logwatch"
+	"github.com/xdpban/xdpban/logwatch/filter"
 )
 
 // stringList is a repeatable flag (--iface a --iface b, or --iface a,b).
@@ -300,7 +301,7 @@ func jailSpecs(cfg *config.Config, w bans.Widen) ([]logwatch.JailSpec, error) {
 		if !j.Enabled {
 			continue
 		}
-		f, err := logwatch.LoadFilter(cfg.FilterDirs, j.Filter, j.FilterOptions)
+		f, err := filter.Load(cfg.FilterDirs, j.Filter, j.FilterOptions)
 		if err != nil {
 			return nil, j.FilterError(err)
 		}

@@ -1,4 +1,4 @@
-// Package corpus reads the filter corpus (logwatch/testdata/corpus): log
+// Package corpus reads the filter corpus (logwatch/filter/testdata/corpus): log
 // lines composed from the format strings the daemons print, each with the
 // source it was built from and what every mode of a shipped filter must
 // make of it. Render writes a corpus out with the prefixes real logs

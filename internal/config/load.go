@@ -784,13 +784,45 @@ func (r jailReader) note(j *Jail, pos ini.Pos, key, msg string) {
 	j.Notes = append(j.Notes, fmt.Sprintf("%s: %s: %s", pos, key, msg))
 }
 
+// jail reads one jail section, a step for each group of settings. On an
+// error the jail read so far is returned with it.
 func (r jailReader) jail(name string) (Jail, error) {
-	g := getter{r.f}
 	j := Jail{Name: name, Source: r.f.SectionPos(name).String()}
+	r.noteKeys(name, &j)
 	var err error
+	if j.Enabled, err = r.boolean(name, "enabled", false); err != nil {
+		return j, err
+	}
+	filterPos, err := r.filter(name, &j)
+	if err != nil {
+		return j, err
+	}
+	if err := r.sources(name, &j, filterPos); err != nil {
+		return j, err
+	}
+	if err := r.counting(name, &j); err != nil {
+		return j, err
+	}
+	if err := r.neverBanned(name, &j); err != nil {
+		return j, err
+	}
+	if err := r.ports(name, &j); err != nil {
+		return j, err
+	}
+	if err := r.actions(name, &j); err != nil {
+		return j, err
+	}
+	if err := r.rateLimit(name, &j); err != nil {
+		return j, err
+	}
+	return j, nil
+}
 
-	// Unknown keys are reported, not refused: fail2ban configurations
-	// define helper values for %(name)s references in sections too.
+// noteKeys notes the keys xdpban does not use. Unknown keys are reported,
+// not refused: fail2ban configurations define helper values for
+// %(name)s references in sections too.
+func (r jailReader) noteKeys(name string, j *Jail) {
+	g := getter{r.f}
 	for _, k := range r.f.Keys(name) {
 		if jailKeys[k] || strings.HasPrefix(k, "known/") || contains(filterKeys, k) {
 			continue
@@ -798,58 +830,58 @@ func (r jailReader) jail(name string) (Jail, error) {
 		v, _ := r.f.Own(name, k)
 		if why, ok := fail2banOnly[k]; ok {
 			if why != "" && strings.TrimSpace(v.Text) != "" {
-				r.note(&j, v.Pos, k, why)
+				r.note(j, v.Pos, k, why)
 			}
 			continue
 		}
 		if r.own {
-			r.note(&j, v.Pos, k, "not an xdpban setting: ignored (a typo?)")
+			r.note(j, v.Pos, k, "not an xdpban setting: ignored (a typo?)")
 		}
 	}
 	if !r.own {
 		for _, k := range []string{"bantime.formula", "bantime.multipliers", "ignorecommand"} {
 			if v, pos, ok, _ := g.get(name, k); ok && strings.TrimSpace(v) != "" && !ownKey(r.f, name, k) {
-				r.note(&j, pos, k, fail2banOnly[k])
+				r.note(j, pos, k, fail2banOnly[k])
 			}
 		}
 		if v, pos, ok, _ := g.get(name, "bantime.overalljails"); ok {
 			if b, _ := parseBool(v); b {
-				r.note(&j, pos, "bantime.overalljails", fail2banOnly["bantime.overalljails"])
+				r.note(j, pos, "bantime.overalljails", fail2banOnly["bantime.overalljails"])
 			}
 		}
 		if v, pos, ok, _ := g.get(name, "usedns"); ok && strings.EqualFold(strings.TrimSpace(v), "yes") {
-			r.note(&j, pos, "usedns", "xdpban never resolves host names: lines naming a host instead of an address are not counted")
+			r.note(j, pos, "usedns", "xdpban never resolves host names: lines naming a host instead of an address are not counted")
 		}
 	}
+}
 
-	if j.Enabled, err = g.boolean(name, "enabled", false); err != nil {
-		return j, err
-	}
-
-	// filter
+// filter reads the filter line and the jail's filter settings; it
+// returns where the filter line is, for the sources' errors.
+func (r jailReader) filter(name string, j *Jail) (ini.Pos, error) {
+	g := getter{r.f}
 	fv, fpos, err := g.str(name, "filter", "")
 	if err != nil {
-		return j, err
+		return fpos, err
 	}
 	j.Filter = strings.TrimSpace(fv)
 	if j.Filter == "" {
-		return j, g.bad(name, "filter", fv, fpos, "no filter: set filter = NAME (a file filter.d/NAME.conf)")
+		return fpos, g.bad(name, "filter", fv, fpos, "no filter: set filter = NAME (a file filter.d/NAME.conf)")
 	}
 	if j.FilterName, j.FilterArgs, err = ini.ParseSpec(j.Filter); err != nil {
-		return j, g.bad(name, "filter", fv, fpos, "%v", err)
+		return fpos, g.bad(name, "filter", fv, fpos, "%v", err)
 	}
 	if strings.ContainsAny(j.FilterName, "/\\") || strings.HasPrefix(j.FilterName, ".") {
-		return j, g.bad(name, "filter", fv, fpos, "filter name %q must be a plain name from filter.d, not a path", j.FilterName)
+		return fpos, g.bad(name, "filter", fv, fpos, "filter name %q must be a plain name from filter.d, not a path", j.FilterName)
 	}
 	if !r.own {
 		if len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) == 0 {
-			return j, g.bad(name, "filter", fv, fpos, "no %s.conf in %s", j.FilterName, r.filterDir)
+			return fpos, g.bad(name, "filter", fv, fpos, "no %s.conf in %s", j.FilterName, r.filterDir)
 		}
 	}
 	for _, k := range filterKeys {
 		v, _, ok, err := g.get(name, k)
 		if err != nil {
-			return j, err
+			return fpos, err
 		}
 		if ok {
 			if j.FilterOptions == nil {
@@ -858,19 +890,25 @@ func (r jailReader) jail(name string) (Jail, error) {
 			j.FilterOptions[k] = v
 		}
 	}
-	j.FilterWhere = filterWhere(r.f, name, j)
+	j.FilterWhere = filterWhere(r.f, name, *j)
 	if v, pos, ok, err := g.get(name, "maxlines"); err != nil {
-		return j, err
+		return fpos, err
 	} else if ok && strings.TrimSpace(v) != "" {
 		if n, err := strconv.Atoi(strings.TrimSpace(v)); err != nil || n < 1 || n > 1000 {
-			return j, g.bad(name, "maxlines", v, pos, "want a whole number from 1 to 1000")
+			return fpos, g.bad(name, "maxlines", v, pos, "want a whole number from 1 to 1000")
 		}
 	}
+	return fpos, nil
+}
 
-	// sources
+// logPaths reads logpath: its paths, without fail2ban's head/tail suffix;
+// a relative one is refused in xdpban's own configuration, noted in
+// fail2ban's. It returns logpath as written, for the sources' errors.
+func (r jailReader) logPaths(name string, j *Jail) (string, error) {
+	g := getter{r.f}
 	lp, _, err := g.str(name, "logpath", "")
 	if err != nil {
-		return j, err
+		return lp, err
 	}
 	for _, l := range strings.Split(lp, "\n") {
 		l = strings.TrimSpace(l)
@@ -888,22 +926,34 @@ func (r jailReader) jail(name string) (Jail, error) {
 			// for logs; fail2ban's tree is read as it is.
 			v, _ := r.f.Raw(name, "logpath")
 			if r.own {
-				return j, g.bad(name, "logpath", lp, v.Pos, "%q is not an absolute path: write e.g. /var/log/auth.log (globs allowed)", l)
+				return lp, g.bad(name, "logpath", lp, v.Pos, "%q is not an absolute path: write e.g. /var/log/auth.log (globs allowed)", l)
 			}
-			r.note(&j, v.Pos, "logpath", fmt.Sprintf("%s is relative: read from the daemon's working directory", l))
+			r.note(j, v.Pos, "logpath", fmt.Sprintf("%s is relative: read from the daemon's working directory", l))
 		}
 		j.LogPaths = append(j.LogPaths, l)
 	}
+	return lp, nil
+}
+
+// sources reads logpath, backend and journalmatch, and settles which
+// backend reads the jail's logs (fpos: the filter line, cited when the
+// jail names no source at all).
+func (r jailReader) sources(name string, j *Jail, fpos ini.Pos) error {
+	g := getter{r.f}
+	lp, err := r.logPaths(name, j)
+	if err != nil {
+		return err
+	}
 	bv, bpos, err := g.str(name, "backend", "auto")
 	if err != nil {
-		return j, err
+		return err
 	}
 	bname, bargs, err := ini.ParseSpec(bv)
 	if strings.TrimSpace(bv) == "" {
 		bname, err = "auto", nil
 	}
 	if err != nil {
-		return j, g.bad(name, "backend", bv, bpos, "%v", err)
+		return g.bad(name, "backend", bv, bpos, "%v", err)
 	}
 	switch strings.ToLower(bname) {
 	case "auto":
@@ -913,148 +963,174 @@ func (r jailReader) jail(name string) (Jail, error) {
 	case "journal", "systemd":
 		j.Backend = "journal"
 		if len(bargs) > 0 {
-			r.note(&j, bpos, "backend", fmt.Sprintf("%s arguments not supported: the local journal is read with journalctl", bname))
+			r.note(j, bpos, "backend", fmt.Sprintf("%s arguments not supported: the local journal is read with journalctl", bname))
 		}
 	default:
-		return j, g.bad(name, "backend", bv, bpos, "want auto, file or journal (fail2ban's systemd is journal, polling/pyinotify are file)")
+		return g.bad(name, "backend", bv, bpos, "want auto, file or journal (fail2ban's systemd is journal, polling/pyinotify are file)")
 	}
 	jm, jpos, err := g.str(name, "journalmatch", "")
 	if err != nil {
-		return j, err
+		return err
 	}
 	j.JournalMatch = journalLines(jm)
 	if err := validJournalMatch(j.JournalMatch); err != nil {
-		return j, g.bad(name, "journalmatch", jm, jpos, "%v", err)
+		return g.bad(name, "journalmatch", jm, jpos, "%v", err)
 	}
 	if len(j.JournalMatch) == 0 && j.Backend == "journal" && r.filterDir != "" &&
 		len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) > 0 {
-		if j.JournalMatch, err = r.filterJournalMatch(j); err != nil {
-			return j, err
+		if j.JournalMatch, err = r.filterJournalMatch(*j); err != nil {
+			return err
 		}
 	}
 	switch {
 	case j.Backend == "journal" && len(j.JournalMatch) == 0:
-		return j, g.bad(name, "backend", bv, bpos, "the journal needs journalmatch (e.g. _SYSTEMD_UNIT=sshd.service + _COMM=sshd) in the jail or its filter")
+		return g.bad(name, "backend", bv, bpos, "the journal needs journalmatch (e.g. _SYSTEMD_UNIT=sshd.service + _COMM=sshd) in the jail or its filter")
 	case j.Backend == "file" && len(j.LogPaths) == 0:
-		return j, g.bad(name, "logpath", lp, bpos, "backend %s needs logpath", bv)
+		return g.bad(name, "logpath", lp, bpos, "backend %s needs logpath", bv)
 	case j.Backend == "auto" && len(j.LogPaths) == 0 && len(j.JournalMatch) == 0:
-		return j, g.bad(name, "logpath", lp, fpos, "no logpath and no journalmatch: set one of them")
+		return g.bad(name, "logpath", lp, fpos, "no logpath and no journalmatch: set one of them")
 	}
 	if j.Backend != "journal" {
-		var missing []string
-		for _, l := range j.LogPaths {
-			m, _ := filepath.Glob(l)
-			if len(m) == 0 {
-				missing = append(missing, l)
-				continue
-			}
-			// Followed, a directory yields no line: the jail would
-			// look alive and never see a failure. A device or pipe
-			// cannot be followed by position (and /dev/zero never
-			// ends).
-			switch kind := notRegular(m); kind {
-			case "":
-			case "directory":
-				v, _ := r.f.Raw(name, "logpath")
-				return j, g.bad(name, "logpath", lp, v.Pos, "%s is a directory: name the log files in it, e.g. %s", l, filepath.Join(l, "*.log"))
-			default:
-				v, _ := r.f.Raw(name, "logpath")
-				return j, g.bad(name, "logpath", lp, v.Pos, "%s is a %s, not a log file: name the file the service writes", l, kind)
-			}
+		return r.logFiles(name, j, lp)
+	}
+	return nil
+}
+
+// logFiles checks the files a file backend follows: a directory or a
+// device is refused; when none exists yet the jail is noted, or, for a
+// distribution default (%(sshd_log)s) with a journalmatch, read from the
+// journal instead.
+func (r jailReader) logFiles(name string, j *Jail, lp string) error {
+	g := getter{r.f}
+	var err error
+	var missing []string
+	for _, l := range j.LogPaths {
+		m, _ := filepath.Glob(l)
+		if len(m) == 0 {
+			missing = append(missing, l)
+			continue
 		}
-		if len(j.JournalMatch) == 0 && len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) > 0 {
-			if j.JournalMatch, err = r.filterJournalMatch(j); err != nil {
-				return j, err
-			}
-		}
-		v, _ := r.f.Raw(name, "logpath")
-		switch {
-		case len(missing) == 0:
-		case len(missing) == len(j.LogPaths) && j.Backend == "auto" && len(j.JournalMatch) > 0 && strings.Contains(v.Text, "%("):
-			// A distribution default (%(sshd_log)s) names no file
-			// here: fail2ban would refuse the jail; the journal is
-			// where such a host logs. A path the operator wrote is
-			// followed instead (below), even before it exists.
-			j.Backend = "journal"
-			// Our own embedded sshd jail does this by design: no note.
-			if !r.own {
-				r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s: reading the journal (%s) instead", strings.Join(missing, " "), strings.Join(j.JournalMatch, " ")))
-			}
-		case strings.Contains(v.Text, "%(xdpban_log)s"):
-			// xdpban's own ban log (recidive): the daemon creates it.
+		// Followed, a directory yields no line: the jail would
+		// look alive and never see a failure. A device or pipe
+		// cannot be followed by position (and /dev/zero never
+		// ends).
+		switch kind := notRegular(m); kind {
+		case "":
+		case "directory":
+			v, _ := r.f.Raw(name, "logpath")
+			return g.bad(name, "logpath", lp, v.Pos, "%s is a directory: name the log files in it, e.g. %s", l, filepath.Join(l, "*.log"))
 		default:
-			r.note(&j, v.Pos, "logpath", fmt.Sprintf("no file matches %s yet (fail2ban would refuse the jail; xdpban watches for it to appear)", strings.Join(missing, " ")))
+			v, _ := r.f.Raw(name, "logpath")
+			return g.bad(name, "logpath", lp, v.Pos, "%s is a %s, not a log file: name the file the service writes", l, kind)
 		}
 	}
+	if len(j.JournalMatch) == 0 && len(ini.BaseFiles(filepath.Join(r.filterDir, j.FilterName))) > 0 {
+		if j.JournalMatch, err = r.filterJournalMatch(*j); err != nil {
+			return err
+		}
+	}
+	v, _ := r.f.Raw(name, "logpath")
+	switch {
+	case len(missing) == 0:
+	case len(missing) == len(j.LogPaths) && j.Backend == "auto" && len(j.JournalMatch) > 0 && strings.Contains(v.Text, "%("):
+		// A distribution default (%(sshd_log)s) names no file
+		// here: fail2ban would refuse the jail; the journal is
+		// where such a host logs. A path the operator wrote is
+		// followed instead (below), even before it exists.
+		j.Backend = "journal"
+		// Our own embedded sshd jail does this by design: no note.
+		if !r.own {
+			r.note(j, v.Pos, "logpath", fmt.Sprintf("no file matches %s: reading the journal (%s) instead", strings.Join(missing, " "), strings.Join(j.JournalMatch, " ")))
+		}
+	case strings.Contains(v.Text, "%(xdpban_log)s"):
+		// xdpban's own ban log (recidive): the daemon creates it.
+	default:
+		r.note(j, v.Pos, "logpath", fmt.Sprintf("no file matches %s yet (fail2ban would refuse the jail; xdpban watches for it to appear)", strings.Join(missing, " ")))
+	}
+	return nil
+}
 
-	// counting
+// counting reads maxretry, findtime, maxtracked and bantime with its
+// increment.
+func (r jailReader) counting(name string, j *Jail) error {
+	g := getter{r.f}
+	var err error
 	if j.MaxRetry, err = g.integer(name, "maxretry", 5, 1, 1_000_000); err != nil {
-		return j, err
+		return err
 	}
 	if j.FindTime, err = g.duration(name, "findtime", 10*time.Minute, false, false); err != nil {
-		return j, err
+		return err
 	}
 	if j.MaxTracked, err = g.integer(name, "maxtracked", DefaultMaxTracked, 1, 100_000_000); err != nil {
-		return j, err
+		return err
 	}
 	if j.BanTime, err = g.duration(name, "bantime", 10*time.Minute, true, false); err != nil {
-		return j, err
+		return err
 	}
 	if j.BanTime < 0 {
 		j.BanTime = -1
 	}
 	if j.Increment.Enabled, err = g.boolean(name, "bantime.increment", false); err != nil {
-		return j, err
+		return err
 	}
 	j.Increment.Factor = 1
 	if v, pos, ok, err := g.get(name, "bantime.factor"); err != nil {
-		return j, err
+		return err
 	} else if ok && strings.TrimSpace(v) != "" {
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if err != nil || !(f > 0) || f > 1e6 {
-			return j, g.bad(name, "bantime.factor", v, pos, "want a number above 0 such as 1 or 2.5")
+			return g.bad(name, "bantime.factor", v, pos, "want a number above 0 such as 1 or 2.5")
 		}
 		j.Increment.Factor = f
 	}
 	if j.Increment.MaxTime, err = g.duration(name, "bantime.maxtime", 0, false, true); err != nil {
-		return j, err
+		return err
 	}
 	if j.Increment.RndTime, err = g.duration(name, "bantime.rndtime", 0, false, true); err != nil {
-		return j, err
+		return err
 	}
+	return nil
+}
 
-	// who is never banned
+// neverBanned reads ignoreip and ignoreself.
+func (r jailReader) neverBanned(name string, j *Jail) error {
+	g := getter{r.f}
+	var err error
 	iv, ipos, err := g.str(name, "ignoreip", "")
 	if err != nil {
-		return j, err
+		return err
 	}
 	for _, w := range splitWords(iv) {
 		p, err := parseIgnore(w)
 		if err != nil {
 			if r.own {
-				return j, g.bad(name, "ignoreip", iv, ipos, "%v", err)
+				return g.bad(name, "ignoreip", iv, ipos, "%v", err)
 			}
-			r.note(&j, ipos, "ignoreip", fmt.Sprintf("%q not used: %v", w, err))
+			r.note(j, ipos, "ignoreip", fmt.Sprintf("%q not used: %v", w, err))
 			continue
 		}
 		j.IgnoreIP = append(j.IgnoreIP, p)
 	}
 	if j.IgnoreSelf, err = g.boolean(name, "ignoreself", true); err != nil {
-		return j, err
+		return err
 	}
+	return nil
+}
 
-	// scope
+// ports reads port and protocol (actions may narrow or widen the port).
+func (r jailReader) ports(name string, j *Jail) error {
+	g := getter{r.f}
 	pv, ppos, err := g.str(name, "port", "")
 	if err != nil {
-		return j, err
+		return err
 	}
 	j.Port = strings.Join(strings.Fields(pv), "")
 	if err := validPort(j.Port); err != nil {
-		return j, g.bad(name, "port", pv, ppos, "%v", err)
+		return g.bad(name, "port", pv, ppos, "%v", err)
 	}
 	prv, prpos, err := g.str(name, "protocol", "tcp")
 	if err != nil {
-		return j, err
+		return err
 	}
 	switch p := strings.ToLower(strings.TrimSpace(prv)); p {
 	case "tcp", "udp", "all":
@@ -1063,23 +1139,29 @@ func (r jailReader) jail(name string) (Jail, error) {
 		j.Protocol = "tcp"
 	default:
 		if r.own {
-			return j, g.bad(name, "protocol", prv, prpos, "want tcp, udp or all")
+			return g.bad(name, "protocol", prv, prpos, "want tcp, udp or all")
 		}
-		r.note(&j, prpos, "protocol", fmt.Sprintf("%s not supported: all protocols are banned", p))
+		r.note(j, prpos, "protocol", fmt.Sprintf("%s not supported: all protocols are banned", p))
 		j.Protocol = "all"
 	}
+	return nil
+}
 
-	// actions
+// actions reads action: xdpban's own (mail, webhook, command) are kept,
+// fail2ban's are replaced by enforcement, their ports taken as the ban's;
+// then the ban scope.
+func (r jailReader) actions(name string, j *Jail) error {
+	g := getter{r.f}
 	av, apos, err := g.str(name, "action", "")
 	if err != nil {
-		return j, err
+		return err
 	}
 	allPorts := false
 	var actPorts []string
 	for _, spec := range ini.SplitSpecs(av) {
 		kind, args, err := ini.ParseSpec(spec)
 		if err != nil {
-			return j, g.bad(name, "action", av, apos, "%v", err)
+			return g.bad(name, "action", av, apos, "%v", err)
 		}
 		switch strings.ToLower(kind) {
 		case "mail", "webhook", "command":
@@ -1101,7 +1183,7 @@ func (r jailReader) jail(name string) (Jail, error) {
 		}
 	}
 	if len(j.Replaced) > 0 {
-		r.note(&j, apos, "action", fmt.Sprintf("replaced by xdpban's enforcement, not executed: %s", strings.Join(j.Replaced, "; ")))
+		r.note(j, apos, "action", fmt.Sprintf("replaced by xdpban's enforcement, not executed: %s", strings.Join(j.Replaced, "; ")))
 	}
 	switch {
 	case allPorts:
@@ -1112,26 +1194,31 @@ func (r jailReader) jail(name string) (Jail, error) {
 	if j.Port == "0:65535" {
 		j.Port = ""
 	}
-	if err := r.banScope(&j, allPorts); err != nil {
-		return j, err
+	if err := r.banScope(j, allPorts); err != nil {
+		return err
 	}
+	return nil
+}
 
-	// rate limit
+// rateLimit reads ratelimit and ratelimit.banafter.
+func (r jailReader) rateLimit(name string, j *Jail) error {
+	g := getter{r.f}
+	var err error
 	rv, rpos, err := g.str(name, "ratelimit", "")
 	if err != nil {
-		return j, err
+		return err
 	}
 	if strings.TrimSpace(rv) != "" {
 		if j.RateLimit, err = parseRateLimit(rv); err != nil {
-			return j, g.bad(name, "ratelimit", rv, rpos, "%v", err)
+			return g.bad(name, "ratelimit", rv, rpos, "%v", err)
 		}
 		if j.RateLimit.BanAfter, err = g.duration(name, "ratelimit.banafter", 0, false, true); err != nil {
-			return j, err
+			return err
 		}
 	} else if v, pos, ok, _ := g.get(name, "ratelimit.banafter"); ok && strings.TrimSpace(v) != "" {
-		return j, g.bad(name, "ratelimit.banafter", v, pos, "needs ratelimit = N/period to be set")
+		return g.bad(name, "ratelimit.banafter", v, pos, "needs ratelimit = N/period to be set")
 	}
-	return j, nil
+	return nil
 }
 
 // banScope sets j.BanScope and j.Scope. An explicit banscope wins; else

@@ -36,3 +36,38 @@ func shortDuration(d time.Duration) string {
 	}
 	return s
 }
+
+// parseRateLimit reads "N/period[,burst=B]": "20/s", "100/10s,burst=200".
+func parseRateLimit(s string) (RateLimit, error) {
+	var rl RateLimit
+	main, rest, _ := strings.Cut(strings.TrimSpace(s), ",")
+	ns, per, ok := strings.Cut(main, "/")
+	if !ok {
+		return rl, fmt.Errorf("want N/period[,burst=B], e.g. 20/s or 100/10s,burst=200")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(ns))
+	if err != nil || n < 1 || n > 10_000_000 {
+		return rl, fmt.Errorf("rate %q: want a whole number from 1 to 10000000", ns)
+	}
+	per = strings.TrimSpace(per)
+	if per != "" && (per[0] < '0' || per[0] > '9') {
+		per = "1" + per
+	}
+	d, err := ParseDuration(per)
+	if err != nil || d <= 0 {
+		return rl, fmt.Errorf("period %q: want a positive time such as s, 10s, m", per)
+	}
+	rl.Rate, rl.Per, rl.Burst = n, d, n
+	if rest = strings.TrimSpace(rest); rest != "" {
+		k, v, ok := strings.Cut(rest, "=")
+		if !ok || strings.TrimSpace(k) != "burst" {
+			return rl, fmt.Errorf("%q: the only option is burst=B", rest)
+		}
+		b, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || b < 1 || b > 10_000_000 {
+			return rl, fmt.Errorf("burst %q: want a whole number from 1 to 10000000", v)
+		}
+		rl.Burst = b
+	}
+	return rl, nil
+}

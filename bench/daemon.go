@@ -31,6 +31,8 @@ type daemonProc struct {
 type daemonConf struct {
 	// keys are the [xdpban] settings of xdpban.local (map sizes).
 	keys map[string]int
+	// extra is more of xdpban.local, after [xdpban] (a [fleet] section).
+	extra string
 	// jails is jail.local; the shipped sshd jail, which would follow
 	// this machine's auth log, is disabled when empty.
 	jails string
@@ -71,6 +73,7 @@ func startDaemon(ctx context.Context, o opts, p *nspair.Pair, dir string, c daem
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s = %d\n", k, c.keys[k])
 	}
+	b.WriteString(c.extra)
 	if c.jails == "" {
 		c.jails = "[sshd]\nenabled = false\n"
 	}

@@ -49,6 +49,7 @@ var sections = []sectionDef{
 	{"log_match", "Log matching: xdpban vs fail2ban-regex", sectionLogMatch, 3 * time.Minute},
 	{"ban_latency", "Ban latency: log line appended → first packet dropped", sectionLatency, 4 * time.Minute},
 	{"control", "Control plane: bans/s through the CLI, 1M-address import, daemon RSS", sectionControl, 3 * time.Minute},
+	{"fleet", "Fleet: a ban on one host → first packet dropped on the others (NATS JetStream, 3 embedded nodes, replicas 3)", sectionFleet, 4 * time.Minute},
 }
 
 func main() {

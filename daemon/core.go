@@ -44,11 +44,14 @@ type Notifier interface {
 type Core struct {
 	Backend bans.Backend
 	Store   *store.Store
-	BanLog  *banlog.Log
-	Metrics *metrics.Metrics // may be nil
-	Notify  Notifier         // may be nil
-	Log     *slog.Logger
-	Now     func() time.Time
+	// OnLoaded, when set, is called once by Restore when the store's
+	// bans are in the mirror, before the kernel is compared with them.
+	OnLoaded func()
+	BanLog   *banlog.Log
+	Metrics  *metrics.Metrics // may be nil
+	Notify   Notifier         // may be nil
+	Log      *slog.Logger
+	Now      func() time.Time
 
 	// gate is held shared by per-prefix operations and exclusively by
 	// those that touch every ban (sweep, flush, restore).
@@ -510,6 +513,12 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 	})
 	if err != nil {
 		return r, err
+	}
+	if c.OnLoaded != nil {
+		// The mirror holds every stored ban: reads may be answered
+		// while the kernel is compared with it (changes wait for the
+		// gate this holds).
+		c.OnLoaded()
 	}
 	ended := make(map[netip.Prefix]bool, len(drop))
 	for _, p := range drop {

@@ -75,6 +75,9 @@ type Daemon struct {
 	log     *slog.Logger
 	widen   bans.Widen
 	started time.Time
+	// up is closed once the start is complete: a request that changes
+	// bans or jails waits for it (waitUp), one that reads does not.
+	up chan struct{}
 
 	core    *Core
 	st      *store.Store
@@ -115,7 +118,7 @@ func New(opt Options) (*Daemon, error) {
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	d := &Daemon{opt: opt, log: opt.Logger, cfg: opt.Config}
+	d := &Daemon{opt: opt, log: opt.Logger, cfg: opt.Config, up: make(chan struct{})}
 	if v6 := opt.Config.Daemon.IPv6Prefix; v6 != 0 {
 		if err := bans.ValidateIPv6Prefix(v6); err != nil {
 			return nil, err
@@ -129,6 +132,20 @@ func New(opt Options) (*Daemon, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// waitUp holds a request that changes bans or jails until the start is
+// complete (the socket is served while the kernel is still being
+// compared with the store).
+func (d *Daemon) waitUp(ctx context.Context) error {
+	select {
+	case <-d.up:
+		return nil
+	case <-d.runCtx.Done():
+		return fmt.Errorf("daemon stopping: %w", context.Cause(d.runCtx))
+	case <-ctx.Done():
+		return fmt.Errorf("daemon still starting: %w", ctx.Err())
+	}
 }
 
 // Widen is the daemon's address widening policy.
@@ -261,32 +278,8 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}()
 	}
 
-	// Bans first: nothing read from a log may be decided before what was
-	// already banned is back in force.
-	if d.core != nil {
-		if moved := d.st.Recovered(); moved != "" {
-			d.log.Warn("ban database was unreadable: importing the bans the kernel still enforces", "moved_to", moved)
-		}
-		if _, err := d.core.Restore(ctx); err != nil {
-			return fmt.Errorf("restore bans: %w", err)
-		}
-		d.purge()
-	}
-
-	d.startDrops(runCtx, backend) // drops.go
-	serving = true
-	go func() {
-		if err := srv.Serve(); err != nil {
-			stop(err)
-		}
-	}()
-	defer func() {
-		d.stopDrops() // drops.go
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}()
-
+	// The engine exists before the socket is served (handlers read it);
+	// its jails start after the restore.
 	decisions := make(chan bans.Decision, 256)
 	var positions logwatch.Positions
 	var history logwatch.History
@@ -298,6 +291,45 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		Out: decisions, Positions: positions, History: history, Logger: d.log, Now: d.opt.Now,
 	})
 	defer d.engine.StopAll()
+
+	// The socket is served as soon as the store's bans are in the mirror:
+	// list, status and ping answer while the kernel is compared with them
+	// (a second or two at a million bans); a change waits for the start
+	// to complete (waitStarted).
+	defer func() {
+		if serving {
+			// Requests still waiting for the start get their answer.
+			stop(errors.New("daemon stopping"))
+			d.stopDrops() // drops.go
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}
+	}()
+	serve := sync.OnceFunc(func() {
+		serving = true
+		go func() {
+			if err := srv.Serve(); err != nil {
+				stop(err)
+			}
+		}()
+	})
+
+	// Bans first: nothing read from a log may be decided before what was
+	// already banned is back in force.
+	if d.core != nil {
+		if moved := d.st.Recovered(); moved != "" {
+			d.log.Warn("ban database was unreadable: importing the bans the kernel still enforces", "moved_to", moved)
+		}
+		d.core.OnLoaded = serve
+		if _, err := d.core.Restore(ctx); err != nil {
+			return fmt.Errorf("restore bans: %w", err)
+		}
+		d.purge()
+	}
+	d.startDrops(runCtx, backend) // drops.go
+	serve()
+
 	if err := d.startJails(runCtx, d.cfg, p, ""); err != nil {
 		return err
 	}
@@ -320,6 +352,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 
 	d.log.Info("xdpban running", "version", version.String(), "socket", sock, "dry_run", d.opt.DryRun, "jails", d.engine.Names())
 	running = true
+	close(d.up)
 	if d.opt.Ready != nil {
 		d.opt.Ready()
 	}
@@ -573,6 +606,9 @@ func done(ds []bans.Decision, err error) {
 // Ban implements control.Handler: the whole request is checked before
 // anything is banned, so a bad line bans nothing.
 func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, error) {
+	if err := d.waitUp(ctx); err != nil {
+		return nil, err
+	}
 	if d.core == nil {
 		return nil, ErrDryRun
 	}
@@ -594,6 +630,9 @@ func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, 
 // CheckBan implements control.Checker: whether items fit, banning
 // nothing.
 func (d *Daemon) CheckBan(ctx context.Context, items []control.BanItem, pending map[string]int) (map[string]int, error) {
+	if err := d.waitUp(ctx); err != nil {
+		return nil, err
+	}
 	if d.core == nil {
 		return nil, ErrDryRun
 	}
@@ -761,6 +800,9 @@ func checkJailName(j string) error {
 
 // Unban implements control.Handler.
 func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, error) {
+	if err := d.waitUp(ctx); err != nil {
+		return 0, err
+	}
 	if d.core == nil {
 		return 0, ErrDryRun
 	}
@@ -885,6 +927,11 @@ func (d *Daemon) Status(ctx context.Context) (control.Status, error) {
 		return control.Status{}, fmt.Errorf("backend status: %w", err)
 	}
 	st := control.Status{Status: bst, Mode: "daemon", Uptime: d.opt.Now().Sub(d.started).Round(time.Second).String()}
+	select {
+	case <-d.up:
+	default:
+		st.Starting = true
+	}
 	if d.st != nil {
 		st.DB = d.st.Path()
 	}
@@ -954,6 +1001,9 @@ func mapKeys(m map[string]int) func(func(string) bool) {
 
 // JailStatus implements control.Handler.
 func (d *Daemon) JailStatus(ctx context.Context, jail string) (control.JailStatus, error) {
+	if err := d.waitUp(ctx); err != nil {
+		return control.JailStatus{}, err
+	}
 	js := control.JailStatus{Name: jail, BannedAddrs: []string{}, Files: []string{}}
 	known := false
 	if d.engine != nil {
@@ -1025,6 +1075,9 @@ func jailTimings(cfg *config.Config, name string) *control.JailTimings {
 // The warnings (also in the log) go back to whoever asked for the
 // reload, who otherwise sees only that it worked.
 func (d *Daemon) Reload(ctx context.Context, jail string) ([]string, error) {
+	if err := d.waitUp(ctx); err != nil {
+		return nil, err
+	}
 	cfg := d.cfg
 	if d.opt.LoadConfig != nil {
 		var err error
@@ -1093,6 +1146,9 @@ func reloadWarnings(cfg *config.Config, jail string) []string {
 // Detach implements control.Handler: removes all enforcement and stops
 // the daemon. The stored bans stay, so the next start puts them back.
 func (d *Daemon) Detach(ctx context.Context) error {
+	if err := d.waitUp(ctx); err != nil {
+		return err
+	}
 	if d.core == nil {
 		d.stop(errDetached)
 		return nil

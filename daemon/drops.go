@@ -54,6 +54,9 @@ func (d *Daemon) stopDrops() {
 
 // WatchDrops implements control.DropWatcher (GET /v1/drops).
 func (d *Daemon) WatchDrops(ctx context.Context, filter netip.Prefix) (<-chan drops.Event, error) {
+	if err := d.waitUp(ctx); err != nil {
+		return nil, err
+	}
 	if d.drops == nil {
 		kind := "dry-run"
 		if d.core != nil {

@@ -37,6 +37,9 @@ func comparePrefix(a, b netip.Prefix) int {
 // the database (289 bytes a ban on disk) and 8-10 s; ipset restore takes
 // 1.5-2 s for the same set.
 func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.Reader) (control.ImportResponse, error) {
+	if err := d.waitUp(ctx); err != nil {
+		return control.ImportResponse{}, err
+	}
 	if d.core == nil {
 		return control.ImportResponse{}, ErrDryRun
 	}

@@ -621,6 +621,9 @@ func printStatus(w io.Writer, st control.Status) {
 		mode = "direct (no daemon running: read from the pinned maps)"
 	}
 	fmt.Fprintf(tw, "mode:\t%s\n", mode)
+	if st.Starting {
+		fmt.Fprintf(tw, "state:\tstarting (comparing the kernel's bans with the store; bans wait for it)\n")
+	}
 	if st.Uptime != "" {
 		fmt.Fprintf(tw, "uptime:\t%s\n", st.Uptime)
 	}

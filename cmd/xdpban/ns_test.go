@@ -131,13 +131,15 @@ func (w *world) start(t *testing.T, extra ...string) *daemonProc {
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := c.Ping(ctx)
+		// Answering is not started: the socket is served while the
+		// kernel is compared with the store.
+		st, err := c.Status(ctx)
 		cancel()
-		if err == nil {
+		if err == nil && !st.Starting {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon socket not answering after 20s: %v\n%s", err, d.out.String())
+			t.Fatalf("daemon not started after 20s (status %+v): %v\n%s", st, err, d.out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -142,6 +142,10 @@ type Status struct {
 	Jails  []JailSummary `json:"jails"`
 	DB     string        `json:"db,omitempty"`
 	Uptime string        `json:"uptime,omitempty"`
+	// Starting is set while the daemon serves but has not finished its
+	// start: the kernel is being compared with the store, the jails are
+	// not yet reading; bans and other changes wait for it.
+	Starting bool `json:"starting,omitempty"`
 	// StoreBacklog is the bans and unbans in force but not yet in the
 	// ban database, which refused the write (full disk); StoreError is
 	// its last error. Both empty while the database takes every write.

@@ -252,6 +252,8 @@ func (e *Engine) Start(ctx context.Context, spec JailSpec) error {
 	if win == nil {
 		win = NewWindow(j.MaxRetry, j.FindTime, spec.MaxTracked)
 	}
+	// Matched lines are for the jail's actions' notifications only.
+	win.KeepLines(len(j.Actions) > 0)
 	jctx, cancel := context.WithCancel(ctx)
 	r := &jailRun{spec: spec, win: win, ignore: ign, cancel: cancel, done: make(chan struct{})}
 	if keep != nil {

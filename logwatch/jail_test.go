@@ -113,7 +113,9 @@ func (h *engineHarness) expectNone(t *testing.T, d time.Duration) {
 func TestEngineBansAfterMaxRetry(t *testing.T) {
 	h := newEngineHarness(t, nil)
 	appendFile(t, h.log, "")
-	h.start(t, testJail(h.log), "k")
+	j := testJail(h.log)
+	j.Actions = []config.Action{{Kind: "webhook", Options: map[string]string{"url": "http://192.0.2.9/"}}}
+	h.start(t, j, "k")
 	h.fail(t, "192.0.2.50", 2)
 	appendFile(t, h.log, "2026-11-24T12:00:00Z something else\n")
 	h.expectNone(t, 200*time.Millisecond)
@@ -128,6 +130,17 @@ func TestEngineBansAfterMaxRetry(t *testing.T) {
 	}
 	if st.TotalFailed != 3 || st.Decisions != 1 || st.CurrentlyFailed != 0 || len(st.Sources) != 1 || st.Sources[0].LinesRead != 4 {
 		t.Fatalf("stats = %+v", st)
+	}
+}
+
+// TestEngineKeepsLinesOnlyForActions: a jail without actions keeps no
+// matched lines (they are for notifications only).
+func TestEngineKeepsLinesOnlyForActions(t *testing.T) {
+	h := newEngineHarness(t, nil)
+	h.start(t, testJail(h.log), "k")
+	h.fail(t, "192.0.2.51", 3)
+	if d := h.expect(t, "192.0.2.51"); len(d.Lines) != 0 || d.Failures != 3 {
+		t.Fatalf("decision of a jail without actions: %d lines, %d failures; want none kept, 3 counted", len(d.Lines), d.Failures)
 	}
 }
 

@@ -241,8 +241,10 @@ func newReplayJail(j config.Jail, w bans.Widen) (*replayJail, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jail %s: %w", j.Name, err)
 	}
+	win := NewWindow(j.MaxRetry, j.FindTime, j.MaxTracked)
+	win.KeepLines(false) // a replay notifies nobody
 	return &replayJail{
-		j: j, widen: w, win: NewWindow(j.MaxRetry, j.FindTime, j.MaxTracked), ignore: ign,
+		j: j, widen: w, win: win, ignore: ign,
 		hist: NewMemHistory(), banned: map[netip.Prefix]time.Time{},
 	}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strings"
@@ -39,6 +40,9 @@ func (s *stringList) Set(v string) error {
 	return nil
 }
 
+// gcPercent is the daemon's GOGC unless the environment sets one.
+const gcPercent = 50
+
 func cmdRun(e *env, args []string) int {
 	fs := e.newFlags("run")
 	var ifaces stringList
@@ -62,6 +66,14 @@ func cmdRun(e *env, args []string) int {
 	}
 	if err := e.requireRoot("run"); err != nil {
 		return e.fail("run", err)
+	}
+	if e.getenv("GOGC") == "" {
+		// The daemon's live heap is small (the ban mirror lives outside
+		// it) and the collector's default headroom doubles it: with a
+		// million bans and a jail tracking 100,000 addresses, 128 MiB
+		// resident at GOGC=100, 113 at 50, at no cost measured in the
+		// import or the log path. GOGC set by the operator wins.
+		debug.SetGCPercent(gcPercent)
 	}
 	// log is set once the configuration names the log format; reloads
 	// then report their notes too.

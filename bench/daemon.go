@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -65,12 +66,7 @@ func startDaemon(ctx context.Context, o opts, p *nspair.Pair, dir string, c daem
 	}
 	var b strings.Builder
 	b.WriteString("[xdpban]\n")
-	keys := make([]string, 0, len(c.keys))
-	for k := range c.keys {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(c.keys)) {
 		fmt.Fprintf(&b, "%s = %d\n", k, c.keys[k])
 	}
 	b.WriteString(c.extra)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -77,7 +78,7 @@ func (c *Core) room(bs []bans.Ban, extra map[string]int, hold bool) (need map[st
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var full []string
-	for _, t := range slices.Sorted(mapKeys(need)) {
+	for _, t := range slices.Sorted(maps.Keys(need)) {
 		l, ok := limits[t]
 		if !ok {
 			continue
@@ -258,7 +259,7 @@ func (c *Core) fitsAtStart(n map[string]int) error {
 		return nil
 	}
 	limits := lim.Limits()
-	for _, t := range slices.Sorted(mapKeys(n)) {
+	for _, t := range slices.Sorted(maps.Keys(n)) {
 		if l, ok := limits[t]; ok && n[t] > l.Limit {
 			return fmt.Errorf("%w: %d stored bans go in %s, which takes %d: raise %s in [xdpban] and restart (no ban was lost: the store keeps them)",
 				bans.ErrFull, n[t], t, l.Limit, l.Setting)

@@ -1,14 +1,16 @@
 package logwatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -170,9 +172,7 @@ func NewEngine(opt EngineOptions) *Engine {
 	}
 	gate := newCommitGate(opt.Positions)
 	opt.Positions = gate
-	if opt.Journalctl == "" {
-		opt.Journalctl = "journalctl"
-	}
+	opt.Journalctl = cmp.Or(opt.Journalctl, "journalctl")
 	return &Engine{opt: opt, saver: saver, gate: gate, jails: map[string]*jailRun{}}
 }
 
@@ -503,12 +503,7 @@ func (e *Engine) StopAll() {
 func (e *Engine) Names() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]string, 0, len(e.jails))
-	for n := range e.jails {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(e.jails))
 }
 
 // Forget drops an address's counted failures in a jail (after a manual

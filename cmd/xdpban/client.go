@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,21 +30,21 @@ func (e *env) socketPath() string {
 	if e.socket != "" {
 		return e.socket
 	}
-	return or(e.daemonSettings().Socket, control.DefaultSocket)
+	return cmp.Or(e.daemonSettings().Socket, control.DefaultSocket)
 }
 
 func (e *env) pinDir() string {
 	if e.pinPath != "" {
 		return e.pinPath
 	}
-	return or(e.daemonSettings().PinPath, daemon.DefaultPinPath)
+	return cmp.Or(e.daemonSettings().PinPath, daemon.DefaultPinPath)
 }
 
 func (e *env) stateDirPath() string {
 	if e.stateDir != "" {
 		return e.stateDir
 	}
-	return or(e.daemonSettings().StateDir, daemon.DefaultStateDir)
+	return cmp.Or(e.daemonSettings().StateDir, daemon.DefaultStateDir)
 }
 
 // daemonClient returns a client when a daemon answers on the socket, nil
@@ -139,16 +140,9 @@ func (d *direct) Close() {
 }
 
 func (e *env) banLogPath() string {
-	v := or(e.daemonSettings().BanLog, banlog.DefaultPath)
+	v := cmp.Or(e.daemonSettings().BanLog, banlog.DefaultPath)
 	if v == "none" {
 		return ""
 	}
 	return v
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

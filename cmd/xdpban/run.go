@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -88,24 +89,25 @@ func cmdRun(e *env, args []string) int {
 		}
 		d := &cfg.Daemon
 		// Flags beat the configuration.
-		setIf(&d.Socket, e.socket)
-		setIf(&d.PinPath, e.pinPath)
-		setIf(&d.StateDir, e.stateDir)
-		setIf(&d.Backend, *backend)
-		setIf(&d.LogFormat, *logFormat)
-		setIf(&d.LogLevel, *logLevel)
-		setIf(&d.BanLog, *banLog)
+		d.Socket = cmp.Or(e.socket, d.Socket)
+		d.PinPath = cmp.Or(e.pinPath, d.PinPath)
+		d.StateDir = cmp.Or(e.stateDir, d.StateDir)
+		d.Backend = cmp.Or(*backend, d.Backend)
+		d.LogFormat = cmp.Or(*logFormat, d.LogFormat)
+		d.LogLevel = cmp.Or(*logLevel, d.LogLevel)
+		d.BanLog = cmp.Or(*banLog, d.BanLog)
 		if len(ifaces) > 0 {
 			d.Interfaces = append([]string(nil), ifaces...)
 		}
 		// "--iface eth0,eth0" or "interfaces = eth0 eth0" would attach
 		// twice and fail as if another program held the interface.
 		d.Interfaces = unique(d.Interfaces)
-		orDefault(&d.Socket, control.DefaultSocket)
-		orDefault(&d.PinPath, daemon.DefaultPinPath)
-		orDefault(&d.StateDir, daemon.DefaultStateDir)
-		orDefault(&d.Backend, "auto")
-		orDefault(&d.BanLog, banlog.DefaultPath)
+		// Defaults for what neither flag nor configuration set.
+		d.Socket = cmp.Or(d.Socket, control.DefaultSocket)
+		d.PinPath = cmp.Or(d.PinPath, daemon.DefaultPinPath)
+		d.StateDir = cmp.Or(d.StateDir, daemon.DefaultStateDir)
+		d.Backend = cmp.Or(d.Backend, "auto")
+		d.BanLog = cmp.Or(d.BanLog, banlog.DefaultPath)
 		return cfg, nil
 	}
 	cfg, err := load()
@@ -219,19 +221,6 @@ func unique(names []string) []string {
 }
 
 // setIf sets *dst to a flag's value when the flag was given.
-func setIf(dst *string, v string) {
-	if v != "" {
-		*dst = v
-	}
-}
-
-// orDefault fills what neither flag nor configuration set.
-func orDefault(dst *string, v string) {
-	if *dst == "" {
-		*dst = v
-	}
-}
-
 // newLogger builds the daemon's logger; journal prefixes each line with
 // its syslog priority for journald.
 func newLogger(w io.Writer, format, level string, journal bool) (*slog.Logger, error) {

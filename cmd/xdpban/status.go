@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -141,7 +142,7 @@ func printStatus(w io.Writer, st control.Status) {
 			fmt.Fprintf(tw, "table:\t%s\t%d / %d\n", t.Name, t.Entries, t.Capacity)
 		}
 	}
-	for _, k := range sortedKeys(st.Counters) {
+	for _, k := range slices.Sorted(maps.Keys(st.Counters)) {
 		fmt.Fprintf(tw, "counter:\t%s\t%d\n", k, st.Counters[k])
 	}
 	fmt.Fprintf(tw, "bans:\t%d\n", st.Bans)
@@ -161,7 +162,7 @@ func printStatus(w io.Writer, st control.Status) {
 		fmt.Fprintf(tw, "fleet bucket:\t%s\t%d values\n", f.Bucket, f.Values)
 		fmt.Fprintf(tw, "fleet outbox:\t%d\n", f.Outbox)
 		fmt.Fprintf(tw, "fleet published / received:\t%d / %d\n", f.Published, f.Received)
-		for _, k := range sortedKeys(f.Refused) {
+		for _, k := range slices.Sorted(maps.Keys(f.Refused)) {
 			fmt.Fprintf(tw, "fleet refused:\t%s\t%d\n", k, f.Refused[k])
 		}
 		if f.Error != "" {
@@ -204,9 +205,7 @@ func printJailStatus(w io.Writer, js control.JailStatus) {
 		if t.Increment {
 			fmt.Fprintf(w, "|  |- bantime:\t%s\n", t.BanTime)
 			maxt := t.MaxTime
-			if maxt == "" {
-				maxt = "none"
-			}
+			maxt = cmp.Or(maxt, "none")
 			fmt.Fprintf(w, "|  `- bantime.increment:\tfactor %g, maxtime %s\n", t.Factor, maxt)
 		} else {
 			fmt.Fprintf(w, "|  `- bantime:\t%s\n", t.BanTime)
@@ -225,8 +224,4 @@ func rateLimitedText(n *uint64) string {
 		return "n/a"
 	}
 	return strconv.FormatUint(*n, 10)
-}
-
-func sortedKeys(m map[string]uint64) []string {
-	return slices.Sorted(maps.Keys(m))
 }

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -171,7 +172,7 @@ func (o *opts) policy(defRetries int) (policy, error) {
 }
 
 func (o *opts) unknown() error {
-	var bad, known []string
+	var bad []string
 	for k := range o.m {
 		if !o.used[k] {
 			bad = append(bad, k)
@@ -180,10 +181,6 @@ func (o *opts) unknown() error {
 	if len(bad) == 0 {
 		return nil
 	}
-	for k := range o.used {
-		known = append(known, k)
-	}
-	sort.Strings(bad)
-	sort.Strings(known)
-	return fmt.Errorf("%w: unknown option %q: known options are %s", ErrBadOption, bad[0], strings.Join(known, ", "))
+	known := slices.Sorted(maps.Keys(o.used))
+	return fmt.Errorf("%w: unknown option %q: known options are %s", ErrBadOption, slices.Min(bad), strings.Join(known, ", "))
 }

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -43,9 +44,7 @@ func newMail(o *opts) (*mailAction, error) {
 	}
 	m := &mailAction{policy: p}
 	host, _ := os.Hostname()
-	if host == "" {
-		host = "localhost"
-	}
+	host = cmp.Or(host, "localhost")
 	to, ok := o.get("to")
 	if !ok {
 		return nil, fmt.Errorf("%w: to is missing: give the recipient, e.g. mail[to=root@example.org]", ErrBadOption)

@@ -10,6 +10,7 @@
 package iptables
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -141,15 +142,9 @@ type IPTables struct {
 var _ bans.Backend = (*IPTables)(nil)
 
 func (o *Options) defaults() error {
-	if o.Chain == "" {
-		o.Chain = DefaultChain
-	}
-	if o.SetV4 == "" {
-		o.SetV4 = DefaultSetV4
-	}
-	if o.SetV6 == "" {
-		o.SetV6 = DefaultSetV6
-	}
+	o.Chain = cmp.Or(o.Chain, DefaultChain)
+	o.SetV4 = cmp.Or(o.SetV4, DefaultSetV4)
+	o.SetV6 = cmp.Or(o.SetV6, DefaultSetV6)
 	if len(o.From) == 0 {
 		o.From = []string{"INPUT"}
 	}

@@ -19,6 +19,7 @@
 package nftables
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,9 +84,7 @@ type Options struct {
 }
 
 func (o *Options) defaults() error {
-	if o.Table == "" {
-		o.Table = DefaultTable
-	}
+	o.Table = cmp.Or(o.Table, DefaultTable)
 	if len(o.From) == 0 {
 		o.From = []string{"INPUT"}
 	}

@@ -1,6 +1,7 @@
 package nftables
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -63,9 +64,7 @@ func Probe(ctx context.Context, netns string) error {
 // Exists reports whether the namespace at netns (empty: the caller's)
 // has the table inet table (DefaultTable if empty), reading only.
 func Exists(netns, table string) (bool, error) {
-	if table == "" {
-		table = DefaultTable
-	}
+	table = cmp.Or(table, DefaultTable)
 	conn, nsf, err := dial(netns)
 	if err != nil {
 		return false, err

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -251,10 +252,7 @@ func (s *scanner) Scan(line string, ref time.Time) (Verdict, []Match) {
 			continue
 		}
 		m := Match{User: r.g["user"], Time: r.t, Line: line}
-		ip := r.g["ip4"]
-		if ip == "" {
-			ip = r.g["ip6"]
-		}
+		ip := cmp.Or(r.g["ip4"], r.g["ip6"])
 		if ip != "" {
 			m.Host, _ = netip.ParseAddr(ip)
 		}
@@ -479,16 +477,7 @@ func (s *scanner) findFailure(tl tupleLine, date time.Time, checkAll bool, cand 
 		} else if g.truthy("nofail") {
 			r.nofail = true
 		}
-		host := g["ip4"]
-		if host == "" {
-			host = g["ip6"]
-		}
-		if host == "" {
-			host = g["dns"]
-		}
-		if host == "" {
-			host = g["fid"]
-		}
+		host := cmp.Or(g["ip4"], g["ip6"], g["dns"], g["fid"])
 		if host == "" {
 			if hasMLF {
 				g["mlfpending"] = "1"

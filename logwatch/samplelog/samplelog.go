@@ -11,9 +11,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -99,13 +101,8 @@ func (r *Run) Spec() string {
 	if len(v) == 0 {
 		return r.Filter
 	}
-	var ks []string
-	for k := range v {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
 	var args []string
-	for _, k := range ks {
+	for _, k := range slices.Sorted(maps.Keys(v)) {
 		val := v[k]
 		if !plainValue.MatchString(val) {
 			val = strconv.Quote(val)

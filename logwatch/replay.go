@@ -65,11 +65,15 @@ type ReplayBan struct {
 // ReplayResult is what `xdpban regex` prints. Its JSON form is the
 // contract of `xdpban regex --json`.
 type ReplayResult struct {
-	Lines    int           `json:"lines"`
-	Matched  int           `json:"matched"`
-	Missed   int           `json:"missed"`
-	Ignored  int           `json:"ignored"`
-	Skipped  int           `json:"skipped"`
+	Lines   int `json:"lines"`
+	Matched int `json:"matched"`
+	Missed  int `json:"missed"`
+	Ignored int `json:"ignored"`
+	Skipped int `json:"skipped"`
+	// Timeouts counts the lines the filter gave up on after its
+	// per-line backtracking budget (counted as missed; the caller sets
+	// it from the filter).
+	Timeouts uint64        `json:"timeouts,omitempty"`
 	ElapsedS float64       `json:"elapsed_s"`
 	Matches  []ReplayMatch `json:"matches"`
 	Hosts    []HostCount   `json:"hosts"`

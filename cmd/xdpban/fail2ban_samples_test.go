@@ -39,8 +39,9 @@ type sampleStats struct {
 
 // regexOutput is the part of `xdpban regex --json` the suite reads.
 type regexOutput struct {
-	Lines   int                    `json:"lines"`
-	Matches []logwatch.ReplayMatch `json:"matches"`
+	Lines    int                    `json:"lines"`
+	Matches  []logwatch.ReplayMatch `json:"matches"`
+	Timeouts uint64                 `json:"timeouts"`
 }
 
 func TestFail2banSamplesThroughRegexCommand(t *testing.T) {
@@ -78,7 +79,14 @@ func TestFail2banSamplesThroughRegexCommand(t *testing.T) {
 				continue
 			}
 			invocations++
-			got, errText := regexOnSample(t, work, tg.Dir, r)
+			got, errText, timeouts := regexOnSample(t, work, tg.Dir, r)
+			// The per-line budget is wall-clock: on a loaded machine a
+			// sample line can run out of it. Such a run says so; run it
+			// again rather than count the line as a miss.
+			for try := 1; timeouts > 0 && try <= 3; try++ {
+				t.Logf("%s: %d lines timed out (machine busy), run %d again", r.Spec(), timeouts, try)
+				got, errText, timeouts = regexOnSample(t, work, tg.Dir, r)
+			}
 			for i, c := range r.Cases {
 				st := stats[c.Key]
 				if st == nil {
@@ -143,7 +151,7 @@ func TestFail2banSamplesThroughRegexCommand(t *testing.T) {
 // on it with the run's filter and modes, as a separate process so the
 // zone of zoneless dates is fail2ban's test zone. It returns the matches
 // by line, or why the command failed.
-func regexOnSample(t *testing.T, work, f2bDir string, r *samplelog.Run) (map[int][]logwatch.ReplayMatch, string) {
+func regexOnSample(t *testing.T, work, f2bDir string, r *samplelog.Run) (map[int][]logwatch.ReplayMatch, string, uint64) {
 	t.Helper()
 	var text strings.Builder
 	for _, c := range r.Cases {
@@ -160,7 +168,7 @@ func regexOnSample(t *testing.T, work, f2bDir string, r *samplelog.Run) (map[int
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Sprintf("xdpban regex %s: %v: %s", r.Spec(), err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Sprintf("xdpban regex %s: %v: %s", r.Spec(), err, strings.TrimSpace(stderr.String())), 0
 	}
 	var res regexOutput
 	if err := json.Unmarshal(out, &res); err != nil {
@@ -173,7 +181,7 @@ func regexOnSample(t *testing.T, work, f2bDir string, r *samplelog.Run) (map[int
 	for _, m := range res.Matches {
 		byLine[m.Line] = append(byLine[m.Line], m)
 	}
-	return byLine, ""
+	return byLine, "", res.Timeouts
 }
 
 // checkRegexMatch says why what `xdpban regex` found on a line is not

@@ -18,6 +18,7 @@ import (
 	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/logwatch"
 	"github.com/xdpban/xdpban/logwatch/filter"
+	"github.com/xdpban/xdpban/logwatch/pyre"
 )
 
 // plainFilter is what a filter name (with optional [args]) looks like;
@@ -113,10 +114,12 @@ func cmdRegex(e *env, args []string) int {
 	if flt.LineIndependent() {
 		opt.NewScanner, opt.Workers = flt.NewScanner, runtime.GOMAXPROCS(0)
 	}
+	before := flt.Timeouts()
 	res, err := logwatch.Replay(in, flt.NewScanner(), opt)
 	if err != nil {
 		return e.fail("regex", fmt.Errorf("%s: %w", name, err))
 	}
+	res.Timeouts = flt.Timeouts() - before
 	if *jsonOut {
 		enc := json.NewEncoder(e.stdout)
 		if err := enc.Encode(res); err != nil {
@@ -243,6 +246,9 @@ func regexInput(e *env, arg string) (io.Reader, string, func(), error) {
 func printReplay(w io.Writer, name string, f *filter.Filter, r *logwatch.ReplayResult, j *config.Jail) {
 	fmt.Fprintf(w, "Running tests\n=============\n\nUse filter: %s (%s)\nUse log:    %s\n\n", f.Name, f.Source, name)
 	fmt.Fprintf(w, "Lines: %d lines, %d ignored, %d matched, %d missed, %d skipped\n", r.Lines, r.Ignored, r.Matched, r.Missed, r.Skipped)
+	if r.Timeouts > 0 {
+		fmt.Fprintf(w, "Timeouts: %d lines given up on after %s of backtracking each (counted as missed; the daemon does the same and exports xdpban_regex_timeouts_total)\n", r.Timeouts, pyre.DefaultMatchTimeout)
+	}
 	fmt.Fprintf(w, "[processed in %.2f sec, %.0f lines/s]\n", r.ElapsedS, r.LinesPerSecond())
 	if len(r.Hosts) > 0 {
 		fmt.Fprintf(w, "\nMatches per address (%d):\n", len(r.Hosts))

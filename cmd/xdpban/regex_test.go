@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,5 +108,32 @@ func TestRegexHintsRFC5424(t *testing.T) {
 	code, out, _ = cli(t, "", "regex", "Nov 24 10:00:01 web1 sshd[1]: Accepted publickey for root from 192.0.2.1 port 1 ssh2", "sshd")
 	if code != 0 || strings.Contains(out, "Hint:") {
 		t.Fatalf("classic syslog line: hint given:\n%s", out)
+	}
+}
+
+// TestRegexReportsTimeouts: lines the backtracking engine gives up on are
+// counted and said, as the daemon logs and exports them; the real
+// failure after them still matches.
+func TestRegexReportsTimeouts(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "hostile.log")
+	var b strings.Builder
+	for i := 0; i < 5; i++ {
+		b.WriteString("x" + strings.Repeat("a", 30) + fmt.Sprintf("!: invalid user from 192.0.2.%d\n", 1+i))
+	}
+	b.WriteString("Failed password from 203.0.113.9\n")
+	if err := os.WriteFile(log, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := cli(t, "", "regex", log, `^x(?=\w)(?:\w+\s?)+: invalid user from <HOST>$`)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "Timeouts: 5 lines given up on") || !strings.Contains(out, "0 matched, 6 missed") {
+		t.Fatalf("output:\n%s", out)
+	}
+	code, out, _ = cli(t, "", "regex", "--json", log, `^x(?=\w)(?:\w+\s?)+: invalid user from <HOST>$`)
+	if code != 0 || !strings.Contains(out, `"timeouts":5`) {
+		t.Fatalf("json: exit %d\n%s", code, out)
 	}
 }

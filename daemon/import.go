@@ -103,6 +103,8 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 			}
 			return control.ImportResponse{Banned: done}, err
 		}
+		// Shared with the fleet like any ban decided here.
+		d.publish(part, "import")
 		for _, b := range part {
 			d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
 		}

@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/xdpban/xdpban/daemon/store"
@@ -87,6 +89,27 @@ func (c *Core) put(b bans.Ban) (old bans.Ban, replaced bool) {
 		c.nextExpiry = e
 	}
 	return old, replaced
+}
+
+// putNew records bs, none of which is in the mirror (the caller checked
+// under their stripes), in one merge (table.insertNew); the caller holds
+// c.mu.
+func (c *Core) putNew(bs []bans.Ban) {
+	recs := make([]mrec, len(bs))
+	for i, b := range bs {
+		recs[i] = mrec{store.KeyOf(b.Prefix), c.val(b)}
+	}
+	slices.SortStableFunc(recs, func(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) })
+	for i, r := range recs {
+		if i+1 < len(recs) && recs[i+1].k == r.k {
+			continue // the last of duplicates is the one kept
+		}
+		c.shape(r.k, 1)
+		if e := r.v.expires(); e != 0 && e < c.nextExpiry {
+			c.nextExpiry = e
+		}
+	}
+	c.active.insertNew(recs)
 }
 
 // drop removes k from the mirror; the caller holds c.mu.

@@ -150,6 +150,64 @@ func (t *table) merge() {
 	clear(t.delta)
 }
 
+// mrec is one entry for insertNew.
+type mrec struct {
+	k mkey
+	v mval
+}
+
+// insertNew adds recs, none of whose keys is in the table (the caller
+// knows), with one merge into the slab instead of a map insert each and
+// the merges they trigger: a large import's entries go in at the cost of
+// copying the slab once. Of duplicate keys in recs the last wins.
+func (t *table) insertNew(recs []mrec) {
+	if len(recs) < minDelta {
+		for _, r := range recs {
+			t.put(r.k, r.v)
+		}
+		return
+	}
+	if len(t.delta) > 0 {
+		t.merge()
+	}
+	slices.SortStableFunc(recs, func(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) })
+	size := (t.slabLen() - t.dead + len(recs)) * recLen
+	out, mapped := allocSlab(size)
+	out = out[:size]
+	w, i, j, n := 0, 0, 0, t.slabLen()
+	for i < n || j < len(recs) {
+		if j < len(recs) && j+1 < len(recs) && recs[j+1].k == recs[j].k {
+			j++ // a later duplicate follows
+			continue
+		}
+		if i < n && (j == len(recs) || bytes.Compare(t.rec(i)[:keyLen], recs[j].k[:]) < 0) {
+			if r := t.rec(i); r[recLen-1] == 1 {
+				w += copy(out[w:], r)
+			}
+			i++
+			continue
+		}
+		if i < n && bytes.Equal(t.rec(i)[:keyLen], recs[j].k[:]) {
+			i++ // a dead record of the same key: replaced
+		}
+		w += copy(out[w:], recs[j].k[:])
+		w += copy(out[w:], recs[j].v[:])
+		out[w] = 1
+		w++
+		j++
+	}
+	if w < size { // duplicates in recs: a slab of the right size
+		exact, m := allocSlab(w)
+		copy(exact[:w], out[:w])
+		if mapped {
+			_ = unix.Munmap(out)
+		}
+		out, mapped = exact[:w], m
+	}
+	t.free()
+	t.slab, t.mapped, t.dead = out, mapped, 0
+}
+
 // allocSlab maps n bytes of anonymous memory, or takes them from the heap
 // when the kernel refuses.
 func allocSlab(n int) (b []byte, mapped bool) {

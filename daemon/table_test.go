@@ -61,3 +61,74 @@ func TestTableMatchesMap(t *testing.T) {
 		t.Fatalf("each visited %d, want %d", seen, len(want))
 	}
 }
+
+// TestTableInsertNewMatchesMap: bulk inserts of keys not in the table
+// (unsorted, with duplicates, beside dead records and a pending delta)
+// leave it as one put each would.
+func TestTableInsertNewMatchesMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	tb, want := newTable(), map[mkey]mval{}
+	key := func(i int) mkey {
+		var k mkey
+		k[0] = 6
+		binary.BigEndian.PutUint32(k[1:], 0x20010db8)
+		binary.BigEndian.PutUint32(k[5:], uint32(i))
+		k[17] = 64
+		return k
+	}
+	next := 0
+	for round := range 12 {
+		// Some single puts and deletions: a delta and dead records.
+		for range 3000 {
+			k := key(r.IntN(next + 1))
+			if r.IntN(3) == 0 {
+				tb.del(k)
+				delete(want, k)
+				continue
+			}
+			var v mval
+			binary.LittleEndian.PutUint64(v[:], uint64(r.Uint32()))
+			tb.put(k, v)
+			want[k] = v
+		}
+		// A batch of new keys, shuffled, some twice (the last wins).
+		var recs []mrec
+		n := 5000 + r.IntN(20_000)
+		for i := range n {
+			var v mval
+			binary.LittleEndian.PutUint64(v[:], uint64(round<<32|i))
+			recs = append(recs, mrec{key(next + 40_000 + i), v})
+		}
+		for range 50 {
+			d := recs[r.IntN(len(recs))]
+			binary.LittleEndian.PutUint64(d.v[:], uint64(r.Uint32()))
+			recs = append(recs, d)
+		}
+		next += 40_000 + n
+		r.Shuffle(len(recs)-50, func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+		for _, x := range recs {
+			want[x.k] = x.v
+		}
+		tb.insertNew(append([]mrec(nil), recs...))
+		if tb.len() != len(want) {
+			t.Fatalf("round %d: table holds %d, want %d", round, tb.len(), len(want))
+		}
+		for k, v := range want {
+			if got, ok := tb.get(k); !ok || got != v {
+				t.Fatalf("round %d: key %x = %x %v, want %x", round, k, got, ok, v)
+			}
+		}
+		seen := 0
+		tb.each(func(k mkey, v mval) bool {
+			if want[k] != v {
+				t.Fatalf("round %d: each gave %x=%x, want %x", round, k, v, want[k])
+			}
+			seen++
+			return true
+		})
+		if seen != len(want) {
+			t.Fatalf("round %d: each saw %d of %d", round, seen, len(want))
+		}
+	}
+	tb.free()
+}

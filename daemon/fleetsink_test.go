@@ -126,6 +126,14 @@ func TestFleetDaemons(t *testing.T) {
 		t.Fatal("a's store still holds the ban unbanned on b")
 	}
 
+	// A jail's decision goes out the same way, once enforced here.
+	jp := netip.MustParsePrefix("203.0.113.44/32")
+	a.apply(ctx, []bans.Decision{{Jail: "sshd", Addr: jp.Addr(), BanTime: time.Hour, At: time.Now()}})
+	if _, ok := memA.has(jp); !ok {
+		t.Fatal("a's jail decision is not enforced on a")
+	}
+	waitFor(t, "b enforces a's jail ban", func() bool { x, ok := memB.has(jp); return ok && x.Jail == "sshd" && x.Origin == "a" })
+
 	// Nothing b received went back out.
 	st, _ := b.Status(ctx)
 	if st.Fleet.Published != 1 { // the unban only

@@ -25,6 +25,7 @@ import (
 type fleetBed struct {
 	hosts    []*fleetHost
 	attacker *nspair.NS
+	bridge   *nspair.NS
 }
 
 type fleetHost struct {
@@ -40,9 +41,10 @@ type fleetHost struct {
 const fleetIf = "fl0"
 
 var (
-	attackerA = netip.MustParseAddr("192.0.2.66") // banned from a
-	attackerI = netip.MustParseAddr("192.0.2.77") // in c's ignoreip
-	attackerK = netip.MustParseAddr("192.0.2.88") // banned with a node down
+	attackerA = netip.MustParseAddr("192.0.2.66")  // banned from a
+	attackerI = netip.MustParseAddr("192.0.2.77")  // in c's ignoreip
+	attackerK = netip.MustParseAddr("192.0.2.88")  // banned with a node down
+	attackerP = netip.MustParseAddr("192.0.2.200") // banned on c while it is cut off (outside the /26)
 )
 
 func ipCmd(t *testing.T, args ...string) {
@@ -72,7 +74,7 @@ func newFleetBed(t *testing.T, jails ...string) *fleetBed {
 	br := newNS(t, "fbr")
 	ipCmd(t, "-n", br.Name, "link", "add", "br0", "type", "bridge")
 	ipCmd(t, "-n", br.Name, "link", "set", "br0", "up")
-	bed := &fleetBed{attacker: newNS(t, "fatk")}
+	bed := &fleetBed{attacker: newNS(t, "fatk"), bridge: br}
 	plug := func(n *nspair.NS, port string, addrs ...string) {
 		// Made inside the bridge namespace with its peer moved straight
 		// into n: never in the root namespace.
@@ -84,7 +86,7 @@ func newFleetBed(t *testing.T, jails ...string) *fleetBed {
 		ipCmd(t, "-n", n.Name, "link", "set", fleetIf, "up")
 		ipCmd(t, "-n", n.Name, "link", "set", "lo", "up")
 	}
-	plug(bed.attacker, "vatk", attackerA.String()+"/24", attackerI.String()+"/32", attackerK.String()+"/32")
+	plug(bed.attacker, "vatk", attackerA.String()+"/24", attackerI.String()+"/32", attackerK.String()+"/32", attackerP.String()+"/32")
 	names := []string{"a", "b", "c"}
 	var clients, routes []string
 	for i := range names {
@@ -118,7 +120,7 @@ func newFleetBed(t *testing.T, jails ...string) *fleetBed {
 			}
 		}
 		h.recv = h.w.p.Listen(t, testPort)
-		for _, from := range []netip.Addr{attackerA, attackerI, attackerK} {
+		for _, from := range []netip.Addr{attackerA, attackerI, attackerK, attackerP} {
 			var c *net.UDPConn
 			err := bed.attacker.Do(func() error {
 				var err error
@@ -213,16 +215,20 @@ func TestFleetNamespaces(t *testing.T) {
 
 	// c away while a bans: c catches up when it is back.
 	c.w.d.stop(t)
+	away := time.Now()
 	a.w.mustCLI(t, "ban", attackerA.String(), "--for", "1h")
-	waitFor(t, 10*time.Second, "b drops the attacker banned while c is away", func() bool { return !b.reaches(attackerA) })
+	waitFor(t, 20*time.Second, "b drops the attacker banned while c is away", func() bool { return !b.reaches(attackerA) })
+	t.Logf("c stopped: a's next ban dropped on b after %v", time.Since(away).Round(time.Millisecond))
 	if !c.reaches(attackerA) {
 		// The XDP program stays when the daemon stops: c still drops
 		// what it banned before, not this, which it never heard of.
 		t.Fatal("c drops a ban made while it was stopped, before it is back")
 	}
+	back := time.Now()
 	c.w.start(t)
 	c.inStep(t)
 	waitFor(t, 10*time.Second, "c drops the ban made while it was away", func() bool { return !c.reaches(attackerA) })
+	t.Logf("c restarted: caught up %v after its start", time.Since(back).Round(time.Millisecond))
 
 	// c's ignoreip wins over a remote prefix that merely overlaps it.
 	a.w.mustCLI(t, "ban", "192.0.2.64/26", "--for", "1h")
@@ -237,6 +243,24 @@ func TestFleetNamespaces(t *testing.T) {
 	if _, ok := c.w.list(t)["192.0.2.64/26"]; ok {
 		t.Fatal("c lists the /26 covering its ignoreip")
 	}
+
+	// c cut off the bridge: its ban applies at once and waits in its
+	// outbox; healed, the outbox is replayed and the others drop it.
+	ipCmd(t, "-n", bed.bridge.Name, "link", "set", "vc", "down")
+	c.w.mustCLI(t, "ban", attackerP.String(), "--for", "1h")
+	time.Sleep(time.Second)
+	if !a.reaches(attackerP) || !b.reaches(attackerP) {
+		t.Fatal("a ban made on c while it was cut off reached the others")
+	}
+	if st := c.status(t); st.Fleet.Outbox != 1 {
+		t.Fatalf("c cut off: outbox %d, want its 1 ban queued: %+v", st.Fleet.Outbox, *st.Fleet)
+	}
+	healed := time.Now()
+	ipCmd(t, "-n", bed.bridge.Name, "link", "set", "vc", "up")
+	for _, h := range []*fleetHost{a, b} {
+		waitFor(t, 30*time.Second, h.name+" drops the ban c made while cut off", func() bool { return !h.reaches(attackerP) })
+	}
+	t.Logf("c's outbox replayed: dropped on a and b %v after the heal", time.Since(healed).Round(time.Millisecond))
 
 	// A node killed (b's daemon, and with it its NATS node): bans still
 	// reach the rest.

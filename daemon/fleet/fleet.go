@@ -194,11 +194,46 @@ func (f *Fleet) onConnect() {
 
 // Close disconnects and stops the embedded node.
 func (f *Fleet) Close() {
+	f.handOver()
 	f.closing.Store(true)
 	if f.nc != nil {
 		f.nc.Close()
 	}
 	f.stopServer()
+}
+
+// handOver moves the bucket's stream leader off this host's node before
+// it stops: left to an election, the others wait out RAFT's timeouts
+// (4-9 s) before a ban is accepted again. A node killed cannot do this.
+func (f *Fleet) handOver() {
+	if f.srv == nil || len(f.cfg.Routes) == 0 || f.nc == nil || !f.nc.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	stream := "KV_" + f.cfg.Bucket
+	leader := func() string {
+		s, err := f.js.Stream(ctx, stream)
+		if err != nil || s.CachedInfo().Cluster == nil {
+			return ""
+		}
+		return s.CachedInfo().Cluster.Leader
+	}
+	me := f.srv.Name()
+	if leader() != me {
+		return
+	}
+	if _, err := f.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, nil); err != nil {
+		f.log.Warn("fleet: handing the bucket's leadership over before stopping failed", "err", err)
+		return
+	}
+	for ctx.Err() == nil {
+		if l := leader(); l != "" && l != me {
+			f.log.Info("fleet: bucket leadership handed over", "to", l)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func (f *Fleet) stopServer() {
@@ -252,8 +287,8 @@ func (f *Fleet) wake() {
 	}
 }
 
-// errReconnected ends a session: the client reconnected, and what
-// happened meanwhile is read from a new snapshot.
+// errReconnected ends a session: the client reconnected (or the watch
+// stalled), and what happened meanwhile is read from a new snapshot.
 var errReconnected = errors.New("reconnected")
 
 // Run watches the bucket and publishes the outbox until ctx ends. Every
@@ -333,6 +368,10 @@ func (f *Fleet) session(ctx context.Context) error {
 	f.mu.Lock()
 	f.kv = kv
 	f.mu.Unlock()
+	// base: every message up to it that still exists is in the
+	// snapshot; the stream's last message may be gone (an expired
+	// marker, a purged tombstone) and never reach the watch.
+	base, based := f.lastSeq(sctx, kv)
 	w, err := kv.WatchAll(sctx)
 	if err != nil {
 		return fmt.Errorf("watch bucket: %w", err)
@@ -346,8 +385,7 @@ func (f *Fleet) session(ctx context.Context) error {
 	// in about a second; a new session reads a new snapshot.
 	health := time.NewTicker(time.Second)
 	defer health.Stop()
-	var seen, base, stale, checked uint64
-	based := false
+	var seen, stale, checked uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -358,8 +396,6 @@ func (f *Fleet) session(ctx context.Context) error {
 			if sn != nil {
 				continue
 			}
-			// base: the stream's last message may be gone (an expired
-			// marker, a purged tombstone) and never reach a watch.
 			if !based {
 				base, based = f.lastSeq(sctx, kv)
 				continue
@@ -369,7 +405,8 @@ func (f *Fleet) session(ctx context.Context) error {
 			// is not; restarting it would replay the whole bucket.
 			if last, ok := f.lastSeq(sctx, kv); ok && last > max(seen, base) && seen == checked {
 				if stale++; stale >= 2 {
-					return fmt.Errorf("watch stalled at %d of %d (a node down?)", seen, last)
+					f.log.Warn("fleet: the watch stalled (its node down?); reading the bucket again", "seen", seen, "last", last)
+					return errReconnected
 				}
 			} else {
 				stale = 0
@@ -673,6 +710,9 @@ func (f *Fleet) drain(ctx context.Context, kv jetstream.KeyValue) {
 // a 10k burst took 2 ms a ban (20 s) to reach the bucket.
 const pipeline = 512
 
+// ackWait bounds the wait for a pipelined batch's acknowledgements.
+const ackWait = 3 * time.Second
+
 // publishBatch publishes es, new keys pipelined: a create is a publish
 // expecting no earlier message on the key, with the ban's TTL. Whatever
 // that refuses (the key exists, or holds a tombstone) and the unbans go
@@ -711,7 +751,9 @@ func (f *Fleet) publishBatch(ctx context.Context, kv jetstream.KeyValue, es []st
 		}
 		fly = append(fly, inflight{e, fut})
 	}
-	timeout := time.NewTimer(10 * time.Second)
+	// A publish sent as the stream changes leader may never be
+	// answered: give up soon and send it again (harmless if it landed).
+	timeout := time.NewTimer(ackWait)
 	defer timeout.Stop()
 	for i, x := range fly {
 		select {
@@ -720,7 +762,7 @@ func (f *Fleet) publishBatch(ctx context.Context, kv jetstream.KeyValue, es []st
 		case <-x.fut.Err():
 			careful = append(careful, x.e)
 		case <-timeout.C:
-			return done, fmt.Errorf("%d publishes not acknowledged within 10s", len(fly)-i)
+			return done, fmt.Errorf("%d publishes not acknowledged within %v", len(fly)-i, ackWait)
 		case <-ctx.Done():
 			return done, ctx.Err()
 		}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -60,18 +61,23 @@ func (c *Core) room(bs []bans.Ban, extra map[string]int, hold bool) (need map[st
 	}
 	limits := lim.Limits()
 	need = map[string]int{}
-	seen := map[store.Key]bool{}
+	// Each new prefix once: sorted, duplicates side by side (a set of
+	// a million keys for an import's check cost more than the sort).
+	idx := make([]int, len(bs))
+	keys := make([]store.Key, len(bs))
+	for i, b := range bs {
+		idx[i], keys[i] = i, store.KeyOf(b.Prefix)
+	}
+	slices.SortFunc(idx, func(a, b int) int { return bytes.Compare(keys[a][:], keys[b][:]) })
 	c.mu.Lock()
-	for _, b := range bs {
-		k := store.KeyOf(b.Prefix)
-		if seen[k] {
+	for n, i := range idx {
+		if n > 0 && keys[idx[n-1]] == keys[i] {
 			continue
 		}
-		seen[k] = true
-		if _, ok := c.active.get(k); ok {
+		if _, ok := c.active.get(keys[i]); ok {
 			continue
 		}
-		need[lim.TableOf(b.Prefix)]++
+		need[lim.TableOf(bs[i].Prefix)]++
 	}
 	c.mu.Unlock()
 	fills := c.TableFills(lim.TableOf)

@@ -110,7 +110,7 @@ func fleetBed(ctx context.Context, o opts, sources []netip.Addr) (hosts []*fleet
 			}
 		}
 		h.d, err = startDaemon(ctx, o, &nspair.Pair{Host: h.ns, HostIf: fleetIf}, filepath.Join(o.work, "fleet-"+h.name), daemonConf{
-			keys: map[string]int{"map_size_v4": 16384, "map_size_v6": 65536, "map_size_v4_net": 1024, "map_size_v6_net": 1024},
+			keys: map[string]int{"map_size_v4": 16384, "map_size_v6": 262144, "map_size_v4_net": 1024, "map_size_v6_net": 1024},
 			extra: fmt.Sprintf("[fleet]\nenabled = true\nnode = %s\nlisten = %s:4222\ncluster_listen = %s:6222\nroutes = %s\nservers = %s\n",
 				h.name, h.addr, h.addr, strings.Join(peers, ", "), strings.Join(clients, ", ")),
 		})
@@ -231,9 +231,25 @@ func sectionFleet(ctx context.Context, o opts, s *Section) error {
 		}
 		slog.Info("fleet case", "case", c.name, "p50_ms", p50, "p99_ms", p99, "local_p50_ms", l50, "everywhere_ms", r.everywhere)
 	}
+	catchN := 100_000
+	if o.quick {
+		catchN = 10_000
+	}
+	cas := fmt.Sprintf("catch-up of %s bans", num(float64(catchN)))
+	ms, err := fleetCatchUp(ctx, hosts, catchN, &filler)
+	if err != nil {
+		return fmt.Errorf("%s: %w", cas, err)
+	}
+	s.add(Figure{Case: cas, Tool: "xdpban", Metric: "catch_up", Value: ms, Unit: "ms"})
+	row(cas, "c started → all in force on c", ms, "ms")
+	if !o.quick {
+		s.target("catch-up of 100k bans after an absence", ms, "ms", true, 10000)
+	}
+	slog.Info("fleet catch-up", "bans", catchN, "ms", ms)
 	s.note("Three daemons on one bridge, each with an embedded NATS JetStream node, clustered with replicas 3; the attacker streams a datagram every %v from each probed address to each host. %d probed bans per case, on b and c: %d samples per case, so p99 is the largest but one or the largest.",
 		fleetProbeGap, fleetProbes, 2*fleetProbes)
 	s.note("Bans are socket requests to a (one ban each, up to %d at a time, paced; the burst as chunks of 5,000); \"bans sent\" is the rate a accepted them. The fillers are IPv6 /64s that carry no traffic. Times start when a's request is sent and end at the first datagram that never arrived.", fleetWorkers)
+	s.note("Catch-up: c is stopped (SIGTERM), a bans the IPv6 fillers in chunks of 5,000 until b holds them all, then c is started; the figure runs from c's process start (its own start-up and the restore of what it held included) until its ban count holds every one.")
 	s.note("The outbox publishes in key order, IPv4 keys before IPv6: the probed (IPv4) bans of the burst leave a before its IPv6 fillers, so the burst's probe figures flatter it; \"whole burst in force on b and c\" (both hosts' ban counts up by 10,000) is the fair figure, and the target's.")
 	return nil
 }
@@ -371,4 +387,59 @@ func fleetRun(ctx context.Context, hosts []*fleetHost, attacker *nspair.NS, c fl
 	}
 	wg.Wait()
 	return res, ferr
+}
+
+// fleetCatchUp stops c, bans n more on a until b holds them, and times
+// c's start until it holds them too, in ms.
+func fleetCatchUp(ctx context.Context, hosts []*fleetHost, n int, filler *int) (float64, error) {
+	a, b, c := hosts[0].d, hosts[1].d, hosts[2].d
+	count := func(d *daemonProc) (int, error) {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		st, err := d.client.Status(cctx)
+		return st.Bans, err
+	}
+	waitCount := func(d *daemonProc, want int, within time.Duration) error {
+		deadline := time.Now().Add(within)
+		for {
+			got, err := count(d)
+			if err == nil && got >= want {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%d of %d bans after %v (%v): %s", got, want, within, err, d.tail())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	held, err := count(c)
+	if err != nil {
+		return 0, err
+	}
+	before, err := count(b)
+	if err != nil {
+		return 0, err
+	}
+	c.stop()
+	items := make([]control.BanItem, n)
+	for i := range items {
+		*filler++
+		items[i] = control.BanItem{Addr: fmt.Sprintf("2001:db8:%x:%x::", 0x1000+*filler>>16, *filler&0xffff), For: "1h"}
+	}
+	for off := 0; off < n; off += 5000 {
+		if _, err := a.client.Ban(ctx, items[off:min(off+5000, n)]); err != nil {
+			return 0, fmt.Errorf("bans on a: %w", err)
+		}
+	}
+	if err := waitCount(b, before+n, 2*time.Minute); err != nil {
+		return 0, fmt.Errorf("b: %w", err)
+	}
+	t0 := time.Now()
+	if err := c.launch(ctx, daemonConf{}); err != nil {
+		return 0, fmt.Errorf("restart c: %w", err)
+	}
+	if err := waitCount(c, held+n, time.Minute); err != nil {
+		return 0, fmt.Errorf("c: %w", err)
+	}
+	return float64(time.Since(t0)) / float64(time.Millisecond), nil
 }

@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/netip"
 	"runtime/debug"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/xdpban/xdpban/daemon/actions"
 	"github.com/xdpban/xdpban/daemon/control"
@@ -20,6 +23,9 @@ var _ control.Importer = (*Daemon)(nil)
 // importPart is how many bans of an import go to the kernel and the store
 // at once.
 const importPart = 1 << 16
+
+// importInFlight is how many parts are applied at once.
+const importInFlight = 2
 
 // comparePrefix orders prefixes as the store's keys do: family, address,
 // length.
@@ -94,21 +100,51 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 		return control.ImportResponse{}, err
 	}
 	slices.SortFunc(bs, func(a, b bans.Ban) int { return comparePrefix(a.Prefix, b.Prefix) })
-	done := 0
-	for done < len(bs) {
-		part := bs[done:min(done+importPart, len(bs))]
-		if err := d.core.BanImported(ctx, part); err != nil {
-			if done > 0 {
-				err = fmt.Errorf("%w (%d of %d were banned before)", err, done, len(bs))
+	// Two parts in flight: one's store commit (an fsync) and ban log
+	// overlap the next one's kernel batch. Parts are disjoint, so their
+	// stripe locks never meet.
+	parts := (len(bs) + importPart - 1) / importPart
+	var (
+		next, banned atomic.Int64
+		wg           sync.WaitGroup
+		mu           sync.Mutex
+		first        error
+	)
+	for range min(importInFlight, parts) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				mu.Lock()
+				failed := first != nil
+				mu.Unlock()
+				if i >= parts || failed {
+					return
+				}
+				part := bs[i*importPart : min((i+1)*importPart, len(bs))]
+				if err := d.core.BanImported(ctx, part); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+					return
+				}
+				// Shared with the fleet like any ban decided here.
+				d.publish(part, "import")
+				for _, b := range part {
+					d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
+				}
+				banned.Add(int64(len(part)))
 			}
-			return control.ImportResponse{Banned: done}, err
+		}()
+	}
+	wg.Wait()
+	if first != nil {
+		err := first
+		if n := banned.Load(); n > 0 {
+			err = fmt.Errorf("%w (%d of %d were banned)", err, n, len(bs))
 		}
-		// Shared with the fleet like any ban decided here.
-		d.publish(part, "import")
-		for _, b := range part {
-			d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
-		}
-		done += len(part)
+		return control.ImportResponse{Banned: int(banned.Load())}, err
 	}
 	n := len(bs)
 	bs = nil

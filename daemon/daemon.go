@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -1091,6 +1092,12 @@ func (d *Daemon) Reload(ctx context.Context, jail string) ([]string, error) {
 	old := d.cfg.Daemon
 	if cfg.Daemon.Backend != old.Backend || !slices.Equal(cfg.Daemon.Interfaces, old.Interfaces) || cfg.Daemon.IPv6Prefix != old.IPv6Prefix {
 		const w = "backend, interfaces or ipv6_prefix changed: restart the daemon to apply them"
+		d.log.Warn(w)
+		warns = append(warns, w)
+	}
+	if !reflect.DeepEqual(cfg.Daemon.Fleet, old.Fleet) {
+		// The membership (node, servers, the embedded node) is made once.
+		const w = "[fleet] changed: restart the daemon to apply it"
 		d.log.Warn(w)
 		warns = append(warns, w)
 	}

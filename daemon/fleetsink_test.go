@@ -168,3 +168,24 @@ func testLogger() *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
+
+// A reload never joins, leaves or changes the fleet, and says so.
+func TestReloadWarnsFleetChange(t *testing.T) {
+	dir := t.TempDir()
+	first := writeConfig(t, filepath.Join(dir, "first"), "")
+	next := writeConfig(t, filepath.Join(dir, "next"), "")
+	next.Daemon.Fleet = config.Fleet{Enabled: true, Node: "a", Servers: []string{"nats://192.0.2.1:4222"}}
+	first.Daemon.Socket = filepath.Join(dir, "s.sock")
+	next.Daemon.Socket = first.Daemon.Socket
+	d := startDaemon(t, Options{Config: first, LoadConfig: func() (*config.Config, error) { return next, nil }, DryRun: true, Logger: testLogger()})
+	warns, err := d.Reload(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(warns) != 1 || warns[0] != "[fleet] changed: restart the daemon to apply it" {
+		t.Fatalf("reload warnings %q, want the [fleet] one", warns)
+	}
+	if d.fleet != nil {
+		t.Fatal("a reload joined the fleet")
+	}
+}

@@ -4,41 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 )
 
 // protectedDaemon runs a daemon on a memory backend whose sshd jail
 // ignores 198.51.100.0/24 and 2001:db8::3.
 func protectedDaemon(t *testing.T) (*Daemon, *memBackend) {
 	t.Helper()
-	dir := t.TempDir()
-	logf := filepath.Join(dir, "auth.log")
-	if err := os.WriteFile(logf, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, filepath.Join(dir, "etc"),
-		"[sshd]\nenabled = true\nlogpath = "+logf+"\nignoreip = 198.51.100.0/24 2001:db8::3\n")
-	cfg.Daemon.Socket = filepath.Join(dir, "s.sock")
-	cfg.Daemon.StateDir = filepath.Join(dir, "state")
 	be := newMem()
-	d := startDaemon(t, Options{
-		Config: cfg, Jails: realJails,
-		OpenBackend: func(context.Context, config.Daemon) (bans.Backend, string, error) {
-			return be, "test", nil
-		},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	return d, be
+	return startDaemon(t, testOptions(t, be, func(logf string) string {
+		return "[sshd]\nenabled = true\nlogpath = " + logf + "\nignoreip = 198.51.100.0/24 2001:db8::3\n"
+	})), be
 }
 
 // TestManualBanRefusesProtected: an operator's ban of an ignoreip

@@ -41,25 +41,34 @@ func (b *rlBackend) RateLimitedByJail() (map[string]uint64, error) {
 // ends.
 func runWith(t *testing.T, be bans.Backend) *Daemon {
 	t.Helper()
+	return startDaemon(t, testOptions(t, be, func(logf string) string {
+		return "[synflood]\nenabled = true\nfilter = sshd\nlogpath = " + logf + "\nport = 7400\nratelimit = 10/min,burst=20\n" +
+			"[sshd]\nenabled = true\nlogpath = " + logf + "\n" +
+			"[off]\nenabled = false\nfilter = sshd\nlogpath = " + logf + "\nport = 7401\nratelimit = 5/s\n"
+	}))
+}
+
+// testOptions are a daemon's options on backend be, with the jail.local
+// jails writes for an empty log of its own, and a socket and state
+// directory under the test's temp dir.
+func testOptions(t *testing.T, be bans.Backend, jails func(logf string) string) Options {
+	t.Helper()
 	dir := t.TempDir()
 	logf := filepath.Join(dir, "auth.log")
 	if err := os.WriteFile(logf, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, filepath.Join(dir, "etc"),
-		"[synflood]\nenabled = true\nfilter = sshd\nlogpath = "+logf+"\nport = 7400\nratelimit = 10/min,burst=20\n"+
-			"[sshd]\nenabled = true\nlogpath = "+logf+"\n"+
-			"[off]\nenabled = false\nfilter = sshd\nlogpath = "+logf+"\nport = 7401\nratelimit = 5/s\n")
+	cfg := writeConfig(t, filepath.Join(dir, "etc"), jails(logf))
 	cfg.Daemon.Socket = filepath.Join(dir, "s.sock")
 	cfg.Daemon.StateDir = filepath.Join(dir, "state")
-	return startDaemon(t, Options{
+	return Options{
 		Config: cfg,
 		Jails:  realJails,
 		OpenBackend: func(context.Context, config.Daemon) (bans.Backend, string, error) {
 			return be, "test", nil
 		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
 }
 
 func summaryOf(t *testing.T, st control.Status, name string) control.JailSummary {

@@ -2,16 +2,11 @@ package daemon
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 )
 
 // slowWalk is a backend whose kernel comparison at start takes as long
@@ -36,20 +31,9 @@ func (s slowWalk) Walk(ctx context.Context, fn func(bans.Ban) error) error {
 // the start still compares the kernel with the store; a ban waits for the
 // start to finish and is then taken.
 func TestServesWhileComparingTheKernel(t *testing.T) {
-	dir := t.TempDir()
-	logf := filepath.Join(dir, "auth.log")
-	if err := os.WriteFile(logf, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, filepath.Join(dir, "etc"), "[sshd]\nenabled = true\nlogpath = "+logf+"\n")
-	cfg.Daemon.Socket = filepath.Join(dir, "s.sock")
-	cfg.Daemon.StateDir = filepath.Join(dir, "state")
 	be := slowWalk{newMem(), make(chan struct{})}
-	d, err := New(Options{
-		Config: cfg, Jails: realJails,
-		OpenBackend: func(context.Context, config.Daemon) (bans.Backend, string, error) { return be, "test", nil },
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	opt := testOptions(t, be, func(logf string) string { return "[sshd]\nenabled = true\nlogpath = " + logf + "\n" })
+	d, err := New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +53,7 @@ func TestServesWhileComparingTheKernel(t *testing.T) {
 			close(be.release)
 		}
 	}()
-	c := control.NewClient(cfg.Daemon.Socket)
+	c := control.NewClient(opt.Config.Daemon.Socket)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(context.Background()) != nil {

@@ -6,19 +6,22 @@ import (
 	"testing"
 )
 
+// testKey is the mirror key of 2001:db8:(i)::/64.
+func testKey(i int) mkey {
+	var k mkey
+	k[0] = 6
+	binary.BigEndian.PutUint32(k[1:], 0x20010db8)
+	binary.BigEndian.PutUint32(k[5:], uint32(i))
+	k[17] = 64
+	return k
+}
+
 // The packed table against a Go map under random puts, replacements and
 // deletions, through several merges and compactions.
 func TestTableMatchesMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	tb, want := newTable(), map[mkey]mval{}
-	key := func(i int) mkey {
-		var k mkey
-		k[0] = 6
-		binary.BigEndian.PutUint32(k[1:], 0x20010db8)
-		binary.BigEndian.PutUint32(k[5:], uint32(i))
-		k[17] = 64
-		return k
-	}
+	key := testKey
 	merges := 0
 	for op := range 200_000 {
 		k := key(r.IntN(30_000))
@@ -68,14 +71,7 @@ func TestTableMatchesMap(t *testing.T) {
 func TestTableInsertNewMatchesMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	tb, want := newTable(), map[mkey]mval{}
-	key := func(i int) mkey {
-		var k mkey
-		k[0] = 6
-		binary.BigEndian.PutUint32(k[1:], 0x20010db8)
-		binary.BigEndian.PutUint32(k[5:], uint32(i))
-		k[17] = 64
-		return k
-	}
+	key := testKey
 	next := 0
 	for round := range 12 {
 		// Some single puts and deletions: a delta and dead records.

@@ -43,7 +43,7 @@ const tombstoneAge = 24 * time.Hour
 // Outbox is where publishes wait (store.Store).
 type Outbox interface {
 	OutboxPut(es ...store.OutboxEntry) error
-	Outbox() ([]store.OutboxEntry, error)
+	OutboxPage(after string, n int) ([]store.OutboxEntry, error)
 	OutboxDone(es ...store.OutboxEntry) error
 	OutboxLen() int
 	OutboxQueued(key string) bool
@@ -607,21 +607,28 @@ func (f *Fleet) refuse(why string) {
 // this host unbanned meanwhile is not banned again from the bucket, and
 // one it banned again is not lifted by an older unban.
 func (f *Fleet) reconcile(ctx context.Context, sn *snapshot) {
-	queued, err := f.out.Outbox()
-	if err != nil {
-		f.log.Error("fleet: reading the outbox failed", "err", err)
-	}
-	for _, e := range queued {
-		p, err := PrefixOfKey(e.Key)
+	for after := ""; ; {
+		queued, err := f.out.OutboxPage(after, pipeline)
 		if err != nil {
-			continue
+			f.log.Error("fleet: reading the outbox failed", "err", err)
+			break
 		}
-		if e.Value == nil {
-			delete(sn.live, p)
-			sn.deleted[p] = true
-		} else {
-			delete(sn.deleted, p)
+		for _, e := range queued {
+			p, err := PrefixOfKey(e.Key)
+			if err != nil {
+				continue
+			}
+			if e.Value == nil {
+				delete(sn.live, p)
+				sn.deleted[p] = true
+			} else {
+				delete(sn.deleted, p)
+			}
 		}
+		if len(queued) < pipeline {
+			break
+		}
+		after = queued[len(queued)-1].Key
 	}
 	var remote []Record
 	for _, r := range sn.live {
@@ -681,28 +688,37 @@ func (f *Fleet) publisher(ctx context.Context, kv jetstream.KeyValue) {
 // electing a new leader after a node died answers within seconds).
 const retryEvery = 500 * time.Millisecond
 
-// drain publishes the outbox, oldest key order; what fails stays for the
-// next round, soon.
+// drain publishes the outbox a page at a time, each page read from the
+// first key again: what is published leaves the outbox, and a key queued
+// meanwhile waits at most a page even while later keys keep coming (a
+// pass that went on from the last key read starved the earlier ones: at
+// 1,000 bans/s an IPv4 ban waited 0.3-1.5 s behind IPv6 ones). What
+// fails stays for the next round, soon.
 func (f *Fleet) drain(ctx context.Context, kv jetstream.KeyValue) {
-	es, err := f.out.Outbox()
-	if err != nil {
-		f.log.Error("fleet: reading the outbox failed", "err", err)
-		return
-	}
-	for len(es) > 0 {
-		n := min(len(es), pipeline)
-		done, err := f.publishBatch(ctx, kv, es[:n])
-		f.done(done)
-		f.published.Add(uint64(len(done)))
+	for ctx.Err() == nil {
+		es, err := f.out.OutboxPage("", pipeline)
 		if err != nil {
-			f.setErr(err)
+			f.log.Error("fleet: reading the outbox failed", "err", err)
+			return
+		}
+		if len(es) == 0 {
+			return
+		}
+		done, err := f.publishBatch(ctx, kv, es)
+		f.published.Add(uint64(len(done)))
+		if derr := f.done(done); derr != nil || err != nil {
+			if err != nil {
+				f.setErr(err)
+			}
 			if ctx.Err() == nil {
-				f.log.Warn("fleet: publish failed; kept in the outbox", "err", err)
+				f.log.Warn("fleet: publish failed; kept in the outbox", "err", errors.Join(err, derr))
 				time.AfterFunc(retryEvery, f.wake)
 			}
 			return
 		}
-		es = es[n:]
+		if len(es) < pipeline {
+			return
+		}
 	}
 }
 
@@ -776,11 +792,10 @@ func (f *Fleet) publishBatch(ctx context.Context, kv jetstream.KeyValue, es []st
 	return done, nil
 }
 
-func (f *Fleet) done(es []store.OutboxEntry) {
-	if err := f.out.OutboxDone(es...); err != nil {
-		// Published twice later: harmless.
-		f.log.Warn("fleet: clearing the outbox failed", "err", err)
-	}
+// done clears published entries; failing, they are published again
+// later, which is harmless.
+func (f *Fleet) done(es []store.OutboxEntry) error {
+	return f.out.OutboxDone(es...)
 }
 
 // ttlOf is the key TTL for a ban ending at exp: whole seconds, rounded up

@@ -45,16 +45,31 @@ func (s *Store) OutboxPut(es ...OutboxEntry) error {
 
 // Outbox returns the queued entries in key order.
 func (s *Store) Outbox() ([]OutboxEntry, error) {
+	return s.OutboxPage("", -1)
+}
+
+// OutboxPage returns up to n queued entries (all when n < 0) with keys
+// after after, in key order: a million queued (an import) are read a
+// page at a time, not held at once.
+func (s *Store) OutboxPage(after string, n int) ([]OutboxEntry, error) {
 	var out []OutboxEntry
 	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		k, v := c.First()
+		if after != "" {
+			if k, v = c.Seek([]byte(after)); k != nil && string(k) == after {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && (n < 0 || len(out) < n); k, v = c.Next() {
 			e := OutboxEntry{Key: string(k)}
 			if len(v) > 0 {
-				e.Value = append([]byte(nil), v[1:]...)
+				// Never nil: nil is a delete.
+				e.Value = append([]byte{}, v[1:]...)
 			}
 			out = append(out, e)
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read fleet outbox: %w", err)

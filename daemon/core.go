@@ -407,12 +407,17 @@ func (c *Core) List(ctx context.Context) ([]bans.Ban, error) {
 	}
 	now := c.Now()
 	out := bs[:0]
-	// The backends keep no origin: the mirror says which node decided.
+	// The backends keep no origin: the mirror says which node decided,
+	// looked up only when it holds bans from other nodes (a million
+	// lookups would hold the mirror's lock meanwhile).
 	c.mu.Lock()
+	remote := slices.ContainsFunc(c.origins, func(o string) bool { return o != "" })
 	for _, b := range bs {
 		if !b.Expired(now) {
-			if m, ok := c.lookup(b.Prefix); ok {
-				b.Origin = m.Origin
+			if remote {
+				if m, ok := c.lookup(b.Prefix); ok {
+					b.Origin = m.Origin
+				}
 			}
 			out = append(out, b)
 		}

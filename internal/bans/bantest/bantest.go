@@ -53,6 +53,7 @@ var cases = []testCase{
 	{name: "BanDropsAndCounts", fn: banDropsAndCounts},
 	{name: "UnbanRestores", fn: unbanRestores},
 	{name: "IPv6CoversSlash64", fn: ipv6CoversSlash64},
+	{name: "NarrowedIPv6Exact", fn: narrowedIPv6Exact},
 	{name: "PrefixBans", fn: prefixBans},
 	{name: "NestedPrefixes", fn: nestedPrefixes},
 	{name: "CountersPerBan", fn: countersPerBan},
@@ -206,6 +207,23 @@ func ipv6CoversSlash64(t *testing.T, e *env) {
 	e.mustDrop(t, same64, 10)
 	e.mustPass(t, other64)
 	e.mustPass(t, nspairtest.AttackerV4)
+}
+
+// narrowedIPv6Exact: a ban narrower than the widening (the daemon narrows
+// a /64 around an ignored neighbour) is enforced exactly as given: the
+// neighbour outside it gets through, and it is listed as given.
+func narrowedIPv6Exact(t *testing.T, e *env) {
+	in := netip.MustParseAddr("2001:db8:7::3")
+	out := netip.MustParseAddr("2001:db8:7::1")
+	e.p.AddAttackerAddr(t, in)
+	e.p.AddAttackerAddr(t, out)
+	p := netip.MustParsePrefix("2001:db8:7::2/127")
+	e.add(t, p, time.Hour)
+	e.mustDrop(t, in, 10)
+	e.mustPass(t, out)
+	if got, ok := find(t, e.b, p); !ok || got.Packets != 10 {
+		t.Errorf("narrowed ban listed as %+v, %v; want %s with 10 packets", got, ok, p)
+	}
 }
 
 func prefixBans(t *testing.T, e *env) {

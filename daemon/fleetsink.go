@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
@@ -27,7 +28,7 @@ func (d *Daemon) startFleet(ctx context.Context, in chan<- bans.Decision) (stop 
 		return func() {}, nil
 	}
 	if fc.StoreDir == "" {
-		fc.StoreDir = filepath.Join(or(d.cfg.Daemon.StateDir, DefaultStateDir), "fleet")
+		fc.StoreDir = filepath.Join(cmp.Or(d.cfg.Daemon.StateDir, DefaultStateDir), "fleet")
 	}
 	f, err := fleet.New(fc, d.st, fleetSink{d, in}, d.log)
 	if err != nil {

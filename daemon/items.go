@@ -1,0 +1,167 @@
+package daemon
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/internal/bans"
+	"github.com/xdpban/xdpban/internal/config"
+)
+
+// jailScope is the scope of a configured jail's bans; a name no jail has
+// (manual) bans all traffic.
+func (d *Daemon) jailScope(jail string) bans.Scope {
+	return JailScope(d.cfg, jail)
+}
+
+// JailScope is the scope a ban given to jail by name drops in cfg: the
+// jail's own (banscope), or all traffic for a name no jail has.
+func JailScope(cfg *config.Config, jail string) bans.Scope {
+	if cfg == nil {
+		return bans.Scope{}
+	}
+	if j, ok := cfg.Jail(jail); ok {
+		return j.Scope
+	}
+	return bans.Scope{}
+}
+
+// parseItems is ParseItems against the running configuration's
+// protected addresses.
+func (d *Daemon) parseItems(items []control.BanItem) ([]bans.Ban, error) {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	protected, err := Protected(cfg)
+	if err != nil {
+		// Without the list a ban could lock the host out: refuse.
+		return nil, fmt.Errorf("list the addresses bans must not cover: %w", err)
+	}
+	bs, err := ParseItems(items, d.widen, d.opt.Now(), ItemRules{Scope: d.jailScope, Protected: protected})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	}
+	for i, b := range bs {
+		if wide, _ := d.widen.Parse(items[i].Addr); wide != b.Prefix {
+			d.log.Warn("manual ban narrowed: the widened prefix would cover a protected address (ignoreip, the host's own)",
+				"addr", items[i].Addr, "banned", b.Prefix, "instead_of", wide)
+		}
+	}
+	return bs, nil
+}
+
+// ItemRules are what the configuration adds to ParseItems. Scope, when
+// set, gives a jail's ban scope (a ban given --jail sshd drops what sshd's
+// bans drop); without it, and for a name no jail has, a ban drops all
+// traffic. Protected (Protected) is what an item without Force may not
+// name or cover; a single address's widened prefix is narrowed around it.
+type ItemRules struct {
+	Scope     func(jail string) bans.Scope
+	Protected *bans.IgnoreList
+}
+
+// ParseItems turns CLI ban items into bans: jail defaults to manual, for
+// to 1h, "0" is permanent. The first bad item, or one rules refuse, fails
+// the lot.
+func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, rules ItemRules) ([]bans.Ban, error) {
+	out := make([]bans.Ban, 0, len(items))
+	for i, it := range items {
+		b, err := ParseItem(it, w, now, rules)
+		if err != nil {
+			if len(items) > 1 {
+				return nil, fmt.Errorf("item %d: %w", i+1, err)
+			}
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// ParseItem is ParseItems for one item.
+func ParseItem(it control.BanItem, w bans.Widen, now time.Time, rules ItemRules) (bans.Ban, error) {
+	p, err := w.Parse(it.Addr)
+	if err == nil {
+		err = CheckWidth(p, it.Addr)
+	}
+	if err == nil && !it.Force {
+		p, err = guard(rules.Protected, it.Addr, p)
+	}
+	if err != nil {
+		return bans.Ban{}, err
+	}
+	jail := it.Jail
+	if jail == "" {
+		jail = DefaultJail
+	}
+	if err := checkJailName(jail); err != nil {
+		return bans.Ban{}, err
+	}
+	d, err := ParseBanTime(it.For)
+	if err != nil {
+		return bans.Ban{}, err
+	}
+	b := bans.Ban{Prefix: p, Jail: jail}
+	if rules.Scope != nil {
+		b.Scope = rules.Scope(jail)
+	}
+	if d > 0 {
+		b.Expires = now.Add(d)
+	}
+	return b, nil
+}
+
+// Widest prefixes a ban may name. 0.0.0.0/0 (or /1 …) drops a large part
+// of the internet, the operator's own session included: a typo for /32
+// far more often than a wish, and one that locks the operator out.
+const (
+	minBanBits4 = 8
+	minBanBits6 = 16
+)
+
+// CheckWidth refuses a prefix wider than a ban may be; typed is what the
+// operator wrote, named too when it differs from p.
+func CheckWidth(p netip.Prefix, typed string) error {
+	min, fam := minBanBits4, "IPv4"
+	if p.Addr().Is6() {
+		min, fam = minBanBits6, "IPv6"
+	}
+	if p.Bits() < min {
+		return fmt.Errorf("%s is too wide a ban: it would drop a large share of all %s traffic, your own session likely included; ban a /%d or narrower", named(p, typed), fam, min)
+	}
+	return nil
+}
+
+// DefaultBanTime is a CLI ban's duration unless --for says otherwise.
+const DefaultBanTime = time.Hour
+
+// ParseBanTime reads --for in fail2ban's duration forms ("600", "90s",
+// "10m", "1h30m", "1d", "1w"), with 0, -1 or "permanent" for a permanent
+// ban. Empty is DefaultBanTime. It returns 0 for permanent.
+func ParseBanTime(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	switch s {
+	case "":
+		return DefaultBanTime, nil
+	case "0", "-1", "permanent":
+		return 0, nil
+	}
+	d, err := config.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("invalid ban duration %q: use a duration such as 90s, 10m, 1h, 1d, or 0 for permanent", s)
+	}
+	if d < time.Second {
+		return 0, fmt.Errorf("invalid ban duration %q: shorter than a second; use at least 1s, or 0 for permanent", s)
+	}
+	return d, nil
+}
+
+func checkJailName(j string) error {
+	if len(j) > 64 || strings.ContainsAny(j, "[]/\n\r\t ") {
+		return fmt.Errorf("invalid jail name %q: use up to 64 characters without spaces, brackets or slashes", j)
+	}
+	return nil
+}

@@ -146,6 +146,7 @@ func cmdBan(e *env, args []string) int {
 				banned = append(banned, b.Prefix.String())
 			}
 		}
+		e.queueFleet(d, bs, nil)
 	}
 	if *jsonOut {
 		return e.printJSON(control.BanResponse{Banned: nonNil(banned)})
@@ -402,13 +403,27 @@ func cmdUnban(e *env, args []string) int {
 					return e.fail("unban", fmt.Errorf("%w: %w", errUsage, err))
 				}
 			}
-			n, err = d.core.UnbanAll(ctx, *jail)
+			var lifted []netip.Prefix
+			for _, b := range d.core.Active(*jail) {
+				lifted = append(lifted, b.Prefix)
+			}
+			if n, err = d.core.UnbanAll(ctx, *jail); err == nil {
+				e.queueFleet(d, nil, lifted)
+			}
 		} else {
 			ps := make([]netip.Prefix, len(pos))
 			for i, a := range pos {
 				ps[i], _ = d.widen.Parse(a)
 			}
-			n, err = d.core.Unban(ctx, ps, *jail)
+			if n, err = d.core.Unban(ctx, ps, *jail); err == nil {
+				var lifted []netip.Prefix
+				for _, p := range ps {
+					if _, held := d.core.Lookup(p); !held {
+						lifted = append(lifted, p)
+					}
+				}
+				e.queueFleet(d, nil, lifted)
+			}
 		}
 	}
 	if err != nil {

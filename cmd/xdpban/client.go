@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/xdpban/xdpban/daemon/banlog"
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/enforce"
+	"github.com/xdpban/xdpban/daemon/fleet"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
@@ -81,6 +83,30 @@ type direct struct {
 	bl    *banlog.Log
 	x     bans.Backend
 	widen bans.Widen
+}
+
+// queueFleet queues a ban or unban made with no daemon running for the
+// fleet, as the daemon would have published it: the next start sends
+// it. Without it an unban here would come back from the bucket. Nothing
+// is queued when [fleet] is off; a failure leaves the change in force
+// here, only not shared, and says so.
+func (e *env) queueFleet(d *direct, bs []bans.Ban, unbans []netip.Prefix) {
+	if len(bs) == 0 && len(unbans) == 0 {
+		return
+	}
+	cfg, err := loadConfig(e.config, "")
+	if err != nil || !cfg.Daemon.Fleet.Enabled {
+		return
+	}
+	if len(bs) > 0 {
+		err = fleet.QueueBans(d.st, cfg.Daemon.Fleet.Node, bs, "manual")
+	}
+	if err == nil && len(unbans) > 0 {
+		err = fleet.QueueUnbans(d.st, unbans)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "xdpban: warning: the change holds here but could not be queued for the fleet: %v\n", err)
+	}
 }
 
 func (e *env) openDirect(ctx context.Context) (*direct, error) {

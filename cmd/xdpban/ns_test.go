@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -18,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xdpban/xdpban/daemon"
 	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/fleet"
+	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 	"github.com/xdpban/xdpban/internal/syncbuf"
 )
@@ -736,6 +740,49 @@ func TestDirectModeWithoutDaemon(t *testing.T) {
 	l := w.list(t)
 	if _, ok := l["192.0.2.2/32"]; !ok || len(l) != 1 {
 		t.Fatalf("after a direct ban and unban the daemon lists %v", l)
+	}
+}
+
+// TestDirectModeQueuesForTheFleet: with [fleet] on and no daemon
+// running, a ban and an unban made on the pins are queued in the store's
+// outbox, so the next start shares them (an unban not shared would come
+// back from the bucket).
+func TestDirectModeQueuesForTheFleet(t *testing.T) {
+	w := newWorld(t)
+	w.start(t)
+	w.d.stop(t)
+	writeTestConfig(t, w.config, "[fleet]\nenabled = true\nservers = nats://192.0.2.1:4222\nnode = bastion-a\n")
+	run := func(args ...string) {
+		t.Helper()
+		var code int
+		var errs string
+		w.p.Host.Do(func() error { code, _, errs = w.cli(t, args...); return nil })
+		if code != 0 {
+			t.Fatalf("xdpban %s: exit %d: %s", strings.Join(args, " "), code, errs)
+		}
+	}
+	run("ban", "198.51.100.9", "--for", "1h")
+	run("ban", "198.51.100.10", "--for", "1h")
+	run("unban", "198.51.100.10")
+	st, err := store.Open(filepath.Join(w.state, daemon.DBFile), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	es, err := st.Outbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{} // key -> a ban (value) or a delete
+	for _, e := range es {
+		got[e.Key] = len(e.Value) > 0
+	}
+	ban, unban := fleet.Key(netip.MustParsePrefix("198.51.100.9/32")), fleet.Key(netip.MustParsePrefix("198.51.100.10/32"))
+	if isBan, ok := got[ban]; !ok || !isBan {
+		t.Errorf("outbox %v: want the ban %s queued", got, ban)
+	}
+	if isBan, ok := got[unban]; !ok || isBan {
+		t.Errorf("outbox %v: want the delete %s queued", got, unban)
 	}
 }
 

@@ -252,15 +252,7 @@ func (f *Fleet) Server() *server.Server { return f.srv }
 // caller has enforced and stored them: an error here (the store) leaves
 // them in force, only not shared.
 func (f *Fleet) Publish(bs []bans.Ban, reason string) error {
-	es := make([]store.OutboxEntry, 0, len(bs))
-	for _, b := range bs {
-		v, err := RecordOf(b, f.cfg.Node, reason).encode()
-		if err != nil {
-			return err
-		}
-		es = append(es, store.OutboxEntry{Key: Key(b.Prefix), Value: v})
-	}
-	if err := f.out.OutboxPut(es...); err != nil {
+	if err := QueueBans(f.out, f.cfg.Node, bs, reason); err != nil {
 		return err
 	}
 	f.wake()
@@ -269,15 +261,37 @@ func (f *Fleet) Publish(bs []bans.Ban, reason string) error {
 
 // Unban queues the deletes of ps: the ban ends on every host.
 func (f *Fleet) Unban(ps []netip.Prefix) error {
-	es := make([]store.OutboxEntry, 0, len(ps))
-	for _, p := range ps {
-		es = append(es, store.OutboxEntry{Key: Key(p)})
-	}
-	if err := f.out.OutboxPut(es...); err != nil {
+	if err := QueueUnbans(f.out, ps); err != nil {
 		return err
 	}
 	f.wake()
 	return nil
+}
+
+// QueueBans puts bs in out as node's bans, to be published by the
+// daemon's Fleet when it runs: Publish, and the CLI's bans made while
+// no daemon runs (the next start publishes them).
+func QueueBans(out Outbox, node string, bs []bans.Ban, reason string) error {
+	es := make([]store.OutboxEntry, 0, len(bs))
+	for _, b := range bs {
+		v, err := RecordOf(b, node, reason).encode()
+		if err != nil {
+			return err
+		}
+		es = append(es, store.OutboxEntry{Key: Key(b.Prefix), Value: v})
+	}
+	return out.OutboxPut(es...)
+}
+
+// QueueUnbans puts the deletes of ps in out, as Unban and the CLI's
+// unbans made while no daemon runs: without them, the bucket would give
+// a lifted remote ban back at the next start.
+func QueueUnbans(out Outbox, ps []netip.Prefix) error {
+	es := make([]store.OutboxEntry, 0, len(ps))
+	for _, p := range ps {
+		es = append(es, store.OutboxEntry{Key: Key(p)})
+	}
+	return out.OutboxPut(es...)
 }
 
 func (f *Fleet) wake() {

@@ -50,9 +50,10 @@ type Core struct {
 	OnLoaded func()
 	BanLog   *banlog.Log
 	Metrics  *metrics.Metrics // may be nil
-	Notify   Notifier         // may be nil
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Observers hear of every ban and unban once enforced and stored.
+	Observers []Observer
+	Log       *slog.Logger
+	Now       func() time.Time
 
 	// gate is held shared by per-prefix operations and exclusively by
 	// those that touch every ban (sweep, flush, restore).
@@ -131,17 +132,22 @@ func (c *Core) lock(ps []netip.Prefix) func() {
 // (backlog.go): a store error never lifts enforcement. Jail decisions
 // carry their address for the notification (zero for CLI bans).
 func (c *Core) Ban(ctx context.Context, bs []bans.Ban) error {
-	return c.enforce(ctx, bs, true)
+	return c.enforce(ctx, bs, true, BanCause{Reason: "manual"})
+}
+
+// BanFor is Ban with what the observers are told of the batch.
+func (c *Core) BanFor(ctx context.Context, bs []bans.Ban, cause BanCause) error {
+	return c.enforce(ctx, bs, true, cause)
 }
 
 // BanImported is Ban for an imported list (a blocklist, a migration):
 // its bans are not offences, so no jail's ban history counts them (and
 // a million imported bans do not double the database).
 func (c *Core) BanImported(ctx context.Context, bs []bans.Ban) error {
-	return c.enforce(ctx, bs, false)
+	return c.enforce(ctx, bs, false, BanCause{Reason: "import"})
 }
 
-func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool) error {
+func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause BanCause) error {
 	if len(bs) == 0 {
 		return nil
 	}
@@ -236,6 +242,7 @@ func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool) error {
 	c.mu.Unlock()
 	c.warnFull()
 	c.BanLog.BanBatch(bs)
+	c.banned(bs, cause, now)
 	return nil
 }
 
@@ -263,18 +270,16 @@ func banTime(b bans.Ban, now time.Time) time.Duration {
 	return b.Expires.Sub(now)
 }
 
-// NotifyBan sends a ban notification (the caller knows whether it came
-// from a jail decision, with lines, or the CLI).
-func (c *Core) NotifyBan(ev actions.Event) {
-	if c.Notify != nil {
-		c.Notify.Notify(ev)
-	}
-}
-
 // Unban lifts the bans on ps. With jail set, only bans of that jail are
 // lifted; a prefix banned by another jail is reported, not touched. It
 // returns bans.ErrNotBanned when nothing named was banned.
 func (c *Core) Unban(ctx context.Context, ps []netip.Prefix, jail string) (int, error) {
+	return c.UnbanFrom(ctx, ps, jail, "manual")
+}
+
+// UnbanFrom is Unban for another reason than an operator's (why: "remote"
+// for another host's), which the observers are told.
+func (c *Core) UnbanFrom(ctx context.Context, ps []netip.Prefix, jail, why string) (int, error) {
 	unlock := c.lock(ps)
 	defer unlock()
 	var del []netip.Prefix
@@ -318,7 +323,7 @@ func (c *Core) Unban(ctx context.Context, ps []netip.Prefix, jail string) (int, 
 		}
 		return 0, fmt.Errorf("%s: %w: see 'xdpban list' for the bans in force", joinMax(prefixStrings(ps), 5), bans.ErrNotBanned)
 	}
-	c.forget(removed, "manual")
+	c.forget(removed, why)
 	return n, nil
 }
 
@@ -343,10 +348,8 @@ func (c *Core) forget(bs []bans.Ban, why string) {
 	c.mu.Unlock()
 	for _, b := range gone {
 		c.BanLog.Unban(b.Jail, b.Prefix, why)
-		if c.Notify != nil {
-			c.Notify.Notify(actions.FromBan(actions.Unban, b, now))
-		}
 	}
+	c.unbanned(gone, why, now)
 }
 
 // UnbanAll lifts every ban, or every ban of jail.

@@ -141,7 +141,7 @@ func (f *fixture) open(t *testing.T) RestoreReport {
 	f.st = st
 	f.notes = &rec{}
 	f.core = NewCore(f.be, st, bl, quiet)
-	f.core.Notify = f.notes
+	f.core.Observers = []Observer{NotifyObserver(f.notes)}
 	f.core.Now = func() time.Time { return f.now }
 	r, err := f.core.Restore(context.Background())
 	if err != nil {

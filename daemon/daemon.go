@@ -259,7 +259,9 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.runner.Close(cctx)
 	}()
 	if d.core != nil {
-		d.core.Notify = d.runner
+		// One path for every change: the notification actions and the
+		// fleet (a no-op until it runs) hear of bans and unbans alike.
+		d.core.Observers = append(d.core.Observers, NotifyObserver(d.runner), fleetObserver{d})
 	}
 
 	if metricsLn != nil {
@@ -572,13 +574,8 @@ func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 		bs = append(bs, b)
 		evs = append(evs, ev)
 	}
-	if err = d.core.Ban(ctx, bs); err != nil {
+	if err = d.core.BanFor(ctx, bs, BanCause{Reason: "jail", Events: evs}); err != nil {
 		d.log.Error("ban failed", "bans", len(bs), "err", err)
-		return
-	}
-	d.publish(bs, "jail")
-	for _, ev := range evs {
-		d.core.NotifyBan(ev)
 	}
 }
 

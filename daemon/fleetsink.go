@@ -185,7 +185,7 @@ wait:
 
 func (s fleetSink) RemoteUnban(ctx context.Context, ps []netip.Prefix) {
 	d := s.d
-	if _, err := d.core.Unban(ctx, ps, ""); err != nil && !errors.Is(err, bans.ErrNotBanned) {
+	if _, err := d.core.UnbanFrom(ctx, ps, "", "remote"); err != nil && !errors.Is(err, bans.ErrNotBanned) {
 		d.log.Error("fleet: lifting bans unbanned on another host failed", "bans", len(ps), "err", err)
 		return
 	}

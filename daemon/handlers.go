@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xdpban/xdpban/daemon/actions"
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/enforce"
 	"github.com/xdpban/xdpban/daemon/metrics"
@@ -36,11 +35,6 @@ func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, 
 	}
 	if err := d.core.Ban(ctx, bs); err != nil {
 		return nil, err
-	}
-	d.publish(bs, "manual")
-	now := d.opt.Now()
-	for _, b := range bs {
-		d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
 	}
 	return bs, nil
 }
@@ -84,17 +78,8 @@ func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, erro
 		if len(req.Addrs) > 0 {
 			return 0, fmt.Errorf("%w: give addresses or all, not both", control.ErrBadRequest)
 		}
-		var all []netip.Prefix
-		if d.fleet != nil {
-			for _, b := range d.core.Active(req.Jail) {
-				all = append(all, b.Prefix)
-			}
-		}
-		n, err := d.core.UnbanAll(ctx, req.Jail)
-		if err == nil {
-			d.publishUnban(all)
-		}
-		return n, err
+		// The fleet hears of it from Core, as of every unban.
+		return d.core.UnbanAll(ctx, req.Jail)
 	}
 	ps := make([]netip.Prefix, 0, len(req.Addrs))
 	for _, a := range req.Addrs {
@@ -104,17 +89,10 @@ func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, erro
 		}
 		ps = append(ps, p)
 	}
+	// An operator's unban lifts the ban on every host: Core tells the
+	// fleet what it lifted here (not a prefix --jail left to another).
 	n, err := d.core.Unban(ctx, ps, req.Jail)
 	if err == nil {
-		// An operator's unban lifts the ban on every host: what it
-		// lifted here (not a prefix --jail left to another jail).
-		var lifted []netip.Prefix
-		for _, p := range ps {
-			if _, held := d.core.Lookup(p); !held {
-				lifted = append(lifted, p)
-			}
-		}
-		d.publishUnban(lifted)
 		d.forgetFailures(ps)
 	}
 	return n, err

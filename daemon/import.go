@@ -12,7 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/xdpban/xdpban/daemon/actions"
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
@@ -128,11 +127,6 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 					first = cmp.Or(first, err)
 					mu.Unlock()
 					return
-				}
-				// Shared with the fleet like any ban decided here.
-				d.publish(part, "import")
-				for _, b := range part {
-					d.core.NotifyBan(actions.FromBan(actions.Ban, b, now))
 				}
 				banned.Add(int64(len(part)))
 			}

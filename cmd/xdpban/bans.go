@@ -146,7 +146,6 @@ func cmdBan(e *env, args []string) int {
 				banned = append(banned, b.Prefix.String())
 			}
 		}
-		e.queueFleet(d, bs, nil)
 	}
 	if *jsonOut {
 		return e.printJSON(control.BanResponse{Banned: nonNil(banned)})
@@ -403,27 +402,13 @@ func cmdUnban(e *env, args []string) int {
 					return e.fail("unban", fmt.Errorf("%w: %w", errUsage, err))
 				}
 			}
-			var lifted []netip.Prefix
-			for _, b := range d.core.Active(*jail) {
-				lifted = append(lifted, b.Prefix)
-			}
-			if n, err = d.core.UnbanAll(ctx, *jail); err == nil {
-				e.queueFleet(d, nil, lifted)
-			}
+			n, err = d.core.UnbanAll(ctx, *jail)
 		} else {
 			ps := make([]netip.Prefix, len(pos))
 			for i, a := range pos {
 				ps[i], _ = d.widen.Parse(a)
 			}
-			if n, err = d.core.Unban(ctx, ps, *jail); err == nil {
-				var lifted []netip.Prefix
-				for _, p := range ps {
-					if _, held := d.core.Lookup(p); !held {
-						lifted = append(lifted, p)
-					}
-				}
-				e.queueFleet(d, nil, lifted)
-			}
+			n, err = d.core.Unban(ctx, ps, *jail)
 		}
 	}
 	if err != nil {

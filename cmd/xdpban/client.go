@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/xdpban/xdpban/daemon/banlog"
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/enforce"
-	"github.com/xdpban/xdpban/daemon/fleet"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
@@ -85,30 +83,6 @@ type direct struct {
 	widen bans.Widen
 }
 
-// queueFleet queues a ban or unban made with no daemon running for the
-// fleet, as the daemon would have published it: the next start sends
-// it. Without it an unban here would come back from the bucket. Nothing
-// is queued when [fleet] is off; a failure leaves the change in force
-// here, only not shared, and says so.
-func (e *env) queueFleet(d *direct, bs []bans.Ban, unbans []netip.Prefix) {
-	if len(bs) == 0 && len(unbans) == 0 {
-		return
-	}
-	cfg, err := loadConfig(e.config, "")
-	if err != nil || !cfg.Daemon.Fleet.Enabled {
-		return
-	}
-	if len(bs) > 0 {
-		err = fleet.QueueBans(d.st, cfg.Daemon.Fleet.Node, bs, "manual")
-	}
-	if err == nil && len(unbans) > 0 {
-		err = fleet.QueueUnbans(d.st, unbans)
-	}
-	if err != nil {
-		fmt.Fprintf(e.stderr, "xdpban: warning: the change holds here but could not be queued for the fleet: %v\n", err)
-	}
-}
-
 func (e *env) openDirect(ctx context.Context) (*direct, error) {
 	x, widen, err := e.openDirectBackend(ctx)
 	if err != nil {
@@ -126,6 +100,13 @@ func (e *env) openDirect(ctx context.Context) (*direct, error) {
 		bl, _ = banlog.Open("", quiet)
 	}
 	c := daemon.NewCore(x, st, bl, quiet)
+	if cfg, err := loadConfig(e.config, ""); err == nil && cfg.Daemon.Fleet.Enabled {
+		// What is banned or unbanned here reaches the fleet at the
+		// daemon's next start.
+		c.Observers = append(c.Observers, daemon.FleetQueue(st, cfg.Daemon.Fleet.Node, func(err error) {
+			fmt.Fprintf(e.stderr, "xdpban: warning: the change holds here but could not be queued for the fleet: %v\n", err)
+		}))
+	}
 	if _, err := c.Restore(ctx); err != nil {
 		x.Close()
 		st.Close()

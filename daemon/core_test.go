@@ -17,6 +17,7 @@ import (
 	"github.com/xdpban/xdpban/daemon/actions"
 	"github.com/xdpban/xdpban/daemon/banlog"
 	"github.com/xdpban/xdpban/daemon/control"
+	"github.com/xdpban/xdpban/daemon/ledger"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
@@ -110,7 +111,7 @@ type fixture struct {
 	dir   string
 	be    *memBackend
 	st    *store.Store
-	core  *Core
+	core  *ledger.Core
 	now   time.Time
 	notes *rec
 }
@@ -123,7 +124,7 @@ func newFixture(t *testing.T) *fixture {
 
 // open starts a "daemon": a new store handle and Core on the same
 // backend, then Restore.
-func (f *fixture) open(t *testing.T) RestoreReport {
+func (f *fixture) open(t *testing.T) ledger.RestoreReport {
 	t.Helper()
 	if f.st != nil {
 		f.st.Close()
@@ -140,8 +141,8 @@ func (f *fixture) open(t *testing.T) RestoreReport {
 	t.Cleanup(func() { bl.Close() })
 	f.st = st
 	f.notes = &rec{}
-	f.core = NewCore(f.be, st, bl, quiet)
-	f.core.Observers = []Observer{NotifyObserver(f.notes)}
+	f.core = ledger.NewCore(f.be, st, bl, quiet)
+	f.core.Observers = []ledger.Observer{ledger.NotifyObserver(f.notes)}
 	f.core.Now = func() time.Time { return f.now }
 	r, err := f.core.Restore(context.Background())
 	if err != nil {

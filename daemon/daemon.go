@@ -1,3 +1,8 @@
+// Package daemon is xdpban's long-running process: it restores the stored
+// bans into the backend before reading any log, takes the decisions of
+// every source (jails, the CLI, imports, the fleet) into one intake,
+// sweeps expired bans, and serves the control socket; the ban book itself
+// is daemon/ledger.
 package daemon
 
 import (
@@ -17,6 +22,7 @@ import (
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/drops"
 	"github.com/xdpban/xdpban/daemon/fleet"
+	"github.com/xdpban/xdpban/daemon/ledger"
 	"github.com/xdpban/xdpban/daemon/metrics"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
@@ -76,7 +82,7 @@ type Daemon struct {
 	// bans or jails waits for it (waitUp), one that reads does not.
 	up chan struct{}
 
-	core    *Core
+	core    *ledger.Core
 	st      *store.Store
 	bl      *banlog.Log
 	met     *metrics.Metrics
@@ -238,7 +244,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			}
 			backend.Close()
 		}()
-		d.core = NewCore(backend, d.st, d.bl, d.log)
+		d.core = ledger.NewCore(backend, d.st, d.bl, d.log)
 		d.core.Now = d.opt.Now
 		defer func() {
 			// Last try; what stays unwritten is still in the kernel,
@@ -261,7 +267,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if d.core != nil {
 		// One path for every change: the notification actions and the
 		// fleet (a no-op until it runs) hear of bans and unbans alike.
-		d.core.Observers = append(d.core.Observers, NotifyObserver(d.runner), fleetObserver{d})
+		d.core.Observers = append(d.core.Observers, ledger.NotifyObserver(d.runner), fleetObserver{d})
 	}
 
 	if metricsLn != nil {
@@ -574,7 +580,7 @@ func (d *Daemon) apply(ctx context.Context, ds []bans.Decision) {
 		bs = append(bs, b)
 		evs = append(evs, ev)
 	}
-	if err = d.core.BanFor(ctx, bs, BanCause{Reason: "jail", Events: evs}); err != nil {
+	if err = d.core.BanFor(ctx, bs, ledger.BanCause{Reason: "jail", Events: evs}); err != nil {
 		d.log.Error("ban failed", "bans", len(bs), "err", err)
 	}
 }

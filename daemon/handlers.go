@@ -13,6 +13,7 @@ import (
 
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/enforce"
+	"github.com/xdpban/xdpban/daemon/ledger"
 	"github.com/xdpban/xdpban/daemon/metrics"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
@@ -101,7 +102,7 @@ func (d *Daemon) Unban(ctx context.Context, req control.UnbanRequest) (int, erro
 // KnownJails are the jails an unban may name, sorted: those running,
 // those holding bans (a manual ban's --jail names one) and the default
 // jail of manual bans.
-func KnownJails(c *Core, running []string) []string {
+func KnownJails(c *ledger.Core, running []string) []string {
 	known := map[string]bool{DefaultJail: true}
 	for _, j := range running {
 		known[j] = true
@@ -391,10 +392,10 @@ func (d *Daemon) Detach(ctx context.Context) error {
 		return nil
 	}
 	// Stop sweeping and banning first.
-	d.core.gate.Lock()
-	err := d.core.Backend.Detach()
-	d.detached = true
-	d.core.gate.Unlock()
+	err := d.core.Exclusive(func() error {
+		d.detached = true
+		return d.core.Backend.Detach()
+	})
 	if err != nil {
 		return fmt.Errorf("detach: %w", err)
 	}

@@ -145,6 +145,6 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 	// A million parsed bans are garbage now: hand the memory back rather
 	// than hold the peak until the scavenger gets round to it.
 	debug.FreeOSMemory()
-	d.core.releaseStoreCache()
+	d.core.ReleaseStoreCache()
 	return control.ImportResponse{Banned: n}, nil
 }

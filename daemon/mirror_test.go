@@ -12,7 +12,7 @@ import (
 )
 
 func TestMirrorKeyRoundTrip(t *testing.T) {
-	seen := map[mkey]netip.Prefix{}
+	seen := map[store.Key]netip.Prefix{}
 	for _, s := range []string{"192.0.2.7/32", "192.0.2.0/24", "c000:200::/24", "2001:db8::/64",
 		"2001:db8::1/128", "198.51.100.0/25", "2001:db8::/32", "::/16"} {
 		p := pfx(s)

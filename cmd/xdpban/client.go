@@ -14,6 +14,7 @@ import (
 	"github.com/xdpban/xdpban/daemon/banlog"
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/enforce"
+	"github.com/xdpban/xdpban/daemon/ledger"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
@@ -76,7 +77,7 @@ func (e *env) daemonClient(ctx context.Context) (*control.Client, error) {
 // the ban database, through the same Core the daemon uses, so the next
 // daemon start finds the store and the kernel in agreement.
 type direct struct {
-	core  *daemon.Core
+	core  *ledger.Core
 	st    *store.Store
 	bl    *banlog.Log
 	x     bans.Backend
@@ -99,7 +100,7 @@ func (e *env) openDirect(ctx context.Context) (*direct, error) {
 		// The ban log is a record, not enforcement: go on without it.
 		bl, _ = banlog.Open("", quiet)
 	}
-	c := daemon.NewCore(x, st, bl, quiet)
+	c := ledger.NewCore(x, st, bl, quiet)
 	if cfg, err := loadConfig(e.config, ""); err == nil && cfg.Daemon.Fleet.Enabled {
 		// What is banned or unbanned here reaches the fleet at the
 		// daemon's next start.

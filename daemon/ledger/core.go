@@ -1,13 +1,12 @@
-// Package daemon is xdpban's long-running process: it restores the stored
-// bans into the backend before reading any log, applies the jails'
-// decisions and the CLI's requests, sweeps expired bans, and keeps the
-// store, the backend, the ban log, the notifications and the metrics in
-// step.
-package daemon
+// Package ledger is the ban book: every ban and unban, whatever its
+// source, is applied to the backend first, the store second (a store
+// error never lifts enforcement: the write waits in a backlog), then the
+// in-memory mirror, the ban log and every Observer. The daemon and the
+// CLI's direct mode (no daemon running) both keep their bans through it.
+package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
@@ -653,13 +652,13 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 	}
 	c.mu.Unlock()
 	c.Log.Info("bans restored", "restored", r.Restored, "kept", r.Kept, "imported", r.Imported, "dropped_expired", r.Dropped)
-	c.releaseStoreCache()
+	c.ReleaseStoreCache()
 	return r, nil
 }
 
-// releaseStoreCache drops the pages a bulk pass over the store touched
+// ReleaseStoreCache drops the pages a bulk pass over the store touched
 // from the daemon's RSS (Store.ReleaseCache); failing only costs memory.
-func (c *Core) releaseStoreCache() {
+func (c *Core) ReleaseStoreCache() {
 	if err := c.Store.ReleaseCache(); err != nil {
 		c.Log.Debug("release the ban database's pages", "err", err)
 	}
@@ -807,9 +806,6 @@ func (c *Core) TotalBanned(jail string) int {
 	return c.totalBan[jail]
 }
 
-// ErrDryRun: a dry-run daemon enforces nothing.
-var ErrDryRun = errors.New("daemon runs with --dry-run: nothing is enforced")
-
 func prefixStrings(ps []netip.Prefix) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
@@ -834,4 +830,12 @@ func join(ss []string) string {
 		out += s
 	}
 	return out
+}
+
+// Exclusive runs fn with every per-prefix operation and sweep held off
+// (a detach: nothing may ban or sweep while the backend goes).
+func (c *Core) Exclusive(fn func() error) error {
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	return fn()
 }

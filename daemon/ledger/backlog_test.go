@@ -1,4 +1,4 @@
-package daemon
+package ledger
 
 import (
 	"errors"
@@ -32,3 +32,5 @@ func TestBacklogKeepsLastOperationPerPrefix(t *testing.T) {
 		t.Fatalf("after b written: %d pending since %v (%v)", q.len(), q.since, q.err)
 	}
 }
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }

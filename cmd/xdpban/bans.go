@@ -86,65 +86,28 @@ func cmdBan(e *env, args []string) int {
 	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
 	defer cancel()
 
-	var banned []string
-	c, err := e.daemonClient(ctx)
+	svc, err := e.service(ctx)
 	if err != nil {
 		return e.fail("ban", err)
 	}
-	if c != nil {
-		defer c.Close()
-		imported := false
-		if *from != "" && !*jsonOut && len(items) > 1 {
-			// A file goes whole, as text: checked, enforced and stored
-			// by the daemon in one step (an older daemon: in chunks).
-			n, err := importBans(ctx, c, items, *jail, *forS, *force)
-			switch {
-			case errors.Is(err, control.ErrNoImport):
-			case err != nil:
-				return e.fail("ban", remote(err))
-			default:
-				imported, banned = true, make([]string, n) // only the count is printed
-			}
-		}
-		if !imported {
-			if banned, err = sendBans(ctx, c, items); err != nil {
-				return e.fail("ban", remote(err))
-			}
-		}
-	} else {
-		d, err := e.openDirect(ctx)
-		if err != nil {
+	defer svc.Close()
+	var banned []string
+	imported := false
+	if *from != "" && !*jsonOut && len(items) > 1 {
+		// A file goes whole, as text: checked, enforced and stored in
+		// one step (an older daemon takes it in parts).
+		n, err := importBans(ctx, svc, items, *jail, *forS, *force)
+		switch {
+		case errors.Is(err, control.ErrNoImport):
+		case err != nil:
 			return e.fail("ban", err)
+		default:
+			imported, banned = true, make([]string, n) // only the count is printed
 		}
-		defer d.Close()
-		var protected *bans.IgnoreList
-		if !*force {
-			cfg, err := loadConfig(e.config, "")
-			if err == nil {
-				protected, err = daemon.Protected(cfg)
-			}
-			if err != nil {
-				return e.fail("ban", fmt.Errorf("cannot tell which addresses are protected (ignoreip): %w; fix the configuration, or pass --force", err))
-			}
-		}
-		bs, err := daemon.ParseItems(items, d.widen, time.Now(), daemon.ItemRules{Scope: e.directJailScope(*jail), Protected: protected})
-		if err != nil {
-			return e.fail("ban", usageErr("%v", err))
-		}
-		if _, err := d.core.CheckRoom(bs, nil); err != nil {
+	}
+	if !imported {
+		if banned, err = svc.Ban(ctx, items); err != nil {
 			return e.fail("ban", err)
-		}
-		for i := 0; i < len(bs); i += banChunk {
-			chunk := bs[i:min(i+banChunk, len(bs))]
-			if err := d.core.Ban(ctx, chunk); err != nil {
-				if len(banned) > 0 {
-					err = fmt.Errorf("%w (the first %d were banned)", err, len(banned))
-				}
-				return e.fail("ban", err)
-			}
-			for _, b := range chunk {
-				banned = append(banned, b.Prefix.String())
-			}
 		}
 	}
 	if *jsonOut {
@@ -179,7 +142,7 @@ func cmdBan(e *env, args []string) int {
 
 // importBans sends items as one import: the file's lines, already
 // checked here so that every bad line is reported, not the first.
-func importBans(ctx context.Context, c *control.Client, items []control.BanItem, jail, forS string, force bool) (int, error) {
+func importBans(ctx context.Context, c control.Service, items []control.BanItem, jail, forS string, force bool) (int, error) {
 	var body bytes.Buffer
 	for _, it := range items {
 		body.WriteString(it.Addr)
@@ -373,44 +336,12 @@ func cmdUnban(e *env, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
 	defer cancel()
-	var n int
-	c, err := e.daemonClient(ctx)
+	svc, err := e.service(ctx)
 	if err != nil {
 		return e.fail("unban", err)
 	}
-	if c != nil {
-		defer c.Close()
-		n, err = c.Unban(ctx, control.UnbanRequest{Addrs: pos, Jail: *jail, All: *all})
-		err = remote(err)
-	} else {
-		d, derr := e.openDirect(ctx)
-		if derr != nil {
-			return e.fail("unban", derr)
-		}
-		defer d.Close()
-		if *all {
-			if *jail != "" {
-				// No daemon runs: the jails it would run are the enabled
-				// ones of the configuration, when it loads.
-				var enabled []string
-				if cfg, err := loadConfig(e.config, ""); err == nil {
-					for _, j := range cfg.Enabled() {
-						enabled = append(enabled, j.Name)
-					}
-				}
-				if err := daemon.CheckJailKnown(*jail, daemon.KnownJails(d.core, enabled)); err != nil {
-					return e.fail("unban", fmt.Errorf("%w: %w", errUsage, err))
-				}
-			}
-			n, err = d.core.UnbanAll(ctx, *jail)
-		} else {
-			ps := make([]netip.Prefix, len(pos))
-			for i, a := range pos {
-				ps[i], _ = d.widen.Parse(a)
-			}
-			n, err = d.core.Unban(ctx, ps, *jail)
-		}
-	}
+	defer svc.Close()
+	n, err := svc.Unban(ctx, control.UnbanRequest{Addrs: pos, Jail: *jail, All: *all})
 	if err != nil {
 		return e.fail("unban", err)
 	}

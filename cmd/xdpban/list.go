@@ -38,30 +38,14 @@ func cmdList(e *env, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
 	defer cancel()
-	var entries []control.Entry
-	c, err := e.daemonClient(ctx)
+	svc, err := e.service(ctx)
 	if err != nil {
 		return e.fail("list", err)
 	}
-	if c != nil {
-		defer c.Close()
-		entries, err = c.List(ctx)
-		if err != nil {
-			return e.fail("list", remote(err))
-		}
-	} else {
-		d, err := e.openDirect(ctx)
-		if err != nil {
-			return e.fail("list", err)
-		}
-		defer d.Close()
-		bs, err := d.core.List(ctx)
-		if err != nil {
-			return e.fail("list", err)
-		}
-		for _, b := range bs {
-			entries = append(entries, control.EntryOf(b))
-		}
+	defer svc.Close()
+	entries, err := svc.List(ctx)
+	if err != nil {
+		return e.fail("list", err)
 	}
 	entries = filterEntries(entries, want, *jail)
 	code := exitOK

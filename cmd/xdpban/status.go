@@ -32,28 +32,13 @@ func cmdStatus(e *env, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
 	defer cancel()
-	c, err := e.daemonClient(ctx)
+	svc, err := e.service(ctx)
 	if err != nil {
 		return e.fail("status", err)
 	}
-	var d *direct
-	if c != nil {
-		defer c.Close()
-	} else {
-		d, err = e.openDirect(ctx)
-		if err != nil {
-			return e.fail("status", err)
-		}
-		defer d.Close()
-	}
+	defer svc.Close()
 	if len(pos) == 1 {
-		var js control.JailStatus
-		if c != nil {
-			js, err = c.JailStatus(ctx, pos[0])
-			err = remote(err)
-		} else {
-			js = directJailStatus(d, pos[0])
-		}
+		js, err := svc.JailStatus(ctx, pos[0])
 		if err != nil {
 			return e.fail("status", err)
 		}
@@ -63,13 +48,7 @@ func cmdStatus(e *env, args []string) int {
 		printJailStatus(e.stdout, js)
 		return exitOK
 	}
-	var st control.Status
-	if c != nil {
-		st, err = c.Status(ctx)
-		err = remote(err)
-	} else {
-		st, err = directStatus(ctx, d)
-	}
+	st, err := svc.Status(ctx)
 	if err != nil {
 		return e.fail("status", err)
 	}

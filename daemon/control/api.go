@@ -259,6 +259,24 @@ type Importer interface {
 	Import(ctx context.Context, req ImportRequest, body io.Reader) (ImportResponse, error)
 }
 
+// Service is what the CLI asks of xdpban's state, one way whatever runs:
+// Client, over a running daemon's socket; with no daemon, the CLI's own
+// implementation on the pinned maps and the store. A command never asks
+// which.
+type Service interface {
+	// Ban bans items and returns the prefixes banned, in order.
+	Ban(ctx context.Context, items []BanItem) ([]string, error)
+	// Import bans a file of addresses whole (ImportRequest).
+	Import(ctx context.Context, req ImportRequest, body io.Reader) (int, error)
+	Unban(ctx context.Context, req UnbanRequest) (int, error)
+	List(ctx context.Context) ([]Entry, error)
+	Status(ctx context.Context) (Status, error)
+	JailStatus(ctx context.Context, jail string) (JailStatus, error)
+	Close()
+}
+
+var _ Service = (*Client)(nil)
+
 // Handler is what the daemon implements behind the socket.
 type Handler interface {
 	Ban(ctx context.Context, items []BanItem) ([]bans.Ban, error)

@@ -5,22 +5,15 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/daemon/banafter"
-	"github.com/xdpban/xdpban/daemon/enforce"
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/loader"
 )
-
-// rateLimitSource is a backend with a SYN rate limiter (loader.XDP).
-type rateLimitSource interface {
-	RateLimited(ctx context.Context) ([]loader.RateLimitedSource, error)
-}
 
 // runBanAfter turns sources the rate limiter keeps throttling for longer
 // than their jail's ratelimit.banafter into ban decisions, polling once a
 // second until ctx ends. A reload takes effect at the next poll.
 func (d *Daemon) runBanAfter(ctx context.Context, b bans.Backend, out chan<- bans.Decision) {
-	rl, ok := enforce.Unwrap(b).(rateLimitSource)
+	rl, ok := bans.As[bans.RateLimiter](b)
 	if !ok {
 		return
 	}
@@ -57,7 +50,7 @@ func (d *Daemon) runBanAfter(ctx context.Context, b bans.Backend, out chan<- ban
 			}
 			continue
 		}
-		for _, dec := range tr.Observe(d.opt.Now(), banafter.FromLoader(srcs)) {
+		for _, dec := range tr.Observe(d.opt.Now(), banafter.FromLimiter(srcs)) {
 			d.log.Info("ratelimit.banafter: banning a source over its rate limit", "jail", dec.Jail, "addr", dec.Addr, "detail", dec.Lines[0])
 			select {
 			case out <- dec:

@@ -8,15 +8,8 @@ import (
 
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/drops"
-	"github.com/xdpban/xdpban/daemon/enforce"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/loader"
 )
-
-// dropSource is a backend that reports sampled drops (loader.XDP).
-type dropSource interface {
-	DropEvents(ctx context.Context) (<-chan loader.DropEvent, error)
-}
 
 // startDrops reads the XDP program's drop events (sampled in the kernel
 // by drop_log_rate/drop_log_global) for as long as ctx lasts: to the log
@@ -27,7 +20,7 @@ func (d *Daemon) startDrops(ctx context.Context, b bans.Backend) {
 	if b == nil {
 		return
 	}
-	src, ok := enforce.Unwrap(b).(dropSource)
+	src, ok := bans.As[bans.DropSource](b)
 	if !ok {
 		return
 	}

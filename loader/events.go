@@ -11,28 +11,11 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
-// DropEvent is one drop the kernel reported. Reports are sampled in the
-// kernel (SetDropLog), so a flood costs a bounded number of events.
-type DropEvent struct {
-	Time     time.Time
-	Ifindex  int
-	Src, Dst netip.Addr
-	Proto    uint8  // IP protocol (6 TCP, 17 UDP, ...)
-	SrcPort  uint16 // 0 unless TCP/UDP with a readable header
-	DstPort  uint16
-	Length   int   // frame bytes
-	TCPFlags uint8 // TCP only
-	Jail     string
-	// Iface is the name of Ifindex in the reader's network namespace
-	// ("" if it has none there).
-	Iface string
-	// Suppressed is how many drops of the same ban entry the kernel's
-	// sampling did not report since the entry's previous event: the
-	// event stands for 1+Suppressed drops.
-	Suppressed uint64
-}
+// DropEvent is one sampled drop (bans.DropEvent).
+type DropEvent = bans.DropEvent
 
 // SetDropLog sets the kernel's drop-event sampling: at most perAddr
 // events per second for each ban entry and global per second in all (0:

@@ -24,29 +24,8 @@ type RateLimitRule struct {
 	Burst int // 0: Rate
 }
 
-// RateLimitedSource is a source whose SYNs the kernel dropped for being
-// over a limit.
-type RateLimitedSource struct {
-	Prefix  netip.Prefix // /32, or the IPv6 ban width
-	Port    uint16
-	Jail    string
-	Dropped uint64
-	// OverSince is when the source began exceeding without a second's
-	// pause; zero when it is not exceeding now. LastOver is its latest
-	// dropped SYN. Userspace bans a source once LastOver-OverSince
-	// reaches the jail's ratelimit.banafter.
-	OverSince time.Time
-	LastOver  time.Time
-}
-
-// OverFor is how long the source has been exceeding its limit without
-// pause, as of its latest dropped SYN.
-func (s RateLimitedSource) OverFor() time.Duration {
-	if s.OverSince.IsZero() {
-		return 0
-	}
-	return s.LastOver.Sub(s.OverSince)
-}
+// RateLimitedSource is a throttled source (bans.RateLimitedSource).
+type RateLimitedSource = bans.RateLimitedSource
 
 // SetRateLimits replaces the rate-limit rules. Buckets of sources already
 // seen are kept, so a configuration reload does not hand every source a

@@ -19,7 +19,6 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/loader"
 )
 
 // DefaultGrace is how long a source may go unthrottled and still count
@@ -161,9 +160,9 @@ func (t *Tracker) Observe(now time.Time, samples []Sample) []bans.Decision {
 	return out
 }
 
-// FromLoader turns the XDP rate limiter's report into samples: sources
+// FromLimiter turns a backend rate limiter's report into samples: sources
 // exceeding their limit now (OverSince set), one per source and port.
-func FromLoader(srcs []loader.RateLimitedSource) []Sample {
+func FromLimiter(srcs []bans.RateLimitedSource) []Sample {
 	out := make([]Sample, 0, len(srcs))
 	for _, s := range srcs {
 		if s.OverSince.IsZero() || !s.Prefix.IsValid() {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/xdpban/xdpban/internal/bans"
 	"github.com/xdpban/xdpban/internal/config"
-	"github.com/xdpban/xdpban/loader"
 )
 
 var (
@@ -185,9 +184,9 @@ func TestBanAfterKernelSince(t *testing.T) {
 	}
 }
 
-func TestFromLoader(t *testing.T) {
+func TestFromLimiter(t *testing.T) {
 	now := t0.Add(time.Minute)
-	got := FromLoader([]loader.RateLimitedSource{
+	got := FromLimiter([]bans.RateLimitedSource{
 		{Prefix: netip.MustParsePrefix("192.0.2.2/32"), Port: 22, Jail: "sshd", Dropped: 40, OverSince: t0, LastOver: now},
 		{Prefix: netip.MustParsePrefix("2001:db8::/64"), Port: 22, Jail: "sshd", Dropped: 3, LastOver: now}, // calm now
 	})

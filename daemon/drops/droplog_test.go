@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xdpban/xdpban/loader"
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
 func sample() Event {
@@ -266,11 +266,11 @@ func TestPumpLogsAndPublishes(t *testing.T) {
 	hub.Publish(sample()) // after Close: no panic
 }
 
-func TestFromLoader(t *testing.T) {
-	in := make(chan loader.DropEvent, 2)
-	in <- loader.DropEvent{Time: sample().Time, Ifindex: 3, Iface: "veth0", Src: netip.MustParseAddr("::ffff:192.0.2.2"),
+func TestFromBackend(t *testing.T) {
+	in := make(chan bans.DropEvent, 2)
+	in <- bans.DropEvent{Time: sample().Time, Ifindex: 3, Iface: "veth0", Src: netip.MustParseAddr("::ffff:192.0.2.2"),
 		Dst: sample().Dst, Proto: ProtoTCP, SrcPort: 40000, DstPort: 22, Length: 60, TCPFlags: 0x02, Jail: "sshd", Suppressed: 12}
-	in <- loader.DropEvent{Src: sample().Src, Proto: ProtoICMP, SrcPort: 9, DstPort: 9, TCPFlags: 0xff, Length: -1}
+	in <- bans.DropEvent{Src: sample().Src, Proto: ProtoICMP, SrcPort: 9, DstPort: 9, TCPFlags: 0xff, Length: -1}
 	close(in)
 	out := Convert(context.Background(), in)
 	if got := <-out; got != sample() {

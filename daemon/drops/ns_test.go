@@ -75,7 +75,7 @@ func TestFloodEvents(t *testing.T) {
 				default:
 				}
 			}
-			hub.Publish(FromLoader(ev))
+			hub.Publish(FromBackend(ev))
 		}
 	}()
 

@@ -3,11 +3,11 @@ package drops
 import (
 	"context"
 
-	"github.com/xdpban/xdpban/loader"
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
-// FromLoader converts an event read from the XDP program's ring buffer.
-func FromLoader(ev loader.DropEvent) Event {
+// FromBackend converts a backend's drop event (XDP's ring buffer).
+func FromBackend(ev bans.DropEvent) Event {
 	out := Event{Time: ev.Time, Iface: ev.Iface, Src: ev.Src.Unmap(), Dst: ev.Dst.Unmap(), Proto: ev.Proto,
 		Len: uint32(max(ev.Length, 0)), Jail: ev.Jail, Suppressed: ev.Suppressed}
 	if HasPorts(ev.Proto) {
@@ -19,15 +19,15 @@ func FromLoader(ev loader.DropEvent) Event {
 	return out
 }
 
-// Convert adapts the loader's event channel to a channel of Events for
+// Convert adapts a backend's event channel to a channel of Events for
 // Pump; it is closed when in is or ctx ends.
-func Convert(ctx context.Context, in <-chan loader.DropEvent) <-chan Event {
+func Convert(ctx context.Context, in <-chan bans.DropEvent) <-chan Event {
 	out := make(chan Event, cap(in))
 	go func() {
 		defer close(out)
 		for ev := range in {
 			select {
-			case out <- FromLoader(ev):
+			case out <- FromBackend(ev):
 			case <-ctx.Done():
 				return
 			}

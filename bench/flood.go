@@ -156,7 +156,7 @@ func installXDP(ctx context.Context, p *nspair.Pair, addrs []netip.Prefix) (enfo
 		x, err = loader.Open(ctx, loader.Options{
 			Interfaces: []string{p.HostIf},
 			PinPath:    pinDir(),
-			MapSizes:   mapSizes(addrs),
+			MapSizes:   loader.MapSizes(mapSizes(addrs)),
 			Logger:     quietLogger(),
 		})
 		return err

@@ -8,8 +8,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-
-	"github.com/xdpban/xdpban/internal/config"
 )
 
 // BenchmarkXDP measures the program's cost per packet with
@@ -80,7 +78,7 @@ func BenchmarkXDP(b *testing.B) {
 	})
 	for _, n := range []int{0, 10_000, 1 << 20} {
 		b.Run(fmt.Sprintf("entries=%s", human(n)), func(b *testing.B) {
-			x := loadDetached(b, Options{MapSizes: config.MapSizes{V4: 1 << 20, V6: 1 << 20, V4Net: 1 << 16, V6Net: 1 << 16}})
+			x := loadDetached(b, Options{MapSizes: MapSizes{V4: 1 << 20, V6: 1 << 20, V4Net: 1 << 16, V6Net: 1 << 16}})
 			fill(b, x, n)
 			mustAdd(b, x, ban("192.0.2.66", "bench", time.Hour), ban("2001:db8:ffff:1::1", "bench", time.Hour),
 				ban("192.0.2.67", "bench", 0), scoped("192.0.2.68", "bench", "tcp/22"))

@@ -12,11 +12,10 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 )
 
-var smallSizes = config.MapSizes{V4: 1024, V6: 1024, V4Net: 256, V6Net: 256}
+var smallSizes = MapSizes{V4: 1024, V6: 1024, V4Net: 256, V6Net: 256}
 
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
@@ -33,7 +32,7 @@ func loadDetached(t testing.TB, o Options) *XDP {
 	if o.PinPath == "" {
 		o.PinPath = nspairtest.PinDir(t)
 	}
-	if o.MapSizes == (config.MapSizes{}) {
+	if o.MapSizes == (MapSizes{}) {
 		o.MapSizes = smallSizes
 	}
 	o.Logger = testLogger(t)

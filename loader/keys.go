@@ -2,8 +2,9 @@ package loader
 
 import (
 	"fmt"
-	"github.com/xdpban/xdpban/internal/bans"
 	"net/netip"
+
+	"github.com/xdpban/xdpban/internal/bans"
 )
 
 // table says which map holds a canonical prefix.

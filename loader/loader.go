@@ -32,10 +32,15 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 )
 
-// Default map capacities (config.MapSizes zero values).
+// MapSizes are the ban maps' capacities (the configuration's map_size_*
+// keys); zero fields take the defaults below.
+type MapSizes struct {
+	V4, V6, V4Net, V6Net int
+}
+
+// Default map capacities (MapSizes zero values).
 const (
 	DefaultHostEntries = 1 << 20 // ban_v4, ban_v6
 	DefaultNetEntries  = 1 << 16 // ban_v4_net, ban_v6_net
@@ -82,7 +87,7 @@ type Options struct {
 	// /sys/fs/bpf/xdpban. Its parent must be on bpffs.
 	PinPath string
 	// MapSizes: zero fields take the defaults.
-	MapSizes config.MapSizes
+	MapSizes MapSizes
 	// IPv6Prefix is the width a single IPv6 address is banned at
 	// (48..128); 0 means bans.DefaultIPv6Prefix.
 	IPv6Prefix int

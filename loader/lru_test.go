@@ -9,8 +9,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
-
-	"github.com/xdpban/xdpban/internal/config"
 )
 
 // onCPU runs f on a thread bound to cpu, so the kernel takes LRU nodes
@@ -66,7 +64,7 @@ func TestFaultLRUEviction(t *testing.T) {
 		}
 		return got
 	}
-	sizes := config.MapSizes{V4: 1024, V6: 1024, V4Net: 64, V6Net: 64}
+	sizes := MapSizes{V4: 1024, V6: 1024, V4Net: 64, V6Net: 64}
 	var report []string
 	for _, n := range []int{1024, 2001} {
 		x := loadDetached(t, Options{MapSizes: sizes})

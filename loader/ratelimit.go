@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 )
 
 // RateLimitRule limits new TCP connections (SYN without ACK) to one port,
@@ -164,33 +163,6 @@ func (x *XDP) RateLimitedByJail() (map[string]uint64, error) {
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read rl_jail_stats: %w", err)
-	}
-	return out, nil
-}
-
-// RulesFromJails turns the enabled jails' `ratelimit` settings into
-// rules: one per TCP port of the jail's port list (numbers, service
-// names, ranges). A jail with a rate limit must name its ports: a limit
-// on every port would throttle all new connections to the host.
-func RulesFromJails(jails []config.Jail) ([]RateLimitRule, error) {
-	var out []RateLimitRule
-	for _, j := range jails {
-		rl := j.RateLimit
-		if !j.Enabled || rl.Rate <= 0 {
-			continue
-		}
-		sc, err := bans.ParseScope("tcp", j.Port)
-		if err != nil {
-			return nil, fmt.Errorf("jail %q (%s): ratelimit: %w", j.Name, j.Source, err)
-		}
-		if len(sc.Ports) == 0 {
-			return nil, fmt.Errorf("jail %q (%s): ratelimit needs the jail's port (e.g. port = ssh): it limits SYNs per port", j.Name, j.Source)
-		}
-		for _, pr := range sc.Ports {
-			for p := int(pr.From); p <= int(pr.To); p++ {
-				out = append(out, RateLimitRule{Port: uint16(p), Jail: j.Name, Rate: rl.Rate, Per: rl.Per, Burst: rl.Burst})
-			}
-		}
 	}
 	return out, nil
 }

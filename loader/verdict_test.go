@@ -2,10 +2,11 @@ package loader
 
 import (
 	"context"
-	"github.com/xdpban/xdpban/internal/bans"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/xdpban/xdpban/internal/bans"
 
 	"github.com/cilium/ebpf"
 )

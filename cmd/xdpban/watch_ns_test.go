@@ -18,7 +18,6 @@ import (
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/drops"
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 	"github.com/xdpban/xdpban/internal/syncbuf"
 	"github.com/xdpban/xdpban/loader"
@@ -36,7 +35,7 @@ func TestWatchDirectFromPins(t *testing.T) {
 		var err error
 		x, err = loader.Open(context.Background(), loader.Options{
 			Interfaces: []string{p.HostIf}, PinPath: pin,
-			MapSizes:    config.MapSizes{V4: 1024, V6: 1024, V4Net: 64, V6Net: 64},
+			MapSizes:    loader.MapSizes{V4: 1024, V6: 1024, V4Net: 64, V6Net: 64},
 			DropLogRate: 100, Logger: slog.New(slog.DiscardHandler),
 		})
 		return err

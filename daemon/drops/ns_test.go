@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 	"github.com/xdpban/xdpban/internal/nspair/nspairtest"
 	"github.com/xdpban/xdpban/loader"
 )
@@ -29,7 +28,7 @@ func TestFloodEvents(t *testing.T) {
 		var err error
 		x, err = loader.Open(context.Background(), loader.Options{
 			Interfaces: []string{p.HostIf}, PinPath: pin,
-			MapSizes:    config.MapSizes{V4: 1024, V6: 1024, V4Net: 64, V6Net: 64},
+			MapSizes:    loader.MapSizes{V4: 1024, V6: 1024, V4Net: 64, V6Net: 64},
 			DropLogRate: perAddr, DropLogGlobal: global,
 			Logger: slog.New(slog.DiscardHandler),
 		})

@@ -86,10 +86,7 @@ func adoptIPTables(ctx context.Context, load func() (*config.Config, error)) (ba
 	if err != nil {
 		return nil, bans.Widen{}, false, fmt.Errorf("configuration (to adopt the iptables backend as the daemon set it up): %w", err)
 	}
-	o, err := iptables.OptionsFromConfig(cfg.Daemon, cfg.Jails)
-	if err != nil {
-		return nil, bans.Widen{}, false, err
-	}
+	o := iptablesOptions(cfg.Daemon)
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	b, err := iptables.Open(ctx, o)
 	if err != nil {

@@ -152,24 +152,21 @@ func (o Options) withDefaults() Options {
 	if o.OpenXDP == nil {
 		jails := o.Jails
 		o.OpenXDP = func(ctx context.Context, d config.Daemon) (bans.Backend, error) {
-			rules, err := loader.RulesFromJails(jails)
+			rules, err := rateLimitRules(jails)
 			if err != nil {
 				return nil, err
 			}
 			return loader.Open(ctx, loader.Options{
-				Interfaces: d.Interfaces, PinPath: d.PinPath, MapSizes: d.MapSizes,
+				Interfaces: d.Interfaces, PinPath: d.PinPath, MapSizes: loader.MapSizes(d.MapSizes),
 				IPv6Prefix: d.IPv6Prefix, Logger: o.Logger,
 				DropLogRate: d.DropLogRate, DropLogGlobal: d.DropLogGlobal, RateLimits: rules,
 			})
 		}
 	}
 	if o.OpenIPTables == nil {
-		jails, netns, log := o.Jails, o.Netns, o.Logger
+		netns, log := o.Netns, o.Logger
 		o.OpenIPTables = func(ctx context.Context, d config.Daemon, reason string) (bans.Backend, error) {
-			fo, err := iptables.OptionsFromConfig(d, jails)
-			if err != nil {
-				return nil, err
-			}
+			fo := iptablesOptions(d)
 			fo.Reason, fo.Netns, fo.Logger = reason, netns, log
 			return iptables.Open(ctx, fo)
 		}

@@ -28,7 +28,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xdpban/xdpban/internal/bans"
-	"github.com/xdpban/xdpban/internal/config"
 )
 
 // Mode is how bans are stored in netfilter.
@@ -85,20 +84,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock, for tests; time.Now by default.
 	Now func() time.Time
-}
-
-// OptionsFromConfig maps the daemon configuration to Options. Jails no
-// longer matter here: each ban carries its scope.
-func OptionsFromConfig(d config.Daemon, jails []config.Jail) (Options, error) {
-	o := Options{
-		From:       d.Chains,
-		Interfaces: d.Interfaces,
-		BlockType:  d.BlockType,
-	}
-	if n := d.MapSizes.V4 + d.MapSizes.V4Net; n > 0 {
-		o.MaxElem = max(n, d.MapSizes.V6+d.MapSizes.V6Net)
-	}
-	return o, nil
 }
 
 // family is the per-address-family half of the backend.

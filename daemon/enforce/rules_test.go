@@ -1,4 +1,4 @@
-package loader
+package enforce
 
 import (
 	"strings"
@@ -6,9 +6,10 @@ import (
 	"time"
 
 	"github.com/xdpban/xdpban/internal/config"
+	"github.com/xdpban/xdpban/loader"
 )
 
-func TestRulesFromJails(t *testing.T) {
+func TestRateLimitRulesFromJails(t *testing.T) {
 	rl := config.RateLimit{Rate: 10, Per: time.Minute, Burst: 3}
 	jails := []config.Jail{
 		{Name: "sshd", Enabled: true, Port: "ssh", RateLimit: rl},
@@ -16,11 +17,11 @@ func TestRulesFromJails(t *testing.T) {
 		{Name: "off", Enabled: false, Port: "25", RateLimit: rl},
 		{Name: "nolimit", Enabled: true, Port: "993"},
 	}
-	got, err := RulesFromJails(jails)
+	got, err := rateLimitRules(jails)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []RateLimitRule{
+	want := []loader.RateLimitRule{
 		{Port: 22, Jail: "sshd", Rate: 10, Per: time.Minute, Burst: 3},
 		{Port: 80, Jail: "web", Rate: 100, Per: time.Second},
 		{Port: 443, Jail: "web", Rate: 100, Per: time.Second},
@@ -43,7 +44,7 @@ func TestRulesFromJails(t *testing.T) {
 		{config.Jail{Name: "a", Enabled: true, RateLimit: rl, Source: "jail.local:3"}, `jail "a" (jail.local:3): ratelimit needs the jail's port`},
 		{config.Jail{Name: "b", Enabled: true, Port: "nosuchservice", RateLimit: rl}, "nosuchservice"},
 	} {
-		if _, err := RulesFromJails([]config.Jail{tc.j}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if _, err := rateLimitRules([]config.Jail{tc.j}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("jail %+v: %v, want error with %q", tc.j, err, tc.want)
 		}
 	}

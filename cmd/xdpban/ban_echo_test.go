@@ -37,11 +37,11 @@ func TestBanSaysWhenNormalised(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"ban", "10.1.2.3/8"}, "banned 10.0.0.0/8 (normalised from 10.1.2.3/8: host bits cleared) in jail manual for 1h0m0s\n"},
-		{[]string{"ban", "198.51.100.7"}, "banned 198.51.100.7/32 in jail manual for 1h0m0s\n"},
+		{[]string{"ban", "10.1.2.3/8"}, "banned 10.0.0.0/8 (normalised from 10.1.2.3/8: host bits cleared) in jail manual for 1h\n"},
+		{[]string{"ban", "198.51.100.7"}, "banned 198.51.100.7/32 in jail manual for 1h\n"},
 		{[]string{"ban", "2001:db8::7", "--for", "0"}, "banned 2001:db8::/64 (normalised from 2001:db8::7: widened to /64) in jail manual permanently\n"},
-		{[]string{"ban", "198.51.100.7", "203.0.113.9/24", "2001:db8::/48"}, "banned 3 addresses in jail manual for 1h0m0s (1 normalised: --json lists the prefixes banned)\n"},
-		{[]string{"ban", "198.51.100.7", "203.0.113.0/24"}, "banned 2 addresses in jail manual for 1h0m0s\n"},
+		{[]string{"ban", "198.51.100.7", "203.0.113.9/24", "2001:db8::/48"}, "banned 3 addresses in jail manual for 1h (1 normalised: --json lists the prefixes banned)\n"},
+		{[]string{"ban", "198.51.100.7", "203.0.113.0/24"}, "banned 2 addresses in jail manual for 1h\n"},
 	} {
 		code, out, errs := cli(t, "", append([]string{"--socket", sock}, c.args...)...)
 		if code != 0 || out != c.want {

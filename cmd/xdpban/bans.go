@@ -225,7 +225,27 @@ func sendBans(ctx context.Context, c *control.Client, items []control.BanItem) (
 
 func durText(s string) string {
 	d, _ := daemon.ParseBanTime(s)
-	return d.String()
+	return shortDuration(d)
+}
+
+// shortDuration is d as an operator writes it: 1h, 90m, 1h30m, 45s (Go's
+// String gives 1h0m0s). JSON keeps Go's form, which scripts parse.
+func shortDuration(d time.Duration) string {
+	if d <= 0 || d%time.Second != 0 {
+		return d.String()
+	}
+	h, m, sec := d/time.Hour, (d%time.Hour)/time.Minute, (d%time.Minute)/time.Second
+	var b strings.Builder
+	if h > 0 {
+		fmt.Fprintf(&b, "%dh", h)
+	}
+	if m > 0 {
+		fmt.Fprintf(&b, "%dm", m)
+	}
+	if sec > 0 {
+		fmt.Fprintf(&b, "%ds", sec)
+	}
+	return b.String()
 }
 
 func fileName(f string) string {

@@ -264,15 +264,15 @@ func printReplay(w io.Writer, name string, f *filter.Filter, r *logwatch.ReplayR
 	if j == nil {
 		return
 	}
-	bt := j.BanTime.String()
+	bt := shortDuration(j.BanTime)
 	if j.BanTime < 0 {
 		bt = "permanent"
 	}
-	fmt.Fprintf(w, "\nJail %s (maxretry %d, findtime %s, bantime %s): %d bans\n", j.Name, j.MaxRetry, j.FindTime, bt, len(r.Bans))
+	fmt.Fprintf(w, "\nJail %s (maxretry %d, findtime %s, bantime %s): %d bans\n", j.Name, j.MaxRetry, shortDuration(j.FindTime), bt, len(r.Bans))
 	for _, b := range r.Bans {
 		dur := "permanently"
 		if b.BanSecs >= 0 {
-			dur = "for " + (time.Duration(b.BanSecs * float64(time.Second))).String() + " until " + b.Until.Format(time.RFC3339)
+			dur = "for " + shortDuration(time.Duration(b.BanSecs*float64(time.Second))) + " until " + b.Until.Format(time.RFC3339)
 		}
 		fmt.Fprintf(w, "  %s banned at %s %s (%d failures, line %d)\n", b.Prefix, b.At.Format(time.RFC3339), dur, b.Failures, b.Line)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const sampleLog = "../../testdata/logs/auth-sample.log"
@@ -56,10 +57,10 @@ func TestRegexJailReplayPrintsBans(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
 	for _, want := range []string{
-		"Jail sshd (maxretry 3, findtime 10m0s, bantime 2h0m0s): 2 bans",
+		"Jail sshd (maxretry 3, findtime 10m, bantime 2h): 2 bans",
 		"192.0.2.10/32 banned at ",
 		"2001:db8::/64 banned at ",
-		"for 2h0m0s until ",
+		"for 2h until ",
 		"(3 failures, line 5)",
 	} {
 		if !strings.Contains(out, want) {
@@ -135,5 +136,16 @@ func TestRegexReportsTimeouts(t *testing.T) {
 	code, out, _ = cli(t, "", "regex", "--json", log, `^x(?=\w)(?:\w+\s?)+: invalid user from <HOST>$`)
 	if code != 0 || !strings.Contains(out, `"timeouts":5`) {
 		t.Fatalf("json: exit %d\n%s", code, out)
+	}
+}
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		time.Hour: "1h", 90 * time.Minute: "1h30m", 10 * time.Minute: "10m", 45 * time.Second: "45s",
+		90 * time.Second: "1m30s", 25*time.Hour + 5*time.Second: "25h5s", 1500 * time.Millisecond: "1.5s", -1: "-1ns",
+	} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%s) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/xdpban/xdpban/daemon/control"
 )
@@ -180,14 +181,14 @@ func printJailStatus(w io.Writer, js control.JailStatus) {
 	if t := js.Timings; t != nil {
 		fmt.Fprintf(w, "|- Timings\n")
 		fmt.Fprintf(w, "|  |- maxretry:\t%d\n", t.MaxRetry)
-		fmt.Fprintf(w, "|  |- findtime:\t%s\n", t.FindTime)
+		fmt.Fprintf(w, "|  |- findtime:\t%s\n", shortText(t.FindTime))
 		if t.Increment {
-			fmt.Fprintf(w, "|  |- bantime:\t%s\n", t.BanTime)
-			maxt := t.MaxTime
+			fmt.Fprintf(w, "|  |- bantime:\t%s\n", shortText(t.BanTime))
+			maxt := shortText(t.MaxTime)
 			maxt = cmp.Or(maxt, "none")
 			fmt.Fprintf(w, "|  `- bantime.increment:\tfactor %g, maxtime %s\n", t.Factor, maxt)
 		} else {
-			fmt.Fprintf(w, "|  `- bantime:\t%s\n", t.BanTime)
+			fmt.Fprintf(w, "|  `- bantime:\t%s\n", shortText(t.BanTime))
 		}
 	}
 	fmt.Fprintf(w, "`- Actions\n")
@@ -203,4 +204,13 @@ func rateLimitedText(n *uint64) string {
 		return "n/a"
 	}
 	return strconv.FormatUint(*n, 10)
+}
+
+// shortText is shortDuration of a duration in Go's form ("1h0m0s" -> "1h");
+// anything else as it is.
+func shortText(s string) string {
+	if d, err := time.ParseDuration(s); err == nil {
+		return shortDuration(d)
+	}
+	return s
 }

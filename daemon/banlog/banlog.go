@@ -117,10 +117,17 @@ func (l *Log) BanBatch(bs []bans.Ban) {
 	}
 	l.mu.Lock()
 	if l.w != nil {
-		ts := l.now().Format(timeLayout)
+		// The line's head is the same for the whole batch; each line
+		// appends only its jail and address (a million lines through
+		// fmt were a tenth of an import).
+		head := fmt.Appendf(nil, "%s %s [%d]: NOTICE  [", l.now().Format(timeLayout), logger, l.pid)
 		buf := make([]byte, 0, 64*1024)
 		for i, b := range bs {
-			buf = fmt.Appendf(buf, "%s %s [%d]: NOTICE  [%s] Ban %s\n", ts, logger, l.pid, b.Jail, Addr(b.Prefix))
+			buf = append(buf, head...)
+			buf = append(buf, b.Jail...)
+			buf = append(buf, "] Ban "...)
+			buf = b.Prefix.Masked().Addr().AppendTo(buf)
+			buf = append(buf, '\n')
 			if len(buf) >= 60*1024 || i == len(bs)-1 {
 				if _, err := l.w.Write(buf); err != nil {
 					l.log.Error("write ban log failed", "path", l.path, "err", err)

@@ -93,6 +93,19 @@ func TestImportWholeOrNothing(t *testing.T) {
 			t.Errorf("import %q: err %v, want a bad request with %q", c.body, err, c.want)
 		}
 	}
+	// Large enough to be parsed in parts on every core: the bad line is
+	// still named by its number in the whole file.
+	var big strings.Builder
+	for i := range 80_000 {
+		if i == 59_999 {
+			big.WriteString("2001:db8:zz::/64\n")
+			continue
+		}
+		fmt.Fprintf(&big, "2001:db8:%x:%x::/64\n", 0x300+i>>16, i&0xffff)
+	}
+	if _, err := d.Import(ctx, control.ImportRequest{Jail: "import", For: "1h"}, strings.NewReader(big.String())); err == nil || !strings.Contains(err.Error(), "line 60000: invalid CIDR") {
+		t.Errorf("import with line 60000 bad: %v", err)
+	}
 	if len(be.m) != 0 {
 		t.Fatalf("refused imports banned %v", be.m)
 	}

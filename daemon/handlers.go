@@ -24,13 +24,7 @@ import (
 // Ban implements control.Handler: the whole request is checked before
 // anything is banned, so a bad line bans nothing.
 func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, error) {
-	if err := d.waitUp(ctx); err != nil {
-		return nil, err
-	}
-	if d.core == nil {
-		return nil, ErrDryRun
-	}
-	bs, err := d.parseItems(items)
+	bs, err := d.manualBans(ctx, items)
 	if err != nil {
 		return nil, err
 	}
@@ -43,13 +37,7 @@ func (d *Daemon) Ban(ctx context.Context, items []control.BanItem) ([]bans.Ban, 
 // CheckBan implements control.Checker: whether items fit, banning
 // nothing.
 func (d *Daemon) CheckBan(ctx context.Context, items []control.BanItem, pending map[string]int) (map[string]int, error) {
-	if err := d.waitUp(ctx); err != nil {
-		return nil, err
-	}
-	if d.core == nil {
-		return nil, ErrDryRun
-	}
-	bs, err := d.parseItems(items)
+	bs, err := d.manualBans(ctx, items)
 	if err != nil {
 		return nil, err
 	}

@@ -48,16 +48,9 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 	if d.core == nil {
 		return control.ImportResponse{}, ErrDryRun
 	}
-	d.mu.Lock()
-	cfg := d.cfg
-	d.mu.Unlock()
-	rules := ItemRules{Scope: d.jailScope}
-	if !req.Force {
-		protected, err := Protected(cfg)
-		if err != nil {
-			return control.ImportResponse{}, fmt.Errorf("list the addresses bans must not cover: %w", err)
-		}
-		rules.Protected = protected
+	rules, err := d.manualRules(req.Force)
+	if err != nil {
+		return control.ImportResponse{}, err
 	}
 	now := d.opt.Now()
 	it := control.BanItem{Jail: req.Jail, For: req.For, Force: req.Force}
@@ -71,11 +64,11 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 	narrowed := 0
 	err = control.ScanBanFile(bytes.NewReader(raw), func(line int, s string) error {
 		it.Addr = s
-		b, err := ParseItem(it, d.widen, now, rules)
+		b, wide, err := parseItem(it, d.widen, now, rules)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", line, err)
 		}
-		if wide, _ := d.widen.Parse(s); wide != b.Prefix {
+		if wide != b.Prefix {
 			narrowed++
 		}
 		bs = append(bs, b)

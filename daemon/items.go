@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -29,28 +30,47 @@ func JailScope(cfg *config.Config, jail string) bans.Scope {
 	return bans.Scope{}
 }
 
-// parseItems is ParseItems against the running configuration's
-// protected addresses.
-func (d *Daemon) parseItems(items []control.BanItem) ([]bans.Ban, error) {
+// manualBans parses a request's ban items against the running
+// configuration, once the start is done; a dry-run daemon refuses them.
+func (d *Daemon) manualBans(ctx context.Context, items []control.BanItem) ([]bans.Ban, error) {
+	if err := d.waitUp(ctx); err != nil {
+		return nil, err
+	}
+	if d.core == nil {
+		return nil, ErrDryRun
+	}
+	rules, err := d.manualRules(false) // an item's own Force skips the guard
+	if err != nil {
+		return nil, err
+	}
+	bs, err := parseItems(items, d.widen, d.opt.Now(), rules, func(i int, wide, got netip.Prefix) {
+		d.log.Warn("manual ban narrowed: the widened prefix would cover a protected address (ignoreip, the host's own)",
+			"addr", items[i].Addr, "banned", got, "instead_of", wide)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	}
+	return bs, nil
+}
+
+// manualRules are the rules of the CLI's bans (and imports) in the running
+// configuration: its jails' scopes and, unless force, the addresses no
+// ban may cover.
+func (d *Daemon) manualRules(force bool) (ItemRules, error) {
+	rules := ItemRules{Scope: d.jailScope}
+	if force {
+		return rules, nil
+	}
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
 	protected, err := Protected(cfg)
 	if err != nil {
 		// Without the list a ban could lock the host out: refuse.
-		return nil, fmt.Errorf("list the addresses bans must not cover: %w", err)
+		return rules, fmt.Errorf("list the addresses bans must not cover: %w", err)
 	}
-	bs, err := ParseItems(items, d.widen, d.opt.Now(), ItemRules{Scope: d.jailScope, Protected: protected})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
-	}
-	for i, b := range bs {
-		if wide, _ := d.widen.Parse(items[i].Addr); wide != b.Prefix {
-			d.log.Warn("manual ban narrowed: the widened prefix would cover a protected address (ignoreip, the host's own)",
-				"addr", items[i].Addr, "banned", b.Prefix, "instead_of", wide)
-		}
-	}
-	return bs, nil
+	rules.Protected = protected
+	return rules, nil
 }
 
 // ItemRules are what the configuration adds to ParseItems. Scope, when
@@ -67,9 +87,18 @@ type ItemRules struct {
 // to 1h, "0" is permanent. The first bad item, or one rules refuse, fails
 // the lot.
 func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, rules ItemRules) ([]bans.Ban, error) {
+	return parseItems(items, w, now, rules, nil)
+}
+
+// parseItems is ParseItems telling narrowed, when set, of each item whose
+// widened prefix was narrowed around a protected address.
+func parseItems(items []control.BanItem, w bans.Widen, now time.Time, rules ItemRules, narrowed func(i int, wide, got netip.Prefix)) ([]bans.Ban, error) {
 	out := make([]bans.Ban, 0, len(items))
 	for i, it := range items {
-		b, err := ParseItem(it, w, now, rules)
+		b, wide, err := parseItem(it, w, now, rules)
+		if err == nil && narrowed != nil && wide != b.Prefix {
+			narrowed(i, wide, b.Prefix)
+		}
 		if err != nil {
 			if len(items) > 1 {
 				return nil, fmt.Errorf("item %d: %w", i+1, err)
@@ -83,35 +112,43 @@ func ParseItems(items []control.BanItem, w bans.Widen, now time.Time, rules Item
 
 // ParseItem is ParseItems for one item.
 func ParseItem(it control.BanItem, w bans.Widen, now time.Time, rules ItemRules) (bans.Ban, error) {
-	p, err := w.Parse(it.Addr)
+	b, _, err := parseItem(it, w, now, rules)
+	return b, err
+}
+
+// parseItem is ParseItem that also returns the prefix the item widens to,
+// before the guard narrowed it (the ban's prefix when it did not).
+func parseItem(it control.BanItem, w bans.Widen, now time.Time, rules ItemRules) (b bans.Ban, wide netip.Prefix, err error) {
+	wide, err = w.Parse(it.Addr)
 	if err == nil {
-		err = CheckWidth(p, it.Addr)
+		err = CheckWidth(wide, it.Addr)
 	}
+	p := wide
 	if err == nil && !it.Force {
 		p, err = guard(rules.Protected, it.Addr, p)
 	}
 	if err != nil {
-		return bans.Ban{}, err
+		return bans.Ban{}, wide, err
 	}
 	jail := it.Jail
 	if jail == "" {
 		jail = DefaultJail
 	}
 	if err := checkJailName(jail); err != nil {
-		return bans.Ban{}, err
+		return bans.Ban{}, wide, err
 	}
 	d, err := ParseBanTime(it.For)
 	if err != nil {
-		return bans.Ban{}, err
+		return bans.Ban{}, wide, err
 	}
-	b := bans.Ban{Prefix: p, Jail: jail}
+	b = bans.Ban{Prefix: p, Jail: jail}
 	if rules.Scope != nil {
 		b.Scope = rules.Scope(jail)
 	}
 	if d > 0 {
 		b.Expires = now.Add(d)
 	}
-	return b, nil
+	return b, wide, nil
 }
 
 // Widest prefixes a ban may name. 0.0.0.0/0 (or /1 …) drops a large part

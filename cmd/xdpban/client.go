@@ -82,10 +82,16 @@ type direct struct {
 	bl    *banlog.Log
 	x     bans.Backend
 	widen bans.Widen
+	// cfg is the configuration, read once for the whole command; cfgErr
+	// why it did not load (a direct ban then refuses to guess what is
+	// protected).
+	cfg    *config.Config
+	cfgErr error
 }
 
 func (e *env) openDirect(ctx context.Context) (*direct, error) {
-	x, widen, err := e.openDirectBackend(ctx)
+	cfg, cfgErr := loadConfig(e.config, "")
+	x, widen, err := e.openDirectBackend(ctx, func() (*config.Config, error) { return cfg, cfgErr })
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +107,7 @@ func (e *env) openDirect(ctx context.Context) (*direct, error) {
 		bl, _ = banlog.Open("", quiet)
 	}
 	c := ledger.NewCore(x, st, bl, quiet)
-	if cfg, err := loadConfig(e.config, ""); err == nil && cfg.Daemon.Fleet.Enabled {
+	if cfgErr == nil && cfg.Daemon.Fleet.Enabled {
 		// What is banned or unbanned here reaches the fleet at the
 		// daemon's next start.
 		c.Observers = append(c.Observers, daemon.FleetQueue(st, cfg.Daemon.Fleet.Node, func(err error) {
@@ -113,32 +119,28 @@ func (e *env) openDirect(ctx context.Context) (*direct, error) {
 		st.Close()
 		return nil, err
 	}
-	return &direct{core: c, st: st, bl: bl, x: x, widen: widen}, nil
+	return &direct{core: c, st: st, bl: bl, x: x, widen: widen, cfg: cfg, cfgErr: cfgErr}, nil
 }
 
 // openDirectBackend opens what a stopped daemon left enforcing
 // (enforce.Adopt). It never creates anything: no pins and no chain is an
 // error.
-func (e *env) openDirectBackend(ctx context.Context) (bans.Backend, bans.Widen, error) {
-	b, w, err := enforce.Adopt(ctx, e.pinDir(), func() (*config.Config, error) { return loadConfig(e.config, "") })
+func (e *env) openDirectBackend(ctx context.Context, load func() (*config.Config, error)) (bans.Backend, bans.Widen, error) {
+	b, w, err := enforce.Adopt(ctx, e.pinDir(), load)
 	if errors.Is(err, enforce.ErrNothingToAdopt) {
 		return nil, bans.Widen{}, fmt.Errorf("no daemon answers on %s, %w: start the daemon with 'xdpban run', or pass the --socket/--pin-path it uses", e.socketPath(), err)
 	}
 	return b, w, err
 }
 
-// directJailScope gives, with no daemon to ask, the scope of bans given
-// --jail: the jail's in the configuration, read here. A configuration
-// that does not read bans all traffic, the safe side.
-func (e *env) directJailScope(jail string) func(string) bans.Scope {
-	if jail == "" {
+// jailScope gives, with no daemon to ask, the scope of bans given --jail:
+// the jail's in the configuration. A configuration that does not read
+// bans all traffic, the safe side.
+func (d *direct) jailScope(jail string) func(string) bans.Scope {
+	if jail == "" || d.cfgErr != nil {
 		return nil
 	}
-	cfg, err := loadConfig(e.config, "")
-	if err != nil {
-		return nil
-	}
-	return func(j string) bans.Scope { return daemon.JailScope(cfg, j) }
+	return func(j string) bans.Scope { return daemon.JailScope(d.cfg, j) }
 }
 
 func (d *direct) Close() {

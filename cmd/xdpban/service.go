@@ -27,7 +27,7 @@ func (e *env) service(ctx context.Context) (control.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &directService{e: e, d: d}, nil
+	return &directService{d: d}, nil
 }
 
 // daemonService is the daemon's socket, its refusals made the CLI's bad
@@ -67,10 +67,7 @@ func (s daemonService) JailStatus(ctx context.Context, jail string) (control.Jai
 // directService works on what a stopped daemon left: the pinned maps (or
 // netfilter table) and the store, through the same ledger the daemon
 // keeps its bans with.
-type directService struct {
-	e *env
-	d *direct
-}
+type directService struct{ d *direct }
 
 func (s *directService) Close() { s.d.Close() }
 
@@ -80,15 +77,15 @@ func (s *directService) Ban(ctx context.Context, items []control.BanItem) ([]str
 	}
 	var protected *bans.IgnoreList
 	if !items[0].Force {
-		cfg, err := loadConfig(s.e.config, "")
+		err := s.d.cfgErr
 		if err == nil {
-			protected, err = daemon.Protected(cfg)
+			protected, err = daemon.Protected(s.d.cfg)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("cannot tell which addresses are protected (ignoreip): %w; fix the configuration, or pass --force", err)
 		}
 	}
-	bs, err := daemon.ParseItems(items, s.d.widen, time.Now(), daemon.ItemRules{Scope: s.e.directJailScope(items[0].Jail), Protected: protected})
+	bs, err := daemon.ParseItems(items, s.d.widen, time.Now(), daemon.ItemRules{Scope: s.d.jailScope(items[0].Jail), Protected: protected})
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
@@ -130,8 +127,8 @@ func (s *directService) Unban(ctx context.Context, req control.UnbanRequest) (in
 			// No daemon runs: the jails it would run are the enabled
 			// ones of the configuration, when it loads.
 			var enabled []string
-			if cfg, err := loadConfig(s.e.config, ""); err == nil {
-				for _, j := range cfg.Enabled() {
+			if s.d.cfgErr == nil {
+				for _, j := range s.d.cfg.Enabled() {
 					enabled = append(enabled, j.Name)
 				}
 			}

@@ -526,22 +526,12 @@ func (s *Store) DeleteAllBans() (int, error) {
 // reconcile (they are returned in the error count).
 func (s *Store) Bans() ([]bans.Ban, error) {
 	var out []bans.Ban
-	err := s.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBans).ForEach(func(k, v []byte) error {
-			p, err := parseBanKey(k)
-			if err != nil {
-				return nil // unreadable key: not a ban we can enforce
-			}
-			bv, err := decodeBan(v)
-			if err != nil {
-				return nil
-			}
-			out = append(out, bv.ban(p))
-			return nil
-		})
+	err := s.EachBan(func(b bans.Ban) error {
+		out = append(out, b)
+		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read bans: %w", err)
+		return nil, err
 	}
 	return out, nil
 }

@@ -2,19 +2,18 @@ package daemon
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/netip"
 	"runtime/debug"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
+	"golang.org/x/sync/errgroup"
 )
 
 var _ control.Importer = (*Daemon)(nil)
@@ -95,39 +94,24 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 	// Two parts in flight: one's store commit (an fsync) and ban log
 	// overlap the next one's kernel batch. Parts are disjoint, so their
 	// stripe locks never meet.
-	parts := (len(bs) + importPart - 1) / importPart
 	var (
-		next, banned atomic.Int64
-		wg           sync.WaitGroup
-		mu           sync.Mutex
-		first        error
+		g      errgroup.Group
+		banned atomic.Int64
+		failed atomic.Bool
 	)
-	for range min(importInFlight, parts) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				mu.Lock()
-				failed := first != nil
-				mu.Unlock()
-				if i >= parts || failed {
-					return
-				}
-				part := bs[i*importPart : min((i+1)*importPart, len(bs))]
-				if err := d.core.BanImported(ctx, part); err != nil {
-					mu.Lock()
-					first = cmp.Or(first, err)
-					mu.Unlock()
-					return
-				}
-				banned.Add(int64(len(part)))
+	g.SetLimit(importInFlight)
+	for i := 0; i < len(bs) && !failed.Load(); i += importPart {
+		part := bs[i:min(i+importPart, len(bs))]
+		g.Go(func() error {
+			if err := d.core.BanImported(ctx, part); err != nil {
+				failed.Store(true)
+				return err
 			}
-		}()
+			banned.Add(int64(len(part)))
+			return nil
+		})
 	}
-	wg.Wait()
-	if first != nil {
-		err := first
+	if err := g.Wait(); err != nil {
 		if n := banned.Load(); n > 0 {
 			err = fmt.Errorf("%w (%d of %d were banned)", err, n, len(bs))
 		}

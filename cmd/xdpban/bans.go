@@ -10,13 +10,12 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/xdpban/xdpban/daemon"
 	"github.com/xdpban/xdpban/daemon/control"
 	"github.com/xdpban/xdpban/internal/bans"
+	"golang.org/x/sync/errgroup"
 )
 
 // banChunk is how many bans go in one request: well under control.MaxBody
@@ -178,38 +177,16 @@ func sendBans(ctx context.Context, c *control.Client, items []control.BanItem) (
 		}
 	}
 	res := make([][]string, n)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		next  atomic.Int64
-		mu    sync.Mutex
-		first error
-	)
-	for range min(bansInFlight, n) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				got, err := c.Ban(ctx, items[i*banChunk:min((i+1)*banChunk, len(items))])
-				if err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-					cancel()
-					return
-				}
-				res[i] = got
-			}
-		}()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(bansInFlight)
+	for i := 0; i < n && gctx.Err() == nil; i++ {
+		g.Go(func() error {
+			got, err := c.Ban(gctx, items[i*banChunk:min((i+1)*banChunk, len(items))])
+			res[i] = got
+			return err
+		})
 	}
-	wg.Wait()
+	first := g.Wait()
 	var banned []string
 	for _, r := range res {
 		banned = append(banned, r...)

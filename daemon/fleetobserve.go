@@ -21,14 +21,20 @@ func (o fleetObserver) Banned(bs []bans.Ban, _ []actions.Event, reason string) {
 }
 
 func (o fleetObserver) Unbanned(bs []bans.Ban, why string, _ time.Time) {
+	o.d.publishUnban(operatorUnbans(bs, why))
+}
+
+// operatorUnbans are the prefixes of bs when an operator lifted them, the
+// only unbans the fleet is told of; nil otherwise.
+func operatorUnbans(bs []bans.Ban, why string) []netip.Prefix {
 	if why != "manual" {
-		return
+		return nil
 	}
 	ps := make([]netip.Prefix, len(bs))
 	for i, b := range bs {
 		ps[i] = b.Prefix
 	}
-	o.d.publishUnban(ps)
+	return ps
 }
 
 // FleetQueue is the fleet observer of a CLI working on the pins with no
@@ -53,12 +59,9 @@ func (q fleetQueue) Banned(bs []bans.Ban, _ []actions.Event, reason string) {
 }
 
 func (q fleetQueue) Unbanned(bs []bans.Ban, why string, _ time.Time) {
-	if why != "manual" {
+	ps := operatorUnbans(bs, why)
+	if len(ps) == 0 {
 		return
-	}
-	ps := make([]netip.Prefix, len(bs))
-	for i, b := range bs {
-		ps[i] = b.Prefix
 	}
 	if err := fleet.QueueUnbans(q.out, ps); err != nil {
 		q.warn(err)

@@ -165,9 +165,13 @@ func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause B
 		return err
 	}
 	defer release()
-	fresh := c.allNew(ps)
+	// Whether every prefix is new matters to a backend that adds new
+	// bans faster and to a batch large enough for the mirror's one-merge
+	// insert; otherwise the lookups are not spent.
+	na, hasNA := bans.As[bans.NewAdder](c.Backend)
+	fresh := (hasNA || len(bs) >= bulkMirror) && c.allNew(ps)
 	add := c.Backend.Add
-	if na, ok := bans.As[bans.NewAdder](c.Backend); ok && fresh {
+	if hasNA && fresh {
 		add = na.AddNew
 	}
 	if err := add(ctx, bs...); err != nil {

@@ -20,11 +20,22 @@ func Protected(cfg *config.Config) (*bans.IgnoreList, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Jails mostly inherit one [DEFAULT] ignoreip: each prefix goes in
+	// once, credited to the first jail that names it, or a fail2ban tree
+	// of a hundred jails checks every ban against a hundred copies.
+	seen := map[netip.Prefix]bool{}
 	for _, j := range cfg.Jails {
-		if len(j.IgnoreIP) == 0 {
+		var fresh []netip.Prefix
+		for _, p := range j.IgnoreIP {
+			if !seen[p] {
+				seen[p] = true
+				fresh = append(fresh, p)
+			}
+		}
+		if len(fresh) == 0 {
 			continue
 		}
-		if l, err = l.Add(j.IgnoreIP, "in ignoreip of jail "+j.Name); err != nil {
+		if l, err = l.Add(fresh, "in ignoreip of jail "+j.Name); err != nil {
 			return nil, fmt.Errorf("jail %s: %w", j.Name, err)
 		}
 	}

@@ -12,12 +12,6 @@ import (
 	"github.com/xdpban/xdpban/internal/config"
 )
 
-// jailScope is the scope of a configured jail's bans; a name no jail has
-// (manual) bans all traffic.
-func (d *Daemon) jailScope(jail string) bans.Scope {
-	return JailScope(d.cfg, jail)
-}
-
 // JailScope is the scope a ban given to jail by name drops in cfg: the
 // jail's own (banscope), or all traffic for a name no jail has.
 func JailScope(cfg *config.Config, jail string) bans.Scope {
@@ -57,13 +51,15 @@ func (d *Daemon) manualBans(ctx context.Context, items []control.BanItem) ([]ban
 // configuration: its jails' scopes and, unless force, the addresses no
 // ban may cover.
 func (d *Daemon) manualRules(force bool) (ItemRules, error) {
-	rules := ItemRules{Scope: d.jailScope}
-	if force {
-		return rules, nil
-	}
+	// One snapshot of the configuration for the whole request: a reload
+	// swaps d.cfg under d.mu.
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
+	rules := ItemRules{Scope: func(jail string) bans.Scope { return JailScope(cfg, jail) }}
+	if force {
+		return rules, nil
+	}
 	protected, err := Protected(cfg)
 	if err != nil {
 		// Without the list a ban could lock the host out: refuse.

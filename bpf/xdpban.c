@@ -307,6 +307,69 @@ struct {
 	__type(value, struct clock_cache);
 } xdpban_clock SEC(".maps");
 
+// hit_slot is one entry of a CPU's hit cache (xdpban_hitcache): a copy
+// of an exact-table ban (ban_v4/ban_v6) this CPU dropped a packet for, so
+// the next packet from that source is dropped without the hash lookup and
+// without the atomic adds on the shared entry. Direct-mapped: the slot is
+// a hash of the key, a colliding key evicts. Only positive, live,
+// exact-table hits are cached (never a miss, never a prefix ban), so a
+// new ban is enforced at once; a slot is valid only while its gen equals
+// xdpban_gen, which userspace bumps after every change to an existing
+// exact entry (and every delete), so an unban or re-ban takes effect at
+// the next packet.
+//
+// packets, bytes and suppressed are this CPU's drops not yet added to the
+// entry: plain adds (the slot is this CPU's), moved into the entry by the
+// slow path when the slot is refilled. Userspace reports entry + every
+// CPU's slots for the key, and starts a new entry at minus what the
+// slots still hold for its key, so the counters stay exact. Pinned like
+// the entries: a program upgrade must not lose what the slots hold.
+//
+// Drop events: a CPU whose slot says quiet counts the drops it holds
+// back in suppressed; they reach the entry, and so an event, when that
+// CPU next takes the slow path (its first drop after quiet_until). One
+// flow, on one CPU, gets them in its next event; a source spread over
+// CPUs, in the first event after each CPU's window ends.
+struct hit_slot {
+	__u32 key[4]; // the exact table's key; IPv4 in key[0], the rest 0
+	__u64 gen;    // xdpban_gen read before the lookup that filled it
+	__u64 expires_ns;
+	// No drop event for this entry before this boot instant: its
+	// one-second quota (or the global one) was spent when last asked.
+	__u64 quiet_until;
+	__u64 packets;
+	__u64 bytes;
+	__u64 suppressed;
+	__u64 fills; // times this CPU (re)filled the slot
+	__u16 jail_id;
+	__u16 scope_id;
+	__u8 family; // 4 or 6; 0: empty
+	__u8 events; // drop_log_rate was on when filled
+	__u16 pad;
+	__u64 reserved[2];
+};
+
+#define HIT_SLOTS 1024
+#define HIT_SHIFT 22 // 32 - log2(HIT_SLOTS)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HIT_SLOTS);
+	__type(key, __u32);
+	__type(value, struct hit_slot);
+} xdpban_hitcache SEC(".maps");
+
+// The hit cache's generation (one __u64, written by userspace only; a
+// slot filled at another value is ignored). Its own map rather than
+// meta's reserved word: a 64-bit value never comes back round, and only
+// the bump writes it, so a racing meta update cannot undo a bump.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} xdpban_gen SEC(".maps");
+
 // The IPv6 width a single-address ban covers (48..128), fixed at load:
 // ban_v6 keys are the source masked to it.
 volatile const __u32 ipv6_prefix = 64;
@@ -423,18 +486,23 @@ static __always_inline struct ban_entry *hit(struct ban_entry *e, struct pkt *p,
 }
 
 // find_v4 returns the live ban covering saddr that drops this packet, or
-// NULL. An exact entry that has expired, or whose port scope the packet
-// is outside, does not hide a prefix ban. (The trie gives only the
-// longest prefix: a port-scoped /24 inside a /16 hides the /16.)
-static __always_inline struct ban_entry *find_v4(__be32 saddr, struct pkt *p, int *expired)
+// NULL; *exact is set when it came from the exact table (the hit cache
+// holds only those). An exact entry that has expired, or whose port
+// scope the packet is outside, does not hide a prefix ban. (The trie
+// gives only the longest prefix: a port-scoped /24 inside a /16 hides
+// the /16.) key is saddr's stack copy, addressed through a pointer that
+// depends on the hit cache's generation (see gen_dep).
+static __always_inline struct ban_entry *find_v4(const __u32 *key, struct pkt *p, int *expired, int *exact)
 {
-	struct ban_entry *e = hit(bpf_map_lookup_elem(&ban_v4, &saddr), p, expired);
-	if (e)
+	struct ban_entry *e = hit(bpf_map_lookup_elem(&ban_v4, key), p, expired);
+	if (e) {
+		*exact = 1;
 		return e;
+	}
 	struct meta *m = get_meta();
 	if (m && m->v4_net_entries) {
 		struct lpm_v4_key k = { .prefixlen = 32 };
-		__builtin_memcpy(k.addr, &saddr, 4);
+		__builtin_memcpy(k.addr, key, 4);
 		return hit(bpf_map_lookup_elem(&ban_v4_net, &k), p, expired);
 	}
 	return NULL;
@@ -442,11 +510,13 @@ static __always_inline struct ban_entry *find_v4(__be32 saddr, struct pkt *p, in
 
 // find_v6 is find_v4 for IPv6: masked is the source cut to ipv6_prefix
 // (the exact table's key), the trie gets the full address.
-static __always_inline struct ban_entry *find_v6(const struct in6_addr *src, const __u32 *masked, struct pkt *p, int *expired)
+static __always_inline struct ban_entry *find_v6(const struct in6_addr *src, const __u32 *masked, struct pkt *p, int *expired, int *exact)
 {
 	struct ban_entry *e = hit(bpf_map_lookup_elem(&ban_v6, masked), p, expired);
-	if (e)
+	if (e) {
+		*exact = 1;
 		return e;
+	}
 	struct meta *m = get_meta();
 	if (m && m->v6_net_entries) {
 		struct lpm_v6_key k = { .prefixlen = 128 };
@@ -459,15 +529,19 @@ static __always_inline struct ban_entry *find_v6(const struct in6_addr *src, con
 // sample decides whether this drop is reported: at most drop_log_rate
 // events per second per ban entry and drop_log_global per second in all.
 // The windows are updated without atomics: several CPUs hitting one entry
-// at once may each send, overshooting by at most the CPU count.
-static __always_inline int sample(struct ban_entry *e, struct meta *m, __u64 now)
+// at once may each send, overshooting by at most the CPU count. On a
+// refusal *quiet is when the refusing window ends: until then no drop of
+// this entry can be reported, which the hit cache remembers.
+static __always_inline int sample(struct ban_entry *e, struct meta *m, __u64 now, __u64 *quiet)
 {
 	if (now - e->last_event_ns >= NSEC_PER_SEC) {
 		e->last_event_ns = now;
 		e->events_in_window = 0;
 	}
-	if (e->events_in_window >= m->drop_log_rate)
+	if (e->events_in_window >= m->drop_log_rate) {
+		*quiet = e->last_event_ns + NSEC_PER_SEC;
 		return 0;
+	}
 	if (m->drop_log_global) {
 		__u32 zero = 0;
 		struct event_budget *b = bpf_map_lookup_elem(&xdpban_evbudget, &zero);
@@ -477,8 +551,10 @@ static __always_inline int sample(struct ban_entry *e, struct meta *m, __u64 now
 			b->window_ns = now;
 			b->sent = 0;
 		}
-		if (b->sent >= m->drop_log_global)
+		if (b->sent >= m->drop_log_global) {
+			*quiet = b->window_ns + NSEC_PER_SEC;
 			return 0;
+		}
 		__sync_fetch_and_add(&b->sent, 1);
 	}
 	__sync_fetch_and_add(&e->events_in_window, 1);
@@ -536,30 +612,159 @@ static __always_inline void emit(struct xdp_md *ctx, struct ban_entry *e, struct
 	count(events_sent, 0);
 }
 
-static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p)
+// count_drop adds a drop to its jail's and the global per-CPU counters.
+static __always_inline void count_drop(__u32 jid, __u64 len, int suppressed)
 {
-	__sync_fetch_and_add(&e->packets, 1);
-	__sync_fetch_and_add(&e->bytes, p->len);
-	__u32 jid = e->jail_id;
 	struct jail_drop_count *jd = bpf_map_lookup_elem(&jail_drops, &jid);
 	if (jd) {
 		jd->packets += 1; // per-CPU
-		jd->bytes += p->len;
-	}
-	struct meta *m = get_meta();
-	if (m && m->drop_log_rate) {
-		__u64 now = boot_now();
-		if (sample(e, m, now))
-			emit(ctx, e, p, now);
-		else
-			suppressed(e);
+		jd->bytes += len;
 	}
 	struct stats *s = get_stats();
 	if (s) {
 		s->dropped += 1;
-		s->dropped_bytes += p->len;
+		s->dropped_bytes += len;
+		s->events_suppressed += suppressed;
 	}
+}
+
+// drop is a drop by an entry the hit cache does not hold (a prefix ban):
+// its counters are shared, hence the atomics.
+static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p)
+{
+	__sync_fetch_and_add(&e->packets, 1);
+	__sync_fetch_and_add(&e->bytes, p->len);
+	struct meta *m = get_meta();
+	if (m && m->drop_log_rate) {
+		__u64 now = boot_now();
+		__u64 quiet = 0;
+		if (sample(e, m, now, &quiet))
+			emit(ctx, e, p, now);
+		else
+			suppressed(e);
+	}
+	count_drop(e->jail_id, p->len, 0);
 	return XDP_DROP;
+}
+
+// hit_hash is the slot of a key's xor-ed words: Knuth's multiplicative
+// hash after folding the high half down, since the bytes that vary most
+// (an IPv4 address's last) sit in the word's top bits, which a product
+// carries only to its top bits.
+static __always_inline __u32 hit_hash(__u32 w)
+{
+	w ^= w >> 16;
+	return (w * 2654435761u) >> HIT_SHIFT;
+}
+
+static __always_inline int same_key(struct hit_slot *c, const __u32 *key, __u8 family)
+{
+	return c->family == family && c->key[0] == key[0] && c->key[1] == key[1] && c->key[2] == key[2] &&
+	       c->key[3] == key[3];
+}
+
+// fold moves a slot's pending counts into the entry they belong to.
+static __always_inline void fold(struct ban_entry *e, struct hit_slot *c)
+{
+	if (c->packets) {
+		__sync_fetch_and_add(&e->packets, c->packets);
+		__sync_fetch_and_add(&e->bytes, c->bytes);
+	}
+	if (c->suppressed)
+		__sync_fetch_and_add(&e->events_suppressed, c->suppressed);
+	c->packets = 0;
+	c->bytes = 0;
+	c->suppressed = 0;
+}
+
+// fast_drop drops a packet whose source holds a valid slot, from the
+// slot's copies alone: no hash lookup, no atomics. It returns -1 when
+// only the slow path can decide: the ban has expired, the packet is
+// outside the ban's port scope (a prefix ban may still cover it), or a
+// drop event may be due.
+static __always_inline int fast_drop(struct hit_slot *c, struct pkt *p)
+{
+	__u64 exp = c->expires_ns;
+	__u8 events = c->events;
+	__u64 now = 0;
+	if (exp || events)
+		now = boot_now();
+	if (exp && now >= exp)
+		return -1;
+	if (c->scope_id && !in_scope(c->scope_id, p))
+		return -1;
+	if (events) {
+		if (now >= c->quiet_until)
+			return -1;
+		c->suppressed += 1;
+	}
+	c->packets += 1;
+	c->bytes += p->len;
+	count_drop(c->jail_id, p->len, events);
+	return XDP_DROP;
+}
+
+// drop_fill is drop for an exact-table hit: it hands the slot's pending
+// counts to the entry they belong to, refills the slot from e, stamped
+// with the generation read before e was looked up (so an unban racing
+// this packet leaves a slot that is already stale), and counts this
+// packet in the slot. A slot held by another key with pending counts
+// costs one lookup of that key to fold them (none if that ban is gone:
+// its counts went with it).
+static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, struct hit_slot *c,
+				     const __u32 *key, __u8 family, __u64 gen)
+{
+	if (same_key(c, key, family)) {
+		fold(e, c);
+	} else if (c->family && (c->packets || c->suppressed)) {
+		__u32 old[4] = { c->key[0], c->key[1], c->key[2], c->key[3] };
+		struct ban_entry *oe;
+		if (c->family == 4)
+			oe = bpf_map_lookup_elem(&ban_v4, old);
+		else
+			oe = bpf_map_lookup_elem(&ban_v6, old);
+		if (oe)
+			fold(oe, c);
+	}
+	c->key[0] = key[0];
+	c->key[1] = key[1];
+	c->key[2] = key[2];
+	c->key[3] = key[3];
+	c->family = family;
+	c->gen = gen;
+	c->expires_ns = e->expires_ns;
+	c->jail_id = e->jail_id;
+	c->scope_id = e->scope_id;
+	c->packets = 1;
+	c->bytes = p->len;
+	c->suppressed = 0;
+	c->quiet_until = 0;
+	c->fills += 1;
+	struct meta *m = get_meta();
+	c->events = m && m->drop_log_rate;
+	if (c->events) {
+		__u64 now = boot_now();
+		__u64 quiet = 0;
+		if (sample(e, m, now, &quiet))
+			emit(ctx, e, p, now);
+		else
+			suppressed(e);
+		c->quiet_until = quiet;
+	}
+	count_drop(e->jail_id, p->len, 0);
+	return XDP_DROP;
+}
+
+// gen_dep returns 0 computed from the generation just read, opaquely to
+// the compiler. The exact table is looked up through a pointer offset by
+// it: an address dependency orders that lookup after the generation's
+// load on weakly ordered CPUs (arm64) as it already is on x86, so a slot
+// is never stamped with a generation newer than the entry it copied.
+static __always_inline __u64 gen_dep(__u64 gen)
+{
+	__u64 z = gen;
+	asm volatile("%0 &= 0" : "+r"(z));
+	return z;
 }
 
 // rate_limit runs the per-source token bucket (GCRA: one "theoretical
@@ -623,6 +828,20 @@ static __always_inline int rate_limit(struct pkt *p, const __u32 *masked6)
 	return 0;
 }
 
+// hit_lookup returns this CPU's slot for a key hash and the cache's
+// generation (read now, before any lookup of the ban tables); NULL when
+// the maps cannot be read, which only turns the cache off.
+static __always_inline struct hit_slot *hit_lookup(__u32 h, __u64 *gen)
+{
+	__u32 zero = 0;
+	__u64 *g = bpf_map_lookup_elem(&xdpban_gen, &zero);
+	if (!g)
+		return NULL;
+	*gen = *(volatile __u64 *)g;
+	__u32 idx = hit_hash(h);
+	return bpf_map_lookup_elem(&xdpban_hitcache, &idx);
+}
+
 SEC("xdp")
 int xdpban(struct xdp_md *ctx)
 {
@@ -663,7 +882,18 @@ int xdpban(struct xdp_md *ctx)
 		p.proto = iph->protocol;
 		if (!(iph->frag_off & bpf_htons(IP_OFFSET_MASK)))
 			p.l4 = cur + hlen;
-		e = find_v4(iph->saddr, &p, &expired);
+		__u32 key[4] = { iph->saddr };
+		__u64 gen = 0;
+		struct hit_slot *c = hit_lookup(key[0], &gen);
+		if (c && c->gen == gen && c->key[0] == key[0] && c->family == 4) {
+			int r = fast_drop(c, &p);
+			if (r >= 0)
+				return r;
+		}
+		int exact = 0;
+		e = find_v4((const void *)key + gen_dep(gen), &p, &expired, &exact);
+		if (e && exact && c)
+			return drop_fill(ctx, e, &p, c, key, 4, gen);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h = cur;
 		if ((void *)(ip6h + 1) > end)
@@ -714,14 +944,24 @@ int xdpban(struct xdp_md *ctx)
 			else if (bits < 32)
 				masked[i] &= bpf_htonl(0xffffffffu << (32 - bits));
 		}
-		e = find_v6(&ip6h->saddr, masked, &p, &expired);
+		__u64 gen = 0;
+		struct hit_slot *c = hit_lookup(masked[0] ^ masked[1] ^ masked[2] ^ masked[3], &gen);
+		if (c && c->gen == gen && same_key(c, masked, 6)) {
+			int r = fast_drop(c, &p);
+			if (r >= 0)
+				return r;
+		}
+		int exact = 0;
+		e = find_v6(&ip6h->saddr, (const void *)masked + gen_dep(gen), &p, &expired, &exact);
+		if (e && exact && c)
+			return drop_fill(ctx, e, &p, c, masked, 6, gen);
 	} else {
 		return count(not_ip, XDP_PASS);
 	}
 
 	// A port-scoped ban drops only what its scope names (find_v4/v6 skip
 	// it otherwise): the rest of that source's traffic goes on like
-	// anyone's.
+	// anyone's. Prefix bans are not cached.
 	if (e)
 		return drop(ctx, e, &p);
 	if (rate_limit(&p, masked))

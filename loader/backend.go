@@ -37,10 +37,34 @@ func (x *XDP) AddNew(ctx context.Context, bs ...bans.Ban) error {
 	return x.add(ctx, true, bs)
 }
 
-func (x *XDP) add(ctx context.Context, fresh bool, bs []bans.Ban) error {
+func (x *XDP) add(ctx context.Context, fresh bool, bs []bans.Ban) (err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.checkOpen(); err != nil {
+		return err
+	}
+	// An exact entry changed in place (expiry, jail, scope) may sit in
+	// the kernel's hit cache with its old values: bump once the writes
+	// are in, failed or not.
+	modified := false
+	defer func() {
+		if modified {
+			err = errors.Join(err, x.bumpGen())
+		}
+	}()
+	var keys []hitKey
+	for _, b := range bs {
+		if !b.Prefix.IsValid() {
+			continue
+		}
+		if _, s, err := x.slotFor(b.Prefix); err == nil {
+			if k, ok := hitKeyOf(s); ok {
+				keys = append(keys, k)
+			}
+		}
+	}
+	stale, err := x.pendingFor(keys)
+	if err != nil {
 		return err
 	}
 	var v4 batch[[4]byte]
@@ -63,11 +87,14 @@ func (x *XDP) add(ctx context.Context, fresh bool, bs []bans.Ban) error {
 			return fmt.Errorf("ban %s: %w", p, err)
 		}
 		v := xdpbanBanEntry{ExpiresNs: clock.toBoot(b.Expires), JailId: uint16(id), ScopeId: sid}
-		if !fresh && (s.t == tV4 || s.t == tV6) {
+		if hk, ok := hitKeyOf(s); ok {
 			var old xdpbanBanEntry
-			if x.tbl[s.t].Lookup(s.key, &old) == nil {
+			if !fresh && x.tbl[s.t].Lookup(s.key, &old) == nil {
 				old.ExpiresNs, old.JailId, old.ScopeId = v.ExpiresNs, v.JailId, v.ScopeId
 				v = old
+				modified = true
+			} else if p, ok := stale[hk]; ok {
+				startFrom(&v, p)
 			}
 		}
 		switch s.t {
@@ -155,13 +182,18 @@ func (x *XDP) addErr(p netip.Prefix, t table, err error) error {
 }
 
 // Delete implements bans.Backend.
-func (x *XDP) Delete(ctx context.Context, ps ...netip.Prefix) (int, error) {
+func (x *XDP) Delete(ctx context.Context, ps ...netip.Prefix) (n int, err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.checkOpen(); err != nil {
 		return 0, err
 	}
-	n := 0
+	cached := false // an exact entry went: its slots must stop dropping
+	defer func() {
+		if cached {
+			err = errors.Join(err, x.bumpGen())
+		}
+	}()
 	for _, p := range ps {
 		if err := ctx.Err(); err != nil {
 			return n, err
@@ -178,6 +210,9 @@ func (x *XDP) Delete(ctx context.Context, ps ...netip.Prefix) (int, error) {
 			return n, fmt.Errorf("unban %s in %s: %w", p, s.t, err)
 		}
 		n++
+		if s.t == tV4 || s.t == tV6 {
+			cached = true
+		}
 		if s.t == tV4Net || s.t == tV6Net {
 			if err := x.bumpNet(s.t, -1); err != nil {
 				return n, err
@@ -188,13 +223,13 @@ func (x *XDP) Delete(ctx context.Context, ps ...netip.Prefix) (int, error) {
 }
 
 // Flush implements bans.Backend.
-func (x *XDP) Flush(ctx context.Context) (int, error) {
+func (x *XDP) Flush(ctx context.Context) (n int, err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.checkOpen(); err != nil {
 		return 0, err
 	}
-	n := 0
+	defer func() { err = errors.Join(err, x.bumpGen()) }()
 	for t := table(0); t < tables; t++ {
 		m := x.tbl[t]
 		// Collect first: deleting while walking a hash map restarts the
@@ -299,10 +334,17 @@ func walkBatch[K, V any](m *ebpf.Map, fn func(K, V) error) error {
 	}
 }
 
-func (x *XDP) toBan(e entry) (bans.Ban, error) {
+// toBan reads e back as a ban; pending is what the hit cache's slots
+// hold for the exact tables' keys (pendingAll, read before the entry so
+// a fold in between counts twice for a moment rather than going
+// missing, or wrapping an entry started below zero).
+func (x *XDP) toBan(e entry, pending map[hitKey]pend) (bans.Ban, error) {
 	p, err := x.prefixOf(e.t, e.key)
 	if err != nil {
 		return bans.Ban{}, err
+	}
+	if k, ok := hitKeyOfEntry(e); ok {
+		e.v = withPending(e.v, pending[k])
 	}
 	return bans.Ban{
 		Prefix:  p,
@@ -333,9 +375,13 @@ func (x *XDP) Walk(ctx context.Context, fn func(bans.Ban) error) error {
 	if err := x.checkOpen(); err != nil {
 		return err
 	}
+	pending, err := x.pendingAll()
+	if err != nil {
+		return err
+	}
 	for t := table(0); t < tables; t++ {
 		err := x.walk(t, func(e entry) error {
-			b, err := x.toBan(e)
+			b, err := x.toBan(e, pending)
 			if err != nil {
 				return err
 			}
@@ -353,7 +399,7 @@ func (x *XDP) Walk(ctx context.Context, fn func(bans.Ban) error) error {
 
 // Expire implements bans.Backend. The kernel already passes traffic from
 // expired entries; this frees their slots.
-func (x *XDP) Expire(ctx context.Context, now time.Time) ([]bans.Ban, error) {
+func (x *XDP) Expire(ctx context.Context, now time.Time) (_ []bans.Ban, err error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if err := x.checkOpen(); err != nil {
@@ -364,6 +410,12 @@ func (x *XDP) Expire(ctx context.Context, now time.Time) ([]bans.Ban, error) {
 	}
 	limit := toBoot(now)
 	var out []bans.Ban
+	cached := false
+	defer func() {
+		if cached {
+			err = errors.Join(err, x.bumpGen())
+		}
+	}()
 	for t := table(0); t < tables; t++ {
 		var dead []entry
 		err := x.walk(t, func(e entry) error {
@@ -372,6 +424,16 @@ func (x *XDP) Expire(ctx context.Context, now time.Time) ([]bans.Ban, error) {
 			}
 			return ctx.Err()
 		})
+		if err != nil {
+			return out, err
+		}
+		var keys []hitKey
+		for _, e := range dead {
+			if k, ok := hitKeyOfEntry(e); ok {
+				keys = append(keys, k)
+			}
+		}
+		pending, err := x.pendingFor(keys)
 		if err != nil {
 			return out, err
 		}
@@ -390,12 +452,15 @@ func (x *XDP) Expire(ctx context.Context, now time.Time) ([]bans.Ban, error) {
 				return out, fmt.Errorf("expire in %s: %w", t, err)
 			}
 			e.v = cur
-			b, err := x.toBan(e)
+			b, err := x.toBan(e, pending)
 			if err != nil {
 				return out, err
 			}
 			out = append(out, b)
 			removed++
+			if t == tV4 || t == tV6 {
+				cached = true
+			}
 		}
 		if removed > 0 && (t == tV4Net || t == tV6Net) {
 			if err := x.bumpNet(t, -removed); err != nil {

@@ -33,10 +33,15 @@ func (x *XDP) SetDropLog(perAddr, global int) error {
 	if err := x.checkOpen(); err != nil {
 		return err
 	}
-	return x.updateMeta(func(m *xdpbanMeta) {
+	if err := x.updateMeta(func(m *xdpbanMeta) {
 		m.DropLogRate = uint32(perAddr)
 		m.DropLogGlobal = uint32(global)
-	})
+	}); err != nil {
+		return err
+	}
+	// Slots remember whether events were on and when each entry's quota
+	// reopens.
+	return x.bumpGen()
 }
 
 func (x *XDP) updateMeta(f func(*xdpbanMeta)) error {

@@ -5,4 +5,4 @@ package loader
 // BPF_CFLAGS with -I for the host's multiarch include dir (clang -target
 // bpf does not search it, and asm/types.h lives there). Both supported
 // architectures (amd64, arm64) are little-endian, hence -target bpfel.
-//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror $BPF_CFLAGS" -target bpfel -type ban_entry -type lpm_v4_key -type lpm_v6_key -type meta -type jail_name -type rl_rule -type rl_key -type rl_bucket -type stats -type port_scope -type jail_drop_count xdpban ../bpf/xdpban.c
+//go:generate go tool bpf2go -cc clang -cflags "-O2 -g -Wall -Werror $BPF_CFLAGS" -target bpfel -type ban_entry -type lpm_v4_key -type lpm_v6_key -type meta -type jail_name -type rl_rule -type rl_key -type rl_bucket -type stats -type port_scope -type jail_drop_count -type hit_slot xdpban ../bpf/xdpban.c

@@ -117,6 +117,10 @@ type XDP struct {
 	rlJailStats *ebpf.Map
 	scopes      *ebpf.Map // xdpban_scopes (scopes.go)
 	jailDrops   *ebpf.Map
+	// The hit cache and its generation (hitcache.go); nil when
+	// OpenPinned finds pins made before the cache.
+	hitCache *ebpf.Map
+	gen      *ebpf.Map
 
 	prog  *ebpf.Program        // nil when opened with OpenPinned
 	links map[string]link.Link // interface name → link, Open only
@@ -575,6 +579,12 @@ func load(o Options) (*loadState, error) {
 			return nil, fmt.Errorf("pin map %s in %s: %w", pm.name, st.dir, err)
 		}
 	}
+	// Pinned slots may predate changes an xdpban without the cache made
+	// to the tables (a downgrade and back): none is trusted.
+	if err := x.bumpGen(); err != nil {
+		st.abort()
+		return nil, err
+	}
 	if st.fresh {
 		m := xdpbanMeta{Layout: layoutVersion, Ipv6Prefix: uint32(o.IPv6Prefix)}
 		if err := x.meta.Put(uint32(0), m); err != nil {
@@ -725,7 +735,14 @@ func (x *XDP) pinnedMaps() []pinnedMap {
 		{&x.events, xdpbanMapDropEvents}, {&x.rlRules, xdpbanMapRlRules},
 		{&x.rlBuckets, xdpbanMapRlBuckets}, {&x.rlJailStats, xdpbanMapRlJailStats},
 		{&x.scopes, xdpbanMapXdpbanScopes}, {&x.jailDrops, xdpbanMapJailDrops},
+		{&x.hitCache, xdpbanMapXdpbanHitcache}, {&x.gen, xdpbanMapXdpbanGen},
 	}
+}
+
+// hitMap: the maps OpenPinned may find missing (pins older than the
+// hit cache, whose program does not use one).
+func hitMap(name string) bool {
+	return name == xdpbanMapXdpbanHitcache || name == xdpbanMapXdpbanGen
 }
 
 func isPinned(name string) bool {
@@ -733,10 +750,17 @@ func isPinned(name string) bool {
 }
 
 // takeMaps moves the maps x uses out of ms (so closing the collection
-// leaves them open).
+// leaves them open). The hit cache's maps may be nil (OpenPinned on
+// older pins).
 func (x *XDP) takeMaps(ms map[string]*ebpf.Map) error {
 	for _, p := range x.pinnedMaps() {
 		m := ms[p.name]
+		if m == nil && hitMap(p.name) {
+			if _, listed := ms[p.name]; listed {
+				delete(ms, p.name)
+				continue
+			}
+		}
 		if m == nil {
 			return fmt.Errorf("bpf object has no map %s: rebuild with `make generate`", p.name)
 		}
@@ -769,6 +793,9 @@ func OpenPinned(pinPath string) (*XDP, error) {
 	ms := map[string]*ebpf.Map{}
 	for _, pm := range x.pinnedMaps() {
 		name := pm.name
+		if hitMap(name) {
+			continue
+		}
 		path := filepath.Join(pinPath, name)
 		m, err := ebpf.LoadPinnedMap(path, nil)
 		if err != nil {
@@ -788,6 +815,31 @@ func OpenPinned(pinPath string) (*XDP, error) {
 			}
 			return nil, fmt.Errorf("pinned map %s has a layout this xdpban does not know (type %s key %d value %d, want %s %d %d): use the matching xdpban version or run `xdpban detach`: %w",
 				path, m.Type(), m.KeySize(), m.ValueSize(), s.Type, s.KeySize, s.ValueSize, ErrIncompatible)
+		}
+	}
+	cache, gen, err := loadHitMaps(pinPath)
+	if err != nil {
+		for _, m := range ms {
+			m.Close()
+		}
+		return nil, err
+	}
+	for name, m := range map[string]*ebpf.Map{xdpbanMapXdpbanHitcache: cache, xdpbanMapXdpbanGen: gen} {
+		s := spec.Maps[name]
+		if m != nil && (m.Type() != s.Type || m.KeySize() != s.KeySize || m.ValueSize() != s.ValueSize || m.MaxEntries() != s.MaxEntries) {
+			for _, m := range ms {
+				m.Close()
+			}
+			cache.Close()
+			gen.Close()
+			return nil, fmt.Errorf("pinned map %s in %s has a layout this xdpban does not know: use the matching xdpban version or run `xdpban detach`: %w",
+				name, pinPath, ErrIncompatible)
+		}
+	}
+	x.hitCache, x.gen = cache, gen
+	for _, pm := range x.pinnedMaps() {
+		if hitMap(pm.name) {
+			ms[pm.name] = *pm.m
 		}
 	}
 	if err := x.takeMaps(ms); err != nil {

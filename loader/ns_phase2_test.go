@@ -59,9 +59,9 @@ collect:
 			break collect
 		}
 	}
-	e := rawEntry(t, x, a.As4(), tV4)
+	e := reported(t, x, a.As4(), tV4)
 	// Every drop is accounted for: by an event, in an event's suppressed
-	// count, or still pending in the entry.
+	// count, or still pending in the entry or its hit-cache slots.
 	stood := e.EventsSuppressed
 	for _, ev := range got {
 		stood += 1 + ev.Suppressed

@@ -55,6 +55,24 @@ type xdpbanEventBudget struct {
 	Sent     uint64
 }
 
+type xdpbanHitSlot struct {
+	_          structs.HostLayout
+	Key        [4]uint32
+	Gen        uint64
+	ExpiresNs  uint64
+	QuietUntil uint64
+	Packets    uint64
+	Bytes      uint64
+	Suppressed uint64
+	Fills      uint64
+	JailId     uint16
+	ScopeId    uint16
+	Family     uint8
+	Events     uint8
+	Pad        uint16
+	Reserved   [2]uint64
+}
+
 type xdpbanJailDropCount struct {
 	_       structs.HostLayout
 	Packets uint64
@@ -151,6 +169,8 @@ const (
 	xdpbanMapRlRules         = "rl_rules"
 	xdpbanMapXdpbanClock     = "xdpban_clock"
 	xdpbanMapXdpbanEvbudget  = "xdpban_evbudget"
+	xdpbanMapXdpbanGen       = "xdpban_gen"
+	xdpbanMapXdpbanHitcache  = "xdpban_hitcache"
 	xdpbanMapXdpbanMeta      = "xdpban_meta"
 	xdpbanMapXdpbanScopes    = "xdpban_scopes"
 	xdpbanMapXdpbanStats     = "xdpban_stats"
@@ -221,6 +241,8 @@ type xdpbanMapSpecs struct {
 	RlRules        *ebpf.MapSpec `ebpf:"rl_rules"`
 	XdpbanClock    *ebpf.MapSpec `ebpf:"xdpban_clock"`
 	XdpbanEvbudget *ebpf.MapSpec `ebpf:"xdpban_evbudget"`
+	XdpbanGen      *ebpf.MapSpec `ebpf:"xdpban_gen"`
+	XdpbanHitcache *ebpf.MapSpec `ebpf:"xdpban_hitcache"`
 	XdpbanMeta     *ebpf.MapSpec `ebpf:"xdpban_meta"`
 	XdpbanScopes   *ebpf.MapSpec `ebpf:"xdpban_scopes"`
 	XdpbanStats    *ebpf.MapSpec `ebpf:"xdpban_stats"`
@@ -267,6 +289,8 @@ type xdpbanMaps struct {
 	RlRules        *ebpf.Map `ebpf:"rl_rules"`
 	XdpbanClock    *ebpf.Map `ebpf:"xdpban_clock"`
 	XdpbanEvbudget *ebpf.Map `ebpf:"xdpban_evbudget"`
+	XdpbanGen      *ebpf.Map `ebpf:"xdpban_gen"`
+	XdpbanHitcache *ebpf.Map `ebpf:"xdpban_hitcache"`
 	XdpbanMeta     *ebpf.Map `ebpf:"xdpban_meta"`
 	XdpbanScopes   *ebpf.Map `ebpf:"xdpban_scopes"`
 	XdpbanStats    *ebpf.Map `ebpf:"xdpban_stats"`
@@ -286,6 +310,8 @@ func (m *xdpbanMaps) Close() error {
 		m.RlRules,
 		m.XdpbanClock,
 		m.XdpbanEvbudget,
+		m.XdpbanGen,
+		m.XdpbanHitcache,
 		m.XdpbanMeta,
 		m.XdpbanScopes,
 		m.XdpbanStats,

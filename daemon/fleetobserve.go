@@ -16,7 +16,7 @@ import (
 // the second ends there by its own TTL.
 type fleetObserver struct{ d *Daemon }
 
-func (o fleetObserver) Banned(bs []bans.Ban, _ []actions.Event, reason string) {
+func (o fleetObserver) Banned(bs []bans.Ban, _ []actions.Event, reason string, _ time.Time) {
 	o.d.publish(bs, reason)
 }
 
@@ -52,7 +52,7 @@ type fleetQueue struct {
 	warn func(error)
 }
 
-func (q fleetQueue) Banned(bs []bans.Ban, _ []actions.Event, reason string) {
+func (q fleetQueue) Banned(bs []bans.Ban, _ []actions.Event, reason string, _ time.Time) {
 	if err := fleet.QueueBans(q.out, q.node, bs, reason); err != nil {
 		q.warn(err)
 	}

@@ -1,45 +1,44 @@
 package daemon
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/netip"
 	"runtime/debug"
 	"slices"
-	"sync/atomic"
+	"strings"
+	"time"
 
 	"github.com/xdpban/xdpban/daemon/control"
-	"github.com/xdpban/xdpban/daemon/store"
 	"github.com/xdpban/xdpban/internal/bans"
-	"golang.org/x/sync/errgroup"
 )
 
 var _ control.Importer = (*Daemon)(nil)
 
-// importPart is how many bans of an import go to the kernel and the store
-// at once.
-const importPart = 1 << 16
+// ImportPart is how many bans of an import go to the kernel and the store
+// at once: large enough that a commit's fsync is shared by many bans,
+// small enough that the kernel's next batch overlaps it.
+const ImportPart = 1 << 16
 
-// importInFlight is how many parts are applied at once.
-const importInFlight = 2
-
-// comparePrefix orders prefixes as the store's keys do: family, address,
-// length.
+// comparePrefix orders prefixes as the store's keys do (store.KeyOf):
+// family, address, length.
 func comparePrefix(a, b netip.Prefix) int {
-	ka, kb := store.KeyOf(a), store.KeyOf(b)
-	return bytes.Compare(ka[:], kb[:])
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
 }
 
 // Import implements control.Importer: a whole file of addresses, one a
-// line, banned in one step. Every line is parsed and checked first (one
-// bad line, or one the tables cannot take, bans nothing); then the lot is
-// enforced with one batch into the kernel and written to the store in
-// sorted bulk transactions, as one Core.Ban. Sent in 5,000-ban requests,
-// a million bans took 200 round trips, 200 commits at random places in
-// the database (289 bytes a ban on disk) and 8-10 s; ipset restore takes
-// 1.5-2 s for the same set.
+// line, banned in one step. Every line is parsed and checked first (bad
+// lines, or more than the tables can take, ban nothing: the first bad
+// lines are named); then the lot goes to the kernel in batches and to the
+// store in sorted bulk transactions, the two overlapped (Core.Import).
+// Sent in 5,000-ban requests, a million bans took 200 round trips, 200
+// commits at random places in the database (289 bytes a ban on disk) and
+// 8-10 s; ipset restore takes 1.5-2 s for the same set.
 func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.Reader) (control.ImportResponse, error) {
 	if err := d.waitUp(ctx); err != nil {
 		return control.ImportResponse{}, err
@@ -51,77 +50,82 @@ func (d *Daemon) Import(ctx context.Context, req control.ImportRequest, body io.
 	if err != nil {
 		return control.ImportResponse{}, err
 	}
-	now := d.opt.Now()
-	it := control.BanItem{Jail: req.Jail, For: req.For, Force: req.Force}
-	// Read whole (25 MB for a million lines) to size the list once:
-	// growing it by appends held up to three copies of it at a time.
+	start := time.Now()
 	raw, err := io.ReadAll(body)
 	if err != nil {
 		return control.ImportResponse{}, fmt.Errorf("%w: read the import: %w", control.ErrBadRequest, err)
 	}
-	bs := make([]bans.Ban, 0, bytes.Count(raw, []byte{'\n'})+1)
-	narrowed := 0
-	err = control.ScanBanFile(bytes.NewReader(raw), func(line int, s string) error {
-		it.Addr = s
-		b, wide, err := parseItem(it, d.widen, now, rules)
-		if err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
-		if wide != b.Prefix {
-			narrowed++
-		}
-		bs = append(bs, b)
-		return nil
-	})
+	read := time.Now()
+	tmpl, ps, narrowed, err := ParseBanFile(string(raw), req, d.widen, d.opt.Now(), rules)
+	raw = nil
 	if err != nil {
-		return control.ImportResponse{}, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
-	}
-	if len(bs) == 0 {
-		return control.ImportResponse{}, fmt.Errorf("%w: no addresses in the import", control.ErrBadRequest)
+		return control.ImportResponse{}, err
 	}
 	if narrowed > 0 {
 		d.log.Warn("import: bans narrowed so as not to cover a protected address (ignoreip, the host's own)", "bans", narrowed)
 	}
-	raw = nil
-	// All or nothing: the whole list must fit before any of it is
-	// banned. Then it goes in key order and in parts, so that the
-	// kernel batches and store transactions stay small and the store
-	// writes each part's pages once.
-	if _, err := d.core.CheckRoom(bs, nil); err != nil {
-		return control.ImportResponse{}, err
-	}
-	slices.SortFunc(bs, func(a, b bans.Ban) int { return comparePrefix(a.Prefix, b.Prefix) })
-	// Two parts in flight: one's store commit (an fsync) and ban log
-	// overlap the next one's kernel batch. Parts are disjoint, so their
-	// stripe locks never meet.
-	var (
-		g      errgroup.Group
-		banned atomic.Int64
-		failed atomic.Bool
-	)
-	g.SetLimit(importInFlight)
-	for i := 0; i < len(bs) && !failed.Load(); i += importPart {
-		part := bs[i:min(i+importPart, len(bs))]
-		g.Go(func() error {
-			if err := d.core.BanImported(ctx, part); err != nil {
-				failed.Store(true)
-				return err
-			}
-			banned.Add(int64(len(part)))
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
-		if n := banned.Load(); n > 0 {
-			err = fmt.Errorf("%w (%d of %d were banned)", err, n, len(bs))
+	parsed := time.Now()
+	n, err := d.core.Import(ctx, tmpl, ps, ImportPart)
+	ps = nil
+	d.log.Info("import", "jail", tmpl.Jail, "bans", n, "read", read.Sub(start).Round(time.Millisecond),
+		"parse", parsed.Sub(read).Round(time.Millisecond), "enforce", time.Since(parsed).Round(time.Millisecond))
+	if err != nil {
+		if n > 0 {
+			err = fmt.Errorf("%w (%d were banned)", err, n)
 		}
-		return control.ImportResponse{Banned: int(banned.Load())}, err
+		return control.ImportResponse{Banned: n}, err
 	}
-	n := len(bs)
-	bs = nil
 	// A million parsed bans are garbage now: hand the memory back rather
 	// than hold the peak until the scavenger gets round to it.
 	debug.FreeOSMemory()
 	d.core.ReleaseStoreCache()
 	return control.ImportResponse{Banned: n}, nil
+}
+
+// ParseBanFile reads an import (control.ScanBanText's format): the
+// prefixes to ban, sorted in the store's key order without duplicates,
+// and the ban each gets (tmpl: req's jail and duration, the jail's
+// scope), checked against rules. Any bad line refuses the whole file: a
+// *control.BadLinesError naming the first of them. narrowed counts bans
+// cut so as not to cover a protected address.
+func ParseBanFile(text string, req control.ImportRequest, w bans.Widen, now time.Time, rules ItemRules) (tmpl bans.Ban, ps []netip.Prefix, narrowed int, err error) {
+	// What every line shares is checked, and an error reported, once.
+	it := control.BanItem{Addr: "192.0.2.1", Jail: req.Jail, For: req.For, Force: true}
+	if tmpl, _, err = parseItem(it, w, now, ItemRules{Scope: rules.Scope}); err != nil {
+		return tmpl, nil, 0, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	}
+	ps = make([]netip.Prefix, 0, strings.Count(text, "\n")+1)
+	bad := &control.BadLinesError{}
+	err = control.ScanBanText(text, func(line int, s string) error {
+		wide, err := w.Parse(s)
+		if err == nil {
+			err = CheckWidth(wide, s)
+		}
+		p := wide
+		if err == nil && !req.Force {
+			p, err = guard(rules.Protected, s, p)
+		}
+		if err != nil {
+			bad.Add(line, err)
+			return nil
+		}
+		if p != wide {
+			narrowed++
+		}
+		ps = append(ps, p)
+		return nil
+	})
+	switch {
+	case err != nil:
+		return tmpl, nil, 0, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
+	case bad.Total > 0:
+		return tmpl, nil, 0, bad
+	case len(ps) == 0:
+		return tmpl, nil, 0, fmt.Errorf("%w: no addresses in it", control.ErrBadRequest)
+	}
+	// A blocklist in order already costs one pass.
+	if !slices.IsSortedFunc(ps, comparePrefix) {
+		slices.SortFunc(ps, comparePrefix)
+	}
+	return tmpl, slices.Compact(ps), narrowed, nil
 }

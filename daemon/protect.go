@@ -49,8 +49,18 @@ func guard(l *bans.IgnoreList, in string, p netip.Prefix) (netip.Prefix, error) 
 	if l == nil {
 		return p, nil
 	}
-	a, err := netip.ParseAddr(strings.TrimSpace(in))
-	if err != nil { // a CIDR: the operator chose its width
+	// A CIDR is the operator's chosen width: refused if it covers a
+	// protected address. (Told by its slash, not by a failed address
+	// parse: that allocates its error, a million times in an import.)
+	in = strings.TrimSpace(in)
+	cidr := strings.Contains(in, "/")
+	var a netip.Addr
+	if !cidr {
+		var err error
+		a, err = netip.ParseAddr(in)
+		cidr = err != nil
+	}
+	if cidr {
 		if q, why, hit := l.Overlap(p); hit {
 			return p, fmt.Errorf("refusing to ban %s: it covers %s, which is %s; ban a narrower prefix, or pass --force to ban it anyway", p, q, why)
 		}

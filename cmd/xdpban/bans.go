@@ -55,13 +55,18 @@ func cmdBan(e *env, args []string) int {
 	switch {
 	case *from != "" && len(pos) > 0:
 		return e.fail("ban", usageErr("give addresses or --from-file, not both"))
+	case *from != "" && !*jsonOut:
+		// The file goes whole, as it is: the daemon (or the direct
+		// mode, the same way) parses and checks it and names its bad
+		// lines.
+		return e.importFile(*from, control.ImportRequest{Jail: *jail, For: *forS, Force: *force})
 	case *from != "":
-		items, err = e.readBanFile(*from, *jail, *forS)
-		if err != nil {
-			return e.fail("ban", err)
+		raw, err := e.readFromFile(*from)
+		if err == nil {
+			items, err = banFileItems(raw, *from, control.ImportRequest{Jail: *jail, For: *forS})
 		}
-		if len(items) == 0 {
-			return e.fail("ban", usageErr("%s: no addresses in it", fileName(*from)))
+		if err != nil {
+			return e.fail("ban", banFileErr(e, *from, err))
 		}
 	case len(pos) == 0:
 		return e.fail("ban", usageErr("no address: usage: xdpban ban ADDR|CIDR [--for DURATION] [--jail NAME], or --from-file FILE"))
@@ -90,24 +95,9 @@ func cmdBan(e *env, args []string) int {
 		return e.fail("ban", err)
 	}
 	defer svc.Close()
-	var banned []string
-	imported := false
-	if *from != "" && !*jsonOut && len(items) > 1 {
-		// A file goes whole, as text: checked, enforced and stored in
-		// one step (an older daemon takes it in parts).
-		n, err := importBans(ctx, svc, items, *jail, *forS, *force)
-		switch {
-		case errors.Is(err, control.ErrNoImport):
-		case err != nil:
-			return e.fail("ban", err)
-		default:
-			imported, banned = true, make([]string, n) // only the count is printed
-		}
-	}
-	if !imported {
-		if banned, err = svc.Ban(ctx, items); err != nil {
-			return e.fail("ban", err)
-		}
+	banned, err := svc.Ban(ctx, items)
+	if err != nil {
+		return e.fail("ban", err)
 	}
 	if *jsonOut {
 		return e.printJSON(control.BanResponse{Banned: nonNil(banned)})
@@ -139,15 +129,45 @@ func cmdBan(e *env, args []string) int {
 	return exitOK
 }
 
-// importBans sends items as one import: the file's lines, already
-// checked here so that every bad line is reported, not the first.
-func importBans(ctx context.Context, c control.Service, items []control.BanItem, jail, forS string, force bool) (int, error) {
-	var body bytes.Buffer
-	for _, it := range items {
-		body.WriteString(it.Addr)
-		body.WriteByte('\n')
+// importFile bans --from-file's addresses as one import. A daemon from
+// before imports gets them in checked parts instead (sendBans).
+func (e *env) importFile(name string, req control.ImportRequest) int {
+	if err := e.requireRoot("ban"); err != nil {
+		return e.fail("ban", err)
 	}
-	return c.Import(ctx, control.ImportRequest{Jail: jail, For: forS, Force: force}, &body)
+	raw, err := e.readFromFile(name)
+	if err != nil {
+		return e.fail("ban", err)
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, requestTimeout)
+	defer cancel()
+	svc, err := e.service(ctx)
+	if err != nil {
+		// Bad lines are the file's fault whatever runs: say so first.
+		if _, ferr := banFileItems(raw, name, req); ferr != nil {
+			return e.fail("ban", banFileErr(e, name, ferr))
+		}
+		return e.fail("ban", err)
+	}
+	defer svc.Close()
+	n, err := svc.Import(ctx, req, bytes.NewReader(raw))
+	if errors.Is(err, control.ErrNoImport) {
+		var items []control.BanItem
+		if items, err = banFileItems(raw, name, req); err == nil {
+			var banned []string
+			banned, err = svc.Ban(ctx, items)
+			n = len(banned)
+		}
+	}
+	if err != nil {
+		return e.fail("ban", banFileErr(e, name, err))
+	}
+	what := "for " + durText(req.For)
+	if d, _ := daemon.ParseBanTime(req.For); d == 0 {
+		what = "permanently"
+	}
+	fmt.Fprintf(e.stdout, "banned %d addresses in jail %s %s\n", n, req.Jail, what)
+	return exitOK
 }
 
 // bansInFlight is how many chunks of a large ban are sent at once: the
@@ -232,51 +252,62 @@ func fileName(f string) string {
 	return f
 }
 
-// readBanFile reads --from-file: one address or CIDR a line, blank lines
-// and # comments skipped. It is all-or-nothing: any bad line fails the
-// whole file, every bad line reported with its number, nothing banned.
-func (e *env) readBanFile(name, jail, forS string) ([]control.BanItem, error) {
-	var r io.Reader
-	if name == "-" {
-		r = e.stdin
-	} else {
-		f, err := os.Open(name)
-		if err != nil {
-			return nil, usageErr("--from-file: %v", err)
+// banFileErr is err of --from-file name, as the CLI reports it: every bad
+// line on stderr, then the one-line summary.
+func banFileErr(e *env, name string, err error) error {
+	var bad *control.BadLinesError
+	switch {
+	case errors.As(err, &bad):
+		for _, l := range bad.Lines {
+			fmt.Fprintf(e.stderr, "xdpban: ban: %s: %s\n", fileName(name), l)
 		}
-		defer f.Close()
-		r = f
+		return usageErr("%s: %v", fileName(name), bad)
+	case errors.Is(err, control.ErrLineTooLong):
+		return usageErr("%s: %v", fileName(name), strings.TrimPrefix(err.Error(), control.ErrLineTooLong.Error()+": "))
+	case errors.Is(err, errUsage):
+		return usageErr("%s: %s", fileName(name), strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 	}
-	var items []control.BanItem
-	var bad []string
-	nbad := 0
-	err := control.ScanBanFile(r, func(line int, s string) error {
-		if err := checkBanAddr(s); err != nil {
-			nbad++
-			if len(bad) < maxReported {
-				bad = append(bad, fmt.Sprintf("line %d: %v", line, err))
-			}
-			return nil
-		}
-		items = append(items, control.BanItem{Addr: s, Jail: jail, For: forS})
-		return nil
-	})
-	if errors.Is(err, control.ErrLineTooLong) {
-		return nil, usageErr("%s: %v", fileName(name), strings.TrimPrefix(err.Error(), control.ErrLineTooLong.Error()+": "))
+	return fmt.Errorf("%s: %w", fileName(name), err)
+}
+
+// readFromFile reads --from-file whole (a million lines are 25 MB).
+func (e *env) readFromFile(name string) ([]byte, error) {
+	var raw []byte
+	var err error
+	if name == "-" {
+		raw, err = io.ReadAll(e.stdin)
+	} else {
+		raw, err = os.ReadFile(name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", fileName(name), err)
+		return nil, usageErr("--from-file: %v", err)
 	}
-	if nbad > 0 {
-		// Every bad line on stderr, then the one-line summary.
-		for _, b := range bad {
-			fmt.Fprintf(e.stderr, "xdpban: ban: %s: %s\n", fileName(name), b)
+	return raw, nil
+}
+
+// banFileItems reads --from-file for bans sent one by one (--json, an
+// older daemon): all or nothing, every bad line named (a
+// control.BadLinesError), nothing banned.
+func banFileItems(raw []byte, name string, req control.ImportRequest) ([]control.BanItem, error) {
+	var items []control.BanItem
+	bad := &control.BadLinesError{}
+	err := control.ScanBanText(string(raw), func(line int, s string) error {
+		if err := checkBanAddr(s); err != nil {
+			bad.Add(line, err)
+			return nil
 		}
-		more := ""
-		if nbad > len(bad) {
-			more = fmt.Sprintf(" (first %d shown)", len(bad))
-		}
-		return nil, usageErr("%s: %d bad lines%s; nothing was banned: fix them and run again", fileName(name), nbad, more)
+		items = append(items, control.BanItem{Addr: s, Jail: req.Jail, For: req.For, Force: req.Force})
+		return nil
+	})
+	switch {
+	case err != nil && !errors.Is(err, control.ErrLineTooLong):
+		return nil, fmt.Errorf("read %s: %w", fileName(name), err)
+	case err != nil:
+		return nil, err
+	case bad.Total > 0:
+		return nil, bad
+	case len(items) == 0:
+		return nil, usageErr("no addresses in it")
 	}
 	return items, nil
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// A --from-file import larger than one request goes in chunks sent
-// concurrently: every line must end up banned, in the kernel and in the
-// list, and traffic from an imported prefix must drop.
+// A --from-file import goes to the daemon whole: every line must end up
+// banned, in the kernel and in the list, and traffic from an imported
+// prefix must drop; a file with bad lines has each named and bans none.
 func TestFromFileThroughDaemon(t *testing.T) {
 	w := newWorld(t)
 	w.start(t)
@@ -26,6 +26,25 @@ func TestFromFileThroughDaemon(t *testing.T) {
 	list := filepath.Join(t.TempDir(), "list.txt")
 	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// Bad lines are named by the daemon, every one, and nothing of the
+	// file is banned.
+	badList := filepath.Join(t.TempDir(), "bad.txt")
+	if err := os.WriteFile(badList, []byte(b.String()+"300.1.2.3\n192.0.2.0/33\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := w.cli(t, "ban", "--from-file", badList, "--jail", "import")
+	for _, want := range []string{
+		fmt.Sprintf(`line %d: invalid address "300.1.2.3"`, n+4),
+		fmt.Sprintf(`line %d: invalid CIDR "192.0.2.0/33"`, n+5),
+		"2 bad lines; nothing was banned",
+	} {
+		if code != exitUsage || !strings.Contains(errs, want) {
+			t.Errorf("bad list: exit %d, stderr lacks %q:\n%s", code, want, errs)
+		}
+	}
+	if got := w.list(t); len(got) != 0 {
+		t.Fatalf("a refused list banned %d", len(got))
 	}
 	out := w.mustCLI(t, "ban", "--from-file", list, "--jail", "import", "--for", "1h")
 	if want := fmt.Sprintf("banned %d addresses in jail import", n+1); !strings.Contains(out, want) {

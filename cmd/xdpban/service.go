@@ -9,7 +9,6 @@ import (
 
 	"github.com/xdpban/xdpban/daemon"
 	"github.com/xdpban/xdpban/daemon/control"
-	"github.com/xdpban/xdpban/internal/bans"
 )
 
 // service opens the CLI's one way to xdpban's state (control.Service):
@@ -75,17 +74,11 @@ func (s *directService) Ban(ctx context.Context, items []control.BanItem) ([]str
 	if len(items) == 0 {
 		return nil, nil
 	}
-	var protected *bans.IgnoreList
-	if !items[0].Force {
-		err := s.d.cfgErr
-		if err == nil {
-			protected, err = daemon.Protected(s.d.cfg)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("cannot tell which addresses are protected (ignoreip): %w; fix the configuration, or pass --force", err)
-		}
+	rules, err := s.rules(items[0].Jail, items[0].Force)
+	if err != nil {
+		return nil, err
 	}
-	bs, err := daemon.ParseItems(items, s.d.widen, time.Now(), daemon.ItemRules{Scope: s.d.jailScope(items[0].Jail), Protected: protected})
+	bs, err := daemon.ParseItems(items, s.d.widen, time.Now(), rules)
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
@@ -108,17 +101,37 @@ func (s *directService) Ban(ctx context.Context, items []control.BanItem) ([]str
 	return banned, nil
 }
 
-func (s *directService) Import(ctx context.Context, req control.ImportRequest, body io.Reader) (int, error) {
-	var items []control.BanItem
-	err := control.ScanBanFile(body, func(_ int, a string) error {
-		items = append(items, control.BanItem{Addr: a, Jail: req.Jail, For: req.For, Force: req.Force})
-		return nil
-	})
-	if err != nil {
-		return 0, usageErr("%v", err)
+// rules are what a manual ban of jail is checked against, as the daemon
+// checks it (daemon.Daemon's manualRules).
+func (s *directService) rules(jail string, force bool) (daemon.ItemRules, error) {
+	rules := daemon.ItemRules{Scope: s.d.jailScope(jail)}
+	if force {
+		return rules, nil
 	}
-	banned, err := s.Ban(ctx, items)
-	return len(banned), err
+	err := s.d.cfgErr
+	if err == nil {
+		rules.Protected, err = daemon.Protected(s.d.cfg)
+	}
+	if err != nil {
+		return rules, fmt.Errorf("cannot tell which addresses are protected (ignoreip): %w; fix the configuration, or pass --force", err)
+	}
+	return rules, nil
+}
+
+func (s *directService) Import(ctx context.Context, req control.ImportRequest, body io.Reader) (int, error) {
+	rules, err := s.rules(req.Jail, req.Force)
+	if err != nil {
+		return 0, err
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return 0, err
+	}
+	tmpl, ps, _, err := daemon.ParseBanFile(string(raw), req, s.d.widen, time.Now(), rules)
+	if err != nil {
+		return 0, remote(err)
+	}
+	return s.d.core.Import(ctx, tmpl, ps, daemon.ImportPart)
 }
 
 func (s *directService) Unban(ctx context.Context, req control.UnbanRequest) (int, error) {

@@ -112,6 +112,14 @@ func (r *Runner) Start(ctx context.Context) {
 	})
 }
 
+// Acts reports whether jail has actions: events of other jails are
+// dropped by Notify, so they need not be made.
+func (r *Runner) Acts(jail string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.jails[jail]) > 0
+}
+
 // Notify queues ev for every action of ev.Jail that wants its kind. It
 // never blocks: when a queue is full the event is dropped for that
 // action, counted and logged (at most once every 10s per kind).

@@ -294,4 +294,7 @@ type errorBody struct {
 	// Kind is the sentinel the error wraps, for the client to rebuild it:
 	// bad_request, not_banned, unknown_jail, forbidden, unsupported, full.
 	Kind string `json:"kind,omitempty"`
+	// Lines and Total are a refused ban file's bad lines (BadLinesError).
+	Lines []string `json:"lines,omitempty"`
+	Total int      `json:"total,omitempty"`
 }

@@ -1,7 +1,6 @@
 package control
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -14,21 +13,39 @@ var ErrLineTooLong = errors.New("line too long")
 // BanFileLineMax is the longest line a ban file may have.
 const BanFileLineMax = 4096
 
+// MaxBadLines bounds the bad lines of a ban file named in a BadLinesError.
+const MaxBadLines = 20
+
 // ScanBanFile calls fn with every address of a ban file and its line
 // number: one address or CIDR a line, '#' starts a comment, blank lines
 // and a leading UTF-8 byte-order mark (editors on Windows write one) are
-// skipped. The CLI reads its --from-file and the daemon its import with
-// it, so both read a file the same way. fn's error stops the scan and is
-// returned; a line over BanFileLineMax is ErrLineTooLong, naming it.
+// skipped. The daemon reads its imports with it and the CLI its
+// --from-file when it sends bans one by one, so both read a file the same
+// way. fn's error stops the scan and is returned; a line over
+// BanFileLineMax is ErrLineTooLong, naming it.
 func ScanBanFile(r io.Reader, fn func(line int, addr string) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, BanFileLineMax), BanFileLineMax)
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	return ScanBanText(string(raw), fn)
+}
+
+// ScanBanText is ScanBanFile over a file already read: the addresses fn
+// gets are substrings of text, so a million lines cost no allocation.
+func ScanBanText(text string, fn func(line int, addr string) error) error {
+	text = strings.TrimPrefix(text, "\ufeff")
 	line := 0
-	for sc.Scan() {
+	for len(text) > 0 {
 		line++
-		s := sc.Text()
-		if line == 1 {
-			s = strings.TrimPrefix(s, "\ufeff")
+		s := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			s, text = text[:i], text[i+1:]
+		} else {
+			text = ""
+		}
+		if len(s) > BanFileLineMax {
+			return fmt.Errorf("%w: line %d is over %d bytes: one address or CIDR a line", ErrLineTooLong, line, BanFileLineMax)
 		}
 		if i := strings.IndexByte(s, '#'); i >= 0 {
 			s = s[:i]
@@ -40,11 +57,33 @@ func ScanBanFile(r io.Reader, fn func(line int, addr string) error) error {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return fmt.Errorf("%w: line %d is over %d bytes: one address or CIDR a line", ErrLineTooLong, line+1, BanFileLineMax)
-		}
-		return err
-	}
 	return nil
+}
+
+// BadLinesError is a ban file refused for its bad lines: nothing of it
+// was banned. Lines are the first MaxBadLines, each "line N: why".
+type BadLinesError struct {
+	Lines []string
+	Total int
+}
+
+func (e *BadLinesError) Error() string {
+	more := ""
+	if e.Total > len(e.Lines) {
+		more = fmt.Sprintf(" (first %d shown)", len(e.Lines))
+	}
+	if e.Total == 1 && len(e.Lines) == 1 {
+		return fmt.Sprintf("%s; nothing was banned: fix it and run again", e.Lines[0])
+	}
+	return fmt.Sprintf("%d bad lines%s; nothing was banned: fix them and run again", e.Total, more)
+}
+
+func (e *BadLinesError) Unwrap() error { return ErrBadRequest }
+
+// Add records a bad line.
+func (e *BadLinesError) Add(line int, err error) {
+	e.Total++
+	if len(e.Lines) < MaxBadLines {
+		e.Lines = append(e.Lines, fmt.Sprintf("line %d: %v", line, err))
+	}
 }

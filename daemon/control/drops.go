@@ -126,6 +126,9 @@ func remoteError(status int, raw []byte) error {
 	if json.Unmarshal(raw, &eb) != nil || eb.Error == "" {
 		eb.Error = strings.TrimSpace(string(raw))
 	}
+	if len(eb.Lines) > 0 {
+		return &BadLinesError{Lines: eb.Lines, Total: max(eb.Total, len(eb.Lines))}
+	}
 	re := &RemoteError{Status: status, Msg: eb.Error, kind: kinds[eb.Kind]}
 	if re.kind != nil {
 		// The sentinel travels as Kind; keep only the explanation.

@@ -379,7 +379,12 @@ func kindOf(err error) string {
 func writeErr(w http.ResponseWriter, code int, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Kind: kindOf(err)})
+	eb := errorBody{Error: err.Error(), Kind: kindOf(err)}
+	var bad *BadLinesError
+	if errors.As(err, &bad) {
+		eb.Lines, eb.Total = bad.Lines, bad.Total
+	}
+	json.NewEncoder(w).Encode(eb)
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

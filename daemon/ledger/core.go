@@ -139,11 +139,88 @@ func (c *Core) BanFor(ctx context.Context, bs []bans.Ban, cause BanCause) error 
 	return c.enforce(ctx, bs, true, cause)
 }
 
-// BanImported is Ban for an imported list (a blocklist, a migration):
-// its bans are not offences, so no jail's ban history counts them (and
-// a million imported bans do not double the database).
-func (c *Core) BanImported(ctx context.Context, bs []bans.Ban) error {
-	return c.enforce(ctx, bs, false, BanCause{Reason: "import"})
+// Import enforces and records an imported list (a blocklist, a
+// migration): the prefixes ps, sorted in key order without duplicates,
+// each banned as tmpl says, in parts of part bans: while one part
+// is written to the store, the next goes into the kernel. Its bans are not
+// offences, so no jail's ban history counts them (and a million imported
+// bans do not double the database). The whole list's room is reserved
+// first; the ledger is Import's alone meanwhile (a million bans take about
+// a second; other changes wait, reads do not), since the parts of a sorted
+// list each span every stripe. On a backend error the parts already in
+// the kernel are kept and recorded: Import returns how many bans that is.
+func (c *Core) Import(ctx context.Context, tmpl bans.Ban, ps []netip.Prefix, part int) (int, error) {
+	if len(ps) == 0 {
+		return 0, nil
+	}
+	c.gate.Lock()
+	defer c.gate.Unlock()
+	_, release, fresh, err := c.room(ps, nil, true)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
+	add := c.Backend.Add
+	if na, ok := bans.As[bans.NewAdder](c.Backend); ok && fresh {
+		add = na.AddNew
+	}
+	type chunk struct {
+		bs    []bans.Ban
+		ps    []netip.Prefix
+		start time.Time
+	}
+	// One part ahead: the kernel takes part i+1 while part i is stored.
+	// Each part's bans are made as it goes: a million of them at once
+	// were 144 MB for the collector to scan, over and over.
+	enforced := make(chan chunk, 1)
+	var addErr error
+	go func() {
+		defer close(enforced)
+		for lo := 0; lo < len(ps); lo += part {
+			k := chunk{ps: ps[lo:min(lo+part, len(ps))], start: time.Now()}
+			k.bs = make([]bans.Ban, len(k.ps))
+			for i, p := range k.ps {
+				k.bs[i] = tmpl
+				k.bs[i].Prefix = p
+			}
+			if err := add(ctx, k.bs...); err != nil {
+				addErr = fmt.Errorf("enforce %d bans: %w", len(k.bs), err)
+				return
+			}
+			enforced <- k
+		}
+	}()
+	// And one more behind: the mirror, the ban log and the observers
+	// take part i while the store takes part i+1.
+	type stored struct {
+		chunk
+		ok  bool
+		now time.Time
+	}
+	written := make(chan stored, 1)
+	booked := make(chan int)
+	go func() {
+		n := 0
+		for w := range written {
+			c.book(w.bs, w.ps, fresh, w.ok, BanCause{Reason: "import"}, w.now)
+			n += len(w.bs)
+		}
+		booked <- n
+	}()
+	for k := range enforced {
+		ok, now := c.persist(k.bs, false, k.start)
+		written <- stored{k, ok, now}
+	}
+	close(written)
+	return <-booked, addErr
+}
+
+func prefixesOf(bs []bans.Ban) []netip.Prefix {
+	ps := make([]netip.Prefix, len(bs))
+	for i, b := range bs {
+		ps[i] = b.Prefix
+	}
+	return ps
 }
 
 func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause BanCause) error {
@@ -152,15 +229,12 @@ func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause B
 	}
 	start := time.Now()
 	// The backend keeps the last of duplicates; so does everything else.
-	ps := make([]netip.Prefix, len(bs))
-	for i, b := range bs {
-		ps[i] = b.Prefix
-	}
+	ps := prefixesOf(bs)
 	unlock := c.lock(ps)
 	defer unlock()
 	// All or nothing: a table that cannot take every new ban takes none
 	// (a full LRU map would evict older bans to make room).
-	release, err := c.reserve(bs)
+	release, err := c.reserve(ps)
 	if err != nil {
 		return err
 	}
@@ -177,10 +251,27 @@ func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause B
 	if err := add(ctx, bs...); err != nil {
 		return fmt.Errorf("enforce %d bans: %w", len(bs), err)
 	}
+	c.record(bs, ps, fresh, history, cause, start)
+	return nil
+}
+
+// record books bans the backend now enforces: the store (or its backlog),
+// then the mirror, the counters, the ban log and the observers (book).
+// fresh says none of them was banned before; the caller holds their
+// stripes or the gate.
+func (c *Core) record(bs []bans.Ban, ps []netip.Prefix, fresh, history bool, cause BanCause, start time.Time) {
+	stored, now := c.persist(bs, history, start)
+	c.book(bs, ps, fresh, stored, cause, now)
+}
+
+// persist writes bans the backend enforces since start to the store, with
+// their history; when it fails they are queued for it (backlog.go) and
+// stored is false.
+func (c *Core) persist(bs []bans.Ban, history bool, start time.Time) (stored bool, now time.Time) {
 	if c.Metrics != nil {
 		c.Metrics.BanLatency.Observe(time.Since(start).Seconds())
 	}
-	now := c.Now()
+	now = c.Now()
 	// History is what bantime.increment counts, per jail; a ban in the
 	// manual jail (the CLI's, an import) is never incremented, and a
 	// million imported addresses would double the database for nothing.
@@ -190,7 +281,7 @@ func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause B
 			hist = append(hist, store.Event{Prefix: b.Prefix, Jail: b.Jail, At: now, BanTime: banTime(b, now)})
 		}
 	}
-	stored := true
+	stored = true
 	if err := c.Store.Commit(bs, hist); err != nil {
 		// The kernel enforces them: keep them there and in the mirror
 		// (taking them out lifted bans, an earlier one on the same
@@ -198,6 +289,13 @@ func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause B
 		stored = false
 		c.queueFailed("ban", len(bs), err, func(now time.Time) { c.pending.put(bs, hist, err, now) })
 	}
+	return stored, now
+}
+
+// book puts bans now enforced and stored (or, !stored, queued for the
+// store) in the mirror, the counters, the ban log and before the
+// observers.
+func (c *Core) book(bs []bans.Ban, ps []netip.Prefix, fresh, stored bool, cause BanCause, now time.Time) {
 	c.mu.Lock()
 	if stored {
 		c.pending.written(ps)
@@ -246,7 +344,6 @@ func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause B
 	c.warnFull()
 	c.BanLog.BanBatch(bs)
 	c.banned(bs, cause, now)
-	return nil
 }
 
 // bulkMirror is the batch from which new bans go into the mirror with one

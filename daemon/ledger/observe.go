@@ -15,9 +15,11 @@ import (
 // an observer that does I/O queues it.
 type Observer interface {
 	// Banned has the bans of one batch, each with the event it came
-	// with (a jail's failures and lines), and why: "jail", "manual",
+	// with (a jail's failures and lines) or, when evs is nil, none (an
+	// observer needing events makes them: a million imported bans need
+	// none unless their jail has actions), and why: "jail", "manual",
 	// "import".
-	Banned(bs []bans.Ban, evs []actions.Event, reason string)
+	Banned(bs []bans.Ban, evs []actions.Event, reason string, now time.Time)
 	// Unbanned has the bans lifted and why: "manual" (an operator's
 	// unban), "remote" (another host's), "expired".
 	Unbanned(bs []bans.Ban, why string, now time.Time)
@@ -36,13 +38,10 @@ func (c *Core) banned(bs []bans.Ban, cause BanCause, now time.Time) {
 	}
 	evs := cause.Events
 	if len(evs) != len(bs) {
-		evs = make([]actions.Event, len(bs))
-		for i, b := range bs {
-			evs[i] = actions.FromBan(actions.Ban, b, now)
-		}
+		evs = nil
 	}
 	for _, o := range c.Observers {
-		o.Banned(bs, evs, cause.Reason)
+		o.Banned(bs, evs, cause.Reason, now)
 	}
 }
 
@@ -60,9 +59,22 @@ func NotifyObserver(n Notifier) Observer { return notifyObserver{n} }
 
 type notifyObserver struct{ n Notifier }
 
-func (o notifyObserver) Banned(_ []bans.Ban, evs []actions.Event, _ string) {
-	for _, ev := range evs {
-		o.n.Notify(ev)
+func (o notifyObserver) Banned(bs []bans.Ban, evs []actions.Event, _ string, now time.Time) {
+	if evs != nil {
+		for _, ev := range evs {
+			o.n.Notify(ev)
+		}
+		return
+	}
+	w, picky := o.n.(interface{ Acts(jail string) bool })
+	jail, acts := "", false
+	for i, b := range bs {
+		if picky && (i == 0 || b.Jail != jail) {
+			jail, acts = b.Jail, w.Acts(b.Jail)
+		}
+		if !picky || acts {
+			o.n.Notify(actions.FromBan(actions.Ban, b, now))
+		}
 	}
 }
 

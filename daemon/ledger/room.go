@@ -46,38 +46,44 @@ func (c *Core) holder() bans.Holder {
 // mirror has them, or the add failed). The caller holds bs's stripes.
 // It returns bans.ErrFull, naming the table and its setting, when they
 // do not: nothing of bs may then be added.
-func (c *Core) reserve(bs []bans.Ban) (release func(), err error) {
-	_, release, err = c.room(bs, nil, true)
+func (c *Core) reserve(ps []netip.Prefix) (release func(), err error) {
+	_, release, _, err = c.room(ps, nil, true)
 	return release, err
 }
 
-// room counts the new prefixes of bs per table and checks that they fit
+// room counts the new prefixes of ps per table and checks that they fit
 // with extra more (an import's earlier parts); with hold it reserves the
-// room until release.
-func (c *Core) room(bs []bans.Ban, extra map[string]int, hold bool) (need map[string]int, release func(), err error) {
+// room until release. fresh reports that none of ps is banned yet.
+func (c *Core) room(ps []netip.Prefix, extra map[string]int, hold bool) (need map[string]int, release func(), fresh bool, err error) {
 	lim := c.limiter()
 	if lim == nil {
-		return nil, func() {}, nil
+		return nil, func() {}, c.allNew(ps), nil
 	}
 	limits := lim.Limits()
 	need = map[string]int{}
 	// Each new prefix once: sorted, duplicates side by side (a set of
-	// a million keys for an import's check cost more than the sort).
-	idx := make([]int, len(bs))
-	keys := make([]store.Key, len(bs))
-	for i, b := range bs {
-		idx[i], keys[i] = i, store.KeyOf(b.Prefix)
+	// a million keys for an import's check cost more than the sort; an
+	// import comes sorted).
+	idx := make([]int, len(ps))
+	keys := make([]store.Key, len(ps))
+	for i, p := range ps {
+		idx[i], keys[i] = i, store.KeyOf(p)
 	}
-	slices.SortFunc(idx, func(a, b int) int { return bytes.Compare(keys[a][:], keys[b][:]) })
+	byKey := func(a, b int) int { return bytes.Compare(keys[a][:], keys[b][:]) }
+	if !slices.IsSortedFunc(idx, byKey) {
+		slices.SortFunc(idx, byKey)
+	}
+	fresh = true
 	c.mu.Lock()
 	for n, i := range idx {
 		if n > 0 && keys[idx[n-1]] == keys[i] {
 			continue
 		}
 		if _, ok := c.active.get(keys[i]); ok {
+			fresh = false
 			continue
 		}
-		need[lim.TableOf(bs[i].Prefix)]++
+		need[lim.TableOf(ps[i])]++
 	}
 	c.mu.Unlock()
 	fills := c.TableFills(lim.TableOf)
@@ -96,10 +102,10 @@ func (c *Core) room(bs []bans.Ban, extra map[string]int, hold bool) (need map[st
 		}
 	}
 	if len(full) > 0 {
-		return nil, nil, fmt.Errorf("%w: nothing banned: %s", bans.ErrFull, strings.Join(full, "; "))
+		return nil, nil, false, fmt.Errorf("%w: nothing banned: %s", bans.ErrFull, strings.Join(full, "; "))
 	}
 	if !hold {
-		return need, nil, nil
+		return need, nil, fresh, nil
 	}
 	if c.reserved == nil {
 		c.reserved = map[string]int{}
@@ -113,7 +119,7 @@ func (c *Core) room(bs []bans.Ban, extra map[string]int, hold bool) (need map[st
 			c.reserved[t] -= n
 		}
 		c.mu.Unlock()
-	}, nil
+	}, fresh, nil
 }
 
 // CheckRoom reports (bans.ErrFull) whether bs, with pending more new
@@ -121,13 +127,10 @@ func (c *Core) room(bs []bans.Ban, extra map[string]int, hold bool) (need map[st
 // bans of bs per table. An import sent in several requests checks each
 // part first, adding up, so it is refused whole or not at all.
 func (c *Core) CheckRoom(bs []bans.Ban, pending map[string]int) (map[string]int, error) {
-	ps := make([]netip.Prefix, len(bs))
-	for i, b := range bs {
-		ps[i] = b.Prefix
-	}
+	ps := prefixesOf(bs)
 	unlock := c.lock(ps)
 	defer unlock()
-	need, _, err := c.room(bs, pending, false)
+	need, _, _, err := c.room(ps, pending, false)
 	return need, err
 }
 

@@ -156,10 +156,13 @@ type mrec struct {
 	v mval
 }
 
-// insertNew adds recs, none of whose keys is in the table (the caller
-// knows), with one merge into the slab instead of a map insert each and
-// the merges they trigger: a large import's entries go in at the cost of
-// copying the slab once. Of duplicate keys in recs the last wins.
+// insertNew adds recs, none of whose keys is live in the table (the
+// caller knows), with one merge into the slab instead of a map insert
+// each and the merges they trigger. The slab grows in place (mremap) and
+// is merged from its end, so only the records above recs' first key
+// move: an import's sorted parts, each above the last, cost what they
+// add, not a copy of the whole slab each. Of duplicate keys in recs the
+// last wins.
 func (t *table) insertNew(recs []mrec) {
 	if len(recs) < minDelta {
 		for _, r := range recs {
@@ -170,16 +173,93 @@ func (t *table) insertNew(recs []mrec) {
 	if len(t.delta) > 0 {
 		t.merge()
 	}
-	slices.SortStableFunc(recs, func(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) })
+	cmpRec := func(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) }
+	if !slices.IsSortedFunc(recs, cmpRec) {
+		slices.SortStableFunc(recs, cmpRec)
+	}
+	// The last of each run of equal keys: compact from the end.
+	w := len(recs)
+	for j := len(recs) - 1; j >= 0; j-- {
+		if w < len(recs) && recs[w].k == recs[j].k {
+			continue
+		}
+		w--
+		recs[w] = recs[j]
+	}
+	recs = recs[w:]
+	n, m := t.slabLen(), len(recs)
+	if !t.grow((n + m) * recLen) {
+		t.mergeInto(recs)
+		return
+	}
+	// Backwards: out position o, slab i, recs j. A dead record of a key
+	// in recs is replaced, which leaves one record of room at the front
+	// (shifted out below).
+	o, i, j := n+m-1, n-1, m-1
+	for j >= 0 {
+		if i >= 0 {
+			c := bytes.Compare(t.rec(i)[:keyLen], recs[j].k[:])
+			if c > 0 {
+				if o != i {
+					copy(t.rec(o), t.rec(i))
+				}
+				i, o = i-1, o-1
+				continue
+			}
+			if c == 0 { // dead, as the caller knows none is live
+				i--
+				t.dead--
+			}
+		}
+		r := t.rec(o)
+		copy(r, recs[j].k[:])
+		copy(r[keyLen:], recs[j].v[:])
+		r[recLen-1] = 1
+		j, o = j-1, o-1
+	}
+	// Each dead record replaced left one unused between the slab's
+	// records still in place (up to i) and the merged ones (from o+1):
+	// the merged ones move down over them.
+	if gap := o - i; gap > 0 {
+		copy(t.slab[(i+1)*recLen:], t.slab[(o+1)*recLen:])
+		t.shrink((n + m - gap) * recLen)
+	}
+}
+
+// grow makes the slab size bytes long, keeping its records, in place
+// when it is mapped (mremap moves pages, not bytes). It reports false
+// when it cannot, and the slab is unchanged.
+func (t *table) grow(size int) bool {
+	if !t.mapped || len(t.slab) == 0 {
+		return false
+	}
+	b, err := unix.Mremap(t.slab, size, unix.MREMAP_MAYMOVE)
+	if err != nil {
+		return false
+	}
+	t.slab = b[:size]
+	return true
+}
+
+// shrink cuts the slab to size bytes (a mapped slab gives the rest back).
+func (t *table) shrink(size int) {
+	if t.mapped {
+		if b, err := unix.Mremap(t.slab, size, unix.MREMAP_MAYMOVE); err == nil {
+			t.slab = b[:size]
+			return
+		}
+	}
+	t.slab = t.slab[:size]
+}
+
+// mergeInto is insertNew into a new slab: recs sorted, without
+// duplicates.
+func (t *table) mergeInto(recs []mrec) {
 	size := (t.slabLen() - t.dead + len(recs)) * recLen
 	out, mapped := allocSlab(size)
 	out = out[:size]
 	w, i, j, n := 0, 0, 0, t.slabLen()
 	for i < n || j < len(recs) {
-		if j < len(recs) && j+1 < len(recs) && recs[j+1].k == recs[j].k {
-			j++ // a later duplicate follows
-			continue
-		}
 		if i < n && (j == len(recs) || bytes.Compare(t.rec(i)[:keyLen], recs[j].k[:]) < 0) {
 			if r := t.rec(i); r[recLen-1] == 1 {
 				w += copy(out[w:], r)
@@ -196,7 +276,7 @@ func (t *table) insertNew(recs []mrec) {
 		w++
 		j++
 	}
-	if w < size { // duplicates in recs: a slab of the right size
+	if w < size { // dead records replaced: a slab of the right size
 		exact, m := allocSlab(w)
 		copy(exact[:w], out[:w])
 		if mapped {

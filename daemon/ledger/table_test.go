@@ -66,7 +66,8 @@ func TestTableMatchesMap(t *testing.T) {
 }
 
 // TestTableInsertNewMatchesMap: bulk inserts of keys not in the table
-// (unsorted, with duplicates, beside dead records and a pending delta)
+// (unsorted, with duplicates, among the slab's keys, over dead records of
+// the same keys and beside a pending delta)
 // leave it as one put each would.
 func TestTableInsertNewMatchesMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
@@ -77,7 +78,9 @@ func TestTableInsertNewMatchesMap(t *testing.T) {
 		// Some single puts and deletions: a delta and dead records.
 		for range 3000 {
 			k := key(r.IntN(next + 1))
-			if r.IntN(3) == 0 {
+			// Odd rounds only delete: no delta, so the insert meets
+			// the dead records in the slab.
+			if r.IntN(3) == 0 || round%2 == 1 {
 				tb.del(k)
 				delete(want, k)
 				continue
@@ -94,6 +97,17 @@ func TestTableInsertNewMatchesMap(t *testing.T) {
 			var v mval
 			binary.LittleEndian.PutUint64(v[:], uint64(round<<32|i))
 			recs = append(recs, mrec{key(next + 40_000 + i), v})
+		}
+		// Keys among the slab's, not live: absent ones and dead
+		// records (deleted above), which the insert replaces.
+		for range 300 {
+			k := key(r.IntN(next + 1))
+			if _, live := want[k]; live {
+				continue
+			}
+			var v mval
+			binary.LittleEndian.PutUint64(v[:], uint64(r.Uint32())|1)
+			recs = append(recs, mrec{k, v})
 		}
 		for range 50 {
 			d := recs[r.IntN(len(recs))]

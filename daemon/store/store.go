@@ -355,7 +355,7 @@ func (bv banValue) ban(p netip.Prefix) bans.Ban {
 const mmapReserve = 1 << 30
 
 const (
-	bulkBatch = 50_000
+	bulkBatch = 1 << 16
 	bulkFill  = 0.9
 )
 
@@ -411,20 +411,34 @@ func sortedRecs(bs []bans.Ban) []banRec {
 	for i, ban := range bs {
 		recs[i] = banRec{k: KeyOf(ban.Prefix), i: i}
 	}
-	slices.SortStableFunc(recs, func(a, b banRec) int { return bytes.Compare(a.k[:], b.k[:]) })
+	byKey := func(a, b banRec) int { return bytes.Compare(a.k[:], b.k[:]) }
+	if !slices.IsSortedFunc(recs, byKey) { // an import comes sorted
+		slices.SortStableFunc(recs, byKey)
+	}
 	return recs
 }
 
 // putSorted writes the bans recs index, in their order, into b.
 func putSorted(b *bolt.Bucket, recs []banRec, bs []bans.Ban) error {
+	// bbolt keeps every key and value until the commit: they are cut
+	// from one buffer, not allocated two a ban. (Should it grow, the
+	// slices already given keep the old one.)
+	est := 0
+	if len(recs) > 0 {
+		ban := bs[recs[0].i]
+		est = len(recs) * (len(Key{}) + 24 + len(ban.Jail) + len(ban.Origin))
+	}
+	buf := make([]byte, 0, est)
 	for j, r := range recs {
 		if j+1 < len(recs) && recs[j+1].k == r.k {
 			continue // the last of duplicates wins, as in the backend
 		}
-		ban := bs[r.i]
-		// bbolt keeps both slices until the commit: new ones each.
-		k := r.k
-		if err := b.Put(k[:], encodeBan(make([]byte, 0, 24+len(ban.Jail)+len(ban.Origin)), ban)); err != nil {
+		at := len(buf)
+		buf = append(buf, r.k[:]...)
+		k := buf[at:len(buf):len(buf)]
+		at = len(buf)
+		buf = encodeBan(buf, bs[r.i])
+		if err := b.Put(k, buf[at:len(buf):len(buf)]); err != nil {
 			return err
 		}
 	}

@@ -246,6 +246,9 @@ const ImportMaxBody = 512 << 20
 type ImportRequest struct {
 	Jail, For string
 	Force     bool
+	// Size is the body's length when known (the request's
+	// Content-Length), so that it is read in one allocation; 0: unknown.
+	Size int64
 }
 
 // ImportResponse is POST /v1/import's answer.

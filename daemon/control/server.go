@@ -252,7 +252,7 @@ func (s *Server) importBans(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	req := ImportRequest{Jail: q.Get("jail"), For: q.Get("for"), Force: q.Get("force") == "1"}
+	req := ImportRequest{Jail: q.Get("jail"), For: q.Get("for"), Force: q.Get("force") == "1", Size: max(r.ContentLength, 0)}
 	resp, err := im.Import(r.Context(), req, r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError

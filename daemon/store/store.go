@@ -378,7 +378,9 @@ func (s *Store) Commit(bs []bans.Ban, history []Event) error {
 	if len(bs) == 0 && len(history) == 0 {
 		return nil
 	}
-	if len(bs) > bulkBatch {
+	if len(bs) >= bulkBatch {
+		// An import's part: its own transaction at once (Batch would
+		// wait MaxBatchDelay for company that never comes).
 		return s.commitBulk(bs, history)
 	}
 	// Batch coalesces concurrent writers (50 CLI clients, the jail
@@ -387,9 +389,6 @@ func (s *Store) Commit(bs []bans.Ban, history []Event) error {
 	// idempotent.
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBans)
-		if len(bs) >= bulkBatch {
-			b.FillPercent = bulkFill
-		}
 		// In key order: bbolt inserts into a node's sorted slice, so
 		// random order makes a large batch quadratic, and neighbours
 		// written together touch fewer pages.

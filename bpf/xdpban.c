@@ -106,8 +106,11 @@ struct jail_name {
 // lands in exactly one of passed, dropped, expired_pass, not_ip,
 // malformed, rate_limited (a banned source's packet outside its ban's
 // port scope is passed); dropped_bytes are the frame bytes of the
-// dropped, and the event counters are outside that sum. New counters go
-// in reserved.
+// dropped, and the event counters are outside that sum. Drops counted
+// in a hit-cache slot (dropped, dropped_bytes, events_suppressed, and
+// jail_drops) reach these maps when the slot is refilled; the loader's
+// Counters and DroppedByJail add what slots hold. New counters go in
+// reserved.
 struct stats {
 	__u64 passed;
 	__u64 dropped;
@@ -346,7 +349,11 @@ struct hit_slot {
 	__u8 family; // 4 or 6; 0: empty
 	__u8 events; // drop_log_rate was on when filled
 	__u16 pad;
-	__u64 reserved[2];
+	// The xor of the words of the last key that hit this slot's index
+	// while another key's drops sat in it (see drop_fill).
+	__u32 cand;
+	__u32 reserved32;
+	__u64 reserved;
 };
 
 #define HIT_SLOTS 1024
@@ -663,6 +670,27 @@ static __always_inline int same_key(struct hit_slot *c, const __u32 *key, __u8 f
 	       c->key[3] == key[3];
 }
 
+// settle adds a slot's pending drops to its jail's and the global
+// per-CPU counters, before the slot is refilled (the fast path leaves
+// them in the slot: Counters and DroppedByJail add what slots hold).
+static __always_inline void settle(struct hit_slot *c)
+{
+	if (!c->packets && !c->suppressed)
+		return;
+	__u32 jid = c->jail_id;
+	struct jail_drop_count *jd = bpf_map_lookup_elem(&jail_drops, &jid);
+	if (jd) {
+		jd->packets += c->packets;
+		jd->bytes += c->bytes;
+	}
+	struct stats *s = get_stats();
+	if (s) {
+		s->dropped += c->packets;
+		s->dropped_bytes += c->bytes;
+		s->events_suppressed += c->suppressed;
+	}
+}
+
 // fold moves a slot's pending counts into the entry they belong to.
 static __always_inline void fold(struct ban_entry *e, struct hit_slot *c)
 {
@@ -700,7 +728,6 @@ static __always_inline int fast_drop(struct hit_slot *c, struct pkt *p)
 	}
 	c->packets += 1;
 	c->bytes += p->len;
-	count_drop(c->jail_id, p->len, events);
 	return XDP_DROP;
 }
 
@@ -708,15 +735,26 @@ static __always_inline int fast_drop(struct hit_slot *c, struct pkt *p)
 // counts to the entry they belong to, refills the slot from e, stamped
 // with the generation read before e was looked up (so an unban racing
 // this packet leaves a slot that is already stale), and counts this
-// packet in the slot. A slot held by another key with pending counts
-// costs one lookup of that key to fold them (none if that ban is gone:
-// its counts went with it).
+// packet in the slot. Taking over a slot from another key with pending
+// counts costs one lookup of that key to fold them (none if that ban is
+// gone: its counts went with it).
 static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, struct hit_slot *c,
 				     const __u32 *key, __u8 family, __u64 gen)
 {
 	if (same_key(c, key, family)) {
+		settle(c);
 		fold(e, c);
 	} else if (c->family && (c->packets || c->suppressed)) {
+		// Another key's drops sit here: take the slot over only for a
+		// key that comes back to it before any other, so a flood
+		// cycling through more sources than slots pays a plain drop
+		// per packet, not a fold (a second lookup) and a refill too.
+		__u32 h = key[0] ^ key[1] ^ key[2] ^ key[3];
+		if (c->cand != h) {
+			c->cand = h;
+			return drop(ctx, e, p);
+		}
+		settle(c);
 		__u32 old[4] = { c->key[0], c->key[1], c->key[2], c->key[3] };
 		struct ban_entry *oe;
 		if (c->family == 4)
@@ -751,8 +789,7 @@ static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, st
 			suppressed(e);
 		c->quiet_until = quiet;
 	}
-	count_drop(e->jail_id, p->len, 0);
-	return XDP_DROP;
+	return XDP_DROP; // counted in the slot, settled at its next refill
 }
 
 // gen_dep returns 0 computed from the generation just read, opaquely to
@@ -901,6 +938,35 @@ int xdpban(struct xdp_md *ctx)
 		if (ip6h->version != 6)
 			return count(malformed, XDP_PASS);
 		p.family = 6;
+		// Mask a copy to the configured width for the exact table.
+		__builtin_memcpy(masked, &ip6h->saddr, 16);
+		__u32 plen = ipv6_prefix;
+		if (plen == 64) {
+			// The default, spelled out: the verifier knows plen (read-only
+			// data) and drops the general loop, a nanosecond a packet.
+			masked[2] = 0;
+			masked[3] = 0;
+		} else {
+#pragma unroll
+			for (int i = 0; i < 4; i++) {
+				int bits = (int)plen - 32 * i;
+				if (bits <= 0)
+					masked[i] = 0;
+				else if (bits < 32)
+					masked[i] &= bpf_htonl(0xffffffffu << (32 - bits));
+			}
+		}
+		__u64 gen = 0;
+		struct hit_slot *c = hit_lookup(masked[0] ^ masked[1] ^ masked[2] ^ masked[3], &gen);
+		// A ban of all traffic needs nothing past the addresses: the
+		// extension headers are walked only for a port scope, and for
+		// the slow path (events, rate limiting).
+		int valid = c && c->gen == gen && same_key(c, masked, 6);
+		if (valid && !c->scope_id) {
+			int r = fast_drop(c, &p);
+			if (r >= 0)
+				return r;
+		}
 		// Walk extension headers to the upper layer, so a SYN behind a
 		// Hop-by-Hop or Destination Options header is still rate limited
 		// and reported with its ports. Bounded, and only on IPv6 traffic
@@ -933,20 +999,7 @@ int xdpban(struct xdp_md *ctx)
 			l4 = NULL; // too many extension headers: upper layer unknown
 		p.proto = nh;
 		p.l4 = l4;
-		// Mask a copy to the configured width for the exact table.
-		__builtin_memcpy(masked, &ip6h->saddr, 16);
-		__u32 plen = ipv6_prefix;
-#pragma unroll
-		for (int i = 0; i < 4; i++) {
-			int bits = (int)plen - 32 * i;
-			if (bits <= 0)
-				masked[i] = 0;
-			else if (bits < 32)
-				masked[i] &= bpf_htonl(0xffffffffu << (32 - bits));
-		}
-		__u64 gen = 0;
-		struct hit_slot *c = hit_lookup(masked[0] ^ masked[1] ^ masked[2] ^ masked[3], &gen);
-		if (c && c->gen == gen && same_key(c, masked, 6)) {
+		if (valid && c->scope_id) {
 			int r = fast_drop(c, &p);
 			if (r >= 0)
 				return r;

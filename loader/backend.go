@@ -489,6 +489,12 @@ var counterNames = []struct {
 
 // Counters returns the global counters summed over CPUs.
 func (x *XDP) Counters() (map[string]uint64, error) {
+	// The slots before the counters: a slot the kernel settles in
+	// between counts twice for a moment rather than not at all.
+	held, _, err := x.slotTotals()
+	if err != nil {
+		return nil, err
+	}
 	var per []xdpbanStats
 	if err := x.stats.Lookup(uint32(0), &per); err != nil {
 		return nil, fmt.Errorf("read xdpban_stats: %w", err)
@@ -501,6 +507,9 @@ func (x *XDP) Counters() (map[string]uint64, error) {
 		}
 		out[c.name] = sum
 	}
+	out["dropped"] += held.packets
+	out["dropped_bytes"] += held.bytes
+	out["events_suppressed"] += held.suppressed
 	return out, nil
 }
 
@@ -514,6 +523,10 @@ func (x *XDP) DroppedByJail() (packets, bytes map[string]uint64, err error) {
 		return nil, nil, err
 	}
 	packets, bytes = map[string]uint64{}, map[string]uint64{}
+	_, held, err := x.slotTotals()
+	if err != nil {
+		return nil, nil, err
+	}
 	it := x.jailDrops.Iterate()
 	var id uint32
 	var per []xdpbanJailDropCount
@@ -522,6 +535,10 @@ func (x *XDP) DroppedByJail() (packets, bytes map[string]uint64, err error) {
 		for _, c := range per {
 			n += c.Packets
 			b += c.Bytes
+		}
+		if id < 1<<16 {
+			n += held[uint16(id)].packets
+			b += held[uint16(id)].bytes
 		}
 		if n == 0 {
 			continue

@@ -113,42 +113,60 @@ func (x *XDP) bumpGen() error {
 	return nil
 }
 
-// pendingAll reads every CPU's slots, a chunk of slots per syscall.
+// pendingAll reads every CPU's slots.
 func (x *XDP) pendingAll() (map[hitKey]pend, error) {
 	out := map[hitKey]pend{}
+	err := x.eachSlot(func(s *xdpbanHitSlot) {
+		if s.Family == 0 || (s.Packets == 0 && s.Suppressed == 0) {
+			return
+		}
+		k := slotKey(s)
+		out[k] = out[k].plus(s)
+	})
+	return out, err
+}
+
+// eachSlot calls fn for every CPU's copy of every slot, a chunk of slots
+// per syscall.
+func (x *XDP) eachSlot(fn func(*xdpbanHitSlot)) error {
 	if x.hitCache == nil {
-		return out, nil
+		return nil
 	}
 	ncpu, err := ebpf.PossibleCPU()
 	if err != nil {
-		return nil, fmt.Errorf("count possible CPUs: %w", err)
+		return fmt.Errorf("count possible CPUs: %w", err)
 	}
 	const chunk = 64
 	keys := make([]uint32, chunk)
 	vals := make([]xdpbanHitSlot, chunk*ncpu)
 	var cur ebpf.MapBatchCursor
+	var got []xdpbanHitSlot
 	for {
 		n, err := x.hitCache.BatchLookup(&cur, keys, vals, nil)
-		addPending(out, vals[:n*ncpu], nil)
+		got = append(got, vals[:n*ncpu]...)
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return out, nil
+			break
 		}
 		if errors.Is(err, ebpf.ErrNotSupported) {
-			break // before 5.6: one slot at a time
+			// Before 5.6: one slot at a time.
+			got = got[:0]
+			var per []xdpbanHitSlot
+			for i := uint32(0); i < hitSlots; i++ {
+				if err := x.hitCache.Lookup(i, &per); err != nil {
+					return fmt.Errorf("read xdpban_hitcache: %w", err)
+				}
+				got = append(got, per...)
+			}
+			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read xdpban_hitcache: %w", err)
+			return fmt.Errorf("read xdpban_hitcache: %w", err)
 		}
 	}
-	clear(out)
-	var per []xdpbanHitSlot
-	for i := uint32(0); i < hitSlots; i++ {
-		if err := x.hitCache.Lookup(i, &per); err != nil {
-			return nil, fmt.Errorf("read xdpban_hitcache: %w", err)
-		}
-		addPending(out, per, nil)
+	for i := range got {
+		fn(&got[i])
 	}
-	return out, nil
+	return nil
 }
 
 // pendingFor reads only the slots keys can be in: one lookup per distinct
@@ -187,16 +205,29 @@ func addPending(out map[hitKey]pend, per []xdpbanHitSlot, want map[hitKey]bool) 
 		if s.Family == 0 || (s.Packets == 0 && s.Suppressed == 0) {
 			continue
 		}
-		k := slotKey(s)
-		if want != nil && !want[k] {
-			continue
+		if k := slotKey(s); want[k] {
+			out[k] = out[k].plus(s)
 		}
-		p := out[k]
-		p.packets += s.Packets
-		p.bytes += s.Bytes
-		p.suppressed += s.Suppressed
-		out[k] = p
 	}
+}
+
+// slotTotals sums what every CPU's slots hold, whatever their key: drops
+// not yet in xdpban_stats and jail_drops (the kernel settles them there
+// when it refills the slot).
+func (x *XDP) slotTotals() (all pend, byJail map[uint16]pend, err error) {
+	byJail = map[uint16]pend{}
+	err = x.eachSlot(func(s *xdpbanHitSlot) {
+		if s.Family == 0 {
+			return
+		}
+		all = all.plus(s)
+		byJail[s.JailId] = byJail[s.JailId].plus(s)
+	})
+	return all, byJail, err
+}
+
+func (p pend) plus(s *xdpbanHitSlot) pend {
+	return pend{p.packets + s.Packets, p.bytes + s.Bytes, p.suppressed + s.Suppressed}
 }
 
 // withPending is e's counters with the slots' share added.

@@ -70,7 +70,9 @@ type xdpbanHitSlot struct {
 	Family     uint8
 	Events     uint8
 	Pad        uint16
-	Reserved   [2]uint64
+	Cand       uint32
+	Reserved32 uint32
+	Reserved   uint64
 }
 
 type xdpbanJailDropCount struct {

@@ -938,12 +938,26 @@ int xdpban(struct xdp_md *ctx)
 		if (ip6h->version != 6)
 			return count(malformed, XDP_PASS);
 		p.family = 6;
+		__u32 plen = ipv6_prefix;
+		__u64 gen = 0;
+		struct hit_slot *c;
+		if (plen == 64) {
+			// The default width: the key is the address's first two
+			// words, compared in place (the general path below copies
+			// and masks first). The verifier knows plen (read-only
+			// data) and keeps only one of the two paths.
+			__u32 w0 = ip6h->saddr.in6_u.u6_addr32[0];
+			__u32 w1 = ip6h->saddr.in6_u.u6_addr32[1];
+			c = hit_lookup(w0 ^ w1, &gen);
+			if (c && c->gen == gen && c->key[0] == w0 && c->key[1] == w1 && c->family == 6 && !c->scope_id) {
+				int r = fast_drop(c, &p);
+				if (r >= 0)
+					return r;
+			}
+		}
 		// Mask a copy to the configured width for the exact table.
 		__builtin_memcpy(masked, &ip6h->saddr, 16);
-		__u32 plen = ipv6_prefix;
 		if (plen == 64) {
-			// The default, spelled out: the verifier knows plen (read-only
-			// data) and drops the general loop, a nanosecond a packet.
 			masked[2] = 0;
 			masked[3] = 0;
 		} else {
@@ -956,13 +970,13 @@ int xdpban(struct xdp_md *ctx)
 					masked[i] &= bpf_htonl(0xffffffffu << (32 - bits));
 			}
 		}
-		__u64 gen = 0;
-		struct hit_slot *c = hit_lookup(masked[0] ^ masked[1] ^ masked[2] ^ masked[3], &gen);
+		if (plen != 64)
+			c = hit_lookup(masked[0] ^ masked[1] ^ masked[2] ^ masked[3], &gen);
 		// A ban of all traffic needs nothing past the addresses: the
 		// extension headers are walked only for a port scope, and for
 		// the slow path (events, rate limiting).
 		int valid = c && c->gen == gen && same_key(c, masked, 6);
-		if (valid && !c->scope_id) {
+		if (plen != 64 && valid && !c->scope_id) {
 			int r = fast_drop(c, &p);
 			if (r >= 0)
 				return r;

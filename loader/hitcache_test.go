@@ -249,3 +249,21 @@ func TestHitCacheEvents(t *testing.T) {
 		t.Fatalf("%d drops still held back after the event handed them over", e.EventsSuppressed)
 	}
 }
+
+// TestHitCacheIPv6Prefix: with a width other than the default /64 the
+// cached path masks as the tables do: every address of a warm /56 drops,
+// its neighbour passes, and the unban ends it at the next packet.
+func TestHitCacheIPv6Prefix(t *testing.T) {
+	x := loadDetached(t, Options{IPv6Prefix: 56})
+	mustAdd(t, x, bans.Ban{Prefix: pfx("2001:db8:0:100::/56")})
+	flood(t, x, udp6(addr("2001:db8:0:1ff::1")), 100, xdpDrop)
+	flood(t, x, udp6(addr("2001:db8:0:100::2")), 100, xdpDrop)
+	flood(t, x, udp6(addr("2001:db8:0:200::1")), 1, xdpPass)
+	if n, err := x.Delete(context.Background(), pfx("2001:db8:0:100::/56")); err != nil || n != 1 {
+		t.Fatalf("unban: %d, %v", n, err)
+	}
+	flood(t, x, udp6(addr("2001:db8:0:1ff::1")), 1, xdpPass)
+	if got, ok := findBan(t, x, pfx("2001:db8:0:100::/56")); ok {
+		t.Fatalf("unbanned /56 still listed: %+v", got)
+	}
+}

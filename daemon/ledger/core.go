@@ -346,6 +346,9 @@ func (c *Core) book(bs []bans.Ban, ps []netip.Prefix, fresh, stored bool, cause 
 	c.banned(bs, cause, now)
 }
 
+// restoreRun is how many stored bans go into the mirror at once at start.
+const restoreRun = 1 << 16
+
 // bulkMirror is the batch from which new bans go into the mirror with one
 // merge (Core.putNew) rather than one insert each.
 const bulkMirror = 4096
@@ -643,6 +646,16 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 	c.mu.Unlock()
 	var drop []netip.Prefix
 	active := 0
+	// The store gives its bans in key order, each once: they go into
+	// the mirror in sorted runs appended to the slab (putNew), not one
+	// map insert each and the slab rebuilt at every eighth more.
+	run := make([]bans.Ban, 0, restoreRun)
+	flush := func() {
+		c.mu.Lock()
+		c.putNew(run)
+		c.mu.Unlock()
+		run = run[:0]
+	}
 	err := c.Store.EachBan(func(b bans.Ban) error {
 		if b.Expired(now) {
 			drop = append(drop, b.Prefix)
@@ -650,14 +663,16 @@ func (c *Core) Restore(ctx context.Context) (RestoreReport, error) {
 		}
 		active++
 		count(b)
-		c.mu.Lock()
-		c.put(b)
-		c.mu.Unlock()
+		if run = append(run, b); len(run) == restoreRun {
+			flush()
+		}
 		return nil
 	})
 	if err != nil {
 		return r, err
 	}
+	flush()
+	run = nil
 	if c.OnLoaded != nil {
 		// The mirror holds every stored ban: reads may be answered
 		// while the kernel is compared with it (changes wait for the

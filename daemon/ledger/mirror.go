@@ -99,7 +99,10 @@ func (c *Core) putNew(bs []bans.Ban) {
 	for i, b := range bs {
 		recs[i] = mrec{store.KeyOf(b.Prefix), c.val(b)}
 	}
-	slices.SortStableFunc(recs, func(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) })
+	byKey := func(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) }
+	if !slices.IsSortedFunc(recs, byKey) { // the store's and an import's are
+		slices.SortStableFunc(recs, byKey)
+	}
 	for i, r := range recs {
 		if i+1 < len(recs) && recs[i+1].k == r.k {
 			continue // the last of duplicates is the one kept

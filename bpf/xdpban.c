@@ -328,11 +328,10 @@ struct {
 // slots still hold for its key, so the counters stay exact. Pinned like
 // the entries: a program upgrade must not lose what the slots hold.
 //
-// Drop events: a CPU whose slot says quiet counts the drops it holds
-// back in suppressed; they reach the entry, and so an event, when that
-// CPU next takes the slow path (its first drop after quiet_until). One
-// flow, on one CPU, gets them in its next event; a source spread over
-// CPUs, in the first event after each CPU's window ends.
+// Drop events: while quiet_until is ahead a drop cannot be reported,
+// and the slow path skips the sampling and the refill; the held-back
+// count goes on the entry at once (suppressed stays 0: the field is
+// kept for a per-CPU count a later version may hand over itself).
 struct hit_slot {
 	__u32 key[4]; // the exact table's key; IPv4 in key[0], the rest 0
 	__u64 gen;    // xdpban_gen read before the lookup that filled it
@@ -708,8 +707,8 @@ static __always_inline void fold(struct ban_entry *e, struct hit_slot *c)
 // fast_drop drops a packet whose source holds a valid slot, from the
 // slot's copies alone: no hash lookup, no atomics. It returns -1 when
 // only the slow path can decide: the ban has expired, the packet is
-// outside the ban's port scope (a prefix ban may still cover it), or a
-// drop event may be due.
+// outside the ban's port scope (a prefix ban may still cover it), or
+// drop events are on.
 static __always_inline int fast_drop(struct hit_slot *c, struct pkt *p)
 {
 	__u64 exp = c->expires_ns;
@@ -721,11 +720,12 @@ static __always_inline int fast_drop(struct hit_slot *c, struct pkt *p)
 		return -1;
 	if (c->scope_id && !in_scope(c->scope_id, p))
 		return -1;
-	if (events) {
-		if (now >= c->quiet_until)
-			return -1;
-		c->suppressed += 1;
-	}
+	// With drop events on, a drop held back must reach the entry's
+	// events_suppressed at once: the next event, sent from whichever CPU
+	// sees the next window first, hands it over. So the slow path
+	// counts it (drop_fill), one lookup and one atomic add.
+	if (events)
+		return -1;
 	c->packets += 1;
 	c->bytes += p->len;
 	return XDP_DROP;
@@ -741,6 +741,13 @@ static __always_inline int fast_drop(struct hit_slot *c, struct pkt *p)
 static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, struct hit_slot *c,
 				     const __u32 *key, __u8 family, __u64 gen)
 {
+	if (c->events && c->gen == gen && same_key(c, key, family) && boot_now() < c->quiet_until) {
+		// Still quiet: only the held-back count needs the entry.
+		c->packets += 1;
+		c->bytes += p->len;
+		suppressed(e);
+		return XDP_DROP;
+	}
 	if (same_key(c, key, family)) {
 		settle(c);
 		fold(e, c);

@@ -30,27 +30,6 @@ func onCPU(t *testing.T, cpu int, f func()) {
 	<-done
 }
 
-// pinCPU binds the calling goroutine's thread to cpu until the returned
-// function runs (on the same goroutine).
-func pinCPU(t *testing.T, cpu int) func() {
-	t.Helper()
-	runtime.LockOSThread()
-	var old, set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("read affinity: %v", err)
-	}
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("bind to cpu %d: %v", cpu, err)
-	}
-	return func() {
-		_ = unix.SchedSetaffinity(0, &old)
-		runtime.UnlockOSThread()
-	}
-}
-
 // TestFaultLRUEviction measures what the kernel does with a 1,024-entry
 // ban_v6 written from every CPU at once, straight to the map (no limit):
 // 1,024 and 2,001 entries. Then it checks the guarantee Limits gives:

@@ -57,10 +57,6 @@ func reported(t *testing.T, x *XDP, key any, tb table) xdpbanBanEntry {
 }
 
 func TestDropEventsSampled(t *testing.T) {
-	// One CPU, as one flow is on one RSS queue: drops held back on a CPU
-	// are handed over by the next event that CPU sends (TestHitCacheEvents).
-	unpin := pinCPU(t, 0)
-	defer unpin()
 	x := loadDetached(t, Options{})
 	mustAdd(t, x, ban("192.0.2.66", "sshd", time.Hour), ban("192.0.2.67", "sshd", time.Hour),
 		ban("2001:db8:0:1::/64", "web", time.Hour))

@@ -30,6 +30,16 @@ type memBackend struct {
 	mu      sync.Mutex
 	m       map[netip.Prefix]bans.Ban
 	failAdd error
+	// budget, when set, is how many more bans Add takes before it fails
+	// with failAdd.
+	budget *int
+}
+
+// failAfter makes Add fail with err once n more bans were added.
+func (b *memBackend) failAfter(n int, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.budget, b.failAdd = &n, err
 }
 
 func newMem() *memBackend { return &memBackend{m: map[netip.Prefix]bans.Ban{}} }
@@ -38,7 +48,12 @@ func (b *memBackend) Kind() string { return "mem" }
 func (b *memBackend) Add(_ context.Context, bs ...bans.Ban) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.failAdd != nil {
+	if b.budget != nil {
+		if *b.budget < len(bs) {
+			return b.failAdd
+		}
+		*b.budget -= len(bs)
+	} else if b.failAdd != nil {
 		return b.failAdd
 	}
 	for _, x := range bs {
@@ -465,4 +480,66 @@ func TestTableFills(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("flushed", map[string]int{})
+}
+
+// TestImportInManyParts: an import larger than the parts' buffers (so
+// they are reused) puts every prefix, with its template's jail and
+// expiry, in the kernel, the store, the mirror and before the observers,
+// each exactly once; the backend failing half-way keeps and records what
+// it took.
+func TestImportInManyParts(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const n, part = 50_000, 4096
+	ps := make([]netip.Prefix, n)
+	for i := range ps {
+		ps[i] = netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x40, byte(i >> 16), byte(i >> 8), byte(i)}), 64)
+	}
+	tmpl := bans.Ban{Jail: "import", Expires: f.now.Add(time.Hour)}
+	got, err := f.core.Import(ctx, tmpl, ps, part)
+	if err != nil || got != n {
+		t.Fatalf("import: %d, %v", got, err)
+	}
+	stored, err := f.st.Bans()
+	if err != nil {
+		t.Fatal(err)
+	}
+	told := map[netip.Prefix]int{}
+	f.notes.mu.Lock()
+	for _, ev := range f.notes.evs {
+		told[ev.Prefix]++
+	}
+	f.notes.mu.Unlock()
+	if len(f.be.m) != n || len(stored) != n || f.core.Counts()["import"] != n || len(told) != n {
+		t.Fatalf("kernel %d, store %d, mirror %d, observers %d; want %d each", len(f.be.m), len(stored), f.core.Counts()["import"], len(told), n)
+	}
+	for _, p := range ps {
+		b, ok := f.be.m[p]
+		if !ok || b.Jail != "import" || !b.Expires.Equal(tmpl.Expires) {
+			t.Fatalf("kernel has %s as %+v %v", p, b, ok)
+		}
+		if m, ok := f.core.Lookup(p); !ok || m.Jail != "import" {
+			t.Fatalf("mirror has %s as %+v %v", p, m, ok)
+		}
+	}
+	for p, k := range told {
+		if k != 1 {
+			t.Fatalf("observers told of %s %d times", p, k)
+		}
+	}
+
+	// The backend refuses from the fifth part on: four parts are banned
+	// and booked, the error says so.
+	more := make([]netip.Prefix, n)
+	for i := range more {
+		more[i] = netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x50, byte(i >> 16), byte(i >> 8), byte(i)}), 64)
+	}
+	f.be.failAfter(4*part, errors.New("map full"))
+	got, err = f.core.Import(ctx, tmpl, more, part)
+	if err == nil || got != 4*part {
+		t.Fatalf("import with a failing backend: %d banned, %v; want %d and an error", got, err, 4*part)
+	}
+	if c := f.core.Counts()["import"]; c != n+4*part {
+		t.Fatalf("mirror holds %d after a partial import, want %d", c, n+4*part)
+	}
 }

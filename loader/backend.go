@@ -52,18 +52,26 @@ func (x *XDP) add(ctx context.Context, fresh bool, bs []bans.Ban) (err error) {
 			err = errors.Join(err, x.bumpGen())
 		}
 	}()
-	var keys []hitKey
-	for _, b := range bs {
-		if !b.Prefix.IsValid() {
-			continue
-		}
-		if _, s, err := x.slotFor(b.Prefix); err == nil {
-			if k, ok := hitKeyOf(s); ok {
-				keys = append(keys, k)
+	// What the hit cache still counts for these keys; a large batch
+	// (an import's part) reads the whole cache rather than collect its
+	// keys first.
+	var stale map[hitKey]pend
+	if len(bs) > hitSlots/4 {
+		stale, err = x.pendingAll()
+	} else {
+		var keys []hitKey
+		for _, b := range bs {
+			if !b.Prefix.IsValid() {
+				continue
+			}
+			if _, s, err := x.slotFor(b.Prefix); err == nil {
+				if k, ok := hitKeyOf(s); ok {
+					keys = append(keys, k)
+				}
 			}
 		}
+		stale, err = x.pendingFor(keys)
 	}
-	stale, err := x.pendingFor(keys)
 	if err != nil {
 		return err
 	}
@@ -87,14 +95,17 @@ func (x *XDP) add(ctx context.Context, fresh bool, bs []bans.Ban) (err error) {
 			return fmt.Errorf("ban %s: %w", p, err)
 		}
 		v := xdpbanBanEntry{ExpiresNs: clock.toBoot(b.Expires), JailId: uint16(id), ScopeId: sid}
-		if hk, ok := hitKeyOf(s); ok {
+		if s.t == tV4 || s.t == tV6 {
 			var old xdpbanBanEntry
 			if !fresh && x.tbl[s.t].Lookup(s.key, &old) == nil {
 				old.ExpiresNs, old.JailId, old.ScopeId = v.ExpiresNs, v.JailId, v.ScopeId
 				v = old
 				modified = true
-			} else if p, ok := stale[hk]; ok {
-				startFrom(&v, p)
+			} else if len(stale) > 0 {
+				hk, _ := hitKeyOf(s)
+				if p, ok := stale[hk]; ok {
+					startFrom(&v, p)
+				}
 			}
 		}
 		switch s.t {

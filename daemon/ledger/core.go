@@ -170,15 +170,23 @@ func (c *Core) Import(ctx context.Context, tmpl bans.Ban, ps []netip.Prefix, par
 		start time.Time
 	}
 	// One part ahead: the kernel takes part i+1 while part i is stored.
-	// Each part's bans are made as it goes: a million of them at once
-	// were 144 MB for the collector to scan, over and over.
+	// Each part's bans are made as it goes, in one of a few buffers that
+	// go round: a million of them at once were 144 MB for the collector
+	// to scan, over and over, and a new buffer a part half of that.
 	enforced := make(chan chunk, 1)
+	free := make(chan []bans.Ban, importBuffers)
+	for range importBuffers {
+		free <- nil
+	}
 	var addErr error
 	go func() {
 		defer close(enforced)
 		for lo := 0; lo < len(ps); lo += part {
 			k := chunk{ps: ps[lo:min(lo+part, len(ps))], start: time.Now()}
-			k.bs = make([]bans.Ban, len(k.ps))
+			if k.bs = <-free; cap(k.bs) < len(k.ps) {
+				k.bs = make([]bans.Ban, len(k.ps))
+			}
+			k.bs = k.bs[:len(k.ps)]
 			for i, p := range k.ps {
 				k.bs[i] = tmpl
 				k.bs[i].Prefix = p
@@ -204,6 +212,7 @@ func (c *Core) Import(ctx context.Context, tmpl bans.Ban, ps []netip.Prefix, par
 		for w := range written {
 			c.book(w.bs, w.ps, fresh, w.ok, BanCause{Reason: "import"}, w.now)
 			n += len(w.bs)
+			free <- w.bs
 		}
 		booked <- n
 	}()
@@ -345,6 +354,10 @@ func (c *Core) book(bs []bans.Ban, ps []netip.Prefix, fresh, stored bool, cause 
 	c.BanLog.BanBatch(bs)
 	c.banned(bs, cause, now)
 }
+
+// importBuffers is how many parts of an import are on their way at once:
+// being made and enforced, waiting, stored, waiting, booked.
+const importBuffers = 5
 
 // restoreRun is how many stored bans go into the mirror at once at start.
 const restoreRun = 1 << 16

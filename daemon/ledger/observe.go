@@ -12,7 +12,8 @@ import (
 // ban (jail, CLI, import, fleet), an unban and the expiry sweep. The
 // notification actions and the fleet are observers; so is the outbox of
 // a CLI working with no daemon. Calls come from the changing goroutine:
-// an observer that does I/O queues it.
+// an observer that does I/O queues it, and what it keeps of a call's
+// slices it copies (an import reuses them).
 type Observer interface {
 	// Banned has the bans of one batch, each with the event it came
 	// with (a jail's failures and lines) or, when evs is nil, none (an

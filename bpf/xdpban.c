@@ -328,10 +328,14 @@ struct {
 // slots still hold for its key, so the counters stay exact. Pinned like
 // the entries: a program upgrade must not lose what the slots hold.
 //
-// Drop events: while quiet_until is ahead a drop cannot be reported,
-// and the slow path skips the sampling and the refill; the held-back
-// count goes on the entry at once (suppressed stays 0: the field is
-// kept for a per-CPU count a later version may hand over itself).
+// Drop events: while quiet_until is ahead no drop of the entry can be
+// reported, and the fast path counts the drops it holds back in
+// suppressed, which only grows. The next event for the entry, sent from
+// any CPU, takes what every CPU's slot holds beyond handed (take: a
+// compare-and-swap on handed, so each count is handed over once); the
+// CPU's own slow path folds it into the entry too. On kernels without
+// bpf_map_lookup_percpu_elem (before 5.19) events cannot reach other
+// CPUs' slots, and held-back drops go on the entry at once instead.
 struct hit_slot {
 	__u32 key[4]; // the exact table's key; IPv4 in key[0], the rest 0
 	__u64 gen;    // xdpban_gen read before the lookup that filled it
@@ -341,8 +345,8 @@ struct hit_slot {
 	__u64 quiet_until;
 	__u64 packets;
 	__u64 bytes;
-	__u64 suppressed;
-	__u64 fills; // times this CPU (re)filled the slot
+	__u64 suppressed; // held-back drops, ever (never reset)
+	__u64 handed;     // of which handed over to an event or the entry
 	__u16 jail_id;
 	__u16 scope_id;
 	__u8 family; // 4 or 6; 0: empty
@@ -352,7 +356,7 @@ struct hit_slot {
 	// while another key's drops sat in it (see drop_fill).
 	__u32 cand;
 	__u32 reserved32;
-	__u64 reserved;
+	__u64 settled; // of suppressed, what is in xdpban_stats (this CPU's)
 };
 
 #define HIT_SLOTS 1024
@@ -379,6 +383,10 @@ struct {
 // The IPv6 width a single-address ban covers (48..128), fixed at load:
 // ban_v6 keys are the source masked to it.
 volatile const __u32 ipv6_prefix = 64;
+
+// Set by the loader when the kernel has bpf_map_lookup_percpu_elem
+// (5.19): the verifier knows it and keeps only the path it selects.
+volatile const __u32 have_percpu_lookup = 0;
 
 // The layout version, for the loader to compare with pinned maps' meta.
 volatile const __u32 layout_version = XDPBAN_LAYOUT;
@@ -567,13 +575,63 @@ static __always_inline int sample(struct ban_entry *e, struct meta *m, __u64 now
 	return 1;
 }
 
+static __always_inline __u32 hit_hash(__u32 w);
+static __always_inline int same_key(struct hit_slot *c, const __u32 *key, __u8 family);
+
+// take claims the held-back drops of a slot not handed over yet. The
+// owner CPU keeps adding to suppressed meanwhile; those stay for later.
+static __always_inline __u64 take(struct hit_slot *c)
+{
+	__u64 s = *(volatile __u64 *)&c->suppressed;
+	__u64 h = *(volatile __u64 *)&c->handed;
+	if (s == h)
+		return 0;
+	if (__sync_val_compare_and_swap(&c->handed, h, s) != h)
+		return 0; // another CPU took them in between
+	return s - h;
+}
+
+#define GATHER_CPUS 128
+
+// hit_gather takes what every CPU's slot holds back for a key (CPUs past
+// GATHER_CPUS hand theirs over at their own next slow path). A global
+// function: the verifier checks its loop once, not at every call site.
+__attribute__((noinline)) __u64 hit_gather(__u32 k0, __u32 k1, __u32 k2, __u32 k3, __u32 family)
+{
+	// Checked here too: a global function is verified on its own, and
+	// before 5.19 the helper below must be dead code for the verifier.
+	if (!have_percpu_lookup)
+		return 0;
+	__u32 key[4] = { k0, k1, k2, k3 };
+	__u32 idx = hit_hash(k0 ^ k1 ^ k2 ^ k3);
+	__u64 n = 0;
+	for (__u32 cpu = 0; cpu < GATHER_CPUS; cpu++) {
+		struct hit_slot *o = bpf_map_lookup_percpu_elem(&xdpban_hitcache, &idx, cpu);
+		if (!o)
+			break;
+		if (same_key(o, key, family))
+			n += take(o);
+	}
+	return n;
+}
+
+static __always_inline __u64 gather(const __u32 *key, __u8 family)
+{
+	if (!have_percpu_lookup || !family)
+		return 0;
+	return hit_gather(key[0], key[1], key[2], key[3], family);
+}
+
 static __always_inline void suppressed(struct ban_entry *e)
 {
 	__sync_fetch_and_add(&e->events_suppressed, 1);
 	count(events_suppressed, 0);
 }
 
-static __always_inline void emit(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, __u64 now)
+// emit sends a drop event for e; key and family (0: not an exact-table
+// entry) find the drops other CPUs' slots hold back for it.
+static __always_inline void emit(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, __u64 now,
+				 const __u32 *key, __u8 family)
 {
 	struct drop_event *ev = bpf_ringbuf_reserve(&drop_events, sizeof(*ev), 0);
 	if (!ev) {
@@ -591,7 +649,7 @@ static __always_inline void emit(struct xdp_md *ctx, struct ban_entry *e, struct
 	// Hand the pending count over; subtracting what was read keeps
 	// increments from other CPUs that land in between.
 	__u64 pending = e->events_suppressed;
-	ev->suppressed = pending;
+	ev->suppressed = pending + gather(key, family);
 	if (pending)
 		__sync_fetch_and_add(&e->events_suppressed, -pending);
 	if (p->family == 4) {
@@ -634,9 +692,11 @@ static __always_inline void count_drop(__u32 jid, __u64 len, int suppressed)
 	}
 }
 
-// drop is a drop by an entry the hit cache does not hold (a prefix ban):
-// its counters are shared, hence the atomics.
-static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p)
+// drop is a drop by an entry the hit cache does not hold (a prefix ban,
+// family 0, or an exact one not in this CPU's slot): its counters are
+// shared, hence the atomics.
+static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, const __u32 *key,
+				__u8 family)
 {
 	__sync_fetch_and_add(&e->packets, 1);
 	__sync_fetch_and_add(&e->bytes, p->len);
@@ -645,7 +705,7 @@ static __always_inline int drop(struct xdp_md *ctx, struct ban_entry *e, struct 
 		__u64 now = boot_now();
 		__u64 quiet = 0;
 		if (sample(e, m, now, &quiet))
-			emit(ctx, e, p, now);
+			emit(ctx, e, p, now, key, family);
 		else
 			suppressed(e);
 	}
@@ -674,7 +734,8 @@ static __always_inline int same_key(struct hit_slot *c, const __u32 *key, __u8 f
 // them in the slot: Counters and DroppedByJail add what slots hold).
 static __always_inline void settle(struct hit_slot *c)
 {
-	if (!c->packets && !c->suppressed)
+	__u64 held = c->suppressed - c->settled;
+	if (!c->packets && !held)
 		return;
 	__u32 jid = c->jail_id;
 	struct jail_drop_count *jd = bpf_map_lookup_elem(&jail_drops, &jid);
@@ -686,8 +747,9 @@ static __always_inline void settle(struct hit_slot *c)
 	if (s) {
 		s->dropped += c->packets;
 		s->dropped_bytes += c->bytes;
-		s->events_suppressed += c->suppressed;
+		s->events_suppressed += held;
 	}
+	c->settled = c->suppressed;
 }
 
 // fold moves a slot's pending counts into the entry they belong to.
@@ -697,11 +759,11 @@ static __always_inline void fold(struct ban_entry *e, struct hit_slot *c)
 		__sync_fetch_and_add(&e->packets, c->packets);
 		__sync_fetch_and_add(&e->bytes, c->bytes);
 	}
-	if (c->suppressed)
-		__sync_fetch_and_add(&e->events_suppressed, c->suppressed);
+	__u64 held = take(c);
+	if (held)
+		__sync_fetch_and_add(&e->events_suppressed, held);
 	c->packets = 0;
 	c->bytes = 0;
-	c->suppressed = 0;
 }
 
 // fast_drop drops a packet whose source holds a valid slot, from the
@@ -720,12 +782,13 @@ static __always_inline int fast_drop(struct hit_slot *c, struct pkt *p)
 		return -1;
 	if (c->scope_id && !in_scope(c->scope_id, p))
 		return -1;
-	// With drop events on, a drop held back must reach the entry's
-	// events_suppressed at once: the next event, sent from whichever CPU
-	// sees the next window first, hands it over. So the slow path
-	// counts it (drop_fill), one lookup and one atomic add.
-	if (events)
-		return -1;
+	if (events) {
+		// Without a way for another CPU's event to take this CPU's
+		// count, the slow path puts it on the entry (drop_fill).
+		if (!have_percpu_lookup || now >= c->quiet_until)
+			return -1;
+		c->suppressed += 1;
+	}
 	c->packets += 1;
 	c->bytes += p->len;
 	return XDP_DROP;
@@ -741,7 +804,8 @@ static __always_inline int fast_drop(struct hit_slot *c, struct pkt *p)
 static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, struct pkt *p, struct hit_slot *c,
 				     const __u32 *key, __u8 family, __u64 gen)
 {
-	if (c->events && c->gen == gen && same_key(c, key, family) && boot_now() < c->quiet_until) {
+	if (!have_percpu_lookup && c->events && c->gen == gen && same_key(c, key, family) &&
+	    boot_now() < c->quiet_until) {
 		// Still quiet: only the held-back count needs the entry.
 		c->packets += 1;
 		c->bytes += p->len;
@@ -751,7 +815,7 @@ static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, st
 	if (same_key(c, key, family)) {
 		settle(c);
 		fold(e, c);
-	} else if (c->family && (c->packets || c->suppressed)) {
+	} else if (c->family && (c->packets || c->suppressed != c->handed)) {
 		// Another key's drops sit here: take the slot over only for a
 		// key that comes back to it before any other, so a flood
 		// cycling through more sources than slots pays a plain drop
@@ -759,7 +823,7 @@ static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, st
 		__u32 h = key[0] ^ key[1] ^ key[2] ^ key[3];
 		if (c->cand != h) {
 			c->cand = h;
-			return drop(ctx, e, p);
+			return drop(ctx, e, p, key, family);
 		}
 		settle(c);
 		__u32 old[4] = { c->key[0], c->key[1], c->key[2], c->key[3] };
@@ -770,6 +834,8 @@ static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, st
 			oe = bpf_map_lookup_elem(&ban_v6, old);
 		if (oe)
 			fold(oe, c);
+		else
+			take(c); // that ban is gone, and what it held back with it
 	}
 	c->key[0] = key[0];
 	c->key[1] = key[1];
@@ -782,16 +848,14 @@ static __always_inline int drop_fill(struct xdp_md *ctx, struct ban_entry *e, st
 	c->scope_id = e->scope_id;
 	c->packets = 1;
 	c->bytes = p->len;
-	c->suppressed = 0;
 	c->quiet_until = 0;
-	c->fills += 1;
 	struct meta *m = get_meta();
 	c->events = m && m->drop_log_rate;
 	if (c->events) {
 		__u64 now = boot_now();
 		__u64 quiet = 0;
 		if (sample(e, m, now, &quiet))
-			emit(ctx, e, p, now);
+			emit(ctx, e, p, now, key, family);
 		else
 			suppressed(e);
 		c->quiet_until = quiet;
@@ -1037,7 +1101,7 @@ int xdpban(struct xdp_md *ctx)
 	// it otherwise): the rest of that source's traffic goes on like
 	// anyone's. Prefix bans are not cached.
 	if (e)
-		return drop(ctx, e, &p);
+		return drop(ctx, e, &p, NULL, 0);
 	if (rate_limit(&p, masked))
 		return count(rate_limited, XDP_DROP);
 	if (expired)

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/features"
 )
 
 // The kernel keeps a per-CPU cache of exact-table hits (xdpban_hitcache,
@@ -24,6 +26,19 @@ import (
 //     which the kernel's later fold cancels: a new ban starts from zero.
 
 const hitSlots = 1024 // HIT_SLOTS
+
+// percpuLookup sets have_percpu_lookup (a variable so tests can run the
+// path older kernels take).
+var percpuLookup = havePercpuLookup
+
+// havePercpuLookup is 1 when the kernel lets a drop event take the
+// counts other CPUs' slots hold back (5.19+).
+func havePercpuLookup() uint32 {
+	if features.HaveProgramHelper(ebpf.XDP, asm.FnMapLookupPercpuElem) == nil {
+		return 1
+	}
+	return 0
+}
 
 // hitKey is a slot's key: the exact table's key bytes and family.
 type hitKey struct {
@@ -117,7 +132,7 @@ func (x *XDP) bumpGen() error {
 func (x *XDP) pendingAll() (map[hitKey]pend, error) {
 	out := map[hitKey]pend{}
 	err := x.eachSlot(func(s *xdpbanHitSlot) {
-		if s.Family == 0 || (s.Packets == 0 && s.Suppressed == 0) {
+		if s.Family == 0 || (s.Packets == 0 && s.Suppressed == s.Handed) {
 			return
 		}
 		k := slotKey(s)
@@ -202,7 +217,7 @@ func (x *XDP) pendingFor(keys []hitKey) (map[hitKey]pend, error) {
 func addPending(out map[hitKey]pend, per []xdpbanHitSlot, want map[hitKey]bool) {
 	for i := range per {
 		s := &per[i]
-		if s.Family == 0 || (s.Packets == 0 && s.Suppressed == 0) {
+		if s.Family == 0 || (s.Packets == 0 && s.Suppressed == s.Handed) {
 			continue
 		}
 		if k := slotKey(s); want[k] {
@@ -220,14 +235,21 @@ func (x *XDP) slotTotals() (all pend, byJail map[uint16]pend, err error) {
 		if s.Family == 0 {
 			return
 		}
-		all = all.plus(s)
-		byJail[s.JailId] = byJail[s.JailId].plus(s)
+		all = all.unsettled(s)
+		byJail[s.JailId] = byJail[s.JailId].unsettled(s)
 	})
 	return all, byJail, err
 }
 
+// plus adds what s holds for its ban: drops not folded into the entry,
+// held-back drops not handed over.
 func (p pend) plus(s *xdpbanHitSlot) pend {
-	return pend{p.packets + s.Packets, p.bytes + s.Bytes, p.suppressed + s.Suppressed}
+	return pend{p.packets + s.Packets, p.bytes + s.Bytes, p.suppressed + (s.Suppressed - s.Handed)}
+}
+
+// unsettled adds what s holds that xdpban_stats and jail_drops lack.
+func (p pend) unsettled(s *xdpbanHitSlot) pend {
+	return pend{p.packets + s.Packets, p.bytes + s.Bytes, p.suppressed + (s.Suppressed - s.Settled)}
 }
 
 // withPending is e's counters with the slots' share added.

@@ -219,7 +219,15 @@ func TestHitCacheCounters(t *testing.T) {
 // the entry's rate, the drops held back are counted, and the next event
 // once the second is over, sent from one CPU, hands over those of both.
 func TestHitCacheEvents(t *testing.T) {
+	t.Run("percpu-lookup", func(t *testing.T) { testHitCacheEvents(t, havePercpuLookup) })
+	// Before 5.19: held-back drops go on the entry at once.
+	t.Run("no-percpu-lookup", func(t *testing.T) { testHitCacheEvents(t, func() uint32 { return 0 }) })
+}
+
+func testHitCacheEvents(t *testing.T, have func() uint32) {
+	percpuLookup = have
 	x := loadDetached(t, Options{})
+	percpuLookup = havePercpuLookup
 	if err := x.SetDropLog(2, 0); err != nil {
 		t.Fatal(err)
 	}

@@ -492,6 +492,9 @@ func load(o Options) (*loadState, error) {
 	if err := spec.Variables[xdpbanVarIpv6Prefix].Set(uint32(o.IPv6Prefix)); err != nil {
 		return nil, fmt.Errorf("set ipv6_prefix: %w", err)
 	}
+	if err := spec.Variables[xdpbanVarHavePercpuLookup].Set(percpuLookup()); err != nil {
+		return nil, fmt.Errorf("set have_percpu_lookup: %w", err)
+	}
 
 	st := &loadState{x: &XDP{
 		pin:      o.PinPath,

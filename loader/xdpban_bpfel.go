@@ -64,7 +64,7 @@ type xdpbanHitSlot struct {
 	Packets    uint64
 	Bytes      uint64
 	Suppressed uint64
-	Fills      uint64
+	Handed     uint64
 	JailId     uint16
 	ScopeId    uint16
 	Family     uint8
@@ -72,7 +72,7 @@ type xdpbanHitSlot struct {
 	Pad        uint16
 	Cand       uint32
 	Reserved32 uint32
-	Reserved   uint64
+	Settled    uint64
 }
 
 type xdpbanJailDropCount struct {
@@ -159,27 +159,28 @@ type xdpbanStats struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	xdpbanMapBanV4           = "ban_v4"
-	xdpbanMapBanV4Net        = "ban_v4_net"
-	xdpbanMapBanV6           = "ban_v6"
-	xdpbanMapBanV6Net        = "ban_v6_net"
-	xdpbanMapDropEvents      = "drop_events"
-	xdpbanMapJailDrops       = "jail_drops"
-	xdpbanMapJailNames       = "jail_names"
-	xdpbanMapRlBuckets       = "rl_buckets"
-	xdpbanMapRlJailStats     = "rl_jail_stats"
-	xdpbanMapRlRules         = "rl_rules"
-	xdpbanMapXdpbanClock     = "xdpban_clock"
-	xdpbanMapXdpbanEvbudget  = "xdpban_evbudget"
-	xdpbanMapXdpbanGen       = "xdpban_gen"
-	xdpbanMapXdpbanHitcache  = "xdpban_hitcache"
-	xdpbanMapXdpbanMeta      = "xdpban_meta"
-	xdpbanMapXdpbanScopes    = "xdpban_scopes"
-	xdpbanMapXdpbanStats     = "xdpban_stats"
-	xdpbanProgXdpban         = "xdpban"
-	xdpbanVarDropEventLayout = "drop_event_layout"
-	xdpbanVarIpv6Prefix      = "ipv6_prefix"
-	xdpbanVarLayoutVersion   = "layout_version"
+	xdpbanMapBanV4            = "ban_v4"
+	xdpbanMapBanV4Net         = "ban_v4_net"
+	xdpbanMapBanV6            = "ban_v6"
+	xdpbanMapBanV6Net         = "ban_v6_net"
+	xdpbanMapDropEvents       = "drop_events"
+	xdpbanMapJailDrops        = "jail_drops"
+	xdpbanMapJailNames        = "jail_names"
+	xdpbanMapRlBuckets        = "rl_buckets"
+	xdpbanMapRlJailStats      = "rl_jail_stats"
+	xdpbanMapRlRules          = "rl_rules"
+	xdpbanMapXdpbanClock      = "xdpban_clock"
+	xdpbanMapXdpbanEvbudget   = "xdpban_evbudget"
+	xdpbanMapXdpbanGen        = "xdpban_gen"
+	xdpbanMapXdpbanHitcache   = "xdpban_hitcache"
+	xdpbanMapXdpbanMeta       = "xdpban_meta"
+	xdpbanMapXdpbanScopes     = "xdpban_scopes"
+	xdpbanMapXdpbanStats      = "xdpban_stats"
+	xdpbanProgXdpban          = "xdpban"
+	xdpbanVarDropEventLayout  = "drop_event_layout"
+	xdpbanVarHavePercpuLookup = "have_percpu_lookup"
+	xdpbanVarIpv6Prefix       = "ipv6_prefix"
+	xdpbanVarLayoutVersion    = "layout_version"
 )
 
 // loadXdpban returns the embedded CollectionSpec for xdpban.
@@ -254,9 +255,10 @@ type xdpbanMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type xdpbanVariableSpecs struct {
-	DropEventLayout *ebpf.VariableSpec `ebpf:"drop_event_layout"`
-	Ipv6Prefix      *ebpf.VariableSpec `ebpf:"ipv6_prefix"`
-	LayoutVersion   *ebpf.VariableSpec `ebpf:"layout_version"`
+	DropEventLayout  *ebpf.VariableSpec `ebpf:"drop_event_layout"`
+	HavePercpuLookup *ebpf.VariableSpec `ebpf:"have_percpu_lookup"`
+	Ipv6Prefix       *ebpf.VariableSpec `ebpf:"ipv6_prefix"`
+	LayoutVersion    *ebpf.VariableSpec `ebpf:"layout_version"`
 }
 
 // xdpbanObjects contains all objects after they have been loaded into the kernel.
@@ -324,9 +326,10 @@ func (m *xdpbanMaps) Close() error {
 //
 // It can be passed to loadXdpbanObjects or ebpf.CollectionSpec.LoadAndAssign.
 type xdpbanVariables struct {
-	DropEventLayout *ebpf.Variable `ebpf:"drop_event_layout"`
-	Ipv6Prefix      *ebpf.Variable `ebpf:"ipv6_prefix"`
-	LayoutVersion   *ebpf.Variable `ebpf:"layout_version"`
+	DropEventLayout  *ebpf.Variable `ebpf:"drop_event_layout"`
+	HavePercpuLookup *ebpf.Variable `ebpf:"have_percpu_lookup"`
+	Ipv6Prefix       *ebpf.Variable `ebpf:"ipv6_prefix"`
+	LayoutVersion    *ebpf.Variable `ebpf:"layout_version"`
 }
 
 // xdpbanPrograms contains all programs after they have been loaded into the kernel.

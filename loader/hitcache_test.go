@@ -129,6 +129,17 @@ func TestHitCacheReban(t *testing.T) {
 		t.Fatalf("expired_pass %d → %d, want +1", before, got)
 	}
 
+	// The same for IPv6, whose fast path checks the slot before the
+	// extension headers (walked only for a scope).
+	v6 := addr("2001:db8:0:90::1")
+	mustAdd(t, x, bans.Ban{Prefix: pfx("2001:db8:0:90::/64"), Jail: "sshd"})
+	flood(t, x, udp6(v6), 1000, xdpDrop)
+	mustAdd(t, x, scoped("2001:db8:0:90::/64", "sshd", "tcp/22"))
+	flood(t, x, udp6(v6), 1, xdpPass)
+	flood(t, x, tcp6(v6, 22, tcpSYN), 1000, xdpDrop)
+	flood(t, x, tcp6(v6, 8080, tcpSYN), 1, xdpPass)
+	flood(t, x, tcp6ext(v6, 22, tcpSYN, ext6{kind: 0}), 10, xdpDrop)
+
 	// A ban that runs out while its slot is warm: no userspace change,
 	// the kernel's clock alone ends it (at most one tick late).
 	b := addr("192.0.2.91")

@@ -48,6 +48,15 @@ func (c bootClock) toBoot(t time.Time) uint64 {
 	return uint64(b)
 }
 
+// toWall is toBoot's inverse at c, rounded to the millisecond like the
+// package's toWall.
+func (c bootClock) toWall(ns uint64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return c.wall.Add(time.Duration(ns) - c.boot).Round(time.Millisecond)
+}
+
 // toWall is toBoot's inverse. The two clock reads are not simultaneous,
 // so the result is rounded to the millisecond to make an Add/List round
 // trip return the instant that was added.

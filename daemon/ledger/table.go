@@ -2,8 +2,8 @@ package ledger
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
-	"sort"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,14 +42,29 @@ func (t *table) slabLen() int { return len(t.slab) / recLen }
 
 func (t *table) rec(i int) []byte { return t.slab[i*recLen : (i+1)*recLen] }
 
-// find is the slab index of k, or -1.
+// find is the slab index of k, or -1. (A restart looks up each of the
+// kernel's million bans here.)
 func (t *table) find(k mkey) int {
-	n := t.slabLen()
-	i := sort.Search(n, func(i int) bool { return bytes.Compare(t.rec(i)[:keyLen], k[:]) >= 0 })
-	if i < n && bytes.Equal(t.rec(i)[:keyLen], k[:]) {
-		return i
+	lo, hi := 0, t.slabLen()
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if keyLess(t.slab[m*recLen:m*recLen+keyLen], k[:]) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < t.slabLen() && bytes.Equal(t.rec(lo)[:keyLen], k[:]) {
+		return lo
 	}
 	return -1
+}
+
+// keyLess orders keys as bytes.Compare does, the first eight bytes
+// compared as one number.
+func keyLess(a, b []byte) bool {
+	ha, hb := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	return ha < hb || ha == hb && bytes.Compare(a[8:keyLen], b[8:keyLen]) < 0
 }
 
 func (t *table) get(k mkey) (mval, bool) {

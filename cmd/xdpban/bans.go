@@ -261,7 +261,7 @@ func banFileErr(e *env, name string, err error) error {
 		for _, l := range bad.Lines {
 			fmt.Fprintf(e.stderr, "xdpban: ban: %s: %s\n", fileName(name), l)
 		}
-		return usageErr("%s: %v", fileName(name), bad)
+		return usageErr("%s: %s", fileName(name), bad.Summary())
 	case errors.Is(err, control.ErrLineTooLong):
 		return usageErr("%s: %v", fileName(name), strings.TrimPrefix(err.Error(), control.ErrLineTooLong.Error()+": "))
 	case errors.Is(err, errUsage):

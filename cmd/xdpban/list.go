@@ -70,7 +70,7 @@ func cmdList(e *env, args []string) int {
 		b, err := en.Ban()
 		left := "permanent"
 		if err == nil && !b.Permanent() {
-			left = b.Remaining(now).Round(time.Second).String()
+			left = shortDuration(max(b.Remaining(now).Round(time.Second), time.Second))
 		}
 		// The fleet node that decided it; "local" for this host's own.
 		origin := cmp.Or(en.Origin, "local")

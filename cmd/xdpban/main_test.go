@@ -102,6 +102,11 @@ func TestFromFileReportsEveryBadLine(t *testing.T) {
 	if out != "" {
 		t.Errorf("stdout %q", out)
 	}
+	// One bad line is named once, then the summary says how many.
+	_, _, errs = cli(t, "192.0.2.1\n300.1.2.3\n", "--socket", empty+"/none.sock", "--pin-path", empty+"/pins", "ban", "--from-file", "-")
+	if strings.Count(errs, `invalid address "300.1.2.3"`) != 1 || !strings.Contains(errs, "standard input: 1 bad line; nothing was banned") {
+		t.Errorf("one bad line:\n%s", errs)
+	}
 	// A byte-order mark and CRLF line ends (a list saved on Windows) are
 	// not bad lines: the only error left is the missing daemon.
 	code, _, errs = cli(t, "\ufeff192.0.2.1\r\n198.51.100.0/24 \r\n", "--socket", empty+"/none.sock", "--pin-path", empty+"/pins", "ban", "--from-file", "-")

@@ -68,12 +68,20 @@ type BadLinesError struct {
 }
 
 func (e *BadLinesError) Error() string {
+	if e.Total == 1 && len(e.Lines) == 1 {
+		return fmt.Sprintf("%s; nothing was banned: fix it and run again", e.Lines[0])
+	}
+	return e.Summary()
+}
+
+// Summary is the error without its lines, for after they were listed.
+func (e *BadLinesError) Summary() string {
+	if e.Total == 1 {
+		return "1 bad line; nothing was banned: fix it and run again"
+	}
 	more := ""
 	if e.Total > len(e.Lines) {
 		more = fmt.Sprintf(" (first %d shown)", len(e.Lines))
-	}
-	if e.Total == 1 && len(e.Lines) == 1 {
-		return fmt.Sprintf("%s; nothing was banned: fix it and run again", e.Lines[0])
 	}
 	return fmt.Sprintf("%d bad lines%s; nothing was banned: fix them and run again", e.Total, more)
 }

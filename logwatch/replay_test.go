@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +149,26 @@ func BenchmarkReplaySSHD(b *testing.B) {
 		if _, err := Replay(strings.NewReader(string(data)), f.NewScanner(), ReplayOptions{Ref: sampleRef}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestReplayCountOnly: a replay for the text report (CountOnly) counts,
+// tallies addresses and bans as the full one does, with no match list.
+func TestReplayCountOnly(t *testing.T) {
+	j := config.Jail{Name: "sshd", MaxRetry: 3, FindTime: 10 * time.Minute, BanTime: time.Hour}
+	full, err := Replay(openSample(t, "auth-sample.log"), loadSSHD(t).NewScanner(), ReplayOptions{Ref: sampleRef, Jail: &j})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := Replay(openSample(t, "auth-sample.log"), loadSSHD(t).NewScanner(), ReplayOptions{Ref: sampleRef, Jail: &j, CountOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full.Matches) == 0 || len(counts.Matches) != 0 {
+		t.Fatalf("matches: full %d, count-only %d", len(full.Matches), len(counts.Matches))
+	}
+	if full.Lines != counts.Lines || full.Matched != counts.Matched || full.Missed != counts.Missed ||
+		!slices.Equal(full.Hosts, counts.Hosts) || len(full.Bans) != len(counts.Bans) || len(full.Bans) == 0 {
+		t.Fatalf("count-only %+v, full %+v", counts, full)
 	}
 }

@@ -99,7 +99,8 @@ func cmdRegex(e *env, args []string) int {
 	defer closeIn()
 	sample := &headBuf{max: 64 << 10}
 	in = io.TeeReader(in, sample)
-	opt := logwatch.ReplayOptions{Jail: jail, Ref: ref}
+	// The text report prints counts and addresses, not every match.
+	opt := logwatch.ReplayOptions{Jail: jail, Ref: ref, CountOnly: !*jsonOut}
 	if cfg != nil {
 		opt.Widen = bans.Widen{IPv6: cfg.Daemon.IPv6Prefix}
 	}

@@ -155,7 +155,7 @@ func (c *Core) Import(ctx context.Context, tmpl bans.Ban, ps []netip.Prefix, par
 	}
 	c.gate.Lock()
 	defer c.gate.Unlock()
-	_, release, fresh, err := c.room(ps, nil, true)
+	release, fresh, err := c.reserve(ps, true)
 	if err != nil {
 		return 0, err
 	}
@@ -242,17 +242,16 @@ func (c *Core) enforce(ctx context.Context, bs []bans.Ban, history bool, cause B
 	unlock := c.lock(ps)
 	defer unlock()
 	// All or nothing: a table that cannot take every new ban takes none
-	// (a full LRU map would evict older bans to make room).
-	release, err := c.reserve(ps)
+	// (a full LRU map would evict older bans to make room). Whether
+	// every prefix is new matters to a backend that adds new bans faster
+	// and to a batch large enough for the mirror's one-merge insert; the
+	// room check's own lookups answer it.
+	na, hasNA := bans.As[bans.NewAdder](c.Backend)
+	release, fresh, err := c.reserve(ps, hasNA || len(bs) >= bulkMirror)
 	if err != nil {
 		return err
 	}
 	defer release()
-	// Whether every prefix is new matters to a backend that adds new
-	// bans faster and to a batch large enough for the mirror's one-merge
-	// insert; otherwise the lookups are not spent.
-	na, hasNA := bans.As[bans.NewAdder](c.Backend)
-	fresh := (hasNA || len(bs) >= bulkMirror) && c.allNew(ps)
 	add := c.Backend.Add
 	if hasNA && fresh {
 		add = na.AddNew

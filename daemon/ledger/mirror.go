@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"encoding/binary"
 	"math"
 	"net/netip"
@@ -99,9 +98,8 @@ func (c *Core) putNew(bs []bans.Ban) {
 	for i, b := range bs {
 		recs[i] = mrec{store.KeyOf(b.Prefix), c.val(b)}
 	}
-	byKey := func(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) }
-	if !slices.IsSortedFunc(recs, byKey) { // the store's and an import's are
-		slices.SortStableFunc(recs, byKey)
+	if !slices.IsSortedFunc(recs, cmpRec) { // the store's and an import's are
+		slices.SortStableFunc(recs, cmpRec)
 	}
 	for i, r := range recs {
 		if i+1 < len(recs) && recs[i+1].k == r.k {

@@ -41,23 +41,26 @@ func (c *Core) holder() bans.Holder {
 	return h
 }
 
-// reserve checks that the new prefixes among bs fit in their tables and
+// reserve checks that the new prefixes among ps fit in their tables and
 // holds room for them until the returned release (called once the
-// mirror has them, or the add failed). The caller holds bs's stripes.
-// It returns bans.ErrFull, naming the table and its setting, when they
-// do not: nothing of bs may then be added.
-func (c *Core) reserve(ps []netip.Prefix) (release func(), err error) {
-	_, release, _, err = c.room(ps, nil, true)
-	return release, err
+// mirror has them, or the add failed). The caller holds ps's stripes or
+// the gate. It returns bans.ErrFull, naming the table and its setting,
+// when they do not: nothing of ps may then be added. With wantFresh it
+// also says whether none of ps is banned yet (fresh), from the lookups
+// the check makes anyway.
+func (c *Core) reserve(ps []netip.Prefix, wantFresh bool) (release func(), fresh bool, err error) {
+	_, release, fresh, err = c.room(ps, nil, true, wantFresh)
+	return release, fresh && wantFresh, err
 }
 
 // room counts the new prefixes of ps per table and checks that they fit
 // with extra more (an import's earlier parts); with hold it reserves the
-// room until release. fresh reports that none of ps is banned yet.
-func (c *Core) room(ps []netip.Prefix, extra map[string]int, hold bool) (need map[string]int, release func(), fresh bool, err error) {
+// room until release. fresh reports that none of ps is banned yet
+// (without a limiter, only when wantFresh: the lookups are then its own).
+func (c *Core) room(ps []netip.Prefix, extra map[string]int, hold, wantFresh bool) (need map[string]int, release func(), fresh bool, err error) {
 	lim := c.limiter()
 	if lim == nil {
-		return nil, func() {}, c.allNew(ps), nil
+		return nil, func() {}, wantFresh && c.allNew(ps), nil
 	}
 	limits := lim.Limits()
 	need = map[string]int{}
@@ -130,7 +133,7 @@ func (c *Core) CheckRoom(bs []bans.Ban, pending map[string]int) (map[string]int,
 	ps := prefixesOf(bs)
 	unlock := c.lock(ps)
 	defer unlock()
-	need, _, _, err := c.room(ps, pending, false)
+	need, _, _, err := c.room(ps, pending, false, false)
 	return need, err
 }
 

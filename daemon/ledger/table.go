@@ -136,34 +136,16 @@ func (t *table) each(f func(k mkey, v mval) bool) {
 
 // merge rebuilds the slab from its live records and the delta.
 func (t *table) merge() {
-	add := make([]mkey, 0, len(t.delta))
-	for k := range t.delta {
-		add = append(add, k)
+	recs := make([]mrec, 0, len(t.delta))
+	for k, v := range t.delta {
+		recs = append(recs, mrec{k, v})
 	}
-	slices.SortFunc(add, func(a, b mkey) int { return bytes.Compare(a[:], b[:]) })
-	size := (t.slabLen() - t.dead + len(add)) * recLen
-	out, mapped := allocSlab(size)
-	out = out[:size]
-	w, i, j, n := 0, 0, 0, t.slabLen()
-	for i < n || j < len(add) {
-		if i < n && (j == len(add) || bytes.Compare(t.rec(i)[:keyLen], add[j][:]) < 0) {
-			if r := t.rec(i); r[recLen-1] == 1 {
-				w += copy(out[w:], r)
-			}
-			i++
-			continue
-		}
-		v := t.delta[add[j]]
-		w += copy(out[w:], add[j][:])
-		w += copy(out[w:], v[:])
-		out[w] = 1
-		w++
-		j++
-	}
-	t.free()
-	t.slab, t.mapped, t.dead = out, mapped, 0
+	slices.SortFunc(recs, cmpRec)
+	t.mergeInto(recs)
 	clear(t.delta)
 }
+
+func cmpRec(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) }
 
 // mrec is one entry for insertNew.
 type mrec struct {
@@ -188,7 +170,6 @@ func (t *table) insertNew(recs []mrec) {
 	if len(t.delta) > 0 {
 		t.merge()
 	}
-	cmpRec := func(a, b mrec) int { return bytes.Compare(a.k[:], b.k[:]) }
 	if !slices.IsSortedFunc(recs, cmpRec) {
 		slices.SortStableFunc(recs, cmpRec)
 	}
@@ -267,8 +248,9 @@ func (t *table) shrink(size int) {
 	t.slab = t.slab[:size]
 }
 
-// mergeInto is insertNew into a new slab: recs sorted, without
-// duplicates.
+// mergeInto rebuilds the slab from its live records and recs (sorted,
+// without duplicates, none live in the slab; a dead record of the same
+// key is replaced).
 func (t *table) mergeInto(recs []mrec) {
 	size := (t.slabLen() - t.dead + len(recs)) * recLen
 	out, mapped := allocSlab(size)

@@ -102,8 +102,7 @@ func readText(body io.Reader, size int64) (string, error) {
 // million lines take 0.13 s; in parts on two, no less.)
 func ParseBanFile(text string, req control.ImportRequest, w bans.Widen, now time.Time, rules ItemRules) (tmpl bans.Ban, ps []netip.Prefix, narrowed int, err error) {
 	// What every line shares is checked, and an error reported, once.
-	it := control.BanItem{Addr: "192.0.2.1", Jail: req.Jail, For: req.For, Force: true}
-	if tmpl, _, err = parseItem(it, w, now, ItemRules{Scope: rules.Scope}); err != nil {
+	if tmpl, err = banTemplate(req.Jail, req.For, now, rules); err != nil {
 		return tmpl, nil, 0, fmt.Errorf("%w: %w", control.ErrBadRequest, err)
 	}
 	ps = make([]netip.Prefix, 0, strings.Count(text, "\n")+1)

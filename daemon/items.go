@@ -126,25 +126,34 @@ func parseItem(it control.BanItem, w bans.Widen, now time.Time, rules ItemRules)
 	if err != nil {
 		return bans.Ban{}, wide, err
 	}
-	jail := it.Jail
+	if b, err = banTemplate(it.Jail, it.For, now, rules); err != nil {
+		return bans.Ban{}, wide, err
+	}
+	b.Prefix = p
+	return b, wide, nil
+}
+
+// banTemplate is a manual ban without its prefix: jail (default manual)
+// checked, for (default 1h, 0 permanent) from now, the jail's scope.
+func banTemplate(jail, forS string, now time.Time, rules ItemRules) (bans.Ban, error) {
 	if jail == "" {
 		jail = DefaultJail
 	}
 	if err := checkJailName(jail); err != nil {
-		return bans.Ban{}, wide, err
+		return bans.Ban{}, err
 	}
-	d, err := ParseBanTime(it.For)
+	d, err := ParseBanTime(forS)
 	if err != nil {
-		return bans.Ban{}, wide, err
+		return bans.Ban{}, err
 	}
-	b = bans.Ban{Prefix: p, Jail: jail}
+	b := bans.Ban{Jail: jail}
 	if rules.Scope != nil {
 		b.Scope = rules.Scope(jail)
 	}
 	if d > 0 {
 		b.Expires = now.Add(d)
 	}
-	return b, wide, nil
+	return b, nil
 }
 
 // Widest prefixes a ban may name. 0.0.0.0/0 (or /1 …) drops a large part

@@ -22,9 +22,6 @@ import (
 // (an item is under 100 bytes of JSON).
 const banChunk = 5000
 
-// maxReported bounds the bad lines listed for --from-file.
-const maxReported = 20
-
 func (e *env) requireRoot(what string) error {
 	if e.geteuid != nil && e.geteuid() != 0 {
 		return usageErr("%s needs root (CAP_BPF, CAP_NET_ADMIN and the control socket): run it with sudo", what)
@@ -63,7 +60,7 @@ func cmdBan(e *env, args []string) int {
 	case *from != "":
 		raw, err := e.readFromFile(*from)
 		if err == nil {
-			items, err = banFileItems(raw, *from, control.ImportRequest{Jail: *jail, For: *forS})
+			items, err = banFileItems(raw, control.ImportRequest{Jail: *jail, For: *forS})
 		}
 		if err != nil {
 			return e.fail("ban", banFileErr(e, *from, err))
@@ -102,10 +99,7 @@ func cmdBan(e *env, args []string) int {
 	if *jsonOut {
 		return e.printJSON(control.BanResponse{Banned: nonNil(banned)})
 	}
-	what := "for " + durText(*forS)
-	if d, _ := daemon.ParseBanTime(*forS); d == 0 {
-		what = "permanently"
-	}
+	what := banFor(*forS)
 	// banned is in the items' order (sendBans, and the direct mode's
 	// ParseItems): say when a prefix is not what was typed.
 	var notes []string
@@ -144,7 +138,7 @@ func (e *env) importFile(name string, req control.ImportRequest) int {
 	svc, err := e.service(ctx)
 	if err != nil {
 		// Bad lines are the file's fault whatever runs: say so first.
-		if _, ferr := banFileItems(raw, name, req); ferr != nil {
+		if _, ferr := banFileItems(raw, req); ferr != nil {
 			return e.fail("ban", banFileErr(e, name, ferr))
 		}
 		return e.fail("ban", err)
@@ -153,7 +147,7 @@ func (e *env) importFile(name string, req control.ImportRequest) int {
 	n, err := svc.Import(ctx, req, bytes.NewReader(raw))
 	if errors.Is(err, control.ErrNoImport) {
 		var items []control.BanItem
-		if items, err = banFileItems(raw, name, req); err == nil {
+		if items, err = banFileItems(raw, req); err == nil {
 			var banned []string
 			banned, err = svc.Ban(ctx, items)
 			n = len(banned)
@@ -162,11 +156,7 @@ func (e *env) importFile(name string, req control.ImportRequest) int {
 	if err != nil {
 		return e.fail("ban", banFileErr(e, name, err))
 	}
-	what := "for " + durText(req.For)
-	if d, _ := daemon.ParseBanTime(req.For); d == 0 {
-		what = "permanently"
-	}
-	fmt.Fprintf(e.stdout, "banned %d addresses in jail %s %s\n", n, req.Jail, what)
+	fmt.Fprintf(e.stdout, "banned %d addresses in jail %s %s\n", n, req.Jail, banFor(req.For))
 	return exitOK
 }
 
@@ -220,9 +210,14 @@ func sendBans(ctx context.Context, c *control.Client, items []control.BanItem) (
 	return banned, nil
 }
 
-func durText(s string) string {
-	d, _ := daemon.ParseBanTime(s)
-	return shortDuration(d)
+// banFor is how long --for bans, as the CLI says it: "for 1h",
+// "permanently".
+func banFor(forS string) string {
+	d, _ := daemon.ParseBanTime(forS)
+	if d == 0 {
+		return "permanently"
+	}
+	return "for " + shortDuration(d)
 }
 
 // shortDuration is d as an operator writes it: 1h, 90m, 1h30m, 45s (Go's
@@ -288,7 +283,7 @@ func (e *env) readFromFile(name string) ([]byte, error) {
 // banFileItems reads --from-file for bans sent one by one (--json, an
 // older daemon): all or nothing, every bad line named (a
 // control.BadLinesError), nothing banned.
-func banFileItems(raw []byte, name string, req control.ImportRequest) ([]control.BanItem, error) {
+func banFileItems(raw []byte, req control.ImportRequest) ([]control.BanItem, error) {
 	var items []control.BanItem
 	bad := &control.BadLinesError{}
 	err := control.ScanBanText(string(raw), func(line int, s string) error {
@@ -300,9 +295,7 @@ func banFileItems(raw []byte, name string, req control.ImportRequest) ([]control
 		return nil
 	})
 	switch {
-	case err != nil && !errors.Is(err, control.ErrLineTooLong):
-		return nil, fmt.Errorf("read %s: %w", fileName(name), err)
-	case err != nil:
+	case err != nil: // ErrLineTooLong: fn refuses nothing
 		return nil, err
 	case bad.Total > 0:
 		return nil, bad

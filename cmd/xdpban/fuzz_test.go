@@ -16,7 +16,7 @@ func FuzzReadBanFile(f *testing.F) {
 	f.Add("300.1.2.3\n10.0.0.0/33\n")
 	f.Add(strings.Repeat("a", 5000))
 	f.Fuzz(func(t *testing.T, in string) {
-		items, err := banFileItems([]byte(in), "-", control.ImportRequest{Jail: "manual", For: "1h"})
+		items, err := banFileItems([]byte(in), control.ImportRequest{Jail: "manual", For: "1h"})
 		if err != nil {
 			if len(items) != 0 {
 				t.Fatal("items returned with an error")

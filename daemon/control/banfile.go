@@ -3,7 +3,6 @@ package control
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 )
 
@@ -16,23 +15,14 @@ const BanFileLineMax = 4096
 // MaxBadLines bounds the bad lines of a ban file named in a BadLinesError.
 const MaxBadLines = 20
 
-// ScanBanFile calls fn with every address of a ban file and its line
+// ScanBanText calls fn with every address of a ban file and its line
 // number: one address or CIDR a line, '#' starts a comment, blank lines
 // and a leading UTF-8 byte-order mark (editors on Windows write one) are
 // skipped. The daemon reads its imports with it and the CLI its
 // --from-file when it sends bans one by one, so both read a file the same
-// way. fn's error stops the scan and is returned; a line over
-// BanFileLineMax is ErrLineTooLong, naming it.
-func ScanBanFile(r io.Reader, fn func(line int, addr string) error) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	return ScanBanText(string(raw), fn)
-}
-
-// ScanBanText is ScanBanFile over a file already read: the addresses fn
-// gets are substrings of text, so a million lines cost no allocation.
+// way. The addresses fn gets are substrings of text, so a million lines
+// cost no allocation. fn's error stops the scan and is returned; a line
+// over BanFileLineMax is ErrLineTooLong, naming it.
 func ScanBanText(text string, fn func(line int, addr string) error) error {
 	text = strings.TrimPrefix(text, "\ufeff")
 	line := 0

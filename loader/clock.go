@@ -48,8 +48,9 @@ func (c bootClock) toBoot(t time.Time) uint64 {
 	return uint64(b)
 }
 
-// toWall is toBoot's inverse at c, rounded to the millisecond like the
-// package's toWall.
+// toWall is toBoot's inverse at c. The two clock reads are not
+// simultaneous, so the result is rounded to the millisecond to make an
+// Add/List round trip return the instant that was added.
 func (c bootClock) toWall(ns uint64) time.Time {
 	if ns == 0 {
 		return time.Time{}
@@ -57,14 +58,6 @@ func (c bootClock) toWall(ns uint64) time.Time {
 	return c.wall.Add(time.Duration(ns) - c.boot).Round(time.Millisecond)
 }
 
-// toWall is toBoot's inverse. The two clock reads are not simultaneous,
-// so the result is rounded to the millisecond to make an Add/List round
-// trip return the instant that was added.
-func toWall(ns uint64) time.Time {
-	if ns == 0 {
-		return time.Time{}
-	}
-	now := time.Now()
-	b := bootNow()
-	return now.Add(time.Duration(ns) - b).Round(time.Millisecond)
-}
+// toWall is toBoot's inverse now; a walk of many entries reads the clocks
+// once with newBootClock instead.
+func toWall(ns uint64) time.Time { return newBootClock().toWall(ns) }
